@@ -1,0 +1,50 @@
+/*
+ * Strict JSON input and the canonical encoding of records.
+ *
+ * Every record is stored, hashed and signed in one canonical byte form, so equal content hashes
+ * equally on every node and in the client:
+ *   - UTF-8, no byte-order mark, no whitespace outside strings;
+ *   - object members sorted by the bytes of their (NFC) key, duplicate keys impossible;
+ *   - integers only, in shortest decimal form, within ±(2^53-1); no fractions, no exponents;
+ *   - every string and key in Unicode Normalization Form C;
+ *   - strings escape only '"', '\\', and control characters: \b \f \n \r \t by name, the rest as
+ *     \u00XX with upper-case hex; everything else, including '/', is written as its UTF-8 bytes.
+ * docs/protocol.md specifies this for independent implementations.
+ *
+ * Parsing (ov_json_parse) is for input from outside: it rejects invalid UTF-8, NUL bytes (raw or
+ * \u0000), duplicate keys, nesting deeper than OV_JSON_MAX_DEPTH, numbers with fractions or
+ * exponents or outside ±(2^53-1), and anything after the value, and reports where.
+ */
+#ifndef OV_CANON_H
+#define OV_CANON_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#define OV_JSON_MAX_DEPTH 32
+#define OV_JSON_MAX_INTEGER 9007199254740991LL
+
+typedef struct {
+    int line;     /* 1-based line of the problem, 0 if not positional */
+    int column;   /* 1-based column (in bytes) */
+    long offset;  /* 0-based byte offset */
+    char message[160]; /* English, e.g. "duplicate object key 'title'" */
+} ov_json_error;
+
+/* Parses len bytes of data (not NUL-terminated) into *out (caller owns, json_decref).
+ * Errors: OV_EPARSE with *err filled. */
+int ov_json_parse(const char *data, size_t len, json_t **out, ov_json_error *err);
+
+/* Brings every string and object key in value to NFC, in place. Fails with OV_EINVAL if a string
+ * is not valid UTF-8 or two keys of one object become equal after normalisation (err names it). */
+int ov_canon_normalize(json_t *value, ov_json_error *err);
+
+/* Encodes value canonically into a new malloc'd buffer *out (caller frees) of *out_len bytes,
+ * NUL-terminated for convenience (the NUL is not counted). value must be normalised. Errors:
+ * OV_EINVAL (a real number, an integer out of range, a non-NFC string), OV_ENOMEM. */
+int ov_canon_encode(const json_t *value, char **out, size_t *out_len);
+
+/* True when data[0..len) is already the canonical encoding of some value. */
+int ov_canon_is_canonical(const char *data, size_t len);
+
+#endif

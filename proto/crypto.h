@@ -1,0 +1,69 @@
+/*
+ * The node's and client's cryptography: SHA-256, randomness and ECDSA P-256 signatures.
+ * This is the only module that includes mbedTLS headers.
+ *
+ * Signatures are deterministic (RFC 6979 with SHA-256), encoded as fixed-size r‖s (64 bytes,
+ * big-endian) and normalised to low-S (s ≤ n/2); verification rejects high-S, so each message has
+ * exactly one valid signature per key. Public keys are uncompressed SEC1 points (65 bytes, 0x04‖X‖Y).
+ */
+#ifndef OV_CRYPTO_H
+#define OV_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define OV_HASH_BYTES 32
+#define OV_PUBKEY_BYTES 65
+#define OV_SIGNATURE_BYTES 64
+
+typedef struct ov_keypair ov_keypair;
+
+typedef struct {
+    uint8_t opaque[128]; /* holds an mbedtls_sha256_context; see crypto.c */
+} ov_sha256_ctx;
+
+void ov_sha256(const void *data, size_t len, uint8_t out[OV_HASH_BYTES]);
+void ov_sha256_init(ov_sha256_ctx *ctx);
+void ov_sha256_update(ov_sha256_ctx *ctx, const void *data, size_t len);
+void ov_sha256_final(ov_sha256_ctx *ctx, uint8_t out[OV_HASH_BYTES]);
+
+/* Fills buf with len bytes from the kernel CSPRNG (getrandom). OV_OK or OV_EIO. */
+int ov_random(void *buf, size_t len);
+
+/* Loads the private key stored at path, or, when the file does not exist, generates a new key
+ * and writes it there atomically (temporary file, fsync, rename) with mode 0600. An existing
+ * file that is readable by group or others is refused with OV_EDENIED. The file holds the
+ * 32-byte private scalar as 64 hex digits and a newline. On success *out is owned by the caller
+ * (ov_keypair_free). Errors: OV_EIO, OV_EDENIED, OV_EPARSE (corrupt file), OV_ECRYPTO, OV_ENOMEM. */
+int ov_keypair_load_or_create(const char *path, ov_keypair **out);
+
+/* Generates a key in memory only (tests, benchmarks). */
+int ov_keypair_generate(ov_keypair **out);
+
+/* Builds a key from a 32-byte private scalar (deterministic test keys). */
+int ov_keypair_from_secret(const uint8_t secret[32], ov_keypair **out);
+
+void ov_keypair_free(ov_keypair *key);
+
+/* The uncompressed public point of key. */
+void ov_keypair_public(const ov_keypair *key, uint8_t out[OV_PUBKEY_BYTES]);
+
+/* Signs a 32-byte digest. OV_OK or OV_ECRYPTO. */
+int ov_sign(const ov_keypair *key, const uint8_t digest[OV_HASH_BYTES],
+            uint8_t signature[OV_SIGNATURE_BYTES]);
+
+/* Verifies signature over digest with public key pub. OV_OK, OV_EBADSIG (wrong, malformed or
+ * high-S signature) or OV_EINVAL (pub is not a valid P-256 point). */
+int ov_verify(const uint8_t pub[OV_PUBKEY_BYTES], const uint8_t digest[OV_HASH_BYTES],
+              const uint8_t signature[OV_SIGNATURE_BYTES]);
+
+/* Lower-case hex of len bytes into out (2*len+1 bytes with NUL). */
+void ov_hex_encode(const uint8_t *data, size_t len, char *out);
+
+/* Parses exactly 2*len hex digits. OV_OK or OV_EINVAL. */
+int ov_hex_decode(const char *hex, size_t hex_len, uint8_t *out, size_t len);
+
+/* Constant-time comparison; 0 when equal. */
+int ov_memcmp_const(const void *a, const void *b, size_t len);
+
+#endif

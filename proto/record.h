@@ -1,0 +1,134 @@
+/*
+ * The record model: kinds, the envelope every record carries, validation per kind, and the
+ * sealed (canonical, hashed) form in which records are stored, logged and replicated.
+ *
+ * A record is one JSON object. The envelope members are assigned by the origin node and are
+ * read-only for clients:
+ *   id       ov_id text        stable, globally unique
+ *   kind     "region" | "school" | "person" | "case" | "lesson" | "request"
+ *   origin   ov_id text        the node with authority over the record
+ *   version  integer ≥ 1       +1 for every accepted change
+ *   created  RFC 3339 UTC with milliseconds, e.g. "2026-11-22T12:00:00.000Z"
+ *   updated  idem
+ *   author   ov_id text        the account that wrote this version
+ *   status   "draft" | "published" | "deleted"
+ * All other members are the kind's content fields (see record.c's field tables and
+ * docs/records.md). Unknown members are rejected, so typos never pass silently.
+ */
+#ifndef OV_RECORD_H
+#define OV_RECORD_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/crypto.h"
+#include "proto/id.h"
+
+typedef enum {
+    OV_KIND_REGION,
+    OV_KIND_SCHOOL,
+    OV_KIND_PERSON,
+    OV_KIND_CASE,
+    OV_KIND_LESSON,
+    OV_KIND_REQUEST,
+    OV_KIND_COUNT
+} ov_kind;
+
+typedef enum { OV_STATUS_DRAFT, OV_STATUS_PUBLISHED, OV_STATUS_DELETED, OV_STATUS_COUNT } ov_status;
+
+/* "case" */
+const char *ov_kind_name(ov_kind kind);
+/* The REST collection: "regions", "schools", "people", "cases", "lessons", "requests". */
+const char *ov_kind_collection(ov_kind kind);
+/* OV_OK or OV_EINVAL. */
+int ov_kind_parse(const char *name, size_t len, ov_kind *out);
+int ov_kind_parse_collection(const char *name, size_t len, ov_kind *out);
+const char *ov_status_name(ov_status status);
+int ov_status_parse(const char *name, size_t len, ov_status *out);
+
+/* Problems found in client input, each naming the field (a JSON path such as "title",
+ * "scan.doel.omgeving.score" or "themes[2]") and saying what is wrong in Dutch and English. */
+#define OV_FIELD_ERRORS_MAX 32
+typedef struct {
+    char field[96];
+    char message_nl[200];
+    char message_en[200];
+} ov_field_error;
+
+typedef struct {
+    ov_field_error items[OV_FIELD_ERRORS_MAX];
+    int count;
+    int truncated; /* more problems than fit */
+} ov_field_errors;
+
+void ov_field_errors_init(ov_field_errors *errs);
+/* Appends one problem; sets truncated when full. Strings are truncated to fit. */
+void ov_field_errors_add(ov_field_errors *errs, const char *field, const char *message_nl,
+                         const char *message_en);
+
+typedef struct {
+    ov_id id;
+    ov_kind kind;
+    ov_id origin;
+    uint32_t version;
+    int64_t created_ms;
+    int64_t updated_ms;
+    ov_id author;
+    ov_status status;
+} ov_envelope;
+
+/* Checks client content for a record of kind. Envelope members may be present (a client may send
+ * back what it read): "kind" must then equal kind, "id" must be a valid id, "status" must be
+ * "draft" or "published"; version/created/updated/origin/author are ignored. Every problem is
+ * added to errs. Returns OV_OK or OV_ESCHEMA. content is not modified. */
+int ov_record_validate(ov_kind kind, const json_t *content, ov_field_errors *errs);
+
+/* The status a client asked for in content ("status" member), or fallback when absent. */
+ov_status ov_record_requested_status(const json_t *content, ov_status fallback);
+
+/* Seals a record: copies content's non-envelope members, adds env's envelope members, applies
+ * defaults (e.g. licence "CC-BY-4.0" for cases), normalises to NFC and encodes canonically.
+ * On success *canon is malloc'd (caller frees), *canon_len its length, hash the SHA-256 of the
+ * canonical bytes; if record_out is not NULL it receives the sealed object (caller decrefs).
+ * content must have passed ov_record_validate. Errors: OV_EINVAL, OV_ENOMEM. */
+int ov_record_seal(const json_t *content, const ov_envelope *env, json_t **record_out,
+                   char **canon, size_t *canon_len, uint8_t hash[OV_HASH_BYTES]);
+
+/* A sealed record with only its envelope and status "deleted": what a deletion leaves. */
+int ov_record_seal_tombstone(const ov_envelope *env, char **canon, size_t *canon_len,
+                             uint8_t hash[OV_HASH_BYTES]);
+
+/* Reads the envelope members of a sealed record. OV_OK or OV_ESCHEMA. */
+int ov_record_envelope(const json_t *record, ov_envelope *env);
+
+/* RFC 3339 UTC with milliseconds ("2026-11-22T12:00:00.000Z", 24 chars + NUL) and back. */
+void ov_time_format(int64_t ms, char out[32]);
+int ov_time_parse(const char *text, size_t len, int64_t *ms);
+
+/* Facets a record is found by in lists and search. fn is called once per (facet, value) pair;
+ * a non-zero return stops the walk and is returned. Facets:
+ *   "school"    every school id the record refers to (a school record: its own id)
+ *   "region"    the region id
+ *   "sector"    e.g. "vo"
+ *   "phase"     cases: adoptie | implementatie | institutionalisering
+ *   "theme"     each theme, lower-cased
+ *   "bouwsteen" cases: each building block with a score ≥ 3 at either level;
+ *               lessons: each block the lesson is tagged with
+ *   "principle" lessons: each IIO principle "1".."5"
+ *   "case"      lessons: the case id; requests: none
+ *   "person"    requests: the brigadier who took it up
+ * Values are at most 96 bytes; longer ones are skipped. */
+typedef int (*ov_facet_fn)(void *ctx, const char *facet, const char *value);
+int ov_record_facets(ov_kind kind, const json_t *record, ov_facet_fn fn, void *ctx);
+
+/* The seven building blocks (bouwstenen) in order, as slugs used in JSON and URLs:
+ * doel, talenten, proces, houding, ruimte, contact, delen; with Dutch and English titles. */
+#define OV_BOUWSTENEN 7
+extern const char *const ov_bouwsteen_slug[OV_BOUWSTENEN];
+extern const char *const ov_bouwsteen_title_nl[OV_BOUWSTENEN];
+extern const char *const ov_bouwsteen_title_en[OV_BOUWSTENEN];
+/* The two levels of the scan: "innovatieteam" and "omgeving". */
+extern const char *const ov_scan_level[2];
+
+#endif

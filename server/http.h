@@ -1,0 +1,88 @@
+/*
+ * HTTP/1.1 server on the node's libuv loop, built on libwebsockets. The only module (with the
+ * live-update module) that includes <libwebsockets.h>; everything above it sees ov_http_request.
+ *
+ * The layer reads a whole request (headers and a body of at most max_body bytes) before it calls
+ * the application's handler; it answers by itself, with application/problem+json, what never
+ * reaches the handler: 413 for a body over the limit (decided from Content-Length before reading
+ * it), 408 for a sender too slow to finish within request_timeout_s, 400 for an unparseable
+ * request. Keep-alive is supported; every response has an exact Content-Length.
+ *
+ * A handler answers exactly once, at once or later (after a durable write, say), always on the
+ * loop thread. A request stays valid until it is answered, even if its connection closes first:
+ * the answer is then discarded.
+ */
+#ifndef OV_HTTP_H
+#define OV_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct ov_http_server ov_http_server;
+typedef struct ov_http_request ov_http_request;
+
+typedef enum {
+    OV_HTTP_GET,
+    OV_HTTP_HEAD,
+    OV_HTTP_POST,
+    OV_HTTP_PUT,
+    OV_HTTP_DELETE,
+    OV_HTTP_OPTIONS,
+    OV_HTTP_OTHER
+} ov_http_method;
+
+typedef void (*ov_http_handler)(void *app, ov_http_request *request);
+
+typedef struct {
+    const char *host;            /* listen address, e.g. "127.0.0.1" or "::" */
+    int port;                    /* 0 = any free port (see ov_http_port) */
+    size_t max_body;             /* bytes; 0 = 1 MiB */
+    unsigned request_timeout_s;  /* headers and body must arrive within this; 0 = 30 */
+    unsigned keepalive_timeout_s;/* idle keep-alive connections are closed; 0 = 60 */
+    ov_http_handler handler;
+    void *app;
+} ov_http_options;
+
+/* Starts listening on loop. Errors: OV_EIO (cannot bind), OV_ENOMEM. */
+int ov_http_start(uv_loop_t *loop, const ov_http_options *options, ov_http_server **out);
+/* The bound port (useful with port 0). */
+int ov_http_port(const ov_http_server *server);
+/* Stops accepting, closes connections once their pending answers are written, and calls
+ * on_stopped(arg) on the loop when everything is closed. Free with ov_http_free after that. */
+void ov_http_stop(ov_http_server *server, void (*on_stopped)(void *arg), void *arg);
+void ov_http_free(ov_http_server *server);
+
+/* ---- The request (all strings borrowed, valid until the request is answered) ------------- */
+ov_http_method ov_http_request_method(const ov_http_request *request);
+const char *ov_http_request_method_name(const ov_http_request *request);
+/* The percent-decoded path without the query, NUL-terminated, e.g. "/api/v1/cases/01J…". A path
+ * whose decoding yields NUL or invalid UTF-8 is answered 400 before the handler sees it. */
+const char *ov_http_request_path(const ov_http_request *request);
+/* The first value of query parameter name, percent-decoded ('+' = space), or NULL. */
+const char *ov_http_request_query(const ov_http_request *request, const char *name);
+/* All values of name (repeated parameters), up to max; returns how many were stored. */
+int ov_http_request_query_all(const ov_http_request *request, const char *name,
+                              const char **values, int max);
+/* Calls fn for every query parameter (name, value decoded) in order; stops on non-zero. */
+int ov_http_request_query_each(const ov_http_request *request,
+                               int (*fn)(void *ctx, const char *name, const char *value),
+                               void *ctx);
+/* A request header by case-insensitive name ("if-match"), or NULL. */
+const char *ov_http_request_header(const ov_http_request *request, const char *name);
+/* The body (may be empty; not NUL-terminated). */
+const char *ov_http_request_body(const ov_http_request *request, size_t *len);
+/* The peer's IP address as text. */
+const char *ov_http_request_peer(const ov_http_request *request);
+/* Monotonic time (ns) at which the request was complete, for latency metrics. */
+uint64_t ov_http_request_start_ns(const ov_http_request *request);
+
+/* ---- The answer -------------------------------------------------------------------------- */
+/* Answers with status, a Content-Type (may be NULL for no body), extra header lines (each ending
+ * in "\r\n", may be NULL), and body (copied; for HEAD only its length is sent). Frees the request.
+ * route is a low-cardinality label for metrics ("/api/v1/{kind}/{id}"), may be NULL. */
+void ov_http_respond(ov_http_request *request, int status, const char *content_type,
+                     const char *extra_headers, const void *body, size_t body_len,
+                     const char *route);
+
+#endif

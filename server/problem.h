@@ -1,0 +1,21 @@
+/*
+ * RFC 9457 problem details: every error the API returns is application/problem+json with type,
+ * title, status, detail and, for input problems, errors: [{field, message}] — in Dutch unless the
+ * request's Accept-Language prefers English.
+ */
+#ifndef OV_PROBLEM_H
+#define OV_PROBLEM_H
+
+#include "proto/record.h"
+#include "server/http.h"
+
+/* Answers request with a problem document for status. detail says what was wrong and where (it
+ * may be NULL for the status's standard text); errs may be NULL. extra_headers as for
+ * ov_http_respond (e.g. "Retry-After: 5\r\n"). */
+void ov_problem_respond(ov_http_request *request, int status, const char *detail,
+                        const ov_field_errors *errs, const char *extra_headers, const char *route);
+
+/* True when the request prefers English over Dutch (Accept-Language). */
+int ov_problem_prefers_english(const ov_http_request *request);
+
+#endif

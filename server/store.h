@@ -1,0 +1,208 @@
+/*
+ * The node's storage: one LMDB environment in the data directory. The only module that includes
+ * <lmdb.h>.
+ *
+ * Named databases (docs/architecture.md has the key and value layouts):
+ *   records   record id → meta header ‖ canonical record bytes (the current version only)
+ *   index     facet ‖ 0 ‖ value ‖ 0 ‖ kind ‖ record id → ∅   (lists and filters; kind, school,
+ *             region, sector, phase, theme, bouwsteen, status, … — see ov_record_facets)
+ *   updated   kind ‖ updated_ms ‖ record id → ∅             (recently changed first)
+ *   log       origin ‖ seq → 114-byte log entry            (every origin's hash-chained log)
+ *   heads     origin → 128-byte signed head ‖ 65-byte public key
+ *   changes   change seq → record id                        (this node's change feed: one row
+ *             per record, at the position of its latest change; older rows are deleted, so
+ *             reading from N yields every record changed after N exactly once, in order)
+ *   accounts  account id → account JSON;  usernames  username → account id
+ *   sessions  SHA-256(token) → session
+ *   meta      schema version, node id, counters
+ *
+ * Reads run on the caller's thread in their own read-only snapshot (MDB_NOTLS) and never wait for
+ * the writer. Writes happen only through a write transaction (ov_store_write_begin), used by
+ * exactly one thread at a time (the writer, see writer.h, or a CLI command when no node runs; LMDB
+ * serialises writers across processes). Commits are durable (fsync) before they return.
+ *
+ * Content of superseded versions is not kept: a log entry whose content hash is no longer the
+ * record's current hash is replicated without content. Purged records keep their log entries.
+ */
+#ifndef OV_STORE_H
+#define OV_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/crypto.h"
+#include "proto/id.h"
+#include "proto/log.h"
+#include "proto/record.h"
+
+typedef struct ov_store ov_store;
+typedef struct ov_read ov_read;
+typedef struct ov_wtxn ov_wtxn;
+
+typedef struct {
+    const char *dir;         /* data directory; created with mode 0700 if missing */
+    size_t map_size;         /* maximum database size in bytes; 0 = 8 GiB */
+    const ov_keypair *key;   /* the node key, borrowed for the store's lifetime; signs heads */
+} ov_store_options;
+
+/* Opens (creating if needed) the store. Errors: OV_EIO, OV_ESTORE, OV_ENOMEM, OV_EINVAL (a
+ * store created by another node key). *out is owned by the caller (ov_store_close). */
+int ov_store_open(const ov_store_options *options, ov_store **out);
+/* Closes the environment. No read or write transaction may be open. */
+void ov_store_close(ov_store *store);
+/* This node's id (from its genesis key). */
+const ov_id *ov_store_node_id(const ov_store *store);
+
+typedef struct {
+    ov_envelope env;
+    uint8_t content_hash[OV_HASH_BYTES];
+    uint64_t change_seq; /* position of the record's latest change in the change feed */
+    uint64_t log_seq;    /* the origin log entry that produced this version */
+} ov_record_meta;
+
+/* ---- Reads ------------------------------------------------------------------------------- */
+
+/* Starts a read snapshot. Cheap: snapshots are recycled per thread. *out until ov_read_end. */
+int ov_read_begin(ov_store *store, ov_read **out);
+void ov_read_end(ov_read *read);
+
+/* The current version of a record. *json (not NUL-terminated) is borrowed from the snapshot and
+ * valid until ov_read_end. meta or json may be NULL. Errors: OV_ENOTFOUND, OV_ESTORE. */
+int ov_read_record(ov_read *read, const ov_id *id, ov_record_meta *meta, const char **json,
+                   size_t *len);
+
+#define OV_LIST_MAX_FILTERS 8
+#define OV_LIST_MAX_VALUES 16
+typedef struct {
+    const char *facet;                        /* e.g. "school", "theme" */
+    const char *values[OV_LIST_MAX_VALUES];   /* OR within one facet */
+    int value_count;
+} ov_list_filter;
+
+typedef struct {
+    ov_kind kind;
+    ov_list_filter filters[OV_LIST_MAX_FILTERS]; /* AND across facets */
+    int filter_count;
+    unsigned status_mask; /* bit (1u << ov_status) per status to include; 0 = published only */
+    ov_id before;         /* cursor: only ids strictly smaller; zero id = from the newest */
+    size_t limit;         /* records to deliver (fn returned 0), 1..200 */
+} ov_list_query;
+
+/* Called per matching record, newest id first. Return 0 to count it towards limit, 1 to skip it
+ * (e.g. not visible to the caller), negative to stop with that error. json is borrowed until
+ * ov_read_end. */
+typedef int (*ov_list_fn)(void *ctx, const ov_record_meta *meta, const char *json, size_t len);
+
+/* Lists records of query->kind matching every filter, newest first, until limit were counted.
+ * *next receives the cursor for the following page, or the zero id when there are no more.
+ * The scan is driven by the most selective filter's index and bounded: at most 20,000 index rows
+ * are examined per call (then *next continues from there). Errors: OV_EINVAL, OV_ESTORE, or fn's. */
+int ov_read_list(ov_read *read, const ov_list_query *query, ov_list_fn fn, void *ctx, ov_id *next);
+
+/* Called per change after since, in change order. Return 0 to go on, negative to stop. */
+typedef int (*ov_change_fn)(void *ctx, uint64_t change_seq, const ov_record_meta *meta,
+                            const char *json, size_t len);
+/* Delivers up to limit changes with change_seq > since; *last receives the change_seq of the last
+ * one delivered (since when none). */
+int ov_read_changes(ov_read *read, uint64_t since, size_t limit, ov_change_fn fn, void *ctx,
+                    uint64_t *last);
+/* The newest change_seq (0 for an empty store). */
+uint64_t ov_read_last_change(ov_read *read);
+
+/* The signed head of origin's log and the public key that signed it. OV_ENOTFOUND when this
+ * node holds nothing from origin. */
+int ov_read_head(ov_read *read, const ov_id *origin, ov_log_head *head,
+                 uint8_t pub[OV_PUBKEY_BYTES]);
+/* Up to limit log entries of origin from seq from_seq on. For each: the entry, and its record's
+ * canonical bytes if they are still the current version (else NULL, 0). */
+typedef int (*ov_log_fn)(void *ctx, const ov_log_entry *entry, const char *content, size_t len);
+int ov_read_log(ov_read *read, const ov_id *origin, uint64_t from_seq, size_t limit,
+                ov_log_fn fn, void *ctx);
+
+/* Accounts. The account JSON is documented in auth.h. *account is a new reference (decref). */
+int ov_read_account(ov_read *read, const ov_id *id, json_t **account);
+int ov_read_account_by_name(ov_read *read, const char *username, ov_id *id, json_t **account);
+/* Calls fn for every account in id order. */
+typedef int (*ov_account_fn)(void *ctx, const ov_id *id, const json_t *account);
+int ov_read_accounts(ov_read *read, ov_account_fn fn, void *ctx);
+
+typedef struct {
+    ov_id account;
+    int64_t created_ms;
+    int64_t expires_ms;
+} ov_session;
+int ov_read_session(ov_read *read, const uint8_t token_hash[OV_HASH_BYTES], ov_session *session);
+
+typedef struct {
+    uint64_t records;     /* rows in records */
+    uint64_t log_entries; /* rows in log */
+    uint64_t changes;     /* last change seq */
+    uint64_t map_bytes;   /* bytes of the data file in use (pages × page size) */
+} ov_store_stats;
+int ov_read_stats(ov_read *read, ov_store_stats *stats);
+
+/* ---- Writes ------------------------------------------------------------------------------ */
+
+typedef enum {
+    OV_WRITE_RECORD_CREATE,   /* kind, content, author, status; id if not zero (else generated) */
+    OV_WRITE_RECORD_REPLACE,  /* id, if_version (0 = any), content, author, status */
+    OV_WRITE_RECORD_DELETE,   /* id, if_version, author: leaves a tombstone version */
+    OV_WRITE_RECORD_STATUS,   /* id, if_version, author, status: e.g. a moderator publishes */
+    OV_WRITE_ACCOUNT_PUT,     /* account_id, account (JSON with "username"); creates or replaces */
+    OV_WRITE_SESSION_PUT,     /* token_hash, session */
+    OV_WRITE_SESSION_DELETE,  /* token_hash */
+    OV_WRITE_SESSIONS_REVOKE, /* account_id: deletes every session of that account */
+} ov_write_type;
+
+typedef struct ov_write_op ov_write_op;
+struct ov_write_op {
+    ov_write_type type;
+
+    /* Inputs, owned by the op until ov_write_op_free. */
+    ov_kind kind;
+    ov_id id;
+    uint32_t if_version;
+    json_t *content;  /* validated content (ov_record_validate); reference owned by the op */
+    ov_id author;
+    ov_status status;
+    ov_id account_id;
+    json_t *account;
+    uint8_t token_hash[OV_HASH_BYTES];
+    ov_session session;
+
+    /* Results, set before completion. result: OV_OK; OV_ENOTFOUND (no such record or a kind
+     * mismatch); OV_ECONFLICT (if_version stale, the current version is in meta); OV_EEXISTS
+     * (create with a used id or a taken username); OV_EGONE (record deleted); OV_ESTORE/OV_EFULL.
+     * On success for record ops: meta and the sealed bytes canon/canon_len (owned by the op). */
+    int result;
+    ov_record_meta meta;
+    char *canon;
+    size_t canon_len;
+
+    /* Completion, called once on the submitting loop's thread (see writer.h). */
+    void (*on_done)(ov_write_op *op);
+    void *user;
+    ov_write_op *next; /* the writer's queue link */
+};
+
+/* A zeroed op of the given type (caller fills inputs). NULL on OOM. */
+ov_write_op *ov_write_op_new(ov_write_type type);
+/* Releases the op, its content/account references and canon. */
+void ov_write_op_free(ov_write_op *op);
+
+int ov_store_write_begin(ov_store *store, ov_wtxn **out);
+/* Applies one op inside the batch, in a nested transaction: a failing op sets op->result and
+ * leaves the batch as it was; a successful op sets result OV_OK and its outputs. now_ms is the
+ * batch's timestamp. */
+void ov_store_apply(ov_wtxn *txn, ov_write_op *op, int64_t now_ms);
+/* Signs the new log head (if the batch appended entries) and commits durably. On failure every op
+ * of the batch must be treated as failed (OV_ESTORE or OV_EFULL returned). The txn is gone after. */
+int ov_store_write_commit(ov_wtxn *txn);
+void ov_store_write_abort(ov_wtxn *txn);
+
+/* Begin, apply one op, commit: for command-line tools that write without a running node. Returns
+ * op->result, or the commit error. */
+int ov_store_write_one(ov_store *store, ov_write_op *op);
+
+#endif
