@@ -1,0 +1,33 @@
+/*
+ * The running node: the pieces every request handler needs, owned by main.c. Handlers receive a
+ * pointer to it as their application context; nothing here is global.
+ */
+#ifndef OV_NODE_H
+#define OV_NODE_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "proto/crypto.h"
+#include "server/http.h"
+#include "server/store.h"
+#include "server/writer.h"
+
+struct ov_auth;
+struct ov_static_files;
+struct ov_config;
+
+typedef struct ov_node {
+    uv_loop_t *loop;
+    ov_store *store;
+    ov_writer *writer;
+    ov_http_server *http;
+    struct ov_auth *auth;                /* rate limits for logins (auth.h) */
+    struct ov_static_files *web;         /* the web client's files (static_files.h) */
+    const struct ov_config *config;      /* config.h */
+    ov_keypair *key;                     /* node key, also borrowed by the store */
+    int64_t started_ms;
+    int shutting_down;                   /* set on SIGTERM: new writes get 503 */
+} ov_node;
+
+#endif
