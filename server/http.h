@@ -3,7 +3,8 @@
  * live-update module) that includes <libwebsockets.h>; everything above it sees ov_http_request.
  *
  * The layer reads a whole request (headers and a body of at most max_body bytes) before it calls
- * the application's handler; it answers by itself, with application/problem+json, what never
+ * the application's handler; it answers by itself, with a minimal application/problem+json of its own (it sits below
+ * problem.c), what never
  * reaches the handler: 413 for a body over the limit (decided from Content-Length before reading
  * it), 408 for a sender too slow to finish within request_timeout_s, 400 for an unparseable
  * request. Keep-alive is supported; every response has an exact Content-Length.
