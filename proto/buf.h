@@ -1,0 +1,29 @@
+/*
+ * A growable byte buffer with a hard maximum, for building responses and messages. Appends fail
+ * with OV_ETOOBIG instead of growing past max, so no peer can make us allocate without bound;
+ * after a failed append the buffer is marked failed and further appends are no-ops, which lets
+ * callers check once at the end.
+ */
+#ifndef OV_BUF_H
+#define OV_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+typedef struct {
+    char *data; /* owned; NUL-terminated after every successful append */
+    size_t len;
+    size_t cap;
+    size_t max;
+    int failed; /* OV_ENOMEM or OV_ETOOBIG once an append failed, else 0 */
+} ov_buf;
+
+void ov_buf_init(ov_buf *buf, size_t max);
+void ov_buf_free(ov_buf *buf);
+int ov_buf_append(ov_buf *buf, const void *data, size_t len);
+int ov_buf_append_str(ov_buf *buf, const char *text);
+int ov_buf_printf(ov_buf *buf, const char *format, ...) __attribute__((format(printf, 2, 3)));
+/* Appends text as a JSON string literal (quotes included), escaping as the canonical form does. */
+int ov_buf_append_json_string(ov_buf *buf, const char *text, size_t len);
+
+#endif
