@@ -1,0 +1,1126 @@
+/*
+ * REST handlers of the node. A request is routed by its path; reads are answered at once from an
+ * LMDB snapshot on the loop thread (they never wait for the writer); writes are checked here
+ * (content type, JSON, schema, references, role) and then handed to the writer, and answered only
+ * in the op's completion, i.e. after the batch holding them is durable.
+ *
+ * Records are stored in their canonical JSON form and sent as stored: a GET copies bytes from the
+ * snapshot into the response without parsing them, and a list concatenates them.
+ */
+#include "server/api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "proto/buf.h"
+#include "proto/canon.h"
+#include "proto/error.h"
+#include "proto/id.h"
+#include "proto/record.h"
+#include "server/auth.h"
+#include "server/metrics.h"
+#include "server/problem.h"
+#include "server/session_api.h"
+#include "server/static_files.h"
+
+#define JSON_TYPE    "application/json"
+#define RESPONSE_MAX (64u << 20)
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void respond_buf(ov_http_request *req, int status, ov_buf *buf, const char *headers,
+                        const char *route)
+{
+    if (buf->failed) {
+        ov_problem_respond(req, 500, "the response could not be built", NULL, NULL, route);
+        return;
+    }
+    ov_http_respond(req, status, JSON_TYPE, headers, buf->data, buf->len, route);
+}
+
+static void respond_error_code(ov_http_request *req, int rc, const char *route)
+{
+    switch (rc) {
+    case OV_ENOTFOUND:
+        ov_problem_respond(req, 404, NULL, NULL, NULL, route);
+        break;
+    case OV_EGONE:
+        ov_problem_respond(req, 410, "this record has been deleted", NULL, NULL, route);
+        break;
+    case OV_EAUTH:
+        ov_problem_respond(req, 401, "sign in first (POST /api/v1/session)", NULL, NULL, route);
+        break;
+    case OV_EDENIED:
+        ov_problem_respond(req, 403, "your role does not allow this", NULL, NULL, route);
+        break;
+    case OV_EEXISTS:
+        ov_problem_respond(req, 409, "a record with this id exists already", NULL, NULL, route);
+        break;
+    case OV_EFULL:
+        ov_problem_respond(req, 507, "the node's storage is full", NULL, NULL, route);
+        break;
+    case OV_ESHUTDOWN:
+        ov_problem_respond(req, 503, "the node is shutting down", NULL, "Retry-After: 5\r\n",
+                           route);
+        break;
+    default:
+        ov_problem_respond(req, 500, ov_strerror(rc), NULL, NULL, route);
+        break;
+    }
+}
+
+/* ---- Request parsing helpers ----------------------------------------------------------------- */
+
+/* Checks Content-Type and parses the body as strict JSON; answers the request on failure. */
+static json_t *read_json_body(ov_http_request *req, const char *route)
+{
+    const char *type = ov_http_request_header(req, "content-type");
+    if (!type || strncasecmp(type, JSON_TYPE, strlen(JSON_TYPE)) != 0 ||
+        (type[strlen(JSON_TYPE)] != 0 && type[strlen(JSON_TYPE)] != ';' &&
+         type[strlen(JSON_TYPE)] != ' ')) {
+        char detail[200];
+        snprintf(detail, sizeof detail, "send the record as application/json, not %.100s",
+                 type ? type : "(no Content-Type)");
+        ov_problem_respond(req, 415, detail, NULL, NULL, route);
+        return NULL;
+    }
+    size_t len;
+    const char *body = ov_http_request_body(req, &len);
+    json_t *value = NULL;
+    ov_json_error err;
+    if (ov_json_parse(body, len, &value, &err) != OV_OK) {
+        char detail[300];
+        snprintf(detail, sizeof detail, "malformed JSON at line %d, column %d: %s", err.line,
+                 err.column, err.message);
+        ov_problem_respond(req, 400, detail, NULL, NULL, route);
+        return NULL;
+    }
+    if (!json_is_object(value)) {
+        json_decref(value);
+        ov_problem_respond(req, 422, "the body must be a JSON object", NULL, NULL, route);
+        return NULL;
+    }
+    return value;
+}
+
+/* Parses an If-Match value ("3", W/"3" is not accepted: versions are strong validators). Returns
+ * the version, 0 when absent, -1 when malformed. */
+static long parse_if_match(const char *value)
+{
+    if (!value)
+        return 0;
+    if (strcmp(value, "*") == 0)
+        return 0;
+    const char *p = value;
+    if (*p != '"')
+        return -1;
+    p++;
+    char *end;
+    long version = strtol(p, &end, 10);
+    if (end == p || *end != '"' || end[1] != 0 || version < 1 || version > 0x7fffffff)
+        return -1;
+    return version;
+}
+
+static void format_etag(char *out, size_t size, uint32_t version)
+{
+    snprintf(out, size, "\"%u\"", version);
+}
+
+/* ---- Policy scope ---------------------------------------------------------------------------- */
+
+static void scope_add_school(ov_record_scope *scope, const char *text)
+{
+    ov_id id;
+    if (!text || scope->school_count >= OV_SCOPE_MAX_SCHOOLS ||
+        ov_id_parse(text, strlen(text), &id) != OV_OK)
+        return;
+    scope->schools[scope->school_count++] = id;
+}
+
+/* The region a school belongs to, from its record (zero id when unknown). */
+static void school_region(ov_read *read, const ov_id *school, ov_id *region)
+{
+    const char *json;
+    size_t len;
+    ov_record_meta meta;
+    if (ov_read_record(read, school, &meta, &json, &len) != OV_OK ||
+        meta.env.kind != OV_KIND_SCHOOL)
+        return;
+    json_t *record = json_loadb(json, len, 0, NULL);
+    const char *text = json_string_value(json_object_get(record, "region"));
+    if (text)
+        ov_id_parse(text, strlen(text), region);
+    json_decref(record);
+}
+
+/* Describes a record (stored or proposed) for the role rules: its region, schools, person and
+ * author. Records without their own region inherit their (first) school's region. */
+static void build_scope(ov_read *read, ov_kind kind, const json_t *record, const ov_id *id,
+                        const ov_id *author, ov_record_scope *scope)
+{
+    memset(scope, 0, sizeof *scope);
+    if (author)
+        scope->author = *author;
+    const char *region = json_string_value(json_object_get(record, "region"));
+    if (region)
+        ov_id_parse(region, strlen(region), &scope->region);
+    switch (kind) {
+    case OV_KIND_SCHOOL:
+        if (id && scope->school_count < OV_SCOPE_MAX_SCHOOLS)
+            scope->schools[scope->school_count++] = *id;
+        break;
+    case OV_KIND_CASE: {
+        size_t i;
+        json_t *school;
+        json_array_foreach(json_object_get(record, "schools"), i, school)
+            scope_add_school(scope, json_string_value(school));
+        break;
+    }
+    case OV_KIND_LESSON:
+    case OV_KIND_REQUEST:
+        scope_add_school(scope, json_string_value(json_object_get(record, "school")));
+        break;
+    case OV_KIND_PERSON:
+        if (id)
+            scope->person = *id;
+        scope_add_school(scope, json_string_value(json_object_get(record, "school")));
+        break;
+    default:
+        break;
+    }
+    if (ov_id_is_zero(&scope->region) && scope->school_count > 0)
+        school_region(read, &scope->schools[0], &scope->region);
+}
+
+/* ---- Reference checks ------------------------------------------------------------------------ */
+
+typedef struct {
+    const char *field;
+    ov_kind target;
+    int is_array;
+} reference_field;
+
+static const reference_field reference_fields[] = {
+    {"school", OV_KIND_SCHOOL, 0}, {"schools", OV_KIND_SCHOOL, 1},  {"region", OV_KIND_REGION, 0},
+    {"case", OV_KIND_CASE, 0},     {"taken_by", OV_KIND_PERSON, 0},
+};
+
+static void check_reference(ov_read *read, const char *field, const char *text, ov_kind target,
+                            ov_field_errors *errs)
+{
+    ov_id id;
+    ov_record_meta meta;
+    if (!text || ov_id_parse(text, strlen(text), &id) != OV_OK)
+        return; /* the schema check reports malformed ids */
+    if (ov_read_record(read, &id, &meta, NULL, NULL) == OV_OK && meta.env.kind == target &&
+        meta.env.status != OV_STATUS_DELETED)
+        return;
+    char nl[200], en[200];
+    snprintf(nl, sizeof nl, "verwijst naar een %s die hier niet bestaat", ov_kind_name(target));
+    snprintf(en, sizeof en, "refers to a %s that does not exist here", ov_kind_name(target));
+    ov_field_errors_add(errs, field, nl, en);
+}
+
+/* Every id a record refers to must name an existing record of the right kind. */
+static void check_references(ov_read *read, const json_t *content, ov_field_errors *errs)
+{
+    for (size_t f = 0; f < sizeof reference_fields / sizeof reference_fields[0]; f++) {
+        const reference_field *rf = &reference_fields[f];
+        json_t *value = json_object_get(content, rf->field);
+        if (!value)
+            continue;
+        if (!rf->is_array) {
+            check_reference(read, rf->field, json_string_value(value), rf->target, errs);
+            continue;
+        }
+        size_t i;
+        json_t *item;
+        json_array_foreach(value, i, item)
+        {
+            char path[64];
+            snprintf(path, sizeof path, "%s[%zu]", rf->field, i);
+            check_reference(read, path, json_string_value(item), rf->target, errs);
+        }
+    }
+}
+
+/* ---- Writes ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    ov_node *node;
+    ov_http_request *req;
+    const char *route;
+    int created; /* answer 201 with Location */
+    int no_body; /* answer 204 */
+} pending_write;
+
+static void on_record_written(ov_write_op *op)
+{
+    pending_write *pending = op->user;
+    ov_http_request *req = pending->req;
+    char headers[256];
+    char etag[32];
+    switch (op->result) {
+    case OV_OK: {
+        format_etag(etag, sizeof etag, op->meta.env.version);
+        char id[OV_ID_CHARS + 1];
+        ov_id_format(&op->meta.env.id, id);
+        if (pending->no_body) {
+            snprintf(headers, sizeof headers, "ETag: %s\r\n", etag);
+            ov_http_respond(req, 204, NULL, headers, NULL, 0, pending->route);
+        } else if (pending->created) {
+            snprintf(headers, sizeof headers, "ETag: %s\r\nLocation: /api/v1/%s/%s\r\n", etag,
+                     ov_kind_collection(op->meta.env.kind), id);
+            ov_http_respond(req, 201, JSON_TYPE, headers, op->canon, op->canon_len, pending->route);
+        } else {
+            snprintf(headers, sizeof headers, "ETag: %s\r\n", etag);
+            ov_http_respond(req, 200, JSON_TYPE, headers, op->canon, op->canon_len, pending->route);
+        }
+        break;
+    }
+    case OV_ECONFLICT: {
+        format_etag(etag, sizeof etag, op->meta.env.version);
+        char detail[160];
+        snprintf(detail, sizeof detail,
+                 "the record changed meanwhile: it is at version %u; read it again and retry",
+                 op->meta.env.version);
+        snprintf(headers, sizeof headers, "ETag: %s\r\n", etag);
+        ov_problem_respond(req, 412, detail, NULL, headers, pending->route);
+        break;
+    }
+    default:
+        respond_error_code(req, op->result, pending->route);
+        break;
+    }
+    free(pending);
+    ov_write_op_free(op);
+}
+
+/* Hands op to the writer; the answer follows in on_record_written. Takes ownership of op. */
+static void submit_write(ov_node *node, ov_http_request *req, ov_write_op *op, const char *route,
+                         int created, int no_body)
+{
+    pending_write *pending = calloc(1, sizeof *pending);
+    if (!pending) {
+        ov_write_op_free(op);
+        respond_error_code(req, OV_ENOMEM, route);
+        return;
+    }
+    *pending = (pending_write){node, req, route, created, no_body};
+    op->user = pending;
+    op->on_done = on_record_written;
+    int rc = node->shutting_down ? OV_ESHUTDOWN : ov_writer_submit(node->writer, op);
+    if (rc != OV_OK) {
+        free(pending);
+        ov_write_op_free(op);
+        respond_error_code(req, rc, route);
+    }
+}
+
+/* The status a write asks for, given what the writer may do: an explicit "status" must be
+ * allowed; without one, records of those who may publish stay as they are (or are published when
+ * new), and everyone else's writes go to review as drafts. */
+static ov_status choose_status(const ov_principal *who, const json_t *content, ov_kind kind,
+                               const ov_record_scope *scope, ov_status current, int is_new)
+{
+    if (json_object_get(content, "status"))
+        return ov_record_requested_status(content, OV_STATUS_DRAFT);
+    if (ov_auth_can_write(who, OV_AUTH_PUBLISH, kind, scope, OV_STATUS_PUBLISHED) == OV_OK)
+        return is_new ? OV_STATUS_PUBLISHED : current;
+    return OV_STATUS_DRAFT;
+}
+
+static void handle_create(ov_node *node, ov_http_request *req, ov_kind kind,
+                          const ov_principal *who, const char *route)
+{
+    if (who->role == OV_ROLE_ANONYMOUS) {
+        respond_error_code(req, OV_EAUTH, route);
+        return;
+    }
+    json_t *content = read_json_body(req, route);
+    if (!content)
+        return;
+    ov_field_errors errs;
+    ov_field_errors_init(&errs);
+    ov_record_validate(kind, content, &errs);
+    const char *given_id = json_string_value(json_object_get(content, "id"));
+    if (given_id)
+        ov_field_errors_add(&errs, "id", "wordt door de node toegekend; laat dit veld weg",
+                            "is assigned by the node; leave it out");
+    ov_read *read = NULL;
+    int rc = ov_read_begin(node->store, &read);
+    if (rc != OV_OK) {
+        json_decref(content);
+        respond_error_code(req, rc, route);
+        return;
+    }
+    if (errs.count == 0)
+        check_references(read, content, &errs);
+    if (errs.count > 0) {
+        ov_read_end(read);
+        json_decref(content);
+        ov_problem_respond(req, 422, "the record does not meet the schema", &errs, NULL, route);
+        return;
+    }
+    ov_record_scope scope;
+    build_scope(read, kind, content, NULL, &who->account, &scope);
+    ov_read_end(read);
+    ov_status status = choose_status(who, content, kind, &scope, OV_STATUS_DRAFT, 1);
+    rc = ov_auth_can_write(who, OV_AUTH_CREATE, kind, &scope, status);
+    if (rc != OV_OK) {
+        json_decref(content);
+        respond_error_code(req, rc, route);
+        return;
+    }
+    ov_write_op *op = ov_write_op_new(OV_WRITE_RECORD_CREATE);
+    if (!op) {
+        json_decref(content);
+        respond_error_code(req, OV_ENOMEM, route);
+        return;
+    }
+    op->kind = kind;
+    op->content = content;
+    op->author = who->account;
+    op->status = status;
+    submit_write(node, req, op, route, 1, 0);
+}
+
+/* Loads a stored record for a change: answers 404/410 itself and returns NULL. */
+static json_t *load_for_change(ov_read *read, ov_http_request *req, ov_kind kind, const ov_id *id,
+                               ov_record_meta *meta, const char *route)
+{
+    const char *json;
+    size_t len;
+    int rc = ov_read_record(read, id, meta, &json, &len);
+    if (rc == OV_OK && meta->env.kind != kind)
+        rc = OV_ENOTFOUND;
+    if (rc == OV_OK && meta->env.status == OV_STATUS_DELETED)
+        rc = OV_EGONE;
+    if (rc != OV_OK) {
+        respond_error_code(req, rc, route);
+        return NULL;
+    }
+    json_t *record = json_loadb(json, len, 0, NULL);
+    if (!record)
+        respond_error_code(req, OV_ESTORE, route);
+    return record;
+}
+
+static void handle_replace(ov_node *node, ov_http_request *req, ov_kind kind, const ov_id *id,
+                           const ov_principal *who, const char *route)
+{
+    if (who->role == OV_ROLE_ANONYMOUS) {
+        respond_error_code(req, OV_EAUTH, route);
+        return;
+    }
+    const char *if_match = ov_http_request_header(req, "if-match");
+    long version = parse_if_match(if_match);
+    if (!if_match || strcmp(if_match, "*") == 0) {
+        ov_problem_respond(req, 428,
+                           "send If-Match with the ETag you read, so no one's change is "
+                           "overwritten unseen",
+                           NULL, NULL, route);
+        return;
+    }
+    if (version < 0) {
+        ov_problem_respond(req, 400, "If-Match must be an ETag of this API, e.g. \"3\"", NULL, NULL,
+                           route);
+        return;
+    }
+    json_t *content = read_json_body(req, route);
+    if (!content)
+        return;
+    ov_field_errors errs;
+    ov_field_errors_init(&errs);
+    ov_record_validate(kind, content, &errs);
+    const char *given_id = json_string_value(json_object_get(content, "id"));
+    char id_text[OV_ID_CHARS + 1];
+    ov_id_format(id, id_text);
+    if (given_id && strcmp(given_id, id_text) != 0)
+        ov_field_errors_add(&errs, "id", "hoort bij een ander record dan het adres",
+                            "belongs to another record than the URL");
+    ov_read *read = NULL;
+    int rc = ov_read_begin(node->store, &read);
+    if (rc != OV_OK) {
+        json_decref(content);
+        respond_error_code(req, rc, route);
+        return;
+    }
+    ov_record_meta meta;
+    json_t *current = load_for_change(read, req, kind, id, &meta, route);
+    if (!current) {
+        ov_read_end(read);
+        json_decref(content);
+        return;
+    }
+    if (errs.count == 0)
+        check_references(read, content, &errs);
+    if (errs.count > 0) {
+        ov_read_end(read);
+        json_decref(current);
+        json_decref(content);
+        ov_problem_respond(req, 422, "the record does not meet the schema", &errs, NULL, route);
+        return;
+    }
+    /* Both the record as it is and as it would become must be within the writer's reach. */
+    ov_record_scope before, after;
+    build_scope(read, kind, current, id, &meta.env.author, &before);
+    build_scope(read, kind, content, id, &meta.env.author, &after);
+    ov_read_end(read);
+    json_decref(current);
+    ov_status status = choose_status(who, content, kind, &before, meta.env.status, 0);
+    rc = ov_auth_can_write(who, OV_AUTH_REPLACE, kind, &before, status);
+    if (rc == OV_OK)
+        rc = ov_auth_can_write(who, OV_AUTH_REPLACE, kind, &after, status);
+    if (rc != OV_OK) {
+        json_decref(content);
+        respond_error_code(req, rc, route);
+        return;
+    }
+    ov_write_op *op = ov_write_op_new(OV_WRITE_RECORD_REPLACE);
+    if (!op) {
+        json_decref(content);
+        respond_error_code(req, OV_ENOMEM, route);
+        return;
+    }
+    op->kind = kind;
+    op->id = *id;
+    op->if_version = (uint32_t)version;
+    op->content = content;
+    op->author = who->account;
+    op->status = status;
+    submit_write(node, req, op, route, 0, 0);
+}
+
+/* DELETE, publish/unpublish and take-up: changes decided by the stored record alone. */
+static void handle_change(ov_node *node, ov_http_request *req, ov_kind kind, const ov_id *id,
+                          const ov_principal *who, ov_auth_action action, const char *route)
+{
+    if (who->role == OV_ROLE_ANONYMOUS) {
+        respond_error_code(req, OV_EAUTH, route);
+        return;
+    }
+    const char *if_match = ov_http_request_header(req, "if-match");
+    long version = parse_if_match(if_match);
+    if (version < 0) {
+        ov_problem_respond(req, 400, "If-Match must be an ETag of this API, e.g. \"3\"", NULL, NULL,
+                           route);
+        return;
+    }
+    ov_read *read = NULL;
+    int rc = ov_read_begin(node->store, &read);
+    if (rc != OV_OK) {
+        respond_error_code(req, rc, route);
+        return;
+    }
+    ov_record_meta meta;
+    json_t *current = load_for_change(read, req, kind, id, &meta, route);
+    if (!current) {
+        ov_read_end(read);
+        return;
+    }
+    ov_record_scope scope;
+    build_scope(read, kind, current, id, &meta.env.author, &scope);
+    ov_read_end(read);
+
+    ov_write_op *op = NULL;
+    ov_status status = meta.env.status;
+    if (action == OV_AUTH_DELETE) {
+        op = ov_write_op_new(OV_WRITE_RECORD_DELETE);
+    } else if (action == OV_AUTH_PUBLISH) {
+        status = strstr(route, "unpublish") ? OV_STATUS_DRAFT : OV_STATUS_PUBLISHED;
+        op = ov_write_op_new(OV_WRITE_RECORD_STATUS);
+    } else { /* take: the brigadier's person record becomes the request's taker */
+        const char *state = json_string_value(json_object_get(current, "state"));
+        if (kind != OV_KIND_REQUEST || meta.env.status != OV_STATUS_PUBLISHED ||
+            (state && strcmp(state, "open") != 0)) {
+            json_decref(current);
+            ov_problem_respond(req, 409, "only an open, published help request can be taken up",
+                               NULL, NULL, route);
+            return;
+        }
+        if (ov_id_is_zero(&who->person)) {
+            json_decref(current);
+            ov_problem_respond(req, 403, "your account has no brigadier profile", NULL, NULL,
+                               route);
+            return;
+        }
+        char person[OV_ID_CHARS + 1];
+        ov_id_format(&who->person, person);
+        json_object_set_new(current, "state", json_string("opgepakt"));
+        json_object_set_new(current, "taken_by", json_string(person));
+        op = ov_write_op_new(OV_WRITE_RECORD_REPLACE);
+        if (op) {
+            op->content = current;
+            current = NULL;
+        }
+    }
+    json_decref(current);
+    rc = ov_auth_can_write(who, action, kind, &scope, status);
+    if (rc != OV_OK || !op) {
+        ov_write_op_free(op);
+        respond_error_code(req, op ? rc : OV_ENOMEM, route);
+        return;
+    }
+    op->kind = kind;
+    op->id = *id;
+    op->if_version = (uint32_t)version;
+    op->author = who->account;
+    op->status = status;
+    submit_write(node, req, op, route, 0, action == OV_AUTH_DELETE);
+}
+
+/* ---- Reads ----------------------------------------------------------------------------------- */
+
+/* May who see a record in this state? Drafts only for those the role rules allow; others get 404
+ * rather than 403, so drafts do not leak their existence. */
+static int can_see(ov_read *read, const ov_principal *who, const ov_record_meta *meta,
+                   const char *json, size_t len)
+{
+    if (meta->env.status == OV_STATUS_PUBLISHED || meta->env.status == OV_STATUS_DELETED)
+        return 1;
+    if (who->role == OV_ROLE_ANONYMOUS)
+        return 0;
+    json_t *record = json_loadb(json, len, 0, NULL);
+    ov_record_scope scope;
+    build_scope(read, meta->env.kind, record, &meta->env.id, &meta->env.author, &scope);
+    json_decref(record);
+    return ov_auth_can_read(who, meta->env.kind, meta->env.status, &scope) == OV_OK;
+}
+
+static void handle_get(ov_node *node, ov_http_request *req, ov_kind kind, const ov_id *id,
+                       const ov_principal *who, const char *route)
+{
+    ov_read *read = NULL;
+    int rc = ov_read_begin(node->store, &read);
+    if (rc != OV_OK) {
+        respond_error_code(req, rc, route);
+        return;
+    }
+    ov_record_meta meta;
+    const char *json;
+    size_t len;
+    rc = ov_read_record(read, id, &meta, &json, &len);
+    if (rc == OV_OK && (meta.env.kind != kind || !can_see(read, who, &meta, json, len)))
+        rc = OV_ENOTFOUND;
+    if (rc == OV_OK && meta.env.status == OV_STATUS_DELETED)
+        rc = OV_EGONE;
+    if (rc != OV_OK) {
+        ov_read_end(read);
+        respond_error_code(req, rc, route);
+        return;
+    }
+    char etag[32], headers[96];
+    format_etag(etag, sizeof etag, meta.env.version);
+    snprintf(headers, sizeof headers, "ETag: %s\r\nCache-Control: no-cache\r\n", etag);
+    const char *if_none_match = ov_http_request_header(req, "if-none-match");
+    if (if_none_match && strcmp(if_none_match, etag) == 0)
+        ov_http_respond(req, 304, NULL, headers, NULL, 0, route);
+    else
+        ov_http_respond(req, 200, JSON_TYPE, headers, json, len, route);
+    ov_read_end(read);
+}
+
+typedef struct {
+    ov_read *read;
+    const ov_principal *who;
+    ov_buf *out;
+    size_t count;
+} list_context;
+
+static int on_list_item(void *ctx, const ov_record_meta *meta, const char *json, size_t len)
+{
+    list_context *list = ctx;
+    if (!can_see(list->read, list->who, meta, json, len))
+        return 1;
+    if (list->count++ > 0)
+        ov_buf_append(list->out, ",", 1);
+    ov_buf_append(list->out, json, len);
+    return list->out->failed ? list->out->failed : 0;
+}
+
+/* The list filters: query parameter = facet. Repeating a parameter (or separating values with
+ * commas) ORs values; different parameters AND. */
+static const char *const list_facets[] = {"region", "school",       "sector",    "phase",
+                                          "theme",  "bouwsteen",    "principle", "case",
+                                          "state",  "availability", "brin",      "person"};
+
+static int parse_list_query(ov_http_request *req, ov_kind kind, const ov_principal *who,
+                            ov_list_query *query, char *storage, size_t storage_size, char *detail,
+                            size_t detail_size)
+{
+    memset(query, 0, sizeof *query);
+    query->kind = kind;
+    query->limit = OV_API_LIST_DEFAULT;
+    const char *limit = ov_http_request_query(req, "limit");
+    if (limit) {
+        char *end;
+        long n = strtol(limit, &end, 10);
+        if (*end || end == limit || n < 1 || n > OV_API_LIST_MAX) {
+            snprintf(detail, detail_size, "limit must be a whole number from 1 to %d",
+                     OV_API_LIST_MAX);
+            return OV_EINVAL;
+        }
+        query->limit = (size_t)n;
+    }
+    const char *cursor = ov_http_request_query(req, "cursor");
+    if (cursor && ov_id_parse(cursor, strlen(cursor), &query->before) != OV_OK) {
+        snprintf(detail, detail_size, "cursor must be the 'next' value of a previous page");
+        return OV_EINVAL;
+    }
+    const char *statuses[OV_STATUS_COUNT];
+    int status_count = ov_http_request_query_all(req, "status", statuses, OV_STATUS_COUNT);
+    for (int i = 0; i < status_count; i++) {
+        ov_status status;
+        if (ov_status_parse(statuses[i], strlen(statuses[i]), &status) != OV_OK ||
+            status == OV_STATUS_DELETED) {
+            snprintf(detail, detail_size, "status must be draft or published");
+            return OV_EINVAL;
+        }
+        if (status == OV_STATUS_DRAFT && who->role == OV_ROLE_ANONYMOUS)
+            return OV_EAUTH;
+        query->status_mask |= 1u << status;
+    }
+    if (!query->status_mask)
+        query->status_mask = 1u << OV_STATUS_PUBLISHED;
+
+    size_t used = 0;
+    for (size_t f = 0; f < sizeof list_facets / sizeof list_facets[0]; f++) {
+        const char *values[OV_LIST_MAX_VALUES];
+        int n = ov_http_request_query_all(req, list_facets[f], values, OV_LIST_MAX_VALUES);
+        if (n == 0)
+            continue;
+        if (query->filter_count >= OV_LIST_MAX_FILTERS) {
+            snprintf(detail, detail_size, "at most %d different filters at once",
+                     OV_LIST_MAX_FILTERS);
+            return OV_EINVAL;
+        }
+        ov_list_filter *filter = &query->filters[query->filter_count++];
+        filter->facet = list_facets[f];
+        for (int v = 0; v < n; v++) {
+            /* Split "a,b" into values; copies live in storage until the list is done. */
+            const char *p = values[v];
+            while (*p) {
+                const char *comma = strchr(p, ',');
+                size_t len = comma ? (size_t)(comma - p) : strlen(p);
+                if (len > 0) {
+                    if (filter->value_count >= OV_LIST_MAX_VALUES || len > 96 ||
+                        used + len + 1 > storage_size) {
+                        snprintf(detail, detail_size, "too many or too long values for %s",
+                                 list_facets[f]);
+                        return OV_EINVAL;
+                    }
+                    char *copy = storage + used;
+                    memcpy(copy, p, len);
+                    copy[len] = 0;
+                    /* Themes are indexed lower-cased. */
+                    if (strcmp(list_facets[f], "theme") == 0)
+                        for (char *c = copy; *c; c++)
+                            if (*c >= 'A' && *c <= 'Z')
+                                *c = (char)(*c - 'A' + 'a');
+                    used += len + 1;
+                    filter->values[filter->value_count++] = copy;
+                }
+                p += len + (comma ? 1 : 0);
+            }
+        }
+        if (filter->value_count == 0)
+            query->filter_count--;
+    }
+    return OV_OK;
+}
+
+static void handle_list(ov_node *node, ov_http_request *req, ov_kind kind, const ov_principal *who,
+                        const char *route)
+{
+    ov_list_query query;
+    char storage[4096];
+    char detail[200];
+    int rc =
+        parse_list_query(req, kind, who, &query, storage, sizeof storage, detail, sizeof detail);
+    if (rc == OV_EAUTH) {
+        respond_error_code(req, rc, route);
+        return;
+    }
+    if (rc != OV_OK) {
+        ov_problem_respond(req, 400, detail, NULL, NULL, route);
+        return;
+    }
+    ov_read *read = NULL;
+    rc = ov_read_begin(node->store, &read);
+    if (rc != OV_OK) {
+        respond_error_code(req, rc, route);
+        return;
+    }
+    ov_buf out;
+    ov_buf_init(&out, RESPONSE_MAX);
+    ov_buf_append_str(&out, "{\"items\":[");
+    list_context list = {read, who, &out, 0};
+    ov_id next;
+    memset(&next, 0, sizeof next);
+    rc = ov_read_list(read, &query, on_list_item, &list, &next);
+    ov_read_end(read);
+    if (rc != OV_OK) {
+        ov_buf_free(&out);
+        respond_error_code(req, rc, route);
+        return;
+    }
+    ov_buf_append_str(&out, "],\"next\":");
+    if (ov_id_is_zero(&next)) {
+        ov_buf_append_str(&out, "null");
+    } else {
+        char cursor[OV_ID_CHARS + 1];
+        ov_id_format(&next, cursor);
+        ov_buf_printf(&out, "\"%s\"", cursor);
+    }
+    ov_buf_printf(&out, ",\"count\":%zu}", list.count);
+    respond_buf(req, 200, &out, "Cache-Control: no-cache\r\n", route);
+    ov_buf_free(&out);
+}
+
+typedef struct {
+    ov_read *read;
+    const ov_principal *who;
+    ov_buf *out;
+    size_t count;
+} changes_context;
+
+/* A change of a record the caller may not see still advances the feed, but shows only what a
+ * deletion would: the envelope, so a replica learns nothing of a draft's content. */
+static int on_change(void *ctx, uint64_t change_seq, const ov_record_meta *meta, const char *json,
+                     size_t len)
+{
+    changes_context *changes = ctx;
+    if (changes->count++ > 0)
+        ov_buf_append(changes->out, ",", 1);
+    ov_buf_printf(changes->out, "{\"seq\":%llu,\"record\":", (unsigned long long)change_seq);
+    if (can_see(changes->read, changes->who, meta, json, len)) {
+        ov_buf_append(changes->out, json, len);
+    } else {
+        char id[OV_ID_CHARS + 1];
+        ov_id_format(&meta->env.id, id);
+        ov_buf_printf(changes->out, "{\"id\":\"%s\",\"kind\":\"%s\",\"hidden\":true}", id,
+                      ov_kind_name(meta->env.kind));
+    }
+    ov_buf_append(changes->out, "}", 1);
+    return changes->out->failed;
+}
+
+static void handle_changes(ov_node *node, ov_http_request *req, const ov_principal *who,
+                           const char *route)
+{
+    unsigned long long since = 0;
+    long limit = OV_API_CHANGES_DEFAULT;
+    const char *since_text = ov_http_request_query(req, "since");
+    const char *limit_text = ov_http_request_query(req, "limit");
+    char *end;
+    if (since_text) {
+        since = strtoull(since_text, &end, 10);
+        if (*end || end == since_text || since_text[0] == '-') {
+            ov_problem_respond(req, 400, "since must be a change position (a whole number ≥ 0)",
+                               NULL, NULL, route);
+            return;
+        }
+    }
+    if (limit_text) {
+        limit = strtol(limit_text, &end, 10);
+        if (*end || end == limit_text || limit < 1 || limit > OV_API_CHANGES_MAX) {
+            char detail[100];
+            snprintf(detail, sizeof detail, "limit must be a whole number from 1 to %d",
+                     OV_API_CHANGES_MAX);
+            ov_problem_respond(req, 400, detail, NULL, NULL, route);
+            return;
+        }
+    }
+    ov_read *read = NULL;
+    int rc = ov_read_begin(node->store, &read);
+    if (rc != OV_OK) {
+        respond_error_code(req, rc, route);
+        return;
+    }
+    ov_buf out;
+    ov_buf_init(&out, RESPONSE_MAX);
+    ov_buf_append_str(&out, "{\"changes\":[");
+    changes_context changes = {read, who, &out, 0};
+    uint64_t last = since;
+    rc = ov_read_changes(read, since, (size_t)limit, on_change, &changes, &last);
+    uint64_t newest = ov_read_last_change(read);
+    ov_read_end(read);
+    if (rc != OV_OK) {
+        ov_buf_free(&out);
+        respond_error_code(req, rc, route);
+        return;
+    }
+    ov_buf_printf(&out, "],\"last\":%llu,\"newest\":%llu,\"more\":%s}", (unsigned long long)last,
+                  (unsigned long long)newest, last < newest ? "true" : "false");
+    respond_buf(req, 200, &out, "Cache-Control: no-store\r\n", route);
+    ov_buf_free(&out);
+}
+
+static void handle_node_info(ov_node *node, ov_http_request *req, const char *route)
+{
+    ov_read *read = NULL;
+    int rc = ov_read_begin(node->store, &read);
+    if (rc != OV_OK) {
+        respond_error_code(req, rc, route);
+        return;
+    }
+    char id[OV_ID_CHARS + 1];
+    ov_id_format(ov_store_node_id(node->store), id);
+    uint8_t pub[OV_PUBKEY_BYTES];
+    ov_keypair_public(node->key, pub);
+    char pub_hex[2 * OV_PUBKEY_BYTES + 1];
+    ov_hex_encode(pub, sizeof pub, pub_hex);
+    ov_store_stats stats;
+    memset(&stats, 0, sizeof stats);
+    ov_read_stats(read, &stats);
+    ov_buf out;
+    ov_buf_init(&out, 64 * 1024);
+    ov_buf_printf(&out, "{\"id\":\"%s\",\"name\":", id);
+    ov_buf_append_json_string(&out, node->config->node_name, strlen(node->config->node_name));
+    ov_buf_printf(&out,
+                  ",\"public_key\":\"%s\",\"records\":%llu,\"log_entries\":%llu,"
+                  "\"last_change\":%llu",
+                  pub_hex, (unsigned long long)stats.records, (unsigned long long)stats.log_entries,
+                  (unsigned long long)stats.changes);
+    ov_log_head head;
+    if (ov_read_head(read, ov_store_node_id(node->store), &head, pub) == OV_OK) {
+        char hash_hex[2 * OV_HASH_BYTES + 1], sig_hex[2 * OV_SIGNATURE_BYTES + 1], time[32];
+        ov_hex_encode(head.hash, sizeof head.hash, hash_hex);
+        ov_hex_encode(head.signature, sizeof head.signature, sig_hex);
+        ov_time_format(head.time_ms, time);
+        ov_buf_printf(&out,
+                      ",\"head\":{\"seq\":%llu,\"hash\":\"%s\",\"time\":\"%s\","
+                      "\"signature\":\"%s\"}",
+                      (unsigned long long)head.seq, hash_hex, time, sig_hex);
+    } else {
+        ov_buf_append_str(&out, ",\"head\":null");
+    }
+    ov_buf_append_str(&out, "}");
+    ov_read_end(read);
+    respond_buf(req, 200, &out, "Cache-Control: no-cache\r\n", route);
+    ov_buf_free(&out);
+}
+
+static void handle_health(ov_node *node, ov_http_request *req)
+{
+    const char *route = "/healthz";
+    ov_read *read = NULL;
+    int rc = ov_read_begin(node->store, &read);
+    ov_store_stats stats;
+    memset(&stats, 0, sizeof stats);
+    if (rc == OV_OK) {
+        rc = ov_read_stats(read, &stats);
+        ov_read_end(read);
+    }
+    ov_buf out;
+    ov_buf_init(&out, 4096);
+    int healthy = rc == OV_OK && !node->shutting_down;
+    ov_buf_printf(&out, "{\"status\":\"%s\",\"records\":%llu,\"uptime_s\":%lld}",
+                  healthy ? "ok" : (node->shutting_down ? "stopping" : "failing"),
+                  (unsigned long long)stats.records,
+                  (long long)((now_ms() - node->started_ms) / 1000));
+    respond_buf(req, healthy ? 200 : 503, &out, "Cache-Control: no-store\r\n", route);
+    ov_buf_free(&out);
+}
+
+static void handle_metrics(ov_node *node, ov_http_request *req)
+{
+    ov_read *read = NULL;
+    ov_store_stats stats;
+    memset(&stats, 0, sizeof stats);
+    if (ov_read_begin(node->store, &read) == OV_OK) {
+        ov_read_stats(read, &stats);
+        ov_read_end(read);
+    }
+    ov_metrics_set_gauge("olievlek_store_bytes", "Bytes of the LMDB data file in use",
+                         (double)stats.map_bytes);
+    ov_metrics_set_gauge("olievlek_records", "Records held (all origins, all states)",
+                         (double)stats.records);
+    ov_metrics_set_gauge("olievlek_log_entries", "Log entries held (all origins)",
+                         (double)stats.log_entries);
+    ov_metrics_set_gauge("olievlek_change_seq", "Newest position of the change feed",
+                         (double)stats.changes);
+    ov_writer_stats ws;
+    ov_writer_get_stats(node->writer, &ws);
+    ov_metrics_set_gauge("olievlek_writer_queued", "Write ops waiting for the writer",
+                         (double)ws.queued);
+    ov_metrics_set_gauge("olievlek_writer_failed_commits_total", "Write batches that failed",
+                         (double)ws.failed_commits);
+    static const double bounds[] = {1, 4, 16, 64, 256, 1024, 4096};
+    uint64_t cumulative[8];
+    uint64_t running = 0;
+    for (int i = 0; i < 8; i++) {
+        running += ws.batch_size_buckets[i];
+        cumulative[i] = running;
+    }
+    ov_metrics_set_histogram("olievlek_writer_batch_ops", "Write ops per committed batch", bounds,
+                             cumulative, 7, (double)ws.ops, ws.batches);
+    char *text = NULL;
+    size_t len = 0;
+    if (ov_metrics_render(&text, &len) != OV_OK) {
+        respond_error_code(req, OV_ENOMEM, "/metrics");
+        return;
+    }
+    ov_http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8",
+                    "Cache-Control: no-store\r\n", text, len, "/metrics");
+    free(text);
+}
+
+/* ---- Routing --------------------------------------------------------------------------------- */
+
+/* Splits "/api/v1/a/b/c" after the prefix into up to 3 segments. Returns the count, -1 when
+ * there are more. */
+static int split_path(const char *path, char segments[3][64])
+{
+    int count = 0;
+    const char *p = path;
+    while (*p) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        const char *end = strchr(p, '/');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (count == 3 || len >= 64)
+            return -1;
+        memcpy(segments[count], p, len);
+        segments[count][len] = 0;
+        count++;
+        p += len;
+    }
+    return count;
+}
+
+static void method_not_allowed(ov_http_request *req, const char *allow, const char *route)
+{
+    char headers[96];
+    snprintf(headers, sizeof headers, "Allow: %s\r\n", allow);
+    char detail[128];
+    snprintf(detail, sizeof detail, "this address accepts %s", allow);
+    ov_problem_respond(req, 405, detail, NULL, headers, route);
+}
+
+static void route_api(ov_node *node, ov_http_request *req, const char *rest)
+{
+    ov_http_method method = ov_http_request_method(req);
+    char seg[3][64];
+    int n = split_path(rest, seg);
+    if (n <= 0) {
+        ov_problem_respond(req, 404, "no such API address; see /api/v1/openapi.yaml", NULL, NULL,
+                           "/api/v1/other");
+        return;
+    }
+    ov_principal who;
+    int rc = ov_session_api_principal(node, req, &who);
+    if (rc != OV_OK) {
+        respond_error_code(req, OV_EAUTH, "/api/v1/auth");
+        return;
+    }
+    if (n == 1 && strcmp(seg[0], "changes") == 0) {
+        if (method == OV_HTTP_GET || method == OV_HTTP_HEAD)
+            handle_changes(node, req, &who, "/api/v1/changes");
+        else
+            method_not_allowed(req, "GET, HEAD", "/api/v1/changes");
+        return;
+    }
+    if (n == 1 && strcmp(seg[0], "node") == 0) {
+        if (method == OV_HTTP_GET || method == OV_HTTP_HEAD)
+            handle_node_info(node, req, "/api/v1/node");
+        else
+            method_not_allowed(req, "GET, HEAD", "/api/v1/node");
+        return;
+    }
+    ov_kind kind;
+    if (ov_kind_parse_collection(seg[0], strlen(seg[0]), &kind) != OV_OK) {
+        ov_problem_respond(req, 404,
+                           "no such collection; there are regions, schools, people, cases, "
+                           "lessons and requests",
+                           NULL, NULL, "/api/v1/other");
+        return;
+    }
+    if (n == 1) {
+        const char *route = "/api/v1/{kind}";
+        if (method == OV_HTTP_GET || method == OV_HTTP_HEAD)
+            handle_list(node, req, kind, &who, route);
+        else if (method == OV_HTTP_POST)
+            handle_create(node, req, kind, &who, route);
+        else
+            method_not_allowed(req, "GET, HEAD, POST", route);
+        return;
+    }
+    ov_id id;
+    if (ov_id_parse(seg[1], strlen(seg[1]), &id) != OV_OK) {
+        ov_problem_respond(req, 404, "record ids are 26 characters of Crockford base32", NULL, NULL,
+                           "/api/v1/{kind}/{id}");
+        return;
+    }
+    if (n == 2) {
+        const char *route = "/api/v1/{kind}/{id}";
+        if (method == OV_HTTP_GET || method == OV_HTTP_HEAD)
+            handle_get(node, req, kind, &id, &who, route);
+        else if (method == OV_HTTP_PUT)
+            handle_replace(node, req, kind, &id, &who, route);
+        else if (method == OV_HTTP_DELETE)
+            handle_change(node, req, kind, &id, &who, OV_AUTH_DELETE, route);
+        else
+            method_not_allowed(req, "GET, HEAD, PUT, DELETE", route);
+        return;
+    }
+    if (strcmp(seg[2], "publish") == 0 || strcmp(seg[2], "unpublish") == 0) {
+        const char *route = strcmp(seg[2], "publish") == 0 ? "/api/v1/{kind}/{id}/publish"
+                                                           : "/api/v1/{kind}/{id}/unpublish";
+        if (method == OV_HTTP_POST)
+            handle_change(node, req, kind, &id, &who, OV_AUTH_PUBLISH, route);
+        else
+            method_not_allowed(req, "POST", route);
+        return;
+    }
+    if (strcmp(seg[2], "take") == 0 && kind == OV_KIND_REQUEST) {
+        const char *route = "/api/v1/requests/{id}/take";
+        if (method == OV_HTTP_POST)
+            handle_change(node, req, kind, &id, &who, OV_AUTH_TAKE, route);
+        else
+            method_not_allowed(req, "POST", route);
+        return;
+    }
+    ov_problem_respond(req, 404, NULL, NULL, NULL, "/api/v1/other");
+}
+
+void ov_api_handle(void *app, ov_http_request *req)
+{
+    ov_node *node = app;
+    const char *path = ov_http_request_path(req);
+    ov_http_method method = ov_http_request_method(req);
+    if (strcmp(path, "/healthz") == 0) {
+        handle_health(node, req);
+        return;
+    }
+    if (strcmp(path, "/metrics") == 0) {
+        handle_metrics(node, req);
+        return;
+    }
+    if (strncmp(path, "/api/", 5) == 0) {
+        if (strncmp(path, "/api/v1/", 8) != 0) {
+            ov_problem_respond(req, 404, "this node speaks API version 1: /api/v1/", NULL, NULL,
+                               "/api/other");
+            return;
+        }
+        if (ov_session_api_route(node, req))
+            return;
+        route_api(node, req, path + 8);
+        return;
+    }
+    if ((method == OV_HTTP_GET || method == OV_HTTP_HEAD) && node->web &&
+        ov_static_files_serve(node->web, req))
+        return;
+    ov_problem_respond(req, 404, NULL, NULL, NULL, "/static");
+}

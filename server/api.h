@@ -1,0 +1,21 @@
+/*
+ * The node's HTTP surface: /healthz, /metrics, the REST API under /api/v1 (records, lists,
+ * the change feed, node info; sessions and accounts via session_api.h) and, for every other
+ * path, the web client's files. docs/openapi.yaml describes it.
+ */
+#ifndef OV_API_H
+#define OV_API_H
+
+#include "server/http.h"
+#include "server/node.h"
+
+/* The ov_http_handler of the node; app is the ov_node. */
+void ov_api_handle(void *app, ov_http_request *request);
+
+/* Limits of the list and change endpoints. */
+#define OV_API_LIST_DEFAULT    50
+#define OV_API_LIST_MAX        200
+#define OV_API_CHANGES_DEFAULT 100
+#define OV_API_CHANGES_MAX     1000
+
+#endif

@@ -1,0 +1,305 @@
+/*
+ * olievlekd: the Olievlek node.
+ *
+ * Start-up reads the configuration, loads (or on first start creates) the node key, opens the
+ * store, loads the demo dataset when asked, and then runs everything on one libuv loop: the HTTP
+ * server, the writer's completions and the signal handlers. SIGTERM/SIGINT shut down gracefully:
+ * new writes are refused with 503, every write already queued is committed and answered, open
+ * answers are flushed, and only then does the process exit. A SIGKILL at any moment loses nothing
+ * that was acknowledged, because nothing is acknowledged before its commit is durable.
+ *
+ * Subcommand: `olievlekd import-schools FILE.csv` upserts schools from a DUO address file.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <uv.h>
+
+#include "proto/error.h"
+#include "server/api.h"
+#include "server/auth.h"
+#include "server/config.h"
+#include "server/demo.h"
+#include "server/http.h"
+#include "server/import.h"
+#include "server/jlog.h"
+#include "server/node.h"
+#include "server/static_files.h"
+#include "server/store.h"
+#include "server/writer.h"
+
+#define OV_VERSION "0.1.0"
+
+typedef struct {
+    ov_node node;
+    uv_signal_t sigterm;
+    uv_signal_t sigint;
+    int stopping;
+} daemon_state;
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int make_private_dir(const char *path)
+{
+    if (mkdir(path, 0700) == 0 || errno == EEXIST)
+        return OV_OK;
+    return OV_EIO;
+}
+
+static void on_http_stopped(void *arg)
+{
+    daemon_state *state = arg;
+    uv_close((uv_handle_t *)&state->sigterm, NULL);
+    uv_close((uv_handle_t *)&state->sigint, NULL);
+    ov_jlog_info("node.stopped", NULL);
+}
+
+static void on_writer_stopped(void *arg)
+{
+    daemon_state *state = arg;
+    /* Every queued write is now durable and answered; flush the answers and close. */
+    ov_http_stop(state->node.http, on_http_stopped, state);
+}
+
+static void on_signal(uv_signal_t *handle, int signum)
+{
+    daemon_state *state = handle->data;
+    if (state->stopping)
+        return;
+    state->stopping = 1;
+    state->node.shutting_down = 1;
+    ov_jlog_info("node.stopping", "signal", signum == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+    ov_writer_stop(state->node.writer, on_writer_stopped, state);
+}
+
+static int open_store(const ov_config *config, ov_keypair **key, ov_store **store)
+{
+    char key_path[600];
+    if (config->key_file[0])
+        snprintf(key_path, sizeof key_path, "%s", config->key_file);
+    else
+        snprintf(key_path, sizeof key_path, "%s/node.key", config->data_dir);
+    int rc = make_private_dir(config->data_dir);
+    if (rc != OV_OK) {
+        ov_jlog_error("store.open_failed", "dir", config->data_dir, "error", strerror(errno), NULL);
+        return rc;
+    }
+    rc = ov_keypair_load_or_create(key_path, key);
+    if (rc != OV_OK) {
+        ov_jlog_error("key.load_failed", "path", key_path, "error", ov_strerror(rc), NULL);
+        return rc;
+    }
+    ov_store_options options = {config->data_dir, config->map_size, *key};
+    rc = ov_store_open(&options, store);
+    if (rc != OV_OK) {
+        ov_jlog_error("store.open_failed", "dir", config->data_dir, "error", ov_strerror(rc), NULL);
+        ov_keypair_free(*key);
+        *key = NULL;
+    }
+    return rc;
+}
+
+static int run_import(const ov_config *config, int argc, char **operands)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: olievlekd import-schools FILE.csv [--sector SECTOR]\n");
+        return 2;
+    }
+    ov_import_options options;
+    ov_import_options_init(&options);
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(operands[i], "--sector") == 0 && i + 1 < argc)
+            options.sector = operands[++i];
+        else if (strncmp(operands[i], "--sector=", 9) == 0)
+            options.sector = operands[i] + 9;
+        else if (!path && strncmp(operands[i], "--", 2) != 0)
+            path = operands[i];
+        else {
+            fprintf(stderr, "import-schools: unexpected argument '%s'\n", operands[i]);
+            return 2;
+        }
+    }
+    if (!path) {
+        fprintf(stderr, "import-schools: name the CSV file to import\n");
+        return 2;
+    }
+    ov_keypair *key = NULL;
+    ov_store *store = NULL;
+    if (open_store(config, &key, &store) != OV_OK)
+        return 1;
+    ov_import_report report;
+    int rc = ov_import_schools(store, path, &options, &report);
+    ov_import_report_print(&report, stdout);
+    ov_import_report_free(&report);
+    ov_store_close(store);
+    ov_keypair_free(key);
+    if (rc != OV_OK) {
+        fprintf(stderr, "import-schools: %s\n", ov_strerror(rc));
+        return 1;
+    }
+    return report.rejected > 0 ? 3 : 0;
+}
+
+static int serve(const ov_config *config)
+{
+    daemon_state state;
+    memset(&state, 0, sizeof state);
+    ov_node *node = &state.node;
+    node->config = config;
+    node->started_ms = wall_ms();
+    if (open_store(config, &node->key, &node->store) != OV_OK)
+        return 1;
+
+    char node_id[OV_ID_CHARS + 1];
+    ov_id_format(ov_store_node_id(node->store), node_id);
+    if (config->demo) {
+        ov_demo_counts counts;
+        int rc = ov_demo_load(node->store, &counts);
+        if (rc != OV_OK) {
+            ov_jlog_error("demo.load_failed", "error", ov_strerror(rc), NULL);
+            ov_store_close(node->store);
+            ov_keypair_free(node->key);
+            return 1;
+        }
+        char loaded[32];
+        snprintf(loaded, sizeof loaded, "%d", counts.records);
+        ov_jlog_info("demo.loaded", "records", loaded, NULL);
+    }
+
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    node->loop = &loop;
+    int rc = ov_writer_start(node->store, &loop, NULL, &node->writer);
+    if (rc == OV_OK)
+        rc = ov_auth_new(&node->auth);
+    if (rc == OV_OK) {
+        struct stat st;
+        if (stat(config->web_root, &st) == 0 && S_ISDIR(st.st_mode)) {
+            rc = ov_static_files_open(config->web_root, &node->web);
+            if (rc != OV_OK)
+                ov_jlog_error("web.load_failed", "root", config->web_root, "error", ov_strerror(rc),
+                              NULL);
+        } else {
+            ov_jlog_warn("web.missing", "root", config->web_root, NULL);
+        }
+    }
+    if (rc == OV_OK) {
+        ov_http_options http = {
+            .host = config->listen_host,
+            .port = config->listen_port,
+            .max_body = config->max_body,
+            .request_timeout_s = config->request_timeout_s,
+            .handler = ov_api_handle,
+            .app = node,
+        };
+        rc = ov_http_start(&loop, &http, &node->http);
+        if (rc != OV_OK)
+            ov_jlog_error("http.listen_failed", "host", config->listen_host, "error",
+                          ov_strerror(rc), NULL);
+    }
+    if (rc != OV_OK) {
+        if (node->writer) {
+            ov_writer_stop(node->writer, NULL, NULL);
+            uv_run(&loop, UV_RUN_DEFAULT);
+            ov_writer_free(node->writer);
+        }
+        ov_static_files_free(node->web);
+        ov_auth_free(node->auth);
+        uv_loop_close(&loop);
+        ov_store_close(node->store);
+        ov_keypair_free(node->key);
+        return 1;
+    }
+
+    uv_signal_init(&loop, &state.sigterm);
+    uv_signal_init(&loop, &state.sigint);
+    state.sigterm.data = state.sigint.data = &state;
+    uv_signal_start(&state.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&state.sigint, on_signal, SIGINT);
+    signal(SIGPIPE, SIG_IGN);
+
+    char port[16];
+    snprintf(port, sizeof port, "%d", ov_http_port(node->http));
+    ov_jlog_info("node.ready", "node", node_id, "host", config->listen_host, "port", port,
+                 "data_dir", config->data_dir, NULL);
+
+    uv_run(&loop, UV_RUN_DEFAULT);
+
+    ov_http_free(node->http);
+    ov_writer_free(node->writer);
+    ov_static_files_free(node->web);
+    ov_auth_free(node->auth);
+    rc = uv_loop_close(&loop);
+    if (rc != 0)
+        ov_jlog_warn("loop.unclosed_handles", NULL);
+    ov_store_close(node->store);
+    ov_keypair_free(node->key);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int first = 1;
+    const char *command = "serve";
+    if (argc > 1 && argv[1][0] != '-') {
+        command = argv[1];
+        first = 2;
+    }
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(ov_config_usage(), stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("olievlekd %s\n", OV_VERSION);
+            return 0;
+        }
+    }
+
+    static ov_config config;
+    char err[512];
+    ov_config_defaults(&config);
+    const char *file = ov_config_file_arg(argc, argv);
+    if (file && ov_config_load_file(&config, file, err, sizeof err) != OV_OK) {
+        fprintf(stderr, "olievlekd: %s\n", err);
+        return 2;
+    }
+    if (ov_config_load_env(&config, err, sizeof err) != OV_OK) {
+        fprintf(stderr, "olievlekd: %s\n", err);
+        return 2;
+    }
+    char *operands[16];
+    int operand_count = 0;
+    operands[operand_count++] = (char *)command;
+    int more = 0;
+    if (ov_config_parse_args(&config, argc, argv, first, operands + 1, 15, &more, err,
+                             sizeof err) != OV_OK) {
+        fprintf(stderr, "olievlekd: %s\n%s", err, ov_config_usage());
+        return 2;
+    }
+    operand_count += more;
+    ov_jlog_set_level((ov_jlog_level)config.log_level);
+
+    if (strcmp(command, "serve") == 0) {
+        if (operand_count > 1) {
+            fprintf(stderr, "olievlekd: unexpected argument '%s'\n%s", operands[1],
+                    ov_config_usage());
+            return 2;
+        }
+        return serve(&config);
+    }
+    if (strcmp(command, "import-schools") == 0)
+        return run_import(&config, operand_count, operands);
+    fprintf(stderr, "olievlekd: unknown command '%s'\n%s", command, ov_config_usage());
+    return 2;
+}
