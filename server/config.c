@@ -52,6 +52,8 @@ static const setting settings[] = {
      "maximum store size, bytes (suffixes k, m, g; default 8g)"},
     {"request_timeout", SETTING_UINT, offsetof(ov_config, request_timeout_s), sizeof(unsigned),
      "seconds a client has to send a whole request (default 30)"},
+    {"writer_max_batch", SETTING_UINT, offsetof(ov_config, writer_max_batch), sizeof(unsigned),
+     "write ops committed together at most (default 256; 1 = one commit per write)"},
     {"log_level", SETTING_LEVEL, offsetof(ov_config, log_level), sizeof(int),
      "debug, info, warn or error (default info)"},
 };
@@ -68,6 +70,7 @@ void ov_config_defaults(ov_config *config)
     config->max_body = 1024 * 1024;
     config->map_size = (size_t)8 << 30;
     config->request_timeout_s = 30;
+    config->writer_max_batch = 256;
     config->log_level = 1;
 }
 
@@ -346,5 +349,6 @@ const char *ov_config_usage(void)
            "  --max-body SIZE        request body limit (default 1m)\n"
            "  --map-size SIZE        maximum store size (default 8g)\n"
            "  --request-timeout SEC  time a client has to send a request (default 30)\n"
+           "  --writer-max-batch N   write ops committed together at most (default 256)\n"
            "  --log-level LEVEL      debug, info, warn or error (default info)\n";
 }

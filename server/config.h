@@ -19,7 +19,8 @@ typedef struct ov_config {
     size_t max_body;     /* request body limit in bytes */
     size_t map_size;     /* LMDB map size in bytes */
     unsigned request_timeout_s;
-    int log_level; /* 0 debug, 1 info, 2 warn, 3 error */
+    unsigned writer_max_batch; /* write ops per transaction (1 = one commit per write) */
+    int log_level;             /* 0 debug, 1 info, 2 warn, 3 error */
 } ov_config;
 
 void ov_config_defaults(ov_config *config);

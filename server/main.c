@@ -179,7 +179,8 @@ static int serve(const ov_config *config)
     uv_loop_t loop;
     uv_loop_init(&loop);
     node->loop = &loop;
-    int rc = ov_writer_start(node->store, &loop, NULL, &node->writer);
+    ov_writer_options writer_options = {.max_batch = config->writer_max_batch};
+    int rc = ov_writer_start(node->store, &loop, &writer_options, &node->writer);
     if (rc == OV_OK)
         rc = ov_auth_new(&node->auth);
     if (rc == OV_OK) {
