@@ -910,6 +910,110 @@ static void handle_node_info(ov_node *node, ov_http_request *req, const char *ro
     ov_buf_free(&out);
 }
 
+typedef struct {
+    ov_buf *out;
+    size_t count;
+} log_context;
+
+static int on_log_entry(void *ctx, const ov_log_entry *entry, const char *content, size_t len)
+{
+    log_context *log = ctx;
+    uint8_t bytes[OV_LOG_ENTRY_BYTES];
+    char hex[2 * OV_LOG_ENTRY_BYTES + 1];
+    ov_log_entry_encode(entry, bytes);
+    ov_hex_encode(bytes, sizeof bytes, hex);
+    ov_buf_printf(log->out,
+                  "%s{\"seq\":%llu,\"entry\":\"%s\",\"content\":", log->count++ ? "," : "",
+                  (unsigned long long)entry->seq, hex);
+    /* The log is public: only public content travels; drafts are replicated as hashes. */
+    int public_content = 0;
+    if (content) {
+        json_t *record = json_loadb(content, len, 0, NULL);
+        const char *status = json_string_value(json_object_get(record, "status"));
+        public_content = status && strcmp(status, "draft") != 0;
+        json_decref(record);
+    }
+    if (public_content)
+        ov_buf_append_json_string(log->out, content, len);
+    else
+        ov_buf_append_str(log->out, "null");
+    ov_buf_append_str(log->out, "}");
+    return log->out->failed;
+}
+
+/* An origin's log: the signed head, the key that signed it, and entries from a position, each
+ * with the canonical bytes of its record while they are the current version. Everything a reader
+ * needs to check the chain and the signature itself (docs/protocol.md). */
+static void handle_log(ov_node *node, ov_http_request *req, const char *route)
+{
+    ov_id origin = *ov_store_node_id(node->store);
+    const char *origin_text = ov_http_request_query(req, "origin");
+    const char *from_text = ov_http_request_query(req, "from");
+    const char *limit_text = ov_http_request_query(req, "limit");
+    unsigned long long from = 1;
+    long limit = OV_API_CHANGES_DEFAULT;
+    char *end;
+    if (origin_text && ov_id_parse(origin_text, strlen(origin_text), &origin) != OV_OK) {
+        ov_problem_respond(req, 400, "origin must be a node id", NULL, NULL, route);
+        return;
+    }
+    if (from_text) {
+        from = strtoull(from_text, &end, 10);
+        if (*end || end == from_text || from_text[0] == '-' || from < 1) {
+            ov_problem_respond(req, 400, "from must be a log position (a whole number >= 1)", NULL,
+                               NULL, route);
+            return;
+        }
+    }
+    if (limit_text) {
+        limit = strtol(limit_text, &end, 10);
+        if (*end || end == limit_text || limit < 1 || limit > OV_API_CHANGES_MAX) {
+            ov_problem_respond(req, 400, "limit must be a whole number from 1 to 1000", NULL, NULL,
+                               route);
+            return;
+        }
+    }
+    ov_read *read = NULL;
+    int rc = ov_read_begin(node->store, &read);
+    if (rc != OV_OK) {
+        respond_error_code(req, rc, route);
+        return;
+    }
+    ov_log_head head;
+    uint8_t pub[OV_PUBKEY_BYTES];
+    rc = ov_read_head(read, &origin, &head, pub);
+    if (rc != OV_OK) {
+        ov_read_end(read);
+        ov_problem_respond(req, 404, "this node holds no log of that origin", NULL, NULL, route);
+        return;
+    }
+    char id[OV_ID_CHARS + 1], pub_hex[2 * OV_PUBKEY_BYTES + 1], hash_hex[2 * OV_HASH_BYTES + 1],
+        sig_hex[2 * OV_SIGNATURE_BYTES + 1], time[32];
+    ov_id_format(&origin, id);
+    ov_hex_encode(pub, sizeof pub, pub_hex);
+    ov_hex_encode(head.hash, sizeof head.hash, hash_hex);
+    ov_hex_encode(head.signature, sizeof head.signature, sig_hex);
+    ov_time_format(head.time_ms, time);
+    ov_buf out;
+    ov_buf_init(&out, RESPONSE_MAX);
+    ov_buf_printf(&out,
+                  "{\"origin\":\"%s\",\"public_key\":\"%s\",\"head\":{\"seq\":%llu,\"hash\":\"%s\","
+                  "\"time\":\"%s\",\"time_ms\":%lld,\"signature\":\"%s\"},\"entries\":[",
+                  id, pub_hex, (unsigned long long)head.seq, hash_hex, time,
+                  (long long)head.time_ms, sig_hex);
+    log_context log = {&out, 0};
+    rc = ov_read_log(read, &origin, from, (size_t)limit, on_log_entry, &log);
+    ov_read_end(read);
+    if (rc != OV_OK) {
+        ov_buf_free(&out);
+        respond_error_code(req, rc, route);
+        return;
+    }
+    ov_buf_append_str(&out, "]}");
+    respond_buf(req, 200, &out, "Cache-Control: no-cache\r\n", route);
+    ov_buf_free(&out);
+}
+
 static void handle_health(ov_node *node, ov_http_request *req)
 {
     const char *route = "/healthz";
@@ -1030,6 +1134,13 @@ static void route_api(ov_node *node, ov_http_request *req, const char *rest)
             handle_changes(node, req, &who, "/api/v1/changes");
         else
             method_not_allowed(req, "GET, HEAD", "/api/v1/changes");
+        return;
+    }
+    if (n == 1 && strcmp(seg[0], "log") == 0) {
+        if (method == OV_HTTP_GET || method == OV_HTTP_HEAD)
+            handle_log(node, req, "/api/v1/log");
+        else
+            method_not_allowed(req, "GET, HEAD", "/api/v1/log");
         return;
     }
     if (n == 1 && strcmp(seg[0], "node") == 0) {

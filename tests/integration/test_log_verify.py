@@ -1,0 +1,167 @@
+"""An independent implementation (this file, in Python, from docs/protocol.md and
+docs/log-format.md alone) verifies what a real node serves: every record's canonical encoding,
+the hash chain of the origin log, the content hashes, the node id and the ECDSA signature of the
+head. If the C code and the specification ever drift apart, this fails."""
+
+import hashlib
+import json
+import struct
+import unicodedata
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+from olievlek import Node, check, check_eq, run
+
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def crockford(data):
+    """128 bits → 26 characters, most significant first (the ULID layout)."""
+    n = int.from_bytes(data, "big")
+    return "".join(CROCKFORD[(n >> (5 * i)) & 31] for i in reversed(range(26)))
+
+
+def canonical_string(text):
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch in "\b\f\n\r\t":
+            out.append({"\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}[ch])
+        elif code < 0x20:
+            out.append("\\u%04X" % code)
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def canonical(value):
+    """The canonical encoding as docs/protocol.md specifies it."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        check(abs(value) <= 2**53 - 1, "integers stay within ±(2^53-1)", value)
+        return str(value)
+    if isinstance(value, str):
+        check(unicodedata.is_normalized("NFC", value), "strings are NFC", value)
+        return canonical_string(value)
+    if isinstance(value, list):
+        return "[" + ",".join(canonical(v) for v in value) + "]"
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda k: k.encode("utf-8"))
+        return "{" + ",".join(canonical_string(k) + ":" + canonical(value[k]) for k in keys) + "}"
+    raise AssertionError(f"not allowed in a record: {value!r}")
+
+
+def parse_entry(raw):
+    check_eq(len(raw), 114, "entry length")
+    fmt, op = raw[0], raw[1]
+    origin = raw[2:18]
+    (seq,) = struct.unpack(">Q", raw[18:26])
+    prev_hash = raw[26:58]
+    (time_ms,) = struct.unpack(">q", raw[58:66])
+    record = raw[66:82]
+    content_hash = raw[82:114]
+    return dict(format=fmt, op=op, origin=origin, seq=seq, prev_hash=prev_hash, time_ms=time_ms,
+                record=record, content_hash=content_hash)
+
+
+def verify_log(node):
+    info = node.get("/api/v1/node").json
+    entries = []
+    head = public_key = None
+    position = 1
+    for _ in range(10000):
+        page = node.get(f"/api/v1/log?from={position}&limit=1000").json
+        head, public_key = page["head"], page["public_key"]
+        entries += page["entries"]
+        if not page["entries"]:
+            break
+        position = page["entries"][-1]["seq"] + 1
+        if position > head["seq"]:
+            break
+    pub = bytes.fromhex(public_key)
+    check_eq(public_key, info["public_key"], "the log is signed by the node's key")
+    node_id = hashlib.sha256(pub).digest()[:16]
+    check_eq(crockford(node_id), info["id"], "node id = first 16 bytes of SHA-256(public key)")
+    check_eq(len(entries), head["seq"], "every entry up to the head is served")
+
+    prev_hash = bytes(32)
+    checked_content = 0
+    for expected_seq, item in enumerate(entries, start=1):
+        raw = bytes.fromhex(item["entry"])
+        entry = parse_entry(raw)
+        check_eq(entry["format"], 1, "entry format")
+        check(entry["op"] in (1, 2, 3, 4), "entry op", entry["op"])
+        check_eq(entry["origin"], node_id, "entry origin")
+        check_eq(entry["seq"], expected_seq, "entries are gapless")
+        check_eq(entry["prev_hash"], prev_hash, f"entry {expected_seq} chains to its predecessor")
+        prev_hash = hashlib.sha256(raw).digest()
+        if item["content"] is not None:
+            content = item["content"].encode("utf-8")
+            check_eq(hashlib.sha256(content).digest(), entry["content_hash"],
+                     f"entry {expected_seq}: content hash")
+            record = json.loads(content)
+            check_eq(canonical(record).encode("utf-8"), content,
+                     f"entry {expected_seq}: content is canonical")
+            check_eq(record["id"], crockford(entry["record"]), "entry names its record")
+            check_eq(record["origin"], info["id"], "record origin")
+            checked_content += 1
+    check_eq(prev_hash.hex(), head["hash"], "the head is the hash of the last entry")
+
+    digest = hashlib.sha256(b"olievlek/head/v1" + node_id + struct.pack(">Q", head["seq"]) +
+                            bytes.fromhex(head["hash"]) + struct.pack(">q", head["time_ms"])).digest()
+    signature = bytes.fromhex(head["signature"])
+    r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+    check(s <= P256_ORDER // 2, "signatures are low-S", s)
+    key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), pub)
+    try:
+        key.verify(utils.encode_dss_signature(r, s), digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+    except InvalidSignature:
+        raise AssertionError("the head's signature does not verify")
+    tampered = bytearray(digest)
+    tampered[0] ^= 1
+    try:
+        key.verify(utils.encode_dss_signature(r, s), bytes(tampered), ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+        raise AssertionError("a tampered digest verified")
+    except InvalidSignature:
+        pass
+    return len(entries), checked_content
+
+
+def test_independent_verification():
+    with Node() as node:
+        count, with_content = verify_log(node)
+        check(count > 50 and with_content > 50, "the demo data is in the log", count, with_content)
+        node.as_user("moderator")
+        school = node.get("/api/v1/schools?limit=1").json["items"][0]["id"]
+        case = node.post("/api/v1/cases", {
+            "title": "Een \u201cnieuwe\u201d aanpak voor cr\u00e8che-overgang / \"quotes\" \\ slash",
+            "schools": [school],
+            "summary": "Zo\u0308n aanpak (decomposed \u00f6) wordt NFC.\nTweede regel\tmet tab.",
+            "phase": "adoptie",
+            "themes": ["\u00e9\u00e9n", "z", "a"],
+        })
+        check_eq(case.status, 201, f"create {case.body[:300]!r}")
+        check("Zön" in case.json["summary"], "stored summary is NFC", case.json["summary"])
+        updated = node.put(f"/api/v1/cases/{case.json['id']}", dict(case.json, title="Bijgewerkt"),
+                           headers={"If-Match": '"1"'})
+        check_eq(updated.status, 200, "update")
+        node.delete(f"/api/v1/cases/{updated.json['id']}")
+        count2, _ = verify_log(node)
+        check_eq(count2, count + 3, "create, update and delete each appended one entry")
+
+
+if __name__ == "__main__":
+    run([test_independent_verification])
