@@ -325,17 +325,26 @@ static void submit_write(ov_node *node, ov_http_request *req, ov_write_op *op, c
     }
 }
 
-/* The status a write asks for, given what the writer may do: an explicit "status" must be
- * allowed; without one, records of those who may publish stay as they are (or are published when
- * new), and everyone else's writes go to review as drafts. */
+/* Status is moderation: a new record of someone who may publish in its region starts published
+ * (unless they ask for a draft); everyone else's starts as a draft for review. A change keeps the
+ * record's status unless it asks for another one, and only those who may publish may ask. */
 static ov_status choose_status(const ov_principal *who, const json_t *content, ov_kind kind,
                                const ov_record_scope *scope, ov_status current, int is_new)
 {
     if (json_object_get(content, "status"))
         return ov_record_requested_status(content, OV_STATUS_DRAFT);
+    if (!is_new)
+        return current;
     if (ov_auth_can_write(who, OV_AUTH_PUBLISH, kind, scope, OV_STATUS_PUBLISHED) == OV_OK)
-        return is_new ? OV_STATUS_PUBLISHED : current;
+        return OV_STATUS_PUBLISHED;
     return OV_STATUS_DRAFT;
+}
+
+/* The status the role rules must allow: keeping a record's status asks for nothing, so it is
+ * checked as a draft write; moving it (or creating it) published needs the right to publish. */
+static ov_status status_to_authorise(ov_status status, ov_status current, int is_new)
+{
+    return !is_new && status == current ? OV_STATUS_DRAFT : status;
 }
 
 static void handle_create(ov_node *node, ov_http_request *req, ov_kind kind,
@@ -477,9 +486,10 @@ static void handle_replace(ov_node *node, ov_http_request *req, ov_kind kind, co
     ov_read_end(read);
     json_decref(current);
     ov_status status = choose_status(who, content, kind, &before, meta.env.status, 0);
-    rc = ov_auth_can_write(who, OV_AUTH_REPLACE, kind, &before, status);
+    ov_status asked = status_to_authorise(status, meta.env.status, 0);
+    rc = ov_auth_can_write(who, OV_AUTH_REPLACE, kind, &before, asked);
     if (rc == OV_OK)
-        rc = ov_auth_can_write(who, OV_AUTH_REPLACE, kind, &after, status);
+        rc = ov_auth_can_write(who, OV_AUTH_REPLACE, kind, &after, asked);
     if (rc != OV_OK) {
         json_decref(content);
         respond_error_code(req, rc, route);
@@ -564,7 +574,9 @@ static void handle_change(ov_node *node, ov_http_request *req, ov_kind kind, con
         }
     }
     json_decref(current);
-    rc = ov_auth_can_write(who, action, kind, &scope, status);
+    rc = ov_auth_can_write(
+        who, action, kind, &scope,
+        action == OV_AUTH_PUBLISH ? status : status_to_authorise(status, meta.env.status, 0));
     if (rc != OV_OK || !op) {
         ov_write_op_free(op);
         respond_error_code(req, op ? rc : OV_ENOMEM, route);
