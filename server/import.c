@@ -272,6 +272,13 @@ static void title_case(char *s)
     int start = 1;
     for (char *p = s; *p; p++) {
         unsigned char c = (unsigned char)*p;
+        /* Abbreviations in parentheses stay as they are: "BERGEN (NH)" → "Bergen (NH)". */
+        char *close = c == '(' ? strchr(p, ')') : NULL;
+        if (close && close - p <= 4) {
+            p = close;
+            start = 0;
+            continue;
+        }
         if (isalpha(c)) {
             int keep_lower = p > s && p[-1] == '\'';
             *p = (char)(start && !keep_lower ? toupper(c) : tolower(c));

@@ -141,7 +141,7 @@ static void test_old_style_then_unchanged(void **state)
     assert_int_equal(schools(f, "25PX01", &school), 3);
     assert_non_null(school);
     assert_string_equal(text(school, "name"), "Scholengemeenschap \"De Duinen\"");
-    assert_string_equal(text(school, "municipality"), "Bergen (Nh)");
+    assert_string_equal(text(school, "municipality"), "Bergen (NH)");
     json_decref(school);
 
     /* The same file again: nothing new, nothing changed, no duplicates. */
