@@ -1,0 +1,330 @@
+/*
+ * Strict JSON input and the canonical encoding (see canon.h and docs/protocol.md).
+ *
+ * Parsing uses jansson, which already refuses invalid UTF-8, duplicate keys (on request) and
+ * \u0000 and reports line and column; this module adds what jansson does not check (a raw NUL
+ * byte before jansson's "premature end", nesting depth, reals and out-of-range integers) and turns
+ * its errors into ov_json_error. The encoder is our own, because the canonical form is a contract
+ * between nodes and must not depend on a library's choices of escapes or number formatting.
+ */
+#include "proto/canon.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+#include "proto/buf.h"
+#include "proto/error.h"
+
+#define CANON_MAX_BYTES (16u << 20)
+
+static void set_error(ov_json_error *err, int line, int column, long offset, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static void set_error(ov_json_error *err, int line, int column, long offset, const char *fmt, ...)
+{
+    if (!err)
+        return;
+    err->line = line;
+    err->column = column;
+    err->offset = offset;
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, args);
+    va_end(args);
+}
+
+/* Line and column (1-based) of byte offset in data. */
+static void locate(const char *data, size_t offset, int *line, int *column)
+{
+    *line = 1;
+    *column = 1;
+    for (size_t i = 0; i < offset; i++) {
+        if (data[i] == '\n') {
+            (*line)++;
+            *column = 1;
+        } else {
+            (*column)++;
+        }
+    }
+}
+
+/* Checks what jansson lets through: depth, reals, integer range. */
+static int check_value(const json_t *value, int depth, ov_json_error *err)
+{
+    if (depth > OV_JSON_MAX_DEPTH) {
+        set_error(err, 0, 0, -1, "nesting deeper than %d levels", OV_JSON_MAX_DEPTH);
+        return OV_EPARSE;
+    }
+    switch (json_typeof(value)) {
+    case JSON_REAL:
+        set_error(err, 0, 0, -1, "numbers must be whole numbers (integers)");
+        return OV_EPARSE;
+    case JSON_INTEGER: {
+        json_int_t n = json_integer_value(value);
+        if (n > OV_JSON_MAX_INTEGER || n < -OV_JSON_MAX_INTEGER) {
+            set_error(err, 0, 0, -1, "integer outside ±(2^53-1)");
+            return OV_EPARSE;
+        }
+        return OV_OK;
+    }
+    case JSON_OBJECT: {
+        const char *key;
+        json_t *member;
+        json_object_foreach((json_t *)value, key, member)
+        {
+            int rc = check_value(member, depth + 1, err);
+            if (rc)
+                return rc;
+        }
+        return OV_OK;
+    }
+    case JSON_ARRAY: {
+        size_t i;
+        json_t *item;
+        json_array_foreach(value, i, item)
+        {
+            int rc = check_value(item, depth + 1, err);
+            if (rc)
+                return rc;
+        }
+        return OV_OK;
+    }
+    default:
+        return OV_OK;
+    }
+}
+
+int ov_json_parse(const char *data, size_t len, json_t **out, ov_json_error *err)
+{
+    *out = NULL;
+    const char *nul = memchr(data, 0, len);
+    if (nul) {
+        int line, column;
+        locate(data, (size_t)(nul - data), &line, &column);
+        set_error(err, line, column, (long)(nul - data), "NUL byte in the input");
+        return OV_EPARSE;
+    }
+    if (len >= 3 && (unsigned char)data[0] == 0xEF && (unsigned char)data[1] == 0xBB &&
+        (unsigned char)data[2] == 0xBF) {
+        set_error(err, 1, 1, 0, "byte-order mark before the JSON value");
+        return OV_EPARSE;
+    }
+    json_error_t jerr;
+    json_t *value = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (!value) {
+        if (err) {
+            err->line = jerr.line > 0 ? jerr.line : 1;
+            err->column = jerr.column > 0 ? jerr.column : 1;
+            err->offset = jerr.position;
+            snprintf(err->message, sizeof err->message, "%s", jerr.text);
+        }
+        return OV_EPARSE;
+    }
+    int rc = check_value(value, 1, err);
+    if (rc) {
+        json_decref(value);
+        return rc;
+    }
+    *out = value;
+    return OV_OK;
+}
+
+/* A new NFC copy of text (caller frees), or NULL when text is not valid UTF-8. */
+static char *nfc_copy(const char *text, size_t len)
+{
+    utf8proc_uint8_t *result = NULL;
+    utf8proc_ssize_t n = utf8proc_map((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)len,
+                                      &result, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+    if (n < 0)
+        return NULL;
+    return (char *)result;
+}
+
+static int is_nfc(const char *text, size_t len)
+{
+    char *normal = nfc_copy(text, len);
+    int same = normal && strlen(normal) == len && memcmp(normal, text, len) == 0;
+    free(normal);
+    return same;
+}
+
+static int normalize(json_t *value, int depth, ov_json_error *err)
+{
+    if (depth > OV_JSON_MAX_DEPTH + 1)
+        return OV_EINVAL;
+    if (json_is_string(value)) {
+        const char *text = json_string_value(value);
+        size_t len = json_string_length(value);
+        if (is_nfc(text, len))
+            return OV_OK;
+        char *normal = nfc_copy(text, len);
+        if (!normal) {
+            set_error(err, 0, 0, -1, "text is not valid UTF-8");
+            return OV_EINVAL;
+        }
+        int rc = json_string_setn(value, normal, strlen(normal)) ? OV_ENOMEM : OV_OK;
+        free(normal);
+        return rc;
+    }
+    if (json_is_array(value)) {
+        size_t i;
+        json_t *item;
+        json_array_foreach(value, i, item)
+        {
+            int rc = normalize(item, depth + 1, err);
+            if (rc)
+                return rc;
+        }
+        return OV_OK;
+    }
+    if (!json_is_object(value))
+        return OV_OK;
+    /* Keys first: collect those that change, then re-insert them under their NFC form. */
+    int keys_ok = 1;
+    const char *key;
+    json_t *member;
+    json_object_foreach(value, key, member)
+    {
+        if (!is_nfc(key, strlen(key)))
+            keys_ok = 0;
+        int rc = normalize(member, depth + 1, err);
+        if (rc)
+            return rc;
+    }
+    if (keys_ok)
+        return OV_OK;
+    json_t *rebuilt = json_object();
+    if (!rebuilt)
+        return OV_ENOMEM;
+    json_object_foreach(value, key, member)
+    {
+        char *normal = nfc_copy(key, strlen(key));
+        if (!normal) {
+            json_decref(rebuilt);
+            set_error(err, 0, 0, -1, "object key is not valid UTF-8");
+            return OV_EINVAL;
+        }
+        if (json_object_get(rebuilt, normal)) {
+            set_error(err, 0, 0, -1, "keys '%s' collide after Unicode normalisation", normal);
+            free(normal);
+            json_decref(rebuilt);
+            return OV_EINVAL;
+        }
+        json_object_set(rebuilt, normal, member);
+        free(normal);
+    }
+    json_object_clear(value);
+    json_object_update(value, rebuilt);
+    json_decref(rebuilt);
+    return OV_OK;
+}
+
+int ov_canon_normalize(json_t *value, ov_json_error *err)
+{
+    return normalize(value, 0, err);
+}
+
+static int encode_string(ov_buf *out, const char *text, size_t len)
+{
+    if (!is_nfc(text, len))
+        return OV_EINVAL;
+    return ov_buf_append_json_string(out, text, len);
+}
+
+static int compare_keys(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int encode(ov_buf *out, const json_t *value, int depth)
+{
+    if (depth > OV_JSON_MAX_DEPTH + 1)
+        return OV_EINVAL;
+    switch (json_typeof(value)) {
+    case JSON_NULL:
+        return ov_buf_append_str(out, "null");
+    case JSON_TRUE:
+        return ov_buf_append_str(out, "true");
+    case JSON_FALSE:
+        return ov_buf_append_str(out, "false");
+    case JSON_REAL:
+        return OV_EINVAL;
+    case JSON_INTEGER: {
+        json_int_t n = json_integer_value(value);
+        if (n > OV_JSON_MAX_INTEGER || n < -OV_JSON_MAX_INTEGER)
+            return OV_EINVAL;
+        return ov_buf_printf(out, "%lld", (long long)n);
+    }
+    case JSON_STRING:
+        return encode_string(out, json_string_value(value), json_string_length(value));
+    case JSON_ARRAY: {
+        int rc = ov_buf_append(out, "[", 1);
+        for (size_t i = 0; rc == OV_OK && i < json_array_size(value); i++) {
+            if (i)
+                rc = ov_buf_append(out, ",", 1);
+            if (rc == OV_OK)
+                rc = encode(out, json_array_get(value, i), depth + 1);
+        }
+        return rc ? rc : ov_buf_append(out, "]", 1);
+    }
+    case JSON_OBJECT: {
+        size_t count = json_object_size(value);
+        const char **keys = count ? malloc(count * sizeof *keys) : NULL;
+        if (count && !keys)
+            return OV_ENOMEM;
+        size_t n = 0;
+        const char *key;
+        json_t *member;
+        json_object_foreach((json_t *)value, key, member) keys[n++] = key;
+        /* strcmp orders by unsigned bytes: UTF-8 byte order, which is code point order. */
+        qsort(keys, n, sizeof *keys, compare_keys);
+        int rc = ov_buf_append(out, "{", 1);
+        for (size_t i = 0; rc == OV_OK && i < n; i++) {
+            if (i)
+                rc = ov_buf_append(out, ",", 1);
+            if (rc == OV_OK)
+                rc = encode_string(out, keys[i], strlen(keys[i]));
+            if (rc == OV_OK)
+                rc = ov_buf_append(out, ":", 1);
+            if (rc == OV_OK)
+                rc = encode(out, json_object_get(value, keys[i]), depth + 1);
+        }
+        free(keys);
+        return rc ? rc : ov_buf_append(out, "}", 1);
+    }
+    }
+    return OV_EINVAL;
+}
+
+int ov_canon_encode(const json_t *value, char **out, size_t *out_len)
+{
+    ov_buf buf;
+    ov_buf_init(&buf, CANON_MAX_BYTES);
+    int rc = encode(&buf, value, 0);
+    if (rc == OV_OK && buf.failed)
+        rc = buf.failed;
+    if (rc != OV_OK) {
+        ov_buf_free(&buf);
+        return rc == OV_ETOOBIG ? OV_ETOOBIG : (rc == OV_ENOMEM ? OV_ENOMEM : OV_EINVAL);
+    }
+    *out = buf.data;
+    *out_len = buf.len;
+    return OV_OK;
+}
+
+int ov_canon_is_canonical(const char *data, size_t len)
+{
+    json_t *value = NULL;
+    if (ov_json_parse(data, len, &value, NULL) != OV_OK)
+        return 0;
+    char *encoded = NULL;
+    size_t encoded_len = 0;
+    int same = ov_canon_encode(value, &encoded, &encoded_len) == OV_OK && encoded_len == len &&
+               memcmp(encoded, data, len) == 0;
+    free(encoded);
+    json_decref(value);
+    return same;
+}
