@@ -688,8 +688,8 @@ static int generate_cases(generator *g, prng *r)
         k->topic = topic_for(r, k->school->sector);
         char title[200], summary[1200];
         snprintf(title, sizeof title, "%s (%s)", k->topic->title, k->school->name);
-        snprintf(summary, sizeof summary, "%s in %s: %s", k->school->name, k->school->place->place,
-                 k->topic->summary);
+        snprintf(summary, sizeof summary, "%s Dit speelt op %s in %s.", k->topic->summary,
+                 k->school->name, k->school->place->place);
         json_t *theme_list = json_array();
         for (int t = 0; t < 3; t++)
             add_theme(theme_list, k->topic->themes[t]);

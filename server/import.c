@@ -21,7 +21,7 @@
 #include "proto/canon.h"
 #include "proto/error.h"
 
-#define MAX_COLUMNS 64
+#define MAX_COLUMNS 128
 #define WRITE_BATCH 1000
 
 /* ---- Encoding ---------------------------------------------------------------------------------
@@ -260,33 +260,49 @@ static int column_of(const char *header)
 }
 
 /* DUO writes places and municipalities in capitals ("BERGEN OP ZOOM"): give them their usual
- * form. Only ASCII letters change; "'S-HERTOGENBOSCH" becomes "'s-Hertogenbosch". */
+ * form. Only ASCII letters change; "'S-HERTOGENBOSCH" becomes "'s-Hertogenbosch", particles
+ * after the first word stay lower case ("Egmond aan Zee") and short abbreviations in
+ * parentheses stay as they are ("Bergen (NH)"). */
+static int is_particle(const char *word, size_t len)
+{
+    static const char *const particles[] = {"aan", "op",  "de",  "den", "der", "bij",   "in",
+                                            "het", "ter", "ten", "van", "en",  "onder", "over"};
+    for (size_t i = 0; i < sizeof particles / sizeof particles[0]; i++)
+        if (strlen(particles[i]) == len && strncmp(word, particles[i], len) == 0)
+            return 1;
+    return 0;
+}
+
 static void title_case(char *s)
 {
-    int lower = 0;
     for (char *p = s; *p; p++)
         if (islower((unsigned char)*p))
-            lower = 1;
-    if (lower)
-        return; /* already mixed case: leave it */
-    int start = 1;
-    for (char *p = s; *p; p++) {
-        unsigned char c = (unsigned char)*p;
-        /* Abbreviations in parentheses stay as they are: "BERGEN (NH)" → "Bergen (NH)". */
-        char *close = c == '(' ? strchr(p, ')') : NULL;
-        if (close && close - p <= 4) {
-            p = close;
-            start = 0;
+            return; /* already mixed case: leave it */
+    for (char *p = s; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    int first = 1;
+    for (char *p = s; *p;) {
+        if (*p == '(') {
+            char *close = strchr(p, ')');
+            if (close && close - p <= 4) {
+                for (char *q = p; q < close; q++)
+                    *q = (char)toupper((unsigned char)*q);
+                p = close + 1;
+                continue;
+            }
+        }
+        if (!isalpha((unsigned char)*p)) {
+            p++;
             continue;
         }
-        if (isalpha(c)) {
-            int keep_lower = p > s && p[-1] == '\'';
-            *p = (char)(start && !keep_lower ? toupper(c) : tolower(c));
-            start = 0;
-        } else if ((unsigned char)*p < 0x80) {
-            start = c == ' ' || c == '-' || c == '(' || c == '/';
-        } else
-            start = 0;
+        char *word = p;
+        while (isalpha((unsigned char)*p) || (unsigned char)*p >= 0x80)
+            p++;
+        size_t len = (size_t)(p - word);
+        int after_apostrophe = word > s && word[-1] == '\'';
+        if (!after_apostrophe && (first || !is_particle(word, len)))
+            *word = (char)toupper((unsigned char)*word);
+        first = 0;
     }
 }
 
