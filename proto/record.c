@@ -1,0 +1,993 @@
+/*
+ * The record model (see record.h and docs/records.md): a field table per kind drives validation,
+ * so every rule is written once, and validation reports every problem at once with its JSON path
+ * and a message a teacher can act on, in Dutch and English.
+ */
+#include "proto/record.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <utf8proc.h>
+
+#include "proto/canon.h"
+#include "proto/error.h"
+
+const char *const ov_bouwsteen_slug[OV_BOUWSTENEN] = {"doel",   "talenten", "proces", "houding",
+                                                      "ruimte", "contact",  "delen"};
+const char *const ov_bouwsteen_title_nl[OV_BOUWSTENEN] = {
+    "Werken vanuit een gezamenlijk aanstekelijk doel",
+    "Bundelen van de aanwezige talenten en expertise",
+    "Aandacht voor het samenwerkingsproces en de relatie",
+    "Onderzoekende en waarderende houding van alle betrokkenen",
+    "Mogelijkheid om samen te werken",
+    "Contact met relevante betrokkenen",
+    "Delen wat werkt",
+};
+const char *const ov_bouwsteen_title_en[OV_BOUWSTENEN] = {
+    "Working from a shared, inspiring goal",
+    "Bringing together the talents and expertise at hand",
+    "Attention to the collaboration process and the relationship",
+    "An inquiring and appreciative attitude of everyone involved",
+    "The opportunity to work together",
+    "Contact with the relevant people",
+    "Sharing what works",
+};
+const char *const ov_scan_level[2] = {"innovatieteam", "omgeving"};
+
+static const char *const kind_names[OV_KIND_COUNT] = {"region", "school", "person",
+                                                      "case",   "lesson", "request"};
+static const char *const kind_collections[OV_KIND_COUNT] = {"regions", "schools", "people",
+                                                            "cases",   "lessons", "requests"};
+static const char *const status_names[OV_STATUS_COUNT] = {"draft", "published", "deleted"};
+
+const char *ov_kind_name(ov_kind kind)
+{
+    return kind < OV_KIND_COUNT ? kind_names[kind] : "?";
+}
+
+const char *ov_kind_collection(ov_kind kind)
+{
+    return kind < OV_KIND_COUNT ? kind_collections[kind] : "?";
+}
+
+static int find_name(const char *const *names, int count, const char *name, size_t len)
+{
+    for (int i = 0; i < count; i++)
+        if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0)
+            return i;
+    return -1;
+}
+
+int ov_kind_parse(const char *name, size_t len, ov_kind *out)
+{
+    int i = find_name(kind_names, OV_KIND_COUNT, name, len);
+    if (i < 0)
+        return OV_EINVAL;
+    *out = (ov_kind)i;
+    return OV_OK;
+}
+
+int ov_kind_parse_collection(const char *name, size_t len, ov_kind *out)
+{
+    int i = find_name(kind_collections, OV_KIND_COUNT, name, len);
+    if (i < 0)
+        return OV_EINVAL;
+    *out = (ov_kind)i;
+    return OV_OK;
+}
+
+const char *ov_status_name(ov_status status)
+{
+    return status < OV_STATUS_COUNT ? status_names[status] : "?";
+}
+
+int ov_status_parse(const char *name, size_t len, ov_status *out)
+{
+    int i = find_name(status_names, OV_STATUS_COUNT, name, len);
+    if (i < 0)
+        return OV_EINVAL;
+    *out = (ov_status)i;
+    return OV_OK;
+}
+
+void ov_field_errors_init(ov_field_errors *errs)
+{
+    memset(errs, 0, sizeof *errs);
+}
+
+void ov_field_errors_add(ov_field_errors *errs, const char *field, const char *message_nl,
+                         const char *message_en)
+{
+    if (errs->count >= OV_FIELD_ERRORS_MAX) {
+        errs->truncated = 1;
+        return;
+    }
+    ov_field_error *e = &errs->items[errs->count++];
+    snprintf(e->field, sizeof e->field, "%s", field);
+    snprintf(e->message_nl, sizeof e->message_nl, "%s", message_nl);
+    snprintf(e->message_en, sizeof e->message_en, "%s", message_en);
+}
+
+/* ---- Field tables ---------------------------------------------------------------------------- */
+
+typedef enum {
+    F_TEXT,     /* single line, max chars */
+    F_LONGTEXT, /* newlines and tabs allowed */
+    F_ENUM,     /* one of values */
+    F_ID,       /* ov_id text */
+    F_IDS,      /* array of ids */
+    F_TEXTS,    /* array of short texts */
+    F_SLUGS,    /* array of enum values */
+    F_INTS,     /* array of integers min..max */
+    F_BOOL,
+    F_URL,
+    F_PATTERN, /* checked by a named rule */
+    F_SCAN,    /* the bouwstenen scan */
+} field_type;
+
+typedef enum { P_NONE, P_BRIN, P_VESTIGING, P_POSTCODE, P_DIGITS10, P_HEX130, P_EMAIL } pattern;
+
+typedef struct {
+    const char *name;
+    field_type type;
+    int required;
+    int max;                   /* characters, or items for arrays */
+    const char *const *values; /* enum values, NULL-terminated */
+    pattern rule;
+    int min_int, max_int;
+} field_spec;
+
+static const char *const region_types[] = {"swv-po", "swv-vo", "netwerk", "anders", NULL};
+static const char *const sectors[] = {"po", "so", "vso", "vo", "mbo", "hbo", "anders", NULL};
+static const char *const availabilities[] = {"beschikbaar", "beperkt", "niet-beschikbaar", NULL};
+static const char *const phases[] = {"adoptie", "implementatie", "institutionalisering", NULL};
+static const char *const licences[] = {"CC-BY-4.0", "CC-BY-SA-4.0", "CC0-1.0",
+                                       "alle-rechten-voorbehouden", NULL};
+static const char *const states[] = {"open", "opgepakt", "afgerond", NULL};
+static const char *const bouwstenen[] = {"doel",   "talenten", "proces", "houding",
+                                         "ruimte", "contact",  "delen",  NULL};
+
+#define END                                                                                        \
+    {                                                                                              \
+        NULL, 0, 0, 0, NULL, P_NONE, 0, 0                                                          \
+    }
+#define COMMON                                                                                     \
+    {"generated", F_BOOL, 0, 0, NULL, P_NONE, 0, 0},                                               \
+    {                                                                                              \
+        "source", F_TEXT, 0, 300, NULL, P_NONE, 0, 0                                               \
+    }
+
+static const field_spec region_fields[] = {
+    {"name", F_TEXT, 1, 120, NULL, P_NONE, 0, 0},
+    {"type", F_ENUM, 1, 0, region_types, P_NONE, 0, 0},
+    {"url", F_URL, 0, 300, NULL, P_NONE, 0, 0},
+    {"place", F_TEXT, 0, 120, NULL, P_NONE, 0, 0},
+    {"description", F_LONGTEXT, 0, 4000, NULL, P_NONE, 0, 0},
+    {"public_key", F_PATTERN, 0, 130, NULL, P_HEX130, 0, 0},
+    COMMON,
+    END,
+};
+
+static const field_spec school_fields[] = {
+    {"name", F_TEXT, 1, 200, NULL, P_NONE, 0, 0},
+    {"brin", F_PATTERN, 1, 4, NULL, P_BRIN, 0, 0},
+    {"vestiging", F_PATTERN, 0, 2, NULL, P_VESTIGING, 0, 0},
+    {"sector", F_ENUM, 1, 0, sectors, P_NONE, 0, 0},
+    {"place", F_TEXT, 1, 120, NULL, P_NONE, 0, 0},
+    {"municipality", F_TEXT, 0, 120, NULL, P_NONE, 0, 0},
+    {"province", F_TEXT, 0, 60, NULL, P_NONE, 0, 0},
+    {"street", F_TEXT, 0, 200, NULL, P_NONE, 0, 0},
+    {"postcode", F_PATTERN, 0, 7, NULL, P_POSTCODE, 0, 0},
+    {"website", F_URL, 0, 300, NULL, P_NONE, 0, 0},
+    {"denomination", F_TEXT, 0, 120, NULL, P_NONE, 0, 0},
+    {"authority", F_PATTERN, 0, 10, NULL, P_DIGITS10, 0, 0},
+    {"region", F_ID, 0, 0, NULL, P_NONE, 0, 0},
+    COMMON,
+    END,
+};
+
+static const field_spec person_fields[] = {
+    {"name", F_TEXT, 1, 120, NULL, P_NONE, 0, 0},
+    {"school", F_ID, 0, 0, NULL, P_NONE, 0, 0},
+    {"sector", F_ENUM, 0, 0, sectors, P_NONE, 0, 0},
+    {"place", F_TEXT, 0, 120, NULL, P_NONE, 0, 0},
+    {"region", F_ID, 0, 0, NULL, P_NONE, 0, 0},
+    {"themes", F_TEXTS, 0, 24, NULL, P_NONE, 60, 0},
+    {"bio", F_LONGTEXT, 0, 4000, NULL, P_NONE, 0, 0},
+    {"availability", F_ENUM, 0, 0, availabilities, P_NONE, 0, 0},
+    {"contact", F_TEXT, 0, 300, NULL, P_NONE, 0, 0},
+    {"email", F_PATTERN, 0, 200, NULL, P_EMAIL, 0, 0},
+    COMMON,
+    END,
+};
+
+static const field_spec case_fields[] = {
+    {"title", F_TEXT, 1, 200, NULL, P_NONE, 0, 0},
+    {"schools", F_IDS, 1, 16, NULL, P_NONE, 0, 0},
+    {"region", F_ID, 0, 0, NULL, P_NONE, 0, 0},
+    {"sector", F_ENUM, 0, 0, sectors, P_NONE, 0, 0},
+    {"summary", F_LONGTEXT, 1, 4000, NULL, P_NONE, 0, 0},
+    {"question", F_LONGTEXT, 0, 4000, NULL, P_NONE, 0, 0},
+    {"goal", F_LONGTEXT, 0, 4000, NULL, P_NONE, 0, 0},
+    {"target_group", F_TEXT, 0, 400, NULL, P_NONE, 0, 0},
+    {"team", F_LONGTEXT, 0, 2000, NULL, P_NONE, 0, 0},
+    {"themes", F_TEXTS, 0, 24, NULL, P_NONE, 60, 0},
+    {"phase", F_ENUM, 1, 0, phases, P_NONE, 0, 0},
+    {"scan", F_SCAN, 0, 0, NULL, P_NONE, 0, 0},
+    {"lessons_learned", F_LONGTEXT, 0, 8000, NULL, P_NONE, 0, 0},
+    {"licence", F_ENUM, 0, 0, licences, P_NONE, 0, 0},
+    {"contact", F_TEXT, 0, 300, NULL, P_NONE, 0, 0},
+    COMMON,
+    END,
+};
+
+static const field_spec lesson_fields[] = {
+    {"title", F_TEXT, 1, 200, NULL, P_NONE, 0, 0},
+    {"body", F_LONGTEXT, 1, 8000, NULL, P_NONE, 0, 0},
+    {"school", F_ID, 1, 0, NULL, P_NONE, 0, 0},
+    {"case", F_ID, 0, 0, NULL, P_NONE, 0, 0},
+    {"bouwstenen", F_SLUGS, 0, 7, bouwstenen, P_NONE, 0, 0},
+    {"principles", F_INTS, 0, 5, NULL, P_NONE, 1, 5},
+    {"themes", F_TEXTS, 0, 24, NULL, P_NONE, 60, 0},
+    COMMON,
+    END,
+};
+
+static const field_spec request_fields[] = {
+    {"title", F_TEXT, 1, 200, NULL, P_NONE, 0, 0},
+    {"question", F_LONGTEXT, 1, 4000, NULL, P_NONE, 0, 0},
+    {"school", F_ID, 1, 0, NULL, P_NONE, 0, 0},
+    {"region", F_ID, 0, 0, NULL, P_NONE, 0, 0},
+    {"sector", F_ENUM, 0, 0, sectors, P_NONE, 0, 0},
+    {"themes", F_TEXTS, 0, 24, NULL, P_NONE, 60, 0},
+    {"state", F_ENUM, 0, 0, states, P_NONE, 0, 0},
+    {"taken_by", F_ID, 0, 0, NULL, P_NONE, 0, 0},
+    COMMON,
+    END,
+};
+
+static const field_spec *const kind_fields[OV_KIND_COUNT] = {
+    region_fields, school_fields, person_fields, case_fields, lesson_fields, request_fields,
+};
+
+static const char *const envelope_members[] = {"id",      "kind",   "origin", "version", "created",
+                                               "updated", "author", "status", NULL};
+
+static int is_envelope(const char *key)
+{
+    for (int i = 0; envelope_members[i]; i++)
+        if (strcmp(key, envelope_members[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* ---- Checks ---------------------------------------------------------------------------------- */
+
+static void add(ov_field_errors *errs, const char *path, const char *nl, const char *en)
+{
+    ov_field_errors_add(errs, path, nl, en);
+}
+
+/* Counts code points; -1 for invalid UTF-8. */
+static long count_chars(const char *text, size_t len)
+{
+    long count = 0;
+    size_t i = 0;
+    while (i < len) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t n =
+            utf8proc_iterate((const utf8proc_uint8_t *)text + i, (utf8proc_ssize_t)(len - i), &cp);
+        if (n <= 0)
+            return -1;
+        i += (size_t)n;
+        count++;
+    }
+    return count;
+}
+
+static int check_text(const json_t *value, const char *path, int max, int multiline,
+                      ov_field_errors *errs)
+{
+    if (!json_is_string(value)) {
+        add(errs, path, "moet een tekst zijn", "must be a string");
+        return 0;
+    }
+    const char *text = json_string_value(value);
+    size_t len = json_string_length(value);
+    long chars = count_chars(text, len);
+    char nl[200], en[200];
+    if (chars < 0) {
+        add(errs, path, "bevat ongeldige tekens", "contains invalid characters");
+        return 0;
+    }
+    if (chars == 0) {
+        add(errs, path, "mag niet leeg zijn", "must not be empty");
+        return 0;
+    }
+    if (chars > max) {
+        snprintf(nl, sizeof nl, "mag hoogstens %d tekens zijn (nu %ld)", max, chars);
+        snprintf(en, sizeof en, "must be at most %d characters (now %ld)", max, chars);
+        add(errs, path, nl, en);
+        return 0;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c < 0x20 || c == 0x7f) {
+            if (multiline && (c == '\n' || c == '\t' || c == '\r'))
+                continue;
+            add(errs, path,
+                multiline ? "bevat een besturingsteken" : "mag geen regeleinde of tab bevatten",
+                multiline ? "contains a control character"
+                          : "must not contain a line break or tab");
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void expected_one_of(const char *const *values, char *nl, size_t nl_size, char *en,
+                            size_t en_size)
+{
+    char list[160] = "";
+    for (int i = 0; values[i]; i++) {
+        size_t used = strlen(list);
+        snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", values[i]);
+    }
+    snprintf(nl, nl_size, "moet een van deze zijn: %s", list);
+    snprintf(en, en_size, "must be one of: %s", list);
+}
+
+static int check_enum(const json_t *value, const char *path, const char *const *values,
+                      ov_field_errors *errs)
+{
+    if (json_is_string(value))
+        for (int i = 0; values[i]; i++)
+            if (strcmp(json_string_value(value), values[i]) == 0)
+                return 1;
+    char nl[200], en[200];
+    expected_one_of(values, nl, sizeof nl, en, sizeof en);
+    add(errs, path, nl, en);
+    return 0;
+}
+
+static int check_id(const json_t *value, const char *path, ov_field_errors *errs)
+{
+    ov_id id;
+    if (json_is_string(value) &&
+        ov_id_parse(json_string_value(value), json_string_length(value), &id) == OV_OK)
+        return 1;
+    add(errs, path, "moet een geldige id zijn (26 tekens)", "must be a valid id (26 characters)");
+    return 0;
+}
+
+static int check_url(const json_t *value, const char *path, int max, ov_field_errors *errs)
+{
+    if (!check_text(value, path, max, 0, errs))
+        return 0;
+    const char *text = json_string_value(value);
+    const char *rest = !strncmp(text, "https://", 8)  ? text + 8
+                       : !strncmp(text, "http://", 7) ? text + 7
+                                                      : NULL;
+    if (!rest || !*rest || strchr(text, ' ')) {
+        add(errs, path, "moet een webadres zijn dat begint met https:// of http://",
+            "must be a web address starting with https:// or http://");
+        return 0;
+    }
+    return 1;
+}
+
+static int matches(const char *text, const char *shape)
+{
+    /* shape: 'd' digit, 'A' upper-case letter, '?' optional space */
+    for (; *shape; shape++) {
+        if (*shape == '?') {
+            if (*text == ' ')
+                text++;
+            continue;
+        }
+        if (*shape == 'd' && !isdigit((unsigned char)*text))
+            return 0;
+        if (*shape == 'A' && !(*text >= 'A' && *text <= 'Z'))
+            return 0;
+        text++;
+    }
+    return *text == 0;
+}
+
+static int check_pattern(const json_t *value, const char *path, const field_spec *spec,
+                         ov_field_errors *errs)
+{
+    if (!json_is_string(value)) {
+        add(errs, path, "moet een tekst zijn", "must be a string");
+        return 0;
+    }
+    const char *text = json_string_value(value);
+    size_t len = json_string_length(value);
+    int ok = 0;
+    const char *nl = "", *en = "";
+    switch (spec->rule) {
+    case P_BRIN:
+        ok = matches(text, "ddAA");
+        nl = "is geen geldige BRIN-code (twee cijfers en twee hoofdletters, bijvoorbeeld 20AB)";
+        en = "is not a valid BRIN code (two digits and two capital letters, e.g. 20AB)";
+        break;
+    case P_VESTIGING:
+        ok = matches(text, "dd");
+        nl = "moet een vestigingsnummer van twee cijfers zijn, bijvoorbeeld 00";
+        en = "must be a two-digit branch number, e.g. 00";
+        break;
+    case P_POSTCODE:
+        ok = matches(text, "dddd?AA") && text[0] != '0';
+        nl = "is geen geldige postcode (bijvoorbeeld 1811 KL)";
+        en = "is not a valid Dutch postcode (e.g. 1811 KL)";
+        break;
+    case P_DIGITS10:
+        ok = len >= 1 && len <= 10;
+        for (size_t i = 0; ok && i < len; i++)
+            ok = isdigit((unsigned char)text[i]);
+        nl = "moet uit 1 tot 10 cijfers bestaan";
+        en = "must be 1 to 10 digits";
+        break;
+    case P_HEX130:
+        ok = len == 130;
+        for (size_t i = 0; ok && i < len; i++)
+            ok = isdigit((unsigned char)text[i]) || (text[i] >= 'a' && text[i] <= 'f');
+        nl = "moet een publieke sleutel van 130 hexadecimale tekens zijn";
+        en = "must be a public key of 130 hexadecimal digits";
+        break;
+    case P_EMAIL: {
+        const char *at = strchr(text, '@');
+        ok = len <= 200 && at && at != text && !strchr(at + 1, '@') && strchr(at + 1, '.') &&
+             at[1] != '.' && text[len - 1] != '.' && !strpbrk(text, " \t\n<>");
+        nl = "is geen geldig e-mailadres";
+        en = "is not a valid e-mail address";
+        break;
+    }
+    case P_NONE:
+        ok = 1;
+        break;
+    }
+    if (!ok)
+        add(errs, path, nl, en);
+    return ok;
+}
+
+static void check_array(const json_t *value, const char *path, const field_spec *spec,
+                        ov_field_errors *errs)
+{
+    if (!json_is_array(value)) {
+        add(errs, path, "moet een lijst zijn", "must be a list");
+        return;
+    }
+    size_t count = json_array_size(value);
+    char nl[200], en[200];
+    if ((int)count > spec->max) {
+        snprintf(nl, sizeof nl, "mag hoogstens %d onderdelen hebben (nu %zu)", spec->max, count);
+        snprintf(en, sizeof en, "must have at most %d items (now %zu)", spec->max, count);
+        add(errs, path, nl, en);
+        return;
+    }
+    if (spec->required && count == 0) {
+        add(errs, path, "moet minstens één onderdeel hebben", "must have at least one item");
+        return;
+    }
+    for (size_t i = 0; i < count; i++) {
+        const json_t *item = json_array_get(value, i);
+        char item_path[96];
+        snprintf(item_path, sizeof item_path, "%s[%zu]", path, i);
+        int ok = 1;
+        switch (spec->type) {
+        case F_IDS:
+            ok = check_id(item, item_path, errs);
+            break;
+        case F_TEXTS:
+            ok = check_text(item, item_path, spec->min_int, 0, errs);
+            break;
+        case F_SLUGS:
+            ok = check_enum(item, item_path, spec->values, errs);
+            break;
+        case F_INTS:
+            if (!json_is_integer(item) || json_integer_value(item) < spec->min_int ||
+                json_integer_value(item) > spec->max_int) {
+                snprintf(nl, sizeof nl, "moet een geheel getal van %d tot en met %d zijn",
+                         spec->min_int, spec->max_int);
+                snprintf(en, sizeof en, "must be a whole number from %d to %d", spec->min_int,
+                         spec->max_int);
+                add(errs, item_path, nl, en);
+                ok = 0;
+            }
+            break;
+        default:
+            break;
+        }
+        for (size_t j = 0; ok && j < i; j++)
+            if (json_equal(item, json_array_get(value, j))) {
+                add(errs, item_path, "komt dubbel voor in de lijst", "appears twice in the list");
+                break;
+            }
+    }
+}
+
+/* "a.b" into out; paths longer than out are cut (they only label an error). */
+static void join_path(char *out, size_t size, const char *a, const char *b)
+{
+    int n = snprintf(out, size, "%s.%s", a, b);
+    if (n < 0 || (size_t)n >= size)
+        out[size - 1] = 0;
+}
+
+static void check_scan(const json_t *value, const char *path, ov_field_errors *errs)
+{
+    if (!json_is_object(value)) {
+        add(errs, path, "moet een object met bouwstenen zijn", "must be an object of bouwstenen");
+        return;
+    }
+    const char *block;
+    json_t *levels;
+    json_object_foreach((json_t *)value, block, levels)
+    {
+        char block_path[96];
+        join_path(block_path, sizeof block_path, path, block);
+        int known = 0;
+        for (int i = 0; i < OV_BOUWSTENEN; i++)
+            known |= strcmp(block, ov_bouwsteen_slug[i]) == 0;
+        if (!known) {
+            add(errs, block_path,
+                "is geen bouwsteen (doel, talenten, proces, houding, ruimte, contact, delen)",
+                "is not a building block (doel, talenten, proces, houding, ruimte, contact, "
+                "delen)");
+            continue;
+        }
+        if (!json_is_object(levels)) {
+            add(errs, block_path, "moet een object met innovatieteam en/of omgeving zijn",
+                "must be an object with innovatieteam and/or omgeving");
+            continue;
+        }
+        const char *level;
+        json_t *assessment;
+        json_object_foreach(levels, level, assessment)
+        {
+            char level_path[96];
+            join_path(level_path, sizeof level_path, block_path, level);
+            if (strcmp(level, ov_scan_level[0]) != 0 && strcmp(level, ov_scan_level[1]) != 0) {
+                add(errs, level_path, "moet innovatieteam of omgeving zijn",
+                    "must be innovatieteam or omgeving");
+                continue;
+            }
+            if (!json_is_object(assessment)) {
+                add(errs, level_path, "moet een object met score en note zijn",
+                    "must be an object with score and note");
+                continue;
+            }
+            const char *member;
+            json_t *item;
+            json_object_foreach(assessment, member, item)
+            {
+                char member_path[96];
+                join_path(member_path, sizeof member_path, level_path, member);
+                if (strcmp(member, "score") == 0) {
+                    if (!json_is_null(item) &&
+                        (!json_is_integer(item) || json_integer_value(item) < 1 ||
+                         json_integer_value(item) > 5))
+                        add(errs, member_path,
+                            "moet een geheel getal van 1 tot en met 5 zijn, of null (niet "
+                            "beoordeeld)",
+                            "must be a whole number from 1 to 5, or null (not assessed)");
+                } else if (strcmp(member, "note") == 0) {
+                    check_text(item, member_path, 2000, 1, errs);
+                } else {
+                    add(errs, member_path, "onbekend veld (alleen score en note)",
+                        "unknown field (only score and note)");
+                }
+            }
+        }
+    }
+}
+
+static void check_field(const field_spec *spec, const json_t *value, ov_field_errors *errs)
+{
+    const char *path = spec->name;
+    switch (spec->type) {
+    case F_TEXT:
+        check_text(value, path, spec->max, 0, errs);
+        break;
+    case F_LONGTEXT:
+        check_text(value, path, spec->max, 1, errs);
+        break;
+    case F_ENUM:
+        check_enum(value, path, spec->values, errs);
+        break;
+    case F_ID:
+        check_id(value, path, errs);
+        break;
+    case F_IDS:
+    case F_TEXTS:
+    case F_SLUGS:
+    case F_INTS:
+        check_array(value, path, spec, errs);
+        break;
+    case F_BOOL:
+        if (!json_is_boolean(value))
+            add(errs, path, "moet true of false zijn", "must be true or false");
+        break;
+    case F_URL:
+        check_url(value, path, spec->max, errs);
+        break;
+    case F_PATTERN:
+        check_pattern(value, path, spec, errs);
+        break;
+    case F_SCAN:
+        check_scan(value, path, errs);
+        break;
+    }
+}
+
+static void check_envelope(ov_kind kind, const char *key, const json_t *value,
+                           ov_field_errors *errs)
+{
+    if (strcmp(key, "kind") == 0) {
+        if (!json_is_string(value) || strcmp(json_string_value(value), ov_kind_name(kind)) != 0) {
+            char nl[200], en[200];
+            snprintf(nl, sizeof nl, "moet \"%s\" zijn op dit adres", ov_kind_name(kind));
+            snprintf(en, sizeof en, "must be \"%s\" at this address", ov_kind_name(kind));
+            add(errs, key, nl, en);
+        }
+    } else if (strcmp(key, "id") == 0) {
+        check_id(value, key, errs);
+    } else if (strcmp(key, "status") == 0) {
+        if (!json_is_string(value) || (strcmp(json_string_value(value), "draft") != 0 &&
+                                       strcmp(json_string_value(value), "published") != 0))
+            add(errs, key, "moet draft of published zijn", "must be draft or published");
+    }
+    /* version, created, updated, origin, author: assigned by the origin node; ignored. */
+}
+
+int ov_record_validate(ov_kind kind, const json_t *content, ov_field_errors *errs)
+{
+    int before = errs->count;
+    if (kind >= OV_KIND_COUNT) {
+        add(errs, "kind", "onbekende soort", "unknown kind");
+        return OV_ESCHEMA;
+    }
+    if (!json_is_object(content)) {
+        add(errs, "", "moet een JSON-object zijn", "must be a JSON object");
+        return OV_ESCHEMA;
+    }
+    const field_spec *fields = kind_fields[kind];
+    for (const field_spec *spec = fields; spec->name; spec++) {
+        const json_t *value = json_object_get(content, spec->name);
+        if (!value || json_is_null(value)) {
+            if (spec->required)
+                add(errs, spec->name, "is verplicht", "is required");
+            continue;
+        }
+        check_field(spec, value, errs);
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)content, key, value)
+    {
+        if (is_envelope(key)) {
+            check_envelope(kind, key, value, errs);
+            continue;
+        }
+        int known = 0;
+        for (const field_spec *spec = fields; spec->name && !known; spec++)
+            known = strcmp(spec->name, key) == 0;
+        if (!known) {
+            char path[96];
+            snprintf(path, sizeof path, "%s", key);
+            add(errs, path, "onbekend veld", "unknown field");
+        }
+    }
+    return errs->count > before || errs->truncated ? OV_ESCHEMA : OV_OK;
+}
+
+ov_status ov_record_requested_status(const json_t *content, ov_status fallback)
+{
+    const char *text = json_string_value(json_object_get(content, "status"));
+    ov_status status;
+    if (text && ov_status_parse(text, strlen(text), &status) == OV_OK &&
+        status != OV_STATUS_DELETED)
+        return status;
+    return fallback;
+}
+
+/* ---- Time ------------------------------------------------------------------------------------ */
+
+void ov_time_format(int64_t ms, char out[32])
+{
+    time_t seconds = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    int millis = (int)(ms - (int64_t)seconds * 1000);
+    struct tm tm;
+    gmtime_r(&seconds, &tm);
+    int n = snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+    if (n < 0 || n >= 32)
+        out[31] = 0; /* years beyond 9999 do not occur in records */
+}
+
+int ov_time_parse(const char *text, size_t len, int64_t *ms)
+{
+    if (len != 24 || text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' ||
+        text[16] != ':' || text[19] != '.' || text[23] != 'Z')
+        return OV_EINVAL;
+    static const int digits[] = {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22};
+    for (size_t i = 0; i < sizeof digits / sizeof digits[0]; i++)
+        if (!isdigit((unsigned char)text[digits[i]]))
+            return OV_EINVAL;
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    tm.tm_year = atoi(text) - 1900;
+    tm.tm_mon = (text[5] - '0') * 10 + (text[6] - '0') - 1;
+    tm.tm_mday = (text[8] - '0') * 10 + (text[9] - '0');
+    tm.tm_hour = (text[11] - '0') * 10 + (text[12] - '0');
+    tm.tm_min = (text[14] - '0') * 10 + (text[15] - '0');
+    tm.tm_sec = (text[17] - '0') * 10 + (text[18] - '0');
+    int millis = (text[20] - '0') * 100 + (text[21] - '0') * 10 + (text[22] - '0');
+    if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+        tm.tm_min > 59 || tm.tm_sec > 60)
+        return OV_EINVAL;
+    struct tm copy = tm;
+    time_t seconds = timegm(&copy);
+    if (copy.tm_mday != tm.tm_mday || copy.tm_mon != tm.tm_mon) /* e.g. 31 February */
+        return OV_EINVAL;
+    *ms = (int64_t)seconds * 1000 + millis;
+    return OV_OK;
+}
+
+/* ---- Sealing --------------------------------------------------------------------------------- */
+
+static int set_envelope(json_t *record, const ov_envelope *env)
+{
+    char id[OV_ID_CHARS + 1], origin[OV_ID_CHARS + 1], author[OV_ID_CHARS + 1];
+    char created[32], updated[32];
+    ov_id_format(&env->id, id);
+    ov_id_format(&env->origin, origin);
+    ov_id_format(&env->author, author);
+    ov_time_format(env->created_ms, created);
+    ov_time_format(env->updated_ms, updated);
+    int rc = 0;
+    rc |= json_object_set_new(record, "id", json_string(id));
+    rc |= json_object_set_new(record, "kind", json_string(ov_kind_name(env->kind)));
+    rc |= json_object_set_new(record, "origin", json_string(origin));
+    rc |= json_object_set_new(record, "version", json_integer(env->version));
+    rc |= json_object_set_new(record, "created", json_string(created));
+    rc |= json_object_set_new(record, "updated", json_string(updated));
+    rc |= json_object_set_new(record, "author", json_string(author));
+    rc |= json_object_set_new(record, "status", json_string(ov_status_name(env->status)));
+    return rc ? OV_ENOMEM : OV_OK;
+}
+
+static int finish_seal(json_t *record, json_t **record_out, char **canon, size_t *canon_len,
+                       uint8_t hash[OV_HASH_BYTES])
+{
+    int rc = ov_canon_normalize(record, NULL);
+    if (rc == OV_OK)
+        rc = ov_canon_encode(record, canon, canon_len);
+    if (rc == OV_OK) {
+        ov_sha256(*canon, *canon_len, hash);
+        if (record_out) {
+            *record_out = record;
+            return OV_OK;
+        }
+    }
+    json_decref(record);
+    return rc;
+}
+
+int ov_record_seal(const json_t *content, const ov_envelope *env, json_t **record_out, char **canon,
+                   size_t *canon_len, uint8_t hash[OV_HASH_BYTES])
+{
+    if (!json_is_object(content) || env->kind >= OV_KIND_COUNT || env->status >= OV_STATUS_COUNT)
+        return OV_EINVAL;
+    json_t *record = json_object();
+    if (!record)
+        return OV_ENOMEM;
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)content, key, value)
+    {
+        /* null means "absent": it never reaches the canonical form. */
+        if (!is_envelope(key) && !json_is_null(value))
+            json_object_set(record, key, value);
+    }
+    if (env->kind == OV_KIND_CASE && !json_object_get(record, "licence"))
+        json_object_set_new(record, "licence", json_string("CC-BY-4.0"));
+    if (env->kind == OV_KIND_REQUEST && !json_object_get(record, "state"))
+        json_object_set_new(record, "state", json_string("open"));
+    int rc = set_envelope(record, env);
+    if (rc != OV_OK) {
+        json_decref(record);
+        return rc;
+    }
+    return finish_seal(record, record_out, canon, canon_len, hash);
+}
+
+int ov_record_seal_tombstone(const ov_envelope *env, char **canon, size_t *canon_len,
+                             uint8_t hash[OV_HASH_BYTES])
+{
+    json_t *record = json_object();
+    if (!record)
+        return OV_ENOMEM;
+    ov_envelope tomb = *env;
+    tomb.status = OV_STATUS_DELETED;
+    int rc = set_envelope(record, &tomb);
+    if (rc != OV_OK) {
+        json_decref(record);
+        return rc;
+    }
+    return finish_seal(record, NULL, canon, canon_len, hash);
+}
+
+static int member_id(const json_t *record, const char *name, ov_id *out)
+{
+    const char *text = json_string_value(json_object_get(record, name));
+    return text && ov_id_parse(text, strlen(text), out) == OV_OK ? OV_OK : OV_ESCHEMA;
+}
+
+static int member_time(const json_t *record, const char *name, int64_t *out)
+{
+    const char *text = json_string_value(json_object_get(record, name));
+    return text && ov_time_parse(text, strlen(text), out) == OV_OK ? OV_OK : OV_ESCHEMA;
+}
+
+int ov_record_envelope(const json_t *record, ov_envelope *env)
+{
+    ov_envelope e;
+    memset(&e, 0, sizeof e);
+    const char *kind = json_string_value(json_object_get(record, "kind"));
+    const char *status = json_string_value(json_object_get(record, "status"));
+    json_t *version = json_object_get(record, "version");
+    if (!kind || ov_kind_parse(kind, strlen(kind), &e.kind) != OV_OK || !status ||
+        ov_status_parse(status, strlen(status), &e.status) != OV_OK || !json_is_integer(version) ||
+        json_integer_value(version) < 1 || json_integer_value(version) > UINT32_MAX ||
+        member_id(record, "id", &e.id) || member_id(record, "origin", &e.origin) ||
+        member_id(record, "author", &e.author) || member_time(record, "created", &e.created_ms) ||
+        member_time(record, "updated", &e.updated_ms))
+        return OV_ESCHEMA;
+    e.version = (uint32_t)json_integer_value(version);
+    *env = e;
+    return OV_OK;
+}
+
+/* ---- Facets ---------------------------------------------------------------------------------- */
+
+static int emit(ov_facet_fn fn, void *ctx, const char *facet, const char *value)
+{
+    if (!value || !*value || strlen(value) > 96)
+        return 0;
+    return fn(ctx, facet, value);
+}
+
+static int emit_member(ov_facet_fn fn, void *ctx, const json_t *record, const char *facet,
+                       const char *member)
+{
+    return emit(fn, ctx, facet, json_string_value(json_object_get(record, member)));
+}
+
+static int emit_themes(ov_facet_fn fn, void *ctx, const json_t *record)
+{
+    size_t i;
+    json_t *theme;
+    json_array_foreach(json_object_get(record, "themes"), i, theme)
+    {
+        const char *text = json_string_value(theme);
+        if (!text)
+            continue;
+        /* Themes match case-insensitively: index them case-folded. */
+        utf8proc_uint8_t *folded = NULL;
+        if (utf8proc_map((const utf8proc_uint8_t *)text, 0, &folded,
+                         UTF8PROC_NULLTERM | UTF8PROC_STABLE | UTF8PROC_COMPOSE |
+                             UTF8PROC_CASEFOLD) < 0)
+            continue;
+        int rc = emit(fn, ctx, "theme", (const char *)folded);
+        free(folded);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int ov_record_facets(ov_kind kind, const json_t *record, ov_facet_fn fn, void *ctx)
+{
+    int rc = 0;
+    size_t i;
+    json_t *item;
+    switch (kind) {
+    case OV_KIND_REGION:
+        break;
+    case OV_KIND_SCHOOL: {
+        rc = emit_member(fn, ctx, record, "school", "id");
+        if (!rc)
+            rc = emit_member(fn, ctx, record, "region", "region");
+        if (!rc)
+            rc = emit_member(fn, ctx, record, "sector", "sector");
+        const char *brin = json_string_value(json_object_get(record, "brin"));
+        const char *vestiging = json_string_value(json_object_get(record, "vestiging"));
+        if (!rc && brin) {
+            char key[16];
+            snprintf(key, sizeof key, "%s%s", brin, vestiging ? vestiging : "00");
+            rc = emit(fn, ctx, "brin", key);
+        }
+        break;
+    }
+    case OV_KIND_PERSON:
+        rc = emit_member(fn, ctx, record, "school", "school");
+        if (!rc)
+            rc = emit_member(fn, ctx, record, "region", "region");
+        if (!rc)
+            rc = emit_member(fn, ctx, record, "sector", "sector");
+        if (!rc)
+            rc = emit_member(fn, ctx, record, "availability", "availability");
+        if (!rc)
+            rc = emit_themes(fn, ctx, record);
+        break;
+    case OV_KIND_CASE: {
+        json_array_foreach(json_object_get(record, "schools"), i, item)
+        {
+            if ((rc = emit(fn, ctx, "school", json_string_value(item))))
+                return rc;
+        }
+        rc = emit_member(fn, ctx, record, "region", "region");
+        if (!rc)
+            rc = emit_member(fn, ctx, record, "sector", "sector");
+        if (!rc)
+            rc = emit_member(fn, ctx, record, "phase", "phase");
+        if (!rc)
+            rc = emit_themes(fn, ctx, record);
+        const json_t *scan = json_object_get(record, "scan");
+        for (int b = 0; !rc && b < OV_BOUWSTENEN; b++) {
+            const json_t *block = json_object_get(scan, ov_bouwsteen_slug[b]);
+            json_int_t best = 0;
+            for (int l = 0; l < 2; l++) {
+                const json_t *score =
+                    json_object_get(json_object_get(block, ov_scan_level[l]), "score");
+                if (json_is_integer(score) && json_integer_value(score) > best)
+                    best = json_integer_value(score);
+            }
+            if (best >= 3)
+                rc = emit(fn, ctx, "bouwsteen", ov_bouwsteen_slug[b]);
+        }
+        break;
+    }
+    case OV_KIND_LESSON:
+        rc = emit_member(fn, ctx, record, "school", "school");
+        if (!rc)
+            rc = emit_member(fn, ctx, record, "case", "case");
+        if (!rc)
+            rc = emit_themes(fn, ctx, record);
+        json_array_foreach(json_object_get(record, "bouwstenen"), i, item)
+        {
+            if (!rc)
+                rc = emit(fn, ctx, "bouwsteen", json_string_value(item));
+        }
+        json_array_foreach(json_object_get(record, "principles"), i, item)
+        {
+            char number[8];
+            snprintf(number, sizeof number, "%lld", (long long)json_integer_value(item));
+            if (!rc && json_is_integer(item))
+                rc = emit(fn, ctx, "principle", number);
+        }
+        break;
+    case OV_KIND_REQUEST:
+        rc = emit_member(fn, ctx, record, "school", "school");
+        if (!rc)
+            rc = emit_member(fn, ctx, record, "region", "region");
+        if (!rc)
+            rc = emit_member(fn, ctx, record, "sector", "sector");
+        if (!rc)
+            rc = emit_member(fn, ctx, record, "state", "state");
+        if (!rc)
+            rc = emit_member(fn, ctx, record, "person", "taken_by");
+        if (!rc)
+            rc = emit_themes(fn, ctx, record);
+        break;
+    default:
+        break;
+    }
+    return rc;
+}
