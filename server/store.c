@@ -1,0 +1,1515 @@
+/*
+ * The node's storage on LMDB: records with their indexes, the origin log and its signed heads,
+ * the change feed, accounts and sessions, all in one environment so that one write transaction
+ * changes them together or not at all.
+ *
+ * Every write runs inside a batch transaction opened by the writer thread; each op gets its own
+ * nested transaction, so an op that fails (stale version, deleted record, full map) is undone
+ * alone while the others of the batch still commit. The batch's log position and change position
+ * live in the ov_wtxn and advance only when an op's nested transaction commits. Commit signs the
+ * new log head once per batch and relies on LMDB's default durability (fsync before return).
+ *
+ * Reads use read-only snapshots recycled through a small free list (MDB_NOTLS makes a reset
+ * snapshot usable from any thread), so a GET costs no malloc. Key and value layouts are in
+ * docs/storage.md; all integers on disk are big-endian so a data directory can move between
+ * machines and keys sort numerically.
+ */
+#include "server/store.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "proto/error.h"
+
+#define SCHEMA_VERSION   1
+#define DEFAULT_MAP_SIZE ((size_t)8 << 30)
+#define MAX_DBS          16
+
+/* Record value header (big-endian), followed by the canonical JSON bytes:
+ *   0 format(1) 1 kind(1) 2 status(1) 3 reserved(1) 4 version(4) 8 created_ms(8)
+ *   16 updated_ms(8) 24 origin(16) 40 author(16) 56 content_hash(32) 88 change_seq(8)
+ *   96 log_seq(8) = 104 bytes. */
+#define RECORD_FORMAT       1
+#define RECORD_HEADER_BYTES 104
+/* Records arrive through a 1 MiB request body; anything far beyond that is a bug upstream. */
+#define RECORD_MAX_BYTES    ((size_t)4 << 20)
+#define ACCOUNT_MAX_BYTES   ((size_t)64 << 10)
+#define USERNAME_MAX_BYTES  128
+#define SESSION_VALUE_BYTES 32
+
+/* Index key: facet ‖ 0 ‖ value ‖ 0 ‖ kind ‖ id. Facet names are short constants; values are at most
+ * 96 bytes (ov_record_facets). LMDB's key limit is 511 bytes. */
+#define FACET_MAX_BYTES   64
+#define VALUE_MAX_BYTES   96
+#define INDEX_KEY_MAX     (FACET_MAX_BYTES + 1 + VALUE_MAX_BYTES + 1 + 1 + OV_ID_BYTES)
+#define UPDATED_KEY_BYTES (1 + 8 + OV_ID_BYTES)
+#define LOG_KEY_BYTES     (OV_ID_BYTES + 8)
+#define HEAD_VALUE_BYTES  (OV_LOG_HEAD_BYTES + OV_PUBKEY_BYTES)
+
+#define LIST_MAX_ROWS      20000
+#define LIST_ESTIMATE_ROWS 256
+#define LIST_MAX_LIMIT     200
+#define READ_POOL_MAX      32
+
+static const char META_SCHEMA[] = "schema";
+static const char META_NODE[] = "node_id";
+static const char META_CHANGE[] = "change_seq";
+
+struct ov_read {
+    ov_store *store;
+    MDB_txn *txn;
+    ov_read *next;
+};
+
+struct ov_store {
+    MDB_env *env;
+    MDB_dbi records, index, updated, log, heads, changes, accounts, usernames, sessions, meta;
+    ov_id node_id;
+    const ov_keypair *key;
+    uint8_t pub[OV_PUBKEY_BYTES];
+    pthread_mutex_t pool_lock;
+    ov_read *pool;
+    size_t pool_count;
+};
+
+struct ov_wtxn {
+    ov_store *store;
+    MDB_txn *txn;
+    uint64_t start_log_seq; /* our log's head seq when the batch began */
+    uint64_t log_seq;       /* after the last committed op of the batch */
+    uint8_t log_hash[OV_HASH_BYTES];
+    int64_t log_time;
+    uint64_t change_seq;
+};
+
+/* ---- Encoding helpers ----------------------------------------------------------------------- */
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static int from_mdb(int rc)
+{
+    switch (rc) {
+    case MDB_SUCCESS:
+        return OV_OK;
+    case MDB_NOTFOUND:
+        return OV_ENOTFOUND;
+    case MDB_MAP_FULL:
+        return OV_EFULL;
+    case ENOMEM:
+        return OV_ENOMEM;
+    default:
+        return OV_ESTORE;
+    }
+}
+
+static int id_equal(const ov_id *a, const ov_id *b)
+{
+    return memcmp(a->bytes, b->bytes, OV_ID_BYTES) == 0;
+}
+
+static void encode_record_header(uint8_t *p, const ov_record_meta *meta)
+{
+    p[0] = RECORD_FORMAT;
+    p[1] = (uint8_t)meta->env.kind;
+    p[2] = (uint8_t)meta->env.status;
+    p[3] = 0;
+    put_be32(p + 4, meta->env.version);
+    put_be64(p + 8, (uint64_t)meta->env.created_ms);
+    put_be64(p + 16, (uint64_t)meta->env.updated_ms);
+    memcpy(p + 24, meta->env.origin.bytes, OV_ID_BYTES);
+    memcpy(p + 40, meta->env.author.bytes, OV_ID_BYTES);
+    memcpy(p + 56, meta->content_hash, OV_HASH_BYTES);
+    put_be64(p + 88, meta->change_seq);
+    put_be64(p + 96, meta->log_seq);
+}
+
+/* Decodes a records value; OV_ESTORE when it is not one we wrote. */
+static int decode_record(const ov_id *id, const MDB_val *value, ov_record_meta *meta,
+                         const char **json, size_t *len)
+{
+    const uint8_t *p = value->mv_data;
+    if (value->mv_size < RECORD_HEADER_BYTES || p[0] != RECORD_FORMAT || p[1] >= OV_KIND_COUNT ||
+        p[2] >= OV_STATUS_COUNT)
+        return OV_ESTORE;
+    if (meta) {
+        memset(meta, 0, sizeof *meta);
+        meta->env.id = *id;
+        meta->env.kind = (ov_kind)p[1];
+        meta->env.status = (ov_status)p[2];
+        meta->env.version = get_be32(p + 4);
+        meta->env.created_ms = (int64_t)get_be64(p + 8);
+        meta->env.updated_ms = (int64_t)get_be64(p + 16);
+        memcpy(meta->env.origin.bytes, p + 24, OV_ID_BYTES);
+        memcpy(meta->env.author.bytes, p + 40, OV_ID_BYTES);
+        memcpy(meta->content_hash, p + 56, OV_HASH_BYTES);
+        meta->change_seq = get_be64(p + 88);
+        meta->log_seq = get_be64(p + 96);
+    }
+    if (json)
+        *json = (const char *)p + RECORD_HEADER_BYTES;
+    if (len)
+        *len = value->mv_size - RECORD_HEADER_BYTES;
+    return OV_OK;
+}
+
+/* Builds facet ‖ 0 ‖ value ‖ 0 ‖ kind, the prefix of every index row of that (facet, value, kind).
+ * Returns its length, or 0 when facet or value are too long to be indexed. */
+static size_t index_prefix(uint8_t *out, const char *facet, const char *value, ov_kind kind)
+{
+    size_t flen = strlen(facet), vlen = strlen(value);
+    if (flen == 0 || flen > FACET_MAX_BYTES || vlen > VALUE_MAX_BYTES)
+        return 0;
+    memcpy(out, facet, flen);
+    out[flen] = 0;
+    memcpy(out + flen + 1, value, vlen);
+    out[flen + 1 + vlen] = 0;
+    out[flen + vlen + 2] = (uint8_t)kind;
+    return flen + vlen + 3;
+}
+
+static void updated_key(uint8_t out[UPDATED_KEY_BYTES], ov_kind kind, int64_t updated_ms,
+                        const ov_id *id)
+{
+    out[0] = (uint8_t)kind;
+    put_be64(out + 1, (uint64_t)updated_ms);
+    memcpy(out + 9, id->bytes, OV_ID_BYTES);
+}
+
+static void log_key(uint8_t out[LOG_KEY_BYTES], const ov_id *origin, uint64_t seq)
+{
+    memcpy(out, origin->bytes, OV_ID_BYTES);
+    put_be64(out + OV_ID_BYTES, seq);
+}
+
+static MDB_val val_of(const void *data, size_t size)
+{
+    MDB_val v = {size, (void *)data};
+    return v;
+}
+
+/* ---- Opening and closing -------------------------------------------------------------------- */
+
+static int make_data_dir(const char *dir)
+{
+    if (mkdir(dir, 0700) == 0)
+        return OV_OK;
+    struct stat st;
+    if (errno == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+        return OV_OK;
+    return OV_EIO;
+}
+
+static int open_dbs(ov_store *store, MDB_txn *txn)
+{
+    struct {
+        const char *name;
+        MDB_dbi *dbi;
+    } dbs[] = {
+        {"records", &store->records},   {"index", &store->index},
+        {"updated", &store->updated},   {"log", &store->log},
+        {"heads", &store->heads},       {"changes", &store->changes},
+        {"accounts", &store->accounts}, {"usernames", &store->usernames},
+        {"sessions", &store->sessions}, {"meta", &store->meta},
+    };
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
+        int rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
+        if (rc)
+            return from_mdb(rc);
+    }
+    return OV_OK;
+}
+
+/* A new store is stamped with the schema and the node id; an existing one must match both, so a
+ * data directory is never silently taken over by another node key. */
+static int check_meta(ov_store *store, MDB_txn *txn)
+{
+    MDB_val key = val_of(META_SCHEMA, sizeof META_SCHEMA - 1), value;
+    int rc = mdb_get(txn, store->meta, &key, &value);
+    if (rc == MDB_NOTFOUND) {
+        uint8_t schema[4];
+        put_be32(schema, SCHEMA_VERSION);
+        value = val_of(schema, sizeof schema);
+        rc = mdb_put(txn, store->meta, &key, &value, 0);
+        if (rc)
+            return from_mdb(rc);
+        key = val_of(META_NODE, sizeof META_NODE - 1);
+        value = val_of(store->node_id.bytes, OV_ID_BYTES);
+        return from_mdb(mdb_put(txn, store->meta, &key, &value, 0));
+    }
+    if (rc)
+        return from_mdb(rc);
+    if (value.mv_size != 4 || get_be32(value.mv_data) != SCHEMA_VERSION)
+        return OV_ESTORE;
+    key = val_of(META_NODE, sizeof META_NODE - 1);
+    rc = mdb_get(txn, store->meta, &key, &value);
+    if (rc)
+        return rc == MDB_NOTFOUND ? OV_ESTORE : from_mdb(rc);
+    if (value.mv_size != OV_ID_BYTES || memcmp(value.mv_data, store->node_id.bytes, OV_ID_BYTES))
+        return OV_EINVAL;
+    return OV_OK;
+}
+
+int ov_store_open(const ov_store_options *options, ov_store **out)
+{
+    *out = NULL;
+    if (!options || !options->dir || !options->key)
+        return OV_EINVAL;
+    int rc = make_data_dir(options->dir);
+    if (rc)
+        return rc;
+    ov_store *store = calloc(1, sizeof *store);
+    if (!store)
+        return OV_ENOMEM;
+    store->key = options->key;
+    ov_keypair_public(options->key, store->pub);
+    ov_log_node_id(store->pub, &store->node_id);
+    pthread_mutex_init(&store->pool_lock, NULL);
+
+    MDB_txn *txn = NULL;
+    rc = mdb_env_create(&store->env);
+    if (rc) {
+        store->env = NULL;
+        rc = from_mdb(rc);
+        goto fail;
+    }
+    rc = mdb_env_set_maxdbs(store->env, MAX_DBS);
+    if (!rc)
+        rc = mdb_env_set_mapsize(store->env,
+                                 options->map_size ? options->map_size : DEFAULT_MAP_SIZE);
+    if (rc) {
+        rc = from_mdb(rc);
+        goto fail;
+    }
+    rc = mdb_env_open(store->env, options->dir, MDB_NOTLS, 0600);
+    if (rc) {
+        rc = (rc == ENOENT || rc == EACCES || rc == EROFS || rc == ENOTDIR) ? OV_EIO : from_mdb(rc);
+        goto fail;
+    }
+    rc = mdb_txn_begin(store->env, NULL, 0, &txn);
+    if (rc) {
+        rc = from_mdb(rc);
+        goto fail;
+    }
+    rc = open_dbs(store, txn);
+    if (!rc)
+        rc = check_meta(store, txn);
+    if (rc) {
+        mdb_txn_abort(txn);
+        goto fail;
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc) {
+        rc = from_mdb(rc);
+        goto fail;
+    }
+    *out = store;
+    return OV_OK;
+
+fail:
+    if (store->env)
+        mdb_env_close(store->env);
+    pthread_mutex_destroy(&store->pool_lock);
+    free(store);
+    return rc;
+}
+
+void ov_store_close(ov_store *store)
+{
+    if (!store)
+        return;
+    while (store->pool) {
+        ov_read *read = store->pool;
+        store->pool = read->next;
+        mdb_txn_abort(read->txn);
+        free(read);
+    }
+    mdb_env_close(store->env);
+    pthread_mutex_destroy(&store->pool_lock);
+    free(store);
+}
+
+const ov_id *ov_store_node_id(const ov_store *store)
+{
+    return &store->node_id;
+}
+
+/* ---- Reads ---------------------------------------------------------------------------------- */
+
+int ov_read_begin(ov_store *store, ov_read **out)
+{
+    *out = NULL;
+    pthread_mutex_lock(&store->pool_lock);
+    ov_read *read = store->pool;
+    if (read) {
+        store->pool = read->next;
+        store->pool_count--;
+    }
+    pthread_mutex_unlock(&store->pool_lock);
+    if (read) {
+        int rc = mdb_txn_renew(read->txn);
+        if (rc == 0) {
+            read->next = NULL;
+            *out = read;
+            return OV_OK;
+        }
+        mdb_txn_abort(read->txn);
+        free(read);
+    }
+    read = calloc(1, sizeof *read);
+    if (!read)
+        return OV_ENOMEM;
+    read->store = store;
+    int rc = mdb_txn_begin(store->env, NULL, MDB_RDONLY, &read->txn);
+    if (rc) {
+        free(read);
+        return from_mdb(rc);
+    }
+    *out = read;
+    return OV_OK;
+}
+
+void ov_read_end(ov_read *read)
+{
+    if (!read)
+        return;
+    ov_store *store = read->store;
+    mdb_txn_reset(read->txn);
+    pthread_mutex_lock(&store->pool_lock);
+    if (store->pool_count < READ_POOL_MAX) {
+        read->next = store->pool;
+        store->pool = read;
+        store->pool_count++;
+        read = NULL;
+    }
+    pthread_mutex_unlock(&store->pool_lock);
+    if (read) {
+        mdb_txn_abort(read->txn);
+        free(read);
+    }
+}
+
+static int get_record(MDB_txn *txn, const ov_store *store, const ov_id *id, ov_record_meta *meta,
+                      const char **json, size_t *len)
+{
+    MDB_val key = val_of(id->bytes, OV_ID_BYTES), value;
+    int rc = mdb_get(txn, store->records, &key, &value);
+    if (rc)
+        return from_mdb(rc);
+    return decode_record(id, &value, meta, json, len);
+}
+
+int ov_read_record(ov_read *read, const ov_id *id, ov_record_meta *meta, const char **json,
+                   size_t *len)
+{
+    return get_record(read->txn, read->store, id, meta, json, len);
+}
+
+/* One descending stream of ids: the index rows under one (facet, value, kind) prefix. */
+typedef struct {
+    MDB_cursor *cursor;
+    uint8_t prefix[INDEX_KEY_MAX];
+    size_t prefix_len;
+    ov_id head;
+    int valid;
+} id_stream;
+
+static int stream_take(id_stream *s, int rc, const MDB_val *key)
+{
+    s->valid = 0;
+    if (rc == MDB_NOTFOUND)
+        return OV_OK;
+    if (rc)
+        return from_mdb(rc);
+    if (key->mv_size != s->prefix_len + OV_ID_BYTES ||
+        memcmp(key->mv_data, s->prefix, s->prefix_len) != 0)
+        return OV_OK;
+    memcpy(s->head.bytes, (const uint8_t *)key->mv_data + s->prefix_len, OV_ID_BYTES);
+    s->valid = 1;
+    return OV_OK;
+}
+
+/* Positions s on the newest id below before (zero: the newest of all). A value too long to have
+ * been indexed gives an empty stream. */
+static int stream_open(id_stream *s, ov_read *read, const char *facet, const char *value,
+                       ov_kind kind, const ov_id *before)
+{
+    memset(s, 0, sizeof *s);
+    s->prefix_len = index_prefix(s->prefix, facet, value, kind);
+    if (s->prefix_len == 0)
+        return OV_OK;
+    int rc = mdb_cursor_open(read->txn, read->store->index, &s->cursor);
+    if (rc) {
+        s->cursor = NULL;
+        return from_mdb(rc);
+    }
+    uint8_t seek[INDEX_KEY_MAX];
+    memcpy(seek, s->prefix, s->prefix_len);
+    if (ov_id_is_zero(before))
+        memset(seek + s->prefix_len, 0xff, OV_ID_BYTES);
+    else
+        memcpy(seek + s->prefix_len, before->bytes, OV_ID_BYTES);
+    MDB_val key = val_of(seek, s->prefix_len + OV_ID_BYTES), data;
+    rc = mdb_cursor_get(s->cursor, &key, &data, MDB_SET_RANGE);
+    if (rc == MDB_NOTFOUND)
+        rc = mdb_cursor_get(s->cursor, &key, &data, MDB_LAST);
+    else if (rc == 0)
+        rc = mdb_cursor_get(s->cursor, &key, &data, MDB_PREV);
+    return stream_take(s, rc, &key);
+}
+
+static int stream_next(id_stream *s)
+{
+    if (!s->valid)
+        return OV_OK;
+    MDB_val key, data;
+    int rc = mdb_cursor_get(s->cursor, &key, &data, MDB_PREV);
+    return stream_take(s, rc, &key);
+}
+
+static void stream_close(id_stream *s)
+{
+    if (s->cursor)
+        mdb_cursor_close(s->cursor);
+    s->cursor = NULL;
+    s->valid = 0;
+}
+
+/* The OR of one facet's values: the union of several descending streams, without duplicates
+ * (a record with two matching themes appears once). */
+typedef struct {
+    id_stream streams[OV_LIST_MAX_VALUES];
+    int count;
+} id_union;
+
+static void union_close(id_union *u)
+{
+    for (int i = 0; i < u->count; i++)
+        stream_close(&u->streams[i]);
+    u->count = 0;
+}
+
+static int union_open(id_union *u, ov_read *read, const char *facet, const char *const *values,
+                      int value_count, ov_kind kind, const ov_id *before)
+{
+    u->count = 0;
+    for (int i = 0; i < value_count; i++) {
+        int rc = stream_open(&u->streams[u->count++], read, facet, values[i], kind, before);
+        if (rc) {
+            union_close(u);
+            return rc;
+        }
+    }
+    return OV_OK;
+}
+
+/* The largest head, or 0 when every stream is exhausted. */
+static int union_top(const id_union *u, ov_id *out)
+{
+    int found = 0;
+    for (int i = 0; i < u->count; i++) {
+        const id_stream *s = &u->streams[i];
+        if (s->valid && (!found || ov_id_compare(&s->head, out) > 0)) {
+            *out = s->head;
+            found = 1;
+        }
+    }
+    return found;
+}
+
+static int union_advance(id_union *u, const ov_id *id)
+{
+    for (int i = 0; i < u->count; i++) {
+        id_stream *s = &u->streams[i];
+        if (s->valid && id_equal(&s->head, id)) {
+            int rc = stream_next(s);
+            if (rc)
+                return rc;
+        }
+    }
+    return OV_OK;
+}
+
+/* A filter as the list scan sees it: the status mask becomes one more OR-filter on "status". */
+typedef struct {
+    const char *facet;
+    const char *values[OV_LIST_MAX_VALUES];
+    int value_count;
+} list_filter;
+
+/* Counts a filter's rows below before, up to LIST_ESTIMATE_ROWS: enough to tell a selective
+ * filter from a broad one without paying for a full count. */
+static int estimate_rows(ov_read *read, const list_filter *f, ov_kind kind, const ov_id *before,
+                         size_t *count)
+{
+    id_union u;
+    int rc = union_open(&u, read, f->facet, f->values, f->value_count, kind, before);
+    if (rc)
+        return rc;
+    size_t n = 0;
+    for (int i = 0; i < u.count && n < LIST_ESTIMATE_ROWS && !rc; i++) {
+        id_stream *s = &u.streams[i];
+        while (s->valid && n < LIST_ESTIMATE_ROWS && !rc) {
+            n++;
+            rc = stream_next(s);
+        }
+    }
+    union_close(&u);
+    *count = n;
+    return rc;
+}
+
+/* True when id has an index row for any of f's values. */
+static int filter_matches(ov_read *read, const list_filter *f, ov_kind kind, const ov_id *id,
+                          int *match)
+{
+    *match = 0;
+    for (int i = 0; i < f->value_count; i++) {
+        uint8_t key_bytes[INDEX_KEY_MAX];
+        size_t n = index_prefix(key_bytes, f->facet, f->values[i], kind);
+        if (n == 0)
+            continue;
+        memcpy(key_bytes + n, id->bytes, OV_ID_BYTES);
+        MDB_val key = val_of(key_bytes, n + OV_ID_BYTES), value;
+        int rc = mdb_get(read->txn, read->store->index, &key, &value);
+        if (rc == 0) {
+            *match = 1;
+            return OV_OK;
+        }
+        if (rc != MDB_NOTFOUND)
+            return from_mdb(rc);
+    }
+    return OV_OK;
+}
+
+int ov_read_list(ov_read *read, const ov_list_query *query, ov_list_fn fn, void *ctx, ov_id *next)
+{
+    memset(next, 0, sizeof *next);
+    if (!query || !fn || (unsigned)query->kind >= OV_KIND_COUNT || query->filter_count < 0 ||
+        query->filter_count > OV_LIST_MAX_FILTERS || query->limit < 1 ||
+        query->limit > LIST_MAX_LIMIT)
+        return OV_EINVAL;
+
+    list_filter filters[OV_LIST_MAX_FILTERS + 1];
+    int filter_count = 0;
+    for (int i = 0; i < query->filter_count; i++) {
+        const ov_list_filter *in = &query->filters[i];
+        if (!in->facet || in->value_count < 1 || in->value_count > OV_LIST_MAX_VALUES)
+            return OV_EINVAL;
+        list_filter *f = &filters[filter_count++];
+        f->facet = in->facet;
+        f->value_count = in->value_count;
+        for (int v = 0; v < in->value_count; v++) {
+            if (!in->values[v])
+                return OV_EINVAL;
+            f->values[v] = in->values[v];
+        }
+    }
+    unsigned mask = query->status_mask ? query->status_mask : 1u << OV_STATUS_PUBLISHED;
+    list_filter *status = &filters[filter_count++];
+    status->facet = "status";
+    status->value_count = 0;
+    for (int s = 0; s < OV_STATUS_COUNT; s++)
+        if (mask & (1u << s))
+            status->values[status->value_count++] = ov_status_name((ov_status)s);
+    if (status->value_count == 0)
+        return OV_OK;
+
+    /* The scan is driven by the filter with the fewest rows; the others are point lookups. */
+    int driver = 0;
+    size_t best = (size_t)-1;
+    for (int i = 0; i < filter_count; i++) {
+        size_t rows;
+        int rc = estimate_rows(read, &filters[i], query->kind, &query->before, &rows);
+        if (rc)
+            return rc;
+        if (rows < best) {
+            best = rows;
+            driver = i;
+        }
+        if (rows == 0)
+            return OV_OK;
+    }
+
+    id_union u;
+    int rc = union_open(&u, read, filters[driver].facet, filters[driver].values,
+                        filters[driver].value_count, query->kind, &query->before);
+    if (rc)
+        return rc;
+    size_t delivered = 0, examined = 0;
+    ov_id id;
+    while (union_top(&u, &id)) {
+        if (delivered == query->limit || examined == LIST_MAX_ROWS) {
+            /* More candidates remain: the next page starts below the last one looked at. */
+            break;
+        }
+        examined++;
+        rc = union_advance(&u, &id);
+        if (rc)
+            break;
+        *next = id;
+        int match = 1;
+        for (int i = 0; i < filter_count && match && !rc; i++)
+            if (i != driver)
+                rc = filter_matches(read, &filters[i], query->kind, &id, &match);
+        if (rc)
+            break;
+        if (!match)
+            continue;
+        ov_record_meta meta;
+        const char *json;
+        size_t len;
+        rc = get_record(read->txn, read->store, &id, &meta, &json, &len);
+        if (rc == OV_ENOTFOUND) {
+            rc = OV_OK; /* an index row without its record would be a bug; skip, never fail */
+            continue;
+        }
+        if (rc)
+            break;
+        if (meta.env.kind != query->kind || !(mask & (1u << meta.env.status)))
+            continue;
+        int verdict = fn(ctx, &meta, json, len);
+        if (verdict < 0) {
+            rc = verdict;
+            break;
+        }
+        if (verdict == 0)
+            delivered++;
+    }
+    if (!rc && !union_top(&u, &id))
+        memset(next, 0, sizeof *next); /* nothing left: no further page */
+    union_close(&u);
+    if (rc)
+        memset(next, 0, sizeof *next);
+    return rc;
+}
+
+static uint64_t read_change_seq(MDB_txn *txn, const ov_store *store)
+{
+    MDB_val key = val_of(META_CHANGE, sizeof META_CHANGE - 1), value;
+    if (mdb_get(txn, store->meta, &key, &value) != 0 || value.mv_size != 8)
+        return 0;
+    return get_be64(value.mv_data);
+}
+
+int ov_read_changes(ov_read *read, uint64_t since, size_t limit, ov_change_fn fn, void *ctx,
+                    uint64_t *last)
+{
+    *last = since;
+    if (limit == 0 || since == UINT64_MAX)
+        return OV_OK;
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open(read->txn, read->store->changes, &cursor);
+    if (rc)
+        return from_mdb(rc);
+    uint8_t seek[8];
+    put_be64(seek, since + 1);
+    MDB_val key = val_of(seek, sizeof seek), value;
+    size_t delivered = 0;
+    rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
+    while (rc == 0 && delivered < limit) {
+        if (key.mv_size != 8 || value.mv_size != OV_ID_BYTES) {
+            rc = OV_ESTORE;
+            break;
+        }
+        uint64_t seq = get_be64(key.mv_data);
+        ov_id id;
+        memcpy(id.bytes, value.mv_data, OV_ID_BYTES);
+        ov_record_meta meta;
+        const char *json;
+        size_t len;
+        rc = get_record(read->txn, read->store, &id, &meta, &json, &len);
+        if (rc)
+            break;
+        rc = fn(ctx, seq, &meta, json, len);
+        if (rc < 0)
+            break;
+        rc = 0;
+        *last = seq;
+        delivered++;
+        rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT);
+    }
+    mdb_cursor_close(cursor);
+    if (rc == MDB_NOTFOUND)
+        return OV_OK;
+    return rc > 0 ? from_mdb(rc) : rc;
+}
+
+uint64_t ov_read_last_change(ov_read *read)
+{
+    return read_change_seq(read->txn, read->store);
+}
+
+int ov_read_head(ov_read *read, const ov_id *origin, ov_log_head *head,
+                 uint8_t pub[OV_PUBKEY_BYTES])
+{
+    MDB_val key = val_of(origin->bytes, OV_ID_BYTES), value;
+    int rc = mdb_get(read->txn, read->store->heads, &key, &value);
+    if (rc)
+        return from_mdb(rc);
+    if (value.mv_size != HEAD_VALUE_BYTES)
+        return OV_ESTORE;
+    if (head && ov_log_head_decode(value.mv_data, OV_LOG_HEAD_BYTES, head) != OV_OK)
+        return OV_ESTORE;
+    if (pub)
+        memcpy(pub, (const uint8_t *)value.mv_data + OV_LOG_HEAD_BYTES, OV_PUBKEY_BYTES);
+    return OV_OK;
+}
+
+int ov_read_log(ov_read *read, const ov_id *origin, uint64_t from_seq, size_t limit, ov_log_fn fn,
+                void *ctx)
+{
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open(read->txn, read->store->log, &cursor);
+    if (rc)
+        return from_mdb(rc);
+    uint8_t seek[LOG_KEY_BYTES];
+    log_key(seek, origin, from_seq);
+    MDB_val key = val_of(seek, sizeof seek), value;
+    size_t delivered = 0;
+    rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
+    while (rc == 0 && delivered < limit) {
+        if (key.mv_size != LOG_KEY_BYTES || memcmp(key.mv_data, origin->bytes, OV_ID_BYTES))
+            break;
+        ov_log_entry entry;
+        if (ov_log_entry_decode(value.mv_data, value.mv_size, &entry) != OV_OK) {
+            rc = OV_ESTORE;
+            break;
+        }
+        /* Content travels only while it is still the record's current version: superseded and
+         * erased content is gone, the chain still verifies through the hashes. */
+        const char *content = NULL;
+        size_t len = 0;
+        ov_record_meta meta;
+        const char *json;
+        size_t json_len;
+        if ((entry.op == OV_OP_PUT || entry.op == OV_OP_DELETE) &&
+            get_record(read->txn, read->store, &entry.record, &meta, &json, &json_len) == OV_OK &&
+            memcmp(meta.content_hash, entry.content_hash, OV_HASH_BYTES) == 0) {
+            content = json;
+            len = json_len;
+        }
+        rc = fn(ctx, &entry, content, len);
+        if (rc < 0)
+            break;
+        rc = 0;
+        delivered++;
+        rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT);
+    }
+    mdb_cursor_close(cursor);
+    if (rc == MDB_NOTFOUND)
+        return OV_OK;
+    return rc > 0 ? from_mdb(rc) : rc;
+}
+
+static int parse_account(const MDB_val *value, json_t **account)
+{
+    json_t *parsed = json_loadb(value->mv_data, value->mv_size, 0, NULL);
+    if (!parsed || !json_is_object(parsed)) {
+        json_decref(parsed);
+        return OV_ESTORE;
+    }
+    *account = parsed;
+    return OV_OK;
+}
+
+int ov_read_account(ov_read *read, const ov_id *id, json_t **account)
+{
+    *account = NULL;
+    MDB_val key = val_of(id->bytes, OV_ID_BYTES), value;
+    int rc = mdb_get(read->txn, read->store->accounts, &key, &value);
+    if (rc)
+        return from_mdb(rc);
+    return parse_account(&value, account);
+}
+
+int ov_read_account_by_name(ov_read *read, const char *username, ov_id *id, json_t **account)
+{
+    if (account)
+        *account = NULL;
+    size_t len = strlen(username);
+    if (len == 0 || len > USERNAME_MAX_BYTES)
+        return OV_ENOTFOUND;
+    MDB_val key = val_of(username, len), value;
+    int rc = mdb_get(read->txn, read->store->usernames, &key, &value);
+    if (rc)
+        return from_mdb(rc);
+    if (value.mv_size != OV_ID_BYTES)
+        return OV_ESTORE;
+    ov_id found;
+    memcpy(found.bytes, value.mv_data, OV_ID_BYTES);
+    if (id)
+        *id = found;
+    return account ? ov_read_account(read, &found, account) : OV_OK;
+}
+
+int ov_read_accounts(ov_read *read, ov_account_fn fn, void *ctx)
+{
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open(read->txn, read->store->accounts, &cursor);
+    if (rc)
+        return from_mdb(rc);
+    MDB_val key, value;
+    rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST);
+    while (rc == 0) {
+        if (key.mv_size != OV_ID_BYTES) {
+            rc = OV_ESTORE;
+            break;
+        }
+        ov_id id;
+        memcpy(id.bytes, key.mv_data, OV_ID_BYTES);
+        json_t *account;
+        rc = parse_account(&value, &account);
+        if (rc)
+            break;
+        rc = fn(ctx, &id, account);
+        json_decref(account);
+        if (rc)
+            break;
+        rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT);
+    }
+    mdb_cursor_close(cursor);
+    if (rc == MDB_NOTFOUND)
+        return OV_OK;
+    return rc > 0 ? from_mdb(rc) : rc;
+}
+
+static void decode_session(const uint8_t *p, ov_session *session)
+{
+    memcpy(session->account.bytes, p, OV_ID_BYTES);
+    session->created_ms = (int64_t)get_be64(p + 16);
+    session->expires_ms = (int64_t)get_be64(p + 24);
+}
+
+int ov_read_session(ov_read *read, const uint8_t token_hash[OV_HASH_BYTES], ov_session *session)
+{
+    MDB_val key = val_of(token_hash, OV_HASH_BYTES), value;
+    int rc = mdb_get(read->txn, read->store->sessions, &key, &value);
+    if (rc)
+        return from_mdb(rc);
+    if (value.mv_size != SESSION_VALUE_BYTES)
+        return OV_ESTORE;
+    if (session)
+        decode_session(value.mv_data, session);
+    return OV_OK;
+}
+
+int ov_read_stats(ov_read *read, ov_store_stats *stats)
+{
+    memset(stats, 0, sizeof *stats);
+    MDB_stat st;
+    int rc = mdb_stat(read->txn, read->store->records, &st);
+    if (rc)
+        return from_mdb(rc);
+    stats->records = st.ms_entries;
+    rc = mdb_stat(read->txn, read->store->log, &st);
+    if (rc)
+        return from_mdb(rc);
+    stats->log_entries = st.ms_entries;
+    stats->changes = read_change_seq(read->txn, read->store);
+    MDB_envinfo info;
+    rc = mdb_env_info(read->store->env, &info);
+    if (rc)
+        return from_mdb(rc);
+    rc = mdb_env_stat(read->store->env, &st);
+    if (rc)
+        return from_mdb(rc);
+    stats->map_bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+    return OV_OK;
+}
+
+/* ---- Write ops ------------------------------------------------------------------------------ */
+
+ov_write_op *ov_write_op_new(ov_write_type type)
+{
+    ov_write_op *op = calloc(1, sizeof *op);
+    if (op)
+        op->type = type;
+    return op;
+}
+
+void ov_write_op_free(ov_write_op *op)
+{
+    if (!op)
+        return;
+    json_decref(op->content);
+    json_decref(op->account);
+    free(op->canon);
+    free(op);
+}
+
+/* Where the batch's log and feed stand inside one op; copied into the ov_wtxn only when the op's
+ * nested transaction commits. */
+typedef struct {
+    ov_store *store;
+    MDB_txn *txn;
+    uint64_t log_seq;
+    uint8_t log_hash[OV_HASH_BYTES];
+    uint64_t change_seq;
+} op_state;
+
+typedef struct {
+    op_state *state;
+    ov_kind kind;
+    const ov_id *id;
+    int remove;
+    int rc;
+} facet_walk;
+
+static int index_row(facet_walk *walk, const char *facet, const char *value)
+{
+    uint8_t key_bytes[INDEX_KEY_MAX];
+    size_t n = index_prefix(key_bytes, facet, value, walk->kind);
+    if (n == 0)
+        return 0; /* not indexable; the same rule applies on removal */
+    memcpy(key_bytes + n, walk->id->bytes, OV_ID_BYTES);
+    MDB_val key = val_of(key_bytes, n + OV_ID_BYTES), empty = {0, NULL};
+    int rc = walk->remove ? mdb_del(walk->state->txn, walk->state->store->index, &key, NULL)
+                          : mdb_put(walk->state->txn, walk->state->store->index, &key, &empty, 0);
+    if (rc && !(walk->remove && rc == MDB_NOTFOUND)) {
+        walk->rc = from_mdb(rc);
+        return 1;
+    }
+    return 0;
+}
+
+static int on_facet(void *ctx, const char *facet, const char *value)
+{
+    return index_row(ctx, facet, value);
+}
+
+/* Adds or removes every index row of one record version. */
+static int index_version(op_state *state, const ov_id *id, ov_kind kind, ov_status status,
+                         const json_t *record, int remove)
+{
+    facet_walk walk = {state, kind, id, remove, OV_OK};
+    if (index_row(&walk, "kind", ov_kind_name(kind)) ||
+        index_row(&walk, "status", ov_status_name(status)))
+        return walk.rc;
+    int rc = ov_record_facets(kind, record, on_facet, &walk);
+    if (walk.rc)
+        return walk.rc;
+    return rc > 0 ? OV_OK : rc;
+}
+
+static int last_log_entry(MDB_txn *txn, const ov_store *store, uint64_t *seq,
+                          uint8_t hash[OV_HASH_BYTES], int64_t *time_ms)
+{
+    *seq = 0;
+    memset(hash, 0, OV_HASH_BYTES);
+    *time_ms = 0;
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open(txn, store->log, &cursor);
+    if (rc)
+        return from_mdb(rc);
+    uint8_t seek[LOG_KEY_BYTES];
+    log_key(seek, &store->node_id, UINT64_MAX);
+    MDB_val key = val_of(seek, sizeof seek), value;
+    rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
+    if (rc == MDB_NOTFOUND)
+        rc = mdb_cursor_get(cursor, &key, &value, MDB_LAST);
+    else if (rc == 0 && !(key.mv_size == LOG_KEY_BYTES && !memcmp(key.mv_data, seek, sizeof seek)))
+        rc = mdb_cursor_get(cursor, &key, &value, MDB_PREV);
+    if (rc == 0 && key.mv_size == LOG_KEY_BYTES &&
+        memcmp(key.mv_data, store->node_id.bytes, OV_ID_BYTES) == 0) {
+        ov_log_entry entry;
+        if (ov_log_entry_decode(value.mv_data, value.mv_size, &entry) != OV_OK) {
+            rc = OV_ESTORE;
+        } else {
+            *seq = entry.seq;
+            *time_ms = entry.time_ms;
+            ov_log_entry_hash(&entry, hash);
+        }
+    } else if (rc == 0 || rc == MDB_NOTFOUND) {
+        rc = OV_OK;
+    } else {
+        rc = from_mdb(rc);
+    }
+    mdb_cursor_close(cursor);
+    return rc;
+}
+
+static int append_log(op_state *state, uint8_t op, const ov_id *record,
+                      const uint8_t content_hash[OV_HASH_BYTES], int64_t now_ms)
+{
+    ov_log_entry entry;
+    memset(&entry, 0, sizeof entry);
+    entry.op = op;
+    entry.origin = state->store->node_id;
+    entry.seq = state->log_seq + 1;
+    memcpy(entry.prev_hash, state->log_hash, OV_HASH_BYTES);
+    entry.time_ms = now_ms;
+    entry.record = *record;
+    memcpy(entry.content_hash, content_hash, OV_HASH_BYTES);
+    uint8_t bytes[OV_LOG_ENTRY_BYTES], key_bytes[LOG_KEY_BYTES];
+    ov_log_entry_encode(&entry, bytes);
+    log_key(key_bytes, &entry.origin, entry.seq);
+    MDB_val key = val_of(key_bytes, sizeof key_bytes), value = val_of(bytes, sizeof bytes);
+    int rc = mdb_put(state->txn, state->store->log, &key, &value, MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST)
+        return OV_ESTORE; /* the log is append-only: an existing seq means corrupt state */
+    if (rc)
+        return from_mdb(rc);
+    state->log_seq = entry.seq;
+    ov_log_entry_hash(&entry, state->log_hash);
+    return OV_OK;
+}
+
+static int move_change(op_state *state, const ov_id *id, uint64_t old_seq, uint64_t *new_seq)
+{
+    uint8_t key_bytes[8] = {0};
+    MDB_val key = val_of(key_bytes, sizeof key_bytes), value;
+    int rc;
+    if (old_seq) {
+        put_be64(key_bytes, old_seq);
+        rc = mdb_del(state->txn, state->store->changes, &key, NULL);
+        if (rc && rc != MDB_NOTFOUND)
+            return from_mdb(rc);
+    }
+    *new_seq = ++state->change_seq;
+    put_be64(key_bytes, *new_seq);
+    value = val_of(id->bytes, OV_ID_BYTES);
+    rc = mdb_put(state->txn, state->store->changes, &key, &value, 0);
+    if (rc)
+        return from_mdb(rc);
+    MDB_val meta_key = val_of(META_CHANGE, sizeof META_CHANGE - 1);
+    value = val_of(key_bytes, sizeof key_bytes);
+    return from_mdb(mdb_put(state->txn, state->store->meta, &meta_key, &value, 0));
+}
+
+static int move_updated(op_state *state, const ov_record_meta *old, const ov_record_meta *now)
+{
+    uint8_t key_bytes[UPDATED_KEY_BYTES] = {0};
+    MDB_val key = val_of(key_bytes, sizeof key_bytes), empty = {0, NULL};
+    if (old) {
+        updated_key(key_bytes, old->env.kind, old->env.updated_ms, &old->env.id);
+        int rc = mdb_del(state->txn, state->store->updated, &key, NULL);
+        if (rc && rc != MDB_NOTFOUND)
+            return from_mdb(rc);
+    }
+    updated_key(key_bytes, now->env.kind, now->env.updated_ms, &now->env.id);
+    return from_mdb(mdb_put(state->txn, state->store->updated, &key, &empty, 0));
+}
+
+/* Stores a sealed version: log entry, change feed, indexes, then the record row itself. old and
+ * old_record describe the version it replaces (NULL for a create). */
+static int store_version(op_state *state, ov_write_op *op, uint8_t log_op, ov_record_meta *meta,
+                         const json_t *record, const char *canon, size_t canon_len,
+                         const ov_record_meta *old, const json_t *old_record, int64_t now_ms)
+{
+    if (canon_len > RECORD_MAX_BYTES)
+        return OV_ETOOBIG;
+    int rc = append_log(state, log_op, &meta->env.id, meta->content_hash, now_ms);
+    if (rc)
+        return rc;
+    meta->log_seq = state->log_seq;
+    rc = move_change(state, &meta->env.id, old ? old->change_seq : 0, &meta->change_seq);
+    if (rc)
+        return rc;
+    if (old) {
+        rc = index_version(state, &old->env.id, old->env.kind, old->env.status, old_record, 1);
+        if (rc)
+            return rc;
+    }
+    rc = index_version(state, &meta->env.id, meta->env.kind, meta->env.status, record, 0);
+    if (rc)
+        return rc;
+    rc = move_updated(state, old, meta);
+    if (rc)
+        return rc;
+    MDB_val key = val_of(meta->env.id.bytes, OV_ID_BYTES);
+    MDB_val value = {RECORD_HEADER_BYTES + canon_len, NULL};
+    rc = mdb_put(state->txn, state->store->records, &key, &value, MDB_RESERVE);
+    if (rc)
+        return from_mdb(rc);
+    encode_record_header(value.mv_data, meta);
+    memcpy((uint8_t *)value.mv_data + RECORD_HEADER_BYTES, canon, canon_len);
+    return OV_OK;
+}
+
+static int apply_create(op_state *state, ov_write_op *op, int64_t now_ms)
+{
+    if (!op->content || !json_is_object(op->content) || (unsigned)op->kind >= OV_KIND_COUNT ||
+        (op->status != OV_STATUS_DRAFT && op->status != OV_STATUS_PUBLISHED))
+        return OV_EINVAL;
+    ov_record_meta meta;
+    memset(&meta, 0, sizeof meta);
+    if (ov_id_is_zero(&op->id)) {
+        int rc = ov_id_generate(&meta.env.id, (uint64_t)now_ms);
+        if (rc)
+            return rc;
+    } else {
+        meta.env.id = op->id;
+    }
+    MDB_val key = val_of(meta.env.id.bytes, OV_ID_BYTES), existing;
+    int rc = mdb_get(state->txn, state->store->records, &key, &existing);
+    if (rc == 0)
+        return OV_EEXISTS;
+    if (rc != MDB_NOTFOUND)
+        return from_mdb(rc);
+    meta.env.kind = op->kind;
+    meta.env.origin = state->store->node_id;
+    meta.env.version = 1;
+    meta.env.created_ms = now_ms;
+    meta.env.updated_ms = now_ms;
+    meta.env.author = op->author;
+    meta.env.status = op->status;
+    json_t *record = NULL;
+    char *canon = NULL;
+    size_t canon_len = 0;
+    rc = ov_record_seal(op->content, &meta.env, &record, &canon, &canon_len, meta.content_hash);
+    if (rc)
+        return rc;
+    rc = store_version(state, op, OV_OP_PUT, &meta, record, canon, canon_len, NULL, NULL, now_ms);
+    json_decref(record);
+    if (rc) {
+        free(canon);
+        return rc;
+    }
+    op->meta = meta;
+    op->canon = canon;
+    op->canon_len = canon_len;
+    return OV_OK;
+}
+
+/* REPLACE, DELETE and STATUS: checks the stored version, then writes its successor. */
+static int apply_change(op_state *state, ov_write_op *op, int64_t now_ms)
+{
+    ov_record_meta old;
+    const char *old_json;
+    size_t old_len;
+    int rc = get_record(state->txn, state->store, &op->id, &old, &old_json, &old_len);
+    if (rc)
+        return rc;
+    if (old.env.kind != op->kind)
+        return OV_ENOTFOUND;
+    op->meta = old; /* what the caller sees on GONE, CONFLICT or DENIED */
+    if (old.env.status == OV_STATUS_DELETED)
+        return OV_EGONE;
+    if (!id_equal(&old.env.origin, &state->store->node_id))
+        return OV_EDENIED;
+    if (op->if_version != 0 && op->if_version != old.env.version)
+        return OV_ECONFLICT;
+    if (old.env.version == UINT32_MAX)
+        return OV_EINVAL;
+
+    ov_record_meta meta;
+    memset(&meta, 0, sizeof meta);
+    meta.env = old.env;
+    meta.env.version = old.env.version + 1;
+    meta.env.updated_ms = now_ms;
+    meta.env.author = op->author;
+    meta.env.origin = state->store->node_id;
+
+    /* Parse before writing: LMDB's pointer into the old value dies with the first update. */
+    json_t *old_record = json_loadb(old_json, old_len, 0, NULL);
+    if (!old_record)
+        return OV_ESTORE;
+    json_t *record = NULL;
+    char *canon = NULL;
+    size_t canon_len = 0;
+    uint8_t log_op = OV_OP_PUT;
+    if (op->type == OV_WRITE_RECORD_DELETE) {
+        meta.env.status = OV_STATUS_DELETED;
+        log_op = OV_OP_DELETE;
+        rc = ov_record_seal_tombstone(&meta.env, &canon, &canon_len, meta.content_hash);
+        if (rc == OV_OK && !(record = json_loadb(canon, canon_len, 0, NULL)))
+            rc = OV_ENOMEM;
+    } else if (op->status != OV_STATUS_DRAFT && op->status != OV_STATUS_PUBLISHED) {
+        rc = OV_EINVAL; /* deleting goes through DELETE, which leaves a tombstone */
+    } else {
+        meta.env.status = op->status;
+        const json_t *content = op->type == OV_WRITE_RECORD_STATUS ? old_record : op->content;
+        if (!content || !json_is_object(content))
+            rc = OV_EINVAL;
+        else
+            rc = ov_record_seal(content, &meta.env, &record, &canon, &canon_len, meta.content_hash);
+    }
+    if (rc == OV_OK)
+        rc = store_version(state, op, log_op, &meta, record, canon, canon_len, &old, old_record,
+                           now_ms);
+    json_decref(record);
+    json_decref(old_record);
+    if (rc) {
+        free(canon);
+        return rc;
+    }
+    op->meta = meta;
+    op->canon = canon;
+    op->canon_len = canon_len;
+    return OV_OK;
+}
+
+static int apply_account(op_state *state, ov_write_op *op)
+{
+    if (!op->account || !json_is_object(op->account) || ov_id_is_zero(&op->account_id))
+        return OV_EINVAL;
+    const char *username = json_string_value(json_object_get(op->account, "username"));
+    size_t name_len = username ? strlen(username) : 0;
+    if (name_len == 0 || name_len > USERNAME_MAX_BYTES)
+        return OV_EINVAL;
+    MDB_txn *txn = state->txn;
+    MDB_val name_key = val_of(username, name_len), value;
+    int rc = mdb_get(txn, state->store->usernames, &name_key, &value);
+    if (rc == 0 && (value.mv_size != OV_ID_BYTES ||
+                    memcmp(value.mv_data, op->account_id.bytes, OV_ID_BYTES) != 0))
+        return OV_EEXISTS;
+    if (rc && rc != MDB_NOTFOUND)
+        return from_mdb(rc);
+
+    /* A rename frees the old username. */
+    MDB_val id_key = val_of(op->account_id.bytes, OV_ID_BYTES);
+    rc = mdb_get(txn, state->store->accounts, &id_key, &value);
+    if (rc == 0) {
+        json_t *old = NULL;
+        if (parse_account(&value, &old) == OV_OK) {
+            const char *old_name = json_string_value(json_object_get(old, "username"));
+            if (old_name && strcmp(old_name, username) != 0) {
+                MDB_val old_key = val_of(old_name, strlen(old_name)), owner;
+                if (mdb_get(txn, state->store->usernames, &old_key, &owner) == 0 &&
+                    owner.mv_size == OV_ID_BYTES &&
+                    memcmp(owner.mv_data, op->account_id.bytes, OV_ID_BYTES) == 0)
+                    rc = mdb_del(txn, state->store->usernames, &old_key, NULL);
+            }
+        }
+        json_decref(old);
+        if (rc)
+            return from_mdb(rc);
+    } else if (rc != MDB_NOTFOUND) {
+        return from_mdb(rc);
+    }
+
+    char *text = json_dumps(op->account, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!text)
+        return OV_ENOMEM;
+    size_t text_len = strlen(text);
+    if (text_len > ACCOUNT_MAX_BYTES) {
+        free(text);
+        return OV_ETOOBIG;
+    }
+    value = val_of(text, text_len);
+    rc = mdb_put(txn, state->store->accounts, &id_key, &value, 0);
+    free(text);
+    if (rc)
+        return from_mdb(rc);
+    value = val_of(op->account_id.bytes, OV_ID_BYTES);
+    return from_mdb(mdb_put(txn, state->store->usernames, &name_key, &value, 0));
+}
+
+static int apply_session(op_state *state, ov_write_op *op)
+{
+    MDB_val key = val_of(op->token_hash, OV_HASH_BYTES);
+    if (op->type == OV_WRITE_SESSION_DELETE) {
+        int rc = mdb_del(state->txn, state->store->sessions, &key, NULL);
+        return rc == MDB_NOTFOUND ? OV_OK : from_mdb(rc);
+    }
+    if (ov_id_is_zero(&op->session.account))
+        return OV_EINVAL;
+    uint8_t bytes[SESSION_VALUE_BYTES];
+    memcpy(bytes, op->session.account.bytes, OV_ID_BYTES);
+    put_be64(bytes + 16, (uint64_t)op->session.created_ms);
+    put_be64(bytes + 24, (uint64_t)op->session.expires_ms);
+    MDB_val value = val_of(bytes, sizeof bytes);
+    return from_mdb(mdb_put(state->txn, state->store->sessions, &key, &value, 0));
+}
+
+/* Sessions are few (one per logged-in device), so a full scan beats keeping a second index. */
+static int revoke_sessions(op_state *state, const ov_id *account)
+{
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open(state->txn, state->store->sessions, &cursor);
+    if (rc)
+        return from_mdb(rc);
+    MDB_val key, value;
+    rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST);
+    while (rc == 0) {
+        if (value.mv_size == SESSION_VALUE_BYTES &&
+            memcmp(value.mv_data, account->bytes, OV_ID_BYTES) == 0) {
+            rc = mdb_cursor_del(cursor, 0);
+            if (rc)
+                break;
+            /* After a delete the cursor already stands on the following row. */
+            rc = mdb_cursor_get(cursor, &key, &value, MDB_GET_CURRENT);
+            continue;
+        }
+        rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT);
+    }
+    mdb_cursor_close(cursor);
+    return rc == MDB_NOTFOUND ? OV_OK : from_mdb(rc);
+}
+
+int ov_store_write_begin(ov_store *store, ov_wtxn **out)
+{
+    *out = NULL;
+    ov_wtxn *w = calloc(1, sizeof *w);
+    if (!w)
+        return OV_ENOMEM;
+    w->store = store;
+    int rc = mdb_txn_begin(store->env, NULL, 0, &w->txn);
+    if (rc) {
+        free(w);
+        return from_mdb(rc);
+    }
+    rc = last_log_entry(w->txn, store, &w->log_seq, w->log_hash, &w->log_time);
+    if (rc) {
+        mdb_txn_abort(w->txn);
+        free(w);
+        return rc;
+    }
+    w->start_log_seq = w->log_seq;
+    w->change_seq = read_change_seq(w->txn, store);
+    *out = w;
+    return OV_OK;
+}
+
+void ov_store_apply(ov_wtxn *w, ov_write_op *op, int64_t now_ms)
+{
+    free(op->canon);
+    op->canon = NULL;
+    op->canon_len = 0;
+    memset(&op->meta, 0, sizeof op->meta);
+    op_state state = {w->store, NULL, w->log_seq, {0}, w->change_seq};
+    memcpy(state.log_hash, w->log_hash, OV_HASH_BYTES);
+    int rc = mdb_txn_begin(w->store->env, w->txn, 0, &state.txn);
+    if (rc) {
+        op->result = from_mdb(rc);
+        return;
+    }
+    switch (op->type) {
+    case OV_WRITE_RECORD_CREATE:
+        rc = apply_create(&state, op, now_ms);
+        break;
+    case OV_WRITE_RECORD_REPLACE:
+    case OV_WRITE_RECORD_DELETE:
+    case OV_WRITE_RECORD_STATUS:
+        rc = apply_change(&state, op, now_ms);
+        break;
+    case OV_WRITE_ACCOUNT_PUT:
+        rc = apply_account(&state, op);
+        break;
+    case OV_WRITE_SESSION_PUT:
+    case OV_WRITE_SESSION_DELETE:
+        rc = apply_session(&state, op);
+        break;
+    case OV_WRITE_SESSIONS_REVOKE:
+        rc = revoke_sessions(&state, &op->account_id);
+        break;
+    default:
+        rc = OV_EINVAL;
+        break;
+    }
+    if (rc == OV_OK) {
+        rc = from_mdb(mdb_txn_commit(state.txn));
+    } else {
+        mdb_txn_abort(state.txn);
+    }
+    if (rc == OV_OK) {
+        if (state.log_seq != w->log_seq)
+            w->log_time = now_ms;
+        w->log_seq = state.log_seq;
+        memcpy(w->log_hash, state.log_hash, OV_HASH_BYTES);
+        w->change_seq = state.change_seq;
+    } else {
+        free(op->canon);
+        op->canon = NULL;
+        op->canon_len = 0;
+    }
+    op->result = rc;
+}
+
+int ov_store_write_commit(ov_wtxn *w)
+{
+    int rc = OV_OK;
+    if (w->log_seq != w->start_log_seq) {
+        /* One signature vouches for every entry of the batch. */
+        ov_log_head head;
+        memset(&head, 0, sizeof head);
+        head.origin = w->store->node_id;
+        head.seq = w->log_seq;
+        memcpy(head.hash, w->log_hash, OV_HASH_BYTES);
+        head.time_ms = w->log_time;
+        rc = ov_log_head_sign(&head, w->store->key);
+        if (rc == OV_OK) {
+            uint8_t bytes[HEAD_VALUE_BYTES];
+            ov_log_head_encode(&head, bytes);
+            memcpy(bytes + OV_LOG_HEAD_BYTES, w->store->pub, OV_PUBKEY_BYTES);
+            MDB_val key = val_of(head.origin.bytes, OV_ID_BYTES),
+                    value = val_of(bytes, sizeof bytes);
+            rc = from_mdb(mdb_put(w->txn, w->store->heads, &key, &value, 0));
+        }
+        if (rc) {
+            mdb_txn_abort(w->txn);
+            free(w);
+            return rc == OV_EFULL ? OV_EFULL : OV_ESTORE;
+        }
+    }
+    rc = mdb_txn_commit(w->txn);
+    free(w);
+    if (rc)
+        return rc == MDB_MAP_FULL ? OV_EFULL : OV_ESTORE;
+    return OV_OK;
+}
+
+void ov_store_write_abort(ov_wtxn *w)
+{
+    if (!w)
+        return;
+    mdb_txn_abort(w->txn);
+    free(w);
+}
+
+int ov_store_write_one(ov_store *store, ov_write_op *op)
+{
+    ov_wtxn *w;
+    int rc = ov_store_write_begin(store, &w);
+    if (rc) {
+        op->result = rc;
+        return rc;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    ov_store_apply(w, op, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+    if (op->result != OV_OK) {
+        ov_store_write_abort(w);
+        return op->result;
+    }
+    rc = ov_store_write_commit(w);
+    if (rc) {
+        free(op->canon);
+        op->canon = NULL;
+        op->canon_len = 0;
+        op->result = rc;
+    }
+    return rc;
+}
