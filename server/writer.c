@@ -1,0 +1,255 @@
+/*
+ * The single writer with group commit.
+ *
+ * The loop thread queues ops under a mutex and signals a condition variable. The writer thread
+ * takes everything queued at that moment (up to max_batch), applies it in one LMDB write
+ * transaction and commits durably, so concurrent requests share one fsync. Finished ops go to a
+ * done list and the loop is woken with uv_async_send; the async callback runs on_done for each
+ * op in submission order, so a request is answered only after its batch is on disk.
+ *
+ * Stopping: ov_writer_stop refuses new ops; the thread drains the queue, marks itself finished
+ * and wakes the loop once more. The async callback that sees "finished" after delivering the last
+ * ops joins the thread and closes the async handle; on_stopped runs from its close callback.
+ */
+#include "server/writer.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "proto/error.h"
+
+#define DEFAULT_MAX_BATCH 256
+
+struct ov_writer {
+    ov_store *store;
+    uv_loop_t *loop;
+    uv_async_t async;
+    pthread_t thread;
+    size_t max_batch;
+
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    /* Guarded by lock. */
+    ov_write_op *queue_head, *queue_tail;
+    size_t queued;
+    ov_write_op *done_head, *done_tail;
+    int stopping;    /* no new ops; the thread exits once the queue is empty */
+    int thread_done; /* the thread has handed over its last batch */
+    ov_writer_stats stats;
+
+    /* Loop thread only. */
+    int closing;
+    void (*on_stopped)(void *arg);
+    void *stopped_arg;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int bucket_of(size_t n)
+{
+    if (n <= 1)
+        return 0;
+    if (n <= 4)
+        return 1;
+    if (n <= 16)
+        return 2;
+    if (n <= 64)
+        return 3;
+    if (n <= 256)
+        return 4;
+    return 5;
+}
+
+/* Applies one batch (a NULL-terminated chain) in one transaction. */
+static void run_batch(ov_writer *writer, ov_write_op *batch, size_t count)
+{
+    ov_wtxn *txn = NULL;
+    int rc = ov_store_write_begin(writer->store, &txn);
+    if (rc == OV_OK) {
+        int64_t now = now_ms();
+        for (ov_write_op *op = batch; op; op = op->next)
+            ov_store_apply(txn, op, now);
+        rc = ov_store_write_commit(txn);
+    }
+    if (rc != OV_OK) {
+        /* Nothing of the batch reached the disk: every op failed, whatever it did before. */
+        for (ov_write_op *op = batch; op; op = op->next) {
+            op->result = rc;
+            free(op->canon);
+            op->canon = NULL;
+            op->canon_len = 0;
+        }
+    }
+    pthread_mutex_lock(&writer->lock);
+    writer->stats.batches++;
+    writer->stats.ops += count;
+    if (rc != OV_OK)
+        writer->stats.failed_commits++;
+    writer->stats.batch_size_buckets[bucket_of(count)]++;
+    pthread_mutex_unlock(&writer->lock);
+}
+
+static void *writer_main(void *arg)
+{
+    ov_writer *writer = arg;
+    pthread_mutex_lock(&writer->lock);
+    for (;;) {
+        while (!writer->queue_head && !writer->stopping)
+            pthread_cond_wait(&writer->wake, &writer->lock);
+        if (!writer->queue_head)
+            break; /* stopping and drained */
+        ov_write_op *batch = writer->queue_head, *last = batch;
+        size_t count = 1;
+        while (last->next && count < writer->max_batch) {
+            last = last->next;
+            count++;
+        }
+        writer->queue_head = last->next;
+        if (!writer->queue_head)
+            writer->queue_tail = NULL;
+        writer->queued -= count;
+        last->next = NULL;
+        pthread_mutex_unlock(&writer->lock);
+
+        run_batch(writer, batch, count);
+
+        pthread_mutex_lock(&writer->lock);
+        if (writer->done_tail)
+            writer->done_tail->next = batch;
+        else
+            writer->done_head = batch;
+        writer->done_tail = last;
+        pthread_mutex_unlock(&writer->lock);
+        uv_async_send(&writer->async);
+        pthread_mutex_lock(&writer->lock);
+    }
+    writer->thread_done = 1;
+    pthread_mutex_unlock(&writer->lock);
+    uv_async_send(&writer->async);
+    return NULL;
+}
+
+static void on_async_closed(uv_handle_t *handle)
+{
+    ov_writer *writer = handle->data;
+    if (writer->on_stopped)
+        writer->on_stopped(writer->stopped_arg);
+}
+
+static void on_async(uv_async_t *async)
+{
+    ov_writer *writer = async->data;
+    pthread_mutex_lock(&writer->lock);
+    ov_write_op *op = writer->done_head;
+    writer->done_head = writer->done_tail = NULL;
+    int finished = writer->thread_done;
+    pthread_mutex_unlock(&writer->lock);
+
+    while (op) {
+        ov_write_op *next = op->next;
+        op->next = NULL;
+        op->on_done(op); /* may free op, or submit it again */
+        op = next;
+    }
+    /* thread_done is set after the last batch was put on the done list, so everything has been
+     * delivered once it is seen. */
+    if (finished && !writer->closing) {
+        writer->closing = 1;
+        pthread_join(writer->thread, NULL);
+        uv_close((uv_handle_t *)&writer->async, on_async_closed);
+    }
+}
+
+static void on_failed_start_closed(uv_handle_t *handle)
+{
+    ov_writer *writer = handle->data;
+    pthread_cond_destroy(&writer->wake);
+    pthread_mutex_destroy(&writer->lock);
+    free(writer);
+}
+
+int ov_writer_start(ov_store *store, uv_loop_t *loop, const ov_writer_options *options,
+                    ov_writer **out)
+{
+    *out = NULL;
+    ov_writer *writer = calloc(1, sizeof *writer);
+    if (!writer)
+        return OV_ENOMEM;
+    writer->store = store;
+    writer->loop = loop;
+    writer->max_batch = options && options->max_batch ? options->max_batch : DEFAULT_MAX_BATCH;
+    pthread_mutex_init(&writer->lock, NULL);
+    pthread_cond_init(&writer->wake, NULL);
+    if (uv_async_init(loop, &writer->async, on_async) != 0) {
+        pthread_cond_destroy(&writer->wake);
+        pthread_mutex_destroy(&writer->lock);
+        free(writer);
+        return OV_EIO;
+    }
+    writer->async.data = writer;
+    if (pthread_create(&writer->thread, NULL, writer_main, writer) != 0) {
+        /* The handle is registered with the loop; the memory goes in its close callback. */
+        uv_close((uv_handle_t *)&writer->async, on_failed_start_closed);
+        return OV_EIO;
+    }
+    *out = writer;
+    return OV_OK;
+}
+
+int ov_writer_submit(ov_writer *writer, ov_write_op *op)
+{
+    if (!op->on_done)
+        return OV_EINVAL; /* nobody would ever get the op back */
+    op->next = NULL;
+    pthread_mutex_lock(&writer->lock);
+    if (writer->stopping) {
+        pthread_mutex_unlock(&writer->lock);
+        return OV_ESHUTDOWN;
+    }
+    if (writer->queue_tail)
+        writer->queue_tail->next = op;
+    else
+        writer->queue_head = op;
+    writer->queue_tail = op;
+    writer->queued++;
+    pthread_cond_signal(&writer->wake);
+    pthread_mutex_unlock(&writer->lock);
+    return OV_OK;
+}
+
+void ov_writer_stop(ov_writer *writer, void (*on_stopped)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&writer->lock);
+    int already = writer->stopping;
+    if (!already) {
+        writer->on_stopped = on_stopped;
+        writer->stopped_arg = arg;
+        writer->stopping = 1;
+        pthread_cond_signal(&writer->wake);
+    }
+    pthread_mutex_unlock(&writer->lock);
+}
+
+void ov_writer_free(ov_writer *writer)
+{
+    if (!writer)
+        return;
+    pthread_cond_destroy(&writer->wake);
+    pthread_mutex_destroy(&writer->lock);
+    free(writer);
+}
+
+void ov_writer_get_stats(ov_writer *writer, ov_writer_stats *stats)
+{
+    pthread_mutex_lock(&writer->lock);
+    *stats = writer->stats;
+    stats->queued = writer->queued;
+    pthread_mutex_unlock(&writer->lock);
+}
