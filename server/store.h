@@ -2,7 +2,7 @@
  * The node's storage: one LMDB environment in the data directory. The only module that includes
  * <lmdb.h>.
  *
- * Named databases (docs/architecture.md has the key and value layouts):
+ * Named databases (docs/storage.md has the exact key and value layouts):
  *   records   record id → meta header ‖ canonical record bytes (the current version only)
  *   index     facet ‖ 0 ‖ value ‖ 0 ‖ kind ‖ record id → ∅   (lists and filters; kind, school,
  *             region, sector, phase, theme, bouwsteen, status, … — see ov_record_facets)
@@ -14,7 +14,7 @@
  *             reading from N yields every record changed after N exactly once, in order)
  *   accounts  account id → account JSON;  usernames  username → account id
  *   sessions  SHA-256(token) → session
- *   meta      schema version, node id, counters
+ *   meta      schema version, node id, the last change seq
  *
  * Reads run on the caller's thread in their own read-only snapshot (MDB_NOTLS) and never wait for
  * the writer. Writes happen only through a write transaction (ov_store_write_begin), used by
@@ -41,9 +41,9 @@ typedef struct ov_read ov_read;
 typedef struct ov_wtxn ov_wtxn;
 
 typedef struct {
-    const char *dir;         /* data directory; created with mode 0700 if missing */
-    size_t map_size;         /* maximum database size in bytes; 0 = 8 GiB */
-    const ov_keypair *key;   /* the node key, borrowed for the store's lifetime; signs heads */
+    const char *dir;       /* data directory; created with mode 0700 if missing */
+    size_t map_size;       /* maximum database size in bytes; 0 = 8 GiB */
+    const ov_keypair *key; /* the node key, borrowed for the store's lifetime; signs heads */
 } ov_store_options;
 
 /* Opens (creating if needed) the store. Errors: OV_EIO, OV_ESTORE, OV_ENOMEM, OV_EINVAL (a
@@ -63,7 +63,9 @@ typedef struct {
 
 /* ---- Reads ------------------------------------------------------------------------------- */
 
-/* Starts a read snapshot. Cheap: snapshots are recycled per thread. *out until ov_read_end. */
+/* Starts a read snapshot of the last committed state. Cheap: ended snapshots are kept (reset) in
+ * a small mutex-protected free list and renewed, so this costs no malloc. Any thread may use a
+ * snapshot (MDB_NOTLS), one thread at a time. *out until ov_read_end. */
 int ov_read_begin(ov_store *store, ov_read **out);
 void ov_read_end(ov_read *read);
 
@@ -73,10 +75,10 @@ int ov_read_record(ov_read *read, const ov_id *id, ov_record_meta *meta, const c
                    size_t *len);
 
 #define OV_LIST_MAX_FILTERS 8
-#define OV_LIST_MAX_VALUES 16
+#define OV_LIST_MAX_VALUES  16
 typedef struct {
-    const char *facet;                        /* e.g. "school", "theme" */
-    const char *values[OV_LIST_MAX_VALUES];   /* OR within one facet */
+    const char *facet;                      /* e.g. "school", "theme" */
+    const char *values[OV_LIST_MAX_VALUES]; /* OR within one facet */
     int value_count;
 } ov_list_filter;
 
@@ -96,8 +98,11 @@ typedef int (*ov_list_fn)(void *ctx, const ov_record_meta *meta, const char *jso
 
 /* Lists records of query->kind matching every filter, newest first, until limit were counted.
  * *next receives the cursor for the following page, or the zero id when there are no more.
- * The scan is driven by the most selective filter's index and bounded: at most 20,000 index rows
- * are examined per call (then *next continues from there). Errors: OV_EINVAL, OV_ESTORE, or fn's. */
+ * The status mask counts as one more filter on the "status" facet. The scan is driven by the
+ * filter with the fewest index rows (each counted up to 256); the others are checked by point
+ * lookups in the index. It is bounded: at most 20,000 candidate ids are examined per call (then
+ * *next continues from there, possibly after fewer than limit records). Errors: OV_EINVAL (kind,
+ * limit, filter or value counts out of range), OV_ESTORE, or fn's. */
 int ov_read_list(ov_read *read, const ov_list_query *query, ov_list_fn fn, void *ctx, ov_id *next);
 
 /* Called per change after since, in change order. Return 0 to go on, negative to stop. */
@@ -117,8 +122,8 @@ int ov_read_head(ov_read *read, const ov_id *origin, ov_log_head *head,
 /* Up to limit log entries of origin from seq from_seq on. For each: the entry, and its record's
  * canonical bytes if they are still the current version (else NULL, 0). */
 typedef int (*ov_log_fn)(void *ctx, const ov_log_entry *entry, const char *content, size_t len);
-int ov_read_log(ov_read *read, const ov_id *origin, uint64_t from_seq, size_t limit,
-                ov_log_fn fn, void *ctx);
+int ov_read_log(ov_read *read, const ov_id *origin, uint64_t from_seq, size_t limit, ov_log_fn fn,
+                void *ctx);
 
 /* Accounts. The account JSON is documented in auth.h. *account is a new reference (decref). */
 int ov_read_account(ov_read *read, const ov_id *id, json_t **account);
@@ -151,7 +156,7 @@ typedef enum {
     OV_WRITE_RECORD_STATUS,   /* id, if_version, author, status: e.g. a moderator publishes */
     OV_WRITE_ACCOUNT_PUT,     /* account_id, account (JSON with "username"); creates or replaces */
     OV_WRITE_SESSION_PUT,     /* token_hash, session */
-    OV_WRITE_SESSION_DELETE,  /* token_hash */
+    OV_WRITE_SESSION_DELETE,  /* token_hash; deleting an absent session is OV_OK */
     OV_WRITE_SESSIONS_REVOKE, /* account_id: deletes every session of that account */
 } ov_write_type;
 
@@ -163,7 +168,7 @@ struct ov_write_op {
     ov_kind kind;
     ov_id id;
     uint32_t if_version;
-    json_t *content;  /* validated content (ov_record_validate); reference owned by the op */
+    json_t *content; /* validated content (ov_record_validate); reference owned by the op */
     ov_id author;
     ov_status status;
     ov_id account_id;
@@ -173,7 +178,10 @@ struct ov_write_op {
 
     /* Results, set before completion. result: OV_OK; OV_ENOTFOUND (no such record or a kind
      * mismatch); OV_ECONFLICT (if_version stale, the current version is in meta); OV_EEXISTS
-     * (create with a used id or a taken username); OV_EGONE (record deleted); OV_ESTORE/OV_EFULL.
+     * (create with a used id or a taken username); OV_EGONE (record deleted); OV_EDENIED (the
+     * record's origin is another node: only the origin changes it); OV_EINVAL (missing content or
+     * account, status "deleted" asked outside DELETE, account without "username");
+     * OV_ESTORE/OV_EFULL. On OV_ECONFLICT, OV_EGONE and OV_EDENIED meta holds the current version.
      * On success for record ops: meta and the sealed bytes canon/canon_len (owned by the op). */
     int result;
     ov_record_meta meta;
@@ -197,12 +205,13 @@ int ov_store_write_begin(ov_store *store, ov_wtxn **out);
  * batch's timestamp. */
 void ov_store_apply(ov_wtxn *txn, ov_write_op *op, int64_t now_ms);
 /* Signs the new log head (if the batch appended entries) and commits durably. On failure every op
- * of the batch must be treated as failed (OV_ESTORE or OV_EFULL returned). The txn is gone after. */
+ * of the batch must be treated as failed (OV_ESTORE or OV_EFULL returned). The txn is gone after.
+ */
 int ov_store_write_commit(ov_wtxn *txn);
 void ov_store_write_abort(ov_wtxn *txn);
 
-/* Begin, apply one op, commit: for command-line tools that write without a running node. Returns
- * op->result, or the commit error. */
+/* Begin, apply one op at the current time, commit: for command-line tools that write without a
+ * running node. Returns op->result, or the commit error (then also in op->result). */
 int ov_store_write_one(ov_store *store, ov_write_op *op);
 
 #endif

@@ -31,13 +31,14 @@ typedef struct {
 } ov_writer_stats;
 
 /* Starts the writer thread. Completions run on loop. *out owned by the caller. Errors: OV_ENOMEM,
- * OV_EIO (thread creation). */
+ * OV_EIO (thread creation; the async handle is then already closing on loop and releases its
+ * memory when the loop runs). */
 int ov_writer_start(ov_store *store, uv_loop_t *loop, const ov_writer_options *options,
                     ov_writer **out);
 
 /* Queues op (loop thread only). op->on_done is called later on the loop thread with op->result
- * set; the op is the caller's again from then on. Returns OV_OK, or OV_ESHUTDOWN after
- * ov_writer_stop (op untouched, on_done not called). */
+ * set; the op is the caller's again from then on. Returns OV_OK, OV_EINVAL when op->on_done is
+ * NULL, or OV_ESHUTDOWN after ov_writer_stop (op untouched, on_done not called in both cases). */
 int ov_writer_submit(ov_writer *writer, ov_write_op *op);
 
 /* Stops accepting ops, lets the thread finish every queued op (their on_done still run), joins
