@@ -134,6 +134,17 @@ static int from_mdb(int rc)
     }
 }
 
+/* Cursor loops end with a mix of codes: LMDB's (-30799..-30780), errno (positive), ours (-1..-20)
+ * or a callback's. The end of the data is success; LMDB and errno codes are converted. */
+static int settle(int rc)
+{
+    if (rc == MDB_NOTFOUND)
+        return OV_OK;
+    if (rc > 0 || rc < -1000)
+        return from_mdb(rc);
+    return rc;
+}
+
 static int id_equal(const ov_id *a, const ov_id *b)
 {
     return memcmp(a->bytes, b->bytes, OV_ID_BYTES) == 0;
@@ -761,9 +772,7 @@ int ov_read_changes(ov_read *read, uint64_t since, size_t limit, ov_change_fn fn
         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT);
     }
     mdb_cursor_close(cursor);
-    if (rc == MDB_NOTFOUND)
-        return OV_OK;
-    return rc > 0 ? from_mdb(rc) : rc;
+    return settle(rc);
 }
 
 uint64_t ov_read_last_change(ov_read *read)
@@ -828,9 +837,7 @@ int ov_read_log(ov_read *read, const ov_id *origin, uint64_t from_seq, size_t li
         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT);
     }
     mdb_cursor_close(cursor);
-    if (rc == MDB_NOTFOUND)
-        return OV_OK;
-    return rc > 0 ? from_mdb(rc) : rc;
+    return settle(rc);
 }
 
 static int parse_account(const MDB_val *value, json_t **account)
@@ -895,14 +902,14 @@ int ov_read_accounts(ov_read *read, ov_account_fn fn, void *ctx)
             break;
         rc = fn(ctx, &id, account);
         json_decref(account);
+        if (rc > 0)
+            rc = MDB_NOTFOUND; /* the callback is done: stop without error */
         if (rc)
             break;
         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT);
     }
     mdb_cursor_close(cursor);
-    if (rc == MDB_NOTFOUND)
-        return OV_OK;
-    return rc > 0 ? from_mdb(rc) : rc;
+    return settle(rc);
 }
 
 static void decode_session(const uint8_t *p, ov_session *session)
@@ -1369,6 +1376,25 @@ static int revoke_sessions(op_state *state, const ov_id *account)
     return rc == MDB_NOTFOUND ? OV_OK : from_mdb(rc);
 }
 
+/* Rewrites the stored head with itself, so its pages are already copied into this transaction:
+ * signing the new head at commit then needs no fresh page, and a batch whose last op found the map
+ * full can still commit the ops before it. */
+static int touch_head(MDB_txn *txn, const ov_store *store)
+{
+    MDB_val key = val_of(store->node_id.bytes, OV_ID_BYTES), value;
+    int rc = mdb_get(txn, store->heads, &key, &value);
+    if (rc == MDB_NOTFOUND)
+        return OV_OK;
+    if (rc)
+        return from_mdb(rc);
+    uint8_t copy[HEAD_VALUE_BYTES];
+    if (value.mv_size != sizeof copy)
+        return OV_ESTORE;
+    memcpy(copy, value.mv_data, sizeof copy);
+    value = val_of(copy, sizeof copy);
+    return from_mdb(mdb_put(txn, store->heads, &key, &value, 0));
+}
+
 int ov_store_write_begin(ov_store *store, ov_wtxn **out)
 {
     *out = NULL;
@@ -1389,6 +1415,12 @@ int ov_store_write_begin(ov_store *store, ov_wtxn **out)
     }
     w->start_log_seq = w->log_seq;
     w->change_seq = read_change_seq(w->txn, store);
+    rc = touch_head(w->txn, store);
+    if (rc) {
+        mdb_txn_abort(w->txn);
+        free(w);
+        return rc;
+    }
     *out = w;
     return OV_OK;
 }

@@ -991,6 +991,58 @@ static void test_read_snapshot_is_stable(void **state)
     ov_read_end(read);
 }
 
+/* A full map fails the op that did not fit with OV_EFULL; the ops before it in the batch still
+ * commit, with a signed head. */
+static void test_full_map_fails_only_the_op(void **state)
+{
+    fixture *f = *state;
+    ov_store_close(f->store);
+    remove_dir(f->dir);
+    ov_store_options options = {f->dir, (size_t)256 << 10, f->key};
+    assert_int_equal(ov_store_open(&options, &f->store), OV_OK);
+    ov_id first;
+    assert_int_equal(create_case(f, case_content(f, "Eerste", 0, -1, "x", NULL, "adoptie"),
+                                 OV_STATUS_PUBLISHED, &first),
+                     OV_OK);
+
+    char summary[3001];
+    memset(summary, 'a', sizeof summary - 1);
+    summary[sizeof summary - 1] = 0;
+    ov_wtxn *txn;
+    assert_int_equal(ov_store_write_begin(f->store, &txn), OV_OK);
+    int ok = 0, full = 0;
+    for (int i = 0; i < 400 && !full; i++) {
+        json_t *content = case_content(f, "Groot", 0, -1, "x", NULL, "adoptie");
+        json_object_set_new(content, "summary", json_string(summary));
+        ov_write_op *op = ov_write_op_new(OV_WRITE_RECORD_CREATE);
+        op->kind = OV_KIND_CASE;
+        op->content = content;
+        op->status = OV_STATUS_PUBLISHED;
+        ov_store_apply(txn, op, f->now);
+        if (op->result == OV_OK)
+            ok++;
+        else if (op->result == OV_EFULL)
+            full = 1;
+        else
+            fail_msg("unexpected %s", ov_error_name(op->result));
+        ov_write_op_free(op);
+    }
+    assert_true(full);
+    assert_true(ok > 0);
+    assert_int_equal(ov_store_write_commit(txn), OV_OK);
+    ov_read *read;
+    assert_int_equal(ov_read_begin(f->store, &read), OV_OK);
+    ov_store_stats stats;
+    assert_int_equal(ov_read_stats(read, &stats), OV_OK);
+    assert_int_equal(stats.records, (uint64_t)ok + 1);
+    assert_int_equal(stats.log_entries, (uint64_t)ok + 1);
+    ov_read_end(read);
+    check_log(f, ok + 1, ok + 1);
+    json_t *record = read_json(f, &first, NULL);
+    assert_string_equal(json_string_value(json_object_get(record, "title")), "Eerste");
+    json_decref(record);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1008,6 +1060,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_accounts_keep_usernames_unique, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sessions_put_get_delete_revoke, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_snapshot_is_stable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_map_fails_only_the_op, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
