@@ -125,12 +125,17 @@ int ov_keypair_from_secret(const uint8_t secret[32], ov_keypair **out)
     ov_keypair *key = keypair_new();
     if (!key)
         return OV_ENOMEM;
-    if (mbedtls_mpi_read_binary(&key->secret, secret, 32) ||
-        mbedtls_ecp_check_privkey(&key->group, &key->secret) ||
-        mbedtls_ecp_mul(&key->group, &key->point, &key->secret, &key->group.G, random_callback,
-                        NULL)) {
+    int rc = OV_OK;
+    if (mbedtls_mpi_read_binary(&key->secret, secret, 32) != 0)
+        rc = OV_ENOMEM;
+    else if (mbedtls_ecp_check_privkey(&key->group, &key->secret) != 0)
+        rc = OV_EINVAL; /* zero, or not below the group order */
+    else if (mbedtls_ecp_mul(&key->group, &key->point, &key->secret, &key->group.G, random_callback,
+                             NULL) != 0)
+        rc = OV_ECRYPTO;
+    if (rc != OV_OK) {
         ov_keypair_free(key);
-        return OV_ECRYPTO;
+        return rc;
     }
     *out = key;
     return OV_OK;
@@ -143,86 +148,125 @@ void ov_keypair_public(const ov_keypair *key, uint8_t out[OV_PUBKEY_BYTES])
                                    OV_PUBKEY_BYTES);
 }
 
-/* Writes data to path atomically: a temporary file beside it, fsync, rename, fsync of the
- * directory, so a crash leaves either no key or the whole key. */
-static int write_file_atomically(const char *path, const char *data, size_t len, mode_t mode)
+/* Publishes data at path without ever replacing an existing file: a temporary file beside it,
+ * fsync, link(2) to the final name, fsync of the directory. A crash leaves either no key or the
+ * whole key, and of two processes creating the key at once exactly one wins (OV_EEXISTS for the
+ * other, which then loads the winner's key instead of running with a key nobody stored). */
+static int write_file_exclusively(const char *path, const char *data, size_t len, mode_t mode)
 {
     char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid()) >= (int)sizeof tmp)
-        return OV_EINVAL;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-    if (fd < 0)
+    uint8_t nonce[8];
+    char nonce_hex[sizeof nonce * 2 + 1];
+    if (ov_random(nonce, sizeof nonce) != OV_OK)
         return OV_EIO;
+    ov_hex_encode(nonce, sizeof nonce, nonce_hex);
+    if (snprintf(tmp, sizeof tmp, "%s.tmp-%s", path, nonce_hex) >= (int)sizeof tmp)
+        return OV_EINVAL;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd < 0)
+        return errno == EACCES ? OV_EDENIED : OV_EIO;
     int rc = OV_OK;
     if (fchmod(fd, mode) != 0 || write(fd, data, len) != (ssize_t)len || fsync(fd) != 0)
         rc = OV_EIO;
-    close(fd);
-    if (rc == OV_OK && rename(tmp, path) != 0)
+    if (close(fd) != 0)
         rc = OV_EIO;
-    if (rc != OV_OK) {
-        unlink(tmp);
+    if (rc == OV_OK && link(tmp, path) != 0)
+        rc = errno == EEXIST ? OV_EEXISTS : OV_EIO;
+    unlink(tmp);
+    if (rc != OV_OK)
         return rc;
-    }
     char dir_buf[4096];
     snprintf(dir_buf, sizeof dir_buf, "%s", path);
     int dir = open(dirname(dir_buf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir >= 0) {
-        fsync(dir);
-        close(dir);
+    if (dir < 0)
+        return OV_EIO;
+    rc = fsync(dir) == 0 ? OV_OK : OV_EIO;
+    close(dir);
+    return rc;
+}
+
+static int create_key_file(const char *path, ov_keypair **out)
+{
+    ov_keypair *key = NULL;
+    int rc = ov_keypair_generate(&key);
+    if (rc)
+        return rc;
+    uint8_t secret[32];
+    char text[66];
+    if (mbedtls_mpi_write_binary(&key->secret, secret, sizeof secret) != 0) {
+        ov_keypair_free(key);
+        return OV_ECRYPTO;
     }
+    ov_hex_encode(secret, sizeof secret, text);
+    text[64] = '\n';
+    rc = write_file_exclusively(path, text, 65, 0600);
+    explicit_bzero(secret, sizeof secret);
+    explicit_bzero(text, sizeof text);
+    if (rc) {
+        ov_keypair_free(key);
+        return rc;
+    }
+    *out = key;
     return OV_OK;
+}
+
+/* Reads an existing key file: a regular file of mode 0600 or stricter holding exactly 64 hex
+ * digits and one optional newline. Anything else is refused rather than guessed at. */
+static int read_key_file(int fd, ov_keypair **out)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return OV_EIO;
+    if (!S_ISREG(st.st_mode))
+        return OV_EPARSE;
+    if (st.st_mode & (S_IRWXG | S_IRWXO))
+        return OV_EDENIED; /* a key others can read is no longer this node's secret */
+    char text[66];
+    size_t len = 0;
+    while (len < sizeof text) {
+        ssize_t n = read(fd, text + len, sizeof text - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return OV_EIO;
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    int rc = OV_EPARSE;
+    uint8_t secret[32];
+    if ((len == 64 || (len == 65 && text[64] == '\n')) &&
+        ov_hex_decode(text, 64, secret, sizeof secret) == OV_OK) {
+        rc = ov_keypair_from_secret(secret, out);
+        if (rc == OV_EINVAL)
+            rc = OV_EPARSE;
+    }
+    explicit_bzero(text, sizeof text);
+    explicit_bzero(secret, sizeof secret);
+    return rc;
 }
 
 int ov_keypair_load_or_create(const char *path, ov_keypair **out)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 && errno != ENOENT)
-        return OV_EIO;
-    if (fd < 0) {
-        ov_keypair *key = NULL;
-        int rc = ov_keypair_generate(&key);
-        if (rc)
-            return rc;
-        uint8_t secret[32];
-        char text[66];
-        mbedtls_mpi_write_binary(&key->secret, secret, sizeof secret);
-        ov_hex_encode(secret, sizeof secret, text);
-        text[64] = '\n';
-        text[65] = 0;
-        memset(secret, 0, sizeof secret);
-        rc = write_file_atomically(path, text, 65, 0600);
-        memset(text, 0, sizeof text);
-        if (rc) {
-            ov_keypair_free(key);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd >= 0) {
+            int rc = read_key_file(fd, out);
+            close(fd);
             return rc;
         }
-        *out = key;
-        return OV_OK;
+        if (errno == EACCES)
+            return OV_EDENIED;
+        if (errno == ELOOP)
+            return OV_EPARSE; /* a symlink: refuse rather than follow it somewhere else */
+        if (errno != ENOENT)
+            return OV_EIO;
+        int rc = create_key_file(path, out);
+        if (rc != OV_EEXISTS)
+            return rc;
+        /* Another process created the key between our open and link: load theirs. */
     }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        close(fd);
-        return OV_EIO;
-    }
-    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-        close(fd); /* a key others can read is no longer this node's secret */
-        return OV_EDENIED;
-    }
-    char text[80];
-    ssize_t n = read(fd, text, sizeof text);
-    close(fd);
-    if (n < 64)
-        return OV_EPARSE;
-    size_t len = (size_t)n;
-    while (len > 64 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
-        len--;
-    uint8_t secret[32];
-    if (len != 64 || ov_hex_decode(text, 64, secret, sizeof secret) != OV_OK)
-        return OV_EPARSE;
-    memset(text, 0, sizeof text);
-    int rc = ov_keypair_from_secret(secret, out);
-    memset(secret, 0, sizeof secret);
-    return rc == OV_ECRYPTO ? OV_EPARSE : rc;
+    return OV_EIO;
 }
 
 /* n/2 for P-256, to normalise and check low-S. */
@@ -308,7 +352,7 @@ int ov_verify(const uint8_t pub[OV_PUBKEY_BYTES], const uint8_t digest[OV_HASH_B
         result = OV_EINVAL;
     } else if (mbedtls_mpi_read_binary(&r, signature, 32) ||
                mbedtls_mpi_read_binary(&s, signature + 32, 32) || half_order(group, &half)) {
-        result = OV_ECRYPTO;
+        result = OV_ENOMEM; /* reading 32 bytes into a bignum fails only on allocation */
     } else if (mbedtls_mpi_cmp_int(&r, 0) <= 0 || mbedtls_mpi_cmp_int(&s, 0) <= 0 ||
                mbedtls_mpi_cmp_mpi(&s, &half) > 0 || mbedtls_mpi_cmp_mpi(&r, &group->N) >= 0) {
         result = OV_EBADSIG;

@@ -4,7 +4,8 @@
  *
  * Signatures are deterministic (RFC 6979 with SHA-256), encoded as fixed-size r‖s (64 bytes,
  * big-endian) and normalised to low-S (s ≤ n/2); verification rejects high-S, so each message has
- * exactly one valid signature per key. Public keys are uncompressed SEC1 points (65 bytes, 0x04‖X‖Y).
+ * exactly one valid signature per key. Public keys are uncompressed SEC1 points (65 bytes,
+ * 0x04‖X‖Y).
  */
 #ifndef OV_CRYPTO_H
 #define OV_CRYPTO_H
@@ -12,8 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define OV_HASH_BYTES 32
-#define OV_PUBKEY_BYTES 65
+#define OV_HASH_BYTES      32
+#define OV_PUBKEY_BYTES    65
 #define OV_SIGNATURE_BYTES 64
 
 typedef struct ov_keypair ov_keypair;
@@ -31,16 +32,19 @@ void ov_sha256_final(ov_sha256_ctx *ctx, uint8_t out[OV_HASH_BYTES]);
 int ov_random(void *buf, size_t len);
 
 /* Loads the private key stored at path, or, when the file does not exist, generates a new key
- * and writes it there atomically (temporary file, fsync, rename) with mode 0600. An existing
- * file that is readable by group or others is refused with OV_EDENIED. The file holds the
- * 32-byte private scalar as 64 hex digits and a newline. On success *out is owned by the caller
- * (ov_keypair_free). Errors: OV_EIO, OV_EDENIED, OV_EPARSE (corrupt file), OV_ECRYPTO, OV_ENOMEM. */
+ * and writes it there atomically (temporary file, fsync, link, fsync of the directory) with mode
+ * 0600; an existing file is never replaced. An existing file that is readable by group or others
+ * is refused with OV_EDENIED. The file holds the 32-byte private scalar as 64 hex digits and a
+ * newline. On success *out is owned by the caller (ov_keypair_free). Errors: OV_EIO, OV_EDENIED,
+ * OV_EPARSE (corrupt file, not a regular file, a symlink, or a scalar outside [1, n-1]),
+ * OV_ECRYPTO, OV_ENOMEM. */
 int ov_keypair_load_or_create(const char *path, ov_keypair **out);
 
 /* Generates a key in memory only (tests, benchmarks). */
 int ov_keypair_generate(ov_keypair **out);
 
-/* Builds a key from a 32-byte private scalar (deterministic test keys). */
+/* Builds a key from a 32-byte big-endian private scalar (deterministic test keys). OV_EINVAL when
+ * the scalar is zero or not below the group order n. */
 int ov_keypair_from_secret(const uint8_t secret[32], ov_keypair **out);
 
 void ov_keypair_free(ov_keypair *key);
@@ -48,12 +52,14 @@ void ov_keypair_free(ov_keypair *key);
 /* The uncompressed public point of key. */
 void ov_keypair_public(const ov_keypair *key, uint8_t out[OV_PUBKEY_BYTES]);
 
-/* Signs a 32-byte digest. OV_OK or OV_ECRYPTO. */
+/* Signs a 32-byte digest. OV_OK or OV_ECRYPTO. A key may sign on several threads at once: signing
+ * only reads the key (its curve tables are complete once the key exists). */
 int ov_sign(const ov_keypair *key, const uint8_t digest[OV_HASH_BYTES],
             uint8_t signature[OV_SIGNATURE_BYTES]);
 
 /* Verifies signature over digest with public key pub. OV_OK, OV_EBADSIG (wrong, malformed or
- * high-S signature) or OV_EINVAL (pub is not a valid P-256 point). */
+ * high-S signature), OV_EINVAL (pub is not an uncompressed valid P-256 point) or OV_ENOMEM.
+ * Thread-safe; each thread keeps its own loaded curve, freed when the thread exits. */
 int ov_verify(const uint8_t pub[OV_PUBKEY_BYTES], const uint8_t digest[OV_HASH_BYTES],
               const uint8_t signature[OV_SIGNATURE_BYTES]);
 
