@@ -1,7 +1,8 @@
 /*
- * The origin log's entry and head formats (see log.h and docs/protocol.md). Fixed-size big-endian
- * structures rather than JSON, because replication hashes millions of them and every node must
- * produce identical bytes.
+ * The origin log's entry and head formats (see log.h; docs/log-format.md is the byte-exact spec
+ * with a worked example). Fixed-size big-endian structures rather than JSON, because replication
+ * hashes millions of them and every node must produce identical bytes. Decoding is strict and
+ * keeps every field, so decode followed by encode always reproduces the input bytes.
  */
 #include "proto/log.h"
 
