@@ -101,12 +101,16 @@ int ov_log_head_decode(const uint8_t *data, size_t len, ov_log_head *head)
 {
     if (len != OV_LOG_HEAD_BYTES)
         return OV_EPARSE;
-    memcpy(head->origin.bytes, data, OV_ID_BYTES);
-    head->seq = get_u64(data + 16);
-    memcpy(head->hash, data + 24, OV_HASH_BYTES);
-    head->time_ms = (int64_t)get_u64(data + 56);
-    memcpy(head->signature, data + 64, OV_SIGNATURE_BYTES);
-    return head->seq == 0 ? OV_EPARSE : OV_OK;
+    ov_log_head h;
+    memcpy(h.origin.bytes, data, OV_ID_BYTES);
+    h.seq = get_u64(data + 16);
+    memcpy(h.hash, data + 24, OV_HASH_BYTES);
+    h.time_ms = (int64_t)get_u64(data + 56);
+    memcpy(h.signature, data + 64, OV_SIGNATURE_BYTES);
+    if (h.seq == 0) /* a head covers at least one entry */
+        return OV_EPARSE;
+    *head = h;
+    return OV_OK;
 }
 
 void ov_log_head_digest(const ov_log_head *head, uint8_t out[OV_HASH_BYTES])

@@ -30,8 +30,8 @@
 #include "proto/id.h"
 
 #define OV_LOG_ENTRY_BYTES 114
-#define OV_LOG_HEAD_BYTES 128
-#define OV_LOG_FORMAT 1
+#define OV_LOG_HEAD_BYTES  128
+#define OV_LOG_FORMAT      1
 
 typedef enum { OV_OP_PUT = 1, OV_OP_DELETE = 2, OV_OP_PURGE = 3, OV_OP_KEY = 4 } ov_log_op;
 
@@ -54,7 +54,9 @@ typedef struct {
 } ov_log_head;
 
 void ov_log_entry_encode(const ov_log_entry *entry, uint8_t out[OV_LOG_ENTRY_BYTES]);
-/* OV_OK, or OV_EPARSE for a wrong length, format or op. */
+/* OV_OK, or OV_EPARSE (and *entry untouched) for a wrong length, format or op, seq 0, a key entry
+ * with a nonzero record or a purge entry with a nonzero content_hash. Decoding then encoding
+ * gives back the input bytes. */
 int ov_log_entry_decode(const uint8_t *data, size_t len, ov_log_entry *entry);
 void ov_log_entry_hash(const ov_log_entry *entry, uint8_t out[OV_HASH_BYTES]);
 
@@ -64,12 +66,13 @@ int ov_log_entry_follows(const uint8_t *prev_hash, const ov_id *origin, uint64_t
                          const ov_log_entry *next);
 
 void ov_log_head_encode(const ov_log_head *head, uint8_t out[OV_LOG_HEAD_BYTES]);
+/* OV_OK, or OV_EPARSE (and *head untouched) for a wrong length or seq 0. */
 int ov_log_head_decode(const uint8_t *data, size_t len, ov_log_head *head);
 /* The digest that is signed. */
 void ov_log_head_digest(const ov_log_head *head, uint8_t out[OV_HASH_BYTES]);
 /* Fills head->signature. OV_OK or OV_ECRYPTO. */
 int ov_log_head_sign(ov_log_head *head, const ov_keypair *key);
-/* OV_OK or OV_EBADSIG. */
+/* OV_OK or OV_EBADSIG (also when pub is not a valid key). */
 int ov_log_head_verify(const ov_log_head *head, const uint8_t pub[OV_PUBKEY_BYTES]);
 
 /* The node id belonging to a genesis public key: first 16 bytes of its SHA-256. */

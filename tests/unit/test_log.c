@@ -169,7 +169,11 @@ static void test_head_round_trip_and_refusal(void **state)
     assert_int_equal(ov_log_head_decode(bytes, sizeof bytes - 1, &back), OV_EPARSE);
     assert_int_equal(ov_log_head_decode(bytes, 0, &back), OV_EPARSE);
     memset(bytes + 16, 0, 8);
+    ov_log_head untouched;
+    memset(&untouched, 0xa5, sizeof untouched);
+    back = untouched;
     assert_int_equal(ov_log_head_decode(bytes, sizeof bytes, &back), OV_EPARSE); /* seq 0 */
+    assert_memory_equal(&back, &untouched, sizeof back);
 }
 
 static void test_follows(void **state)
