@@ -303,7 +303,7 @@ static int check_text(const json_t *value, const char *path, int max, int multil
         add(errs, path, "bevat ongeldige tekens", "contains invalid characters");
         return 0;
     }
-    if (chars == 0) {
+    if (chars == 0 || strspn(text, " \t\n") == len) {
         add(errs, path, "mag niet leeg zijn", "must not be empty");
         return 0;
     }
@@ -313,10 +313,15 @@ static int check_text(const json_t *value, const char *path, int max, int multil
         add(errs, path, nl, en);
         return 0;
     }
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)text[i];
-        if (c < 0x20 || c == 0x7f) {
-            if (multiline && (c == '\n' || c == '\t' || c == '\r'))
+    /* Control characters (C0, DEL and C1, including NUL) hide text or break layouts; long texts
+     * keep their line breaks and tabs. */
+    size_t i = 0;
+    while (i < len) {
+        utf8proc_int32_t c;
+        i += (size_t)utf8proc_iterate((const utf8proc_uint8_t *)text + i,
+                                      (utf8proc_ssize_t)(len - i), &c);
+        if (utf8proc_category(c) == UTF8PROC_CATEGORY_CC) {
+            if (multiline && (c == '\n' || c == '\t'))
                 continue;
             add(errs, path,
                 multiline ? "bevat een besturingsteken" : "mag geen regeleinde of tab bevatten",
@@ -336,17 +341,20 @@ static void expected_one_of(const char *const *values, char *nl, size_t nl_size,
         size_t used = strlen(list);
         snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", values[i]);
     }
-    snprintf(nl, nl_size, "moet een van deze zijn: %s", list);
+    snprintf(nl, nl_size, "moet een van: %s zijn", list);
     snprintf(en, en_size, "must be one of: %s", list);
 }
 
 static int check_enum(const json_t *value, const char *path, const char *const *values,
                       ov_field_errors *errs)
 {
-    if (json_is_string(value))
-        for (int i = 0; values[i]; i++)
-            if (strcmp(json_string_value(value), values[i]) == 0)
-                return 1;
+    if (!json_is_string(value)) {
+        add(errs, path, "moet een tekst zijn", "must be a string");
+        return 0;
+    }
+    for (int i = 0; values[i]; i++)
+        if (strcmp(json_string_value(value), values[i]) == 0)
+            return 1;
     char nl[200], en[200];
     expected_one_of(values, nl, sizeof nl, en, sizeof en);
     add(errs, path, nl, en);
@@ -356,8 +364,11 @@ static int check_enum(const json_t *value, const char *path, const char *const *
 static int check_id(const json_t *value, const char *path, ov_field_errors *errs)
 {
     ov_id id;
-    if (json_is_string(value) &&
-        ov_id_parse(json_string_value(value), json_string_length(value), &id) == OV_OK)
+    if (!json_is_string(value)) {
+        add(errs, path, "moet een tekst zijn", "must be a string");
+        return 0;
+    }
+    if (ov_id_parse(json_string_value(value), json_string_length(value), &id) == OV_OK)
         return 1;
     add(errs, path, "moet een geldige id zijn (26 tekens)", "must be a valid id (26 characters)");
     return 0;
@@ -490,8 +501,11 @@ static void check_array(const json_t *value, const char *path, const field_spec 
             ok = check_enum(item, item_path, spec->values, errs);
             break;
         case F_INTS:
-            if (!json_is_integer(item) || json_integer_value(item) < spec->min_int ||
-                json_integer_value(item) > spec->max_int) {
+            if (!json_is_integer(item)) {
+                add(errs, item_path, "moet een geheel getal zijn", "must be a whole number");
+                ok = 0;
+            } else if (json_integer_value(item) < spec->min_int ||
+                       json_integer_value(item) > spec->max_int) {
                 snprintf(nl, sizeof nl, "moet een geheel getal van %d tot en met %d zijn",
                          spec->min_int, spec->max_int);
                 snprintf(en, sizeof en, "must be a whole number from %d to %d", spec->min_int,
@@ -569,9 +583,12 @@ static void check_scan(const json_t *value, const char *path, ov_field_errors *e
                 char member_path[96];
                 join_path(member_path, sizeof member_path, level_path, member);
                 if (strcmp(member, "score") == 0) {
-                    if (!json_is_null(item) &&
-                        (!json_is_integer(item) || json_integer_value(item) < 1 ||
-                         json_integer_value(item) > 5))
+                    if (!json_is_null(item) && !json_is_integer(item))
+                        add(errs, member_path, "moet een geheel getal of null zijn",
+                            "must be a whole number or null");
+                    else if (!json_is_null(item) &&
+                             (!json_is_integer(item) || json_integer_value(item) < 1 ||
+                              json_integer_value(item) > 5))
                         add(errs, member_path,
                             "moet een geheel getal van 1 tot en met 5 zijn, of null (niet "
                             "beoordeeld)",
@@ -703,7 +720,9 @@ void ov_time_format(int64_t ms, char out[32])
     time_t seconds = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
     int millis = (int)(ms - (int64_t)seconds * 1000);
     struct tm tm;
-    gmtime_r(&seconds, &tm);
+    memset(&tm, 0, sizeof tm);
+    if (!gmtime_r(&seconds, &tm))
+        tm.tm_year = 70, tm.tm_mday = 1, millis = 0; /* out of time_t's range: the epoch */
     int n = snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
     if (n < 0 || n >= 32)
@@ -729,7 +748,7 @@ int ov_time_parse(const char *text, size_t len, int64_t *ms)
     tm.tm_sec = (text[17] - '0') * 10 + (text[18] - '0');
     int millis = (text[20] - '0') * 100 + (text[21] - '0') * 10 + (text[22] - '0');
     if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
-        tm.tm_min > 59 || tm.tm_sec > 60)
+        tm.tm_min > 59 || tm.tm_sec > 59) /* no leap seconds: every time has one text form */
         return OV_EINVAL;
     struct tm copy = tm;
     time_t seconds = timegm(&copy);
@@ -990,4 +1009,13 @@ int ov_record_facets(ov_kind kind, const json_t *record, ov_facet_fn fn, void *c
         break;
     }
     return rc;
+}
+
+const char *ov_record_display_title(ov_kind kind, const json_t *record)
+{
+    const char *member = kind == OV_KIND_REGION || kind == OV_KIND_SCHOOL || kind == OV_KIND_PERSON
+                             ? "name"
+                             : "title";
+    const char *text = json_string_value(json_object_get(record, member));
+    return text ? text : "";
 }

@@ -92,12 +92,16 @@ ov_status ov_record_requested_status(const json_t *content, ov_status fallback);
  * On success *canon is malloc'd (caller frees), *canon_len its length, hash the SHA-256 of the
  * canonical bytes; if record_out is not NULL it receives the sealed object (caller decrefs).
  * content must have passed ov_record_validate. Errors: OV_EINVAL, OV_ENOMEM. */
-int ov_record_seal(const json_t *content, const ov_envelope *env, json_t **record_out,
-                   char **canon, size_t *canon_len, uint8_t hash[OV_HASH_BYTES]);
+int ov_record_seal(const json_t *content, const ov_envelope *env, json_t **record_out, char **canon,
+                   size_t *canon_len, uint8_t hash[OV_HASH_BYTES]);
 
 /* A sealed record with only its envelope and status "deleted": what a deletion leaves. */
 int ov_record_seal_tombstone(const ov_envelope *env, char **canon, size_t *canon_len,
                              uint8_t hash[OV_HASH_BYTES]);
+
+/* What a person calls the record: its "name" (regions, schools, people) or "title" (the rest).
+ * Points into record (valid while record lives and that member is unchanged); "" when absent. */
+const char *ov_record_display_title(ov_kind kind, const json_t *record);
 
 /* Reads the envelope members of a sealed record. OV_OK or OV_ESCHEMA. */
 int ov_record_envelope(const json_t *record, ov_envelope *env);
