@@ -1071,15 +1071,16 @@ static void handle_metrics(ov_node *node, ov_http_request *req)
                          (double)ws.queued);
     ov_metrics_set_gauge("olievlek_writer_failed_commits_total", "Write batches that failed",
                          (double)ws.failed_commits);
-    static const double bounds[] = {1, 4, 16, 64, 256, 1024, 4096};
-    uint64_t cumulative[8];
+    /* The writer counts batches in buckets of at most 1, 4, 16, 64, 256 ops and above. */
+    static const double bounds[] = {1, 4, 16, 64, 256};
+    uint64_t cumulative[5];
     uint64_t running = 0;
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < 5; i++) {
         running += ws.batch_size_buckets[i];
         cumulative[i] = running;
     }
-    ov_metrics_set_histogram("olievlek_writer_batch_ops", "Write ops per committed batch", bounds,
-                             cumulative, 7, (double)ws.ops, ws.batches);
+    ov_metrics_set_histogram("olievlek_writer_batch_ops", "Write ops per committed batch",
+                             bounds, cumulative, 5, (double)ws.ops, ws.batches);
     char *text = NULL;
     size_t len = 0;
     if (ov_metrics_render(&text, &len) != OV_OK) {
