@@ -288,6 +288,26 @@ static long count_chars(const char *text, size_t len)
     return count;
 }
 
+/* The NFC form of text (malloc'd, caller frees), or NULL when it is not valid UTF-8 or memory is
+ * short. Lengths and duplicates are judged on what sealing will store: NFC can lengthen a text
+ * (U+0958 becomes two code points) and make two different strings equal. */
+static char *nfc_copy(const char *text, size_t len)
+{
+    utf8proc_uint8_t *out = NULL;
+    if (utf8proc_map((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)len, &out,
+                     UTF8PROC_STABLE | UTF8PROC_COMPOSE) < 0)
+        return NULL;
+    return (char *)out;
+}
+
+static int is_ascii(const char *text, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)text[i] >= 0x80)
+            return 0;
+    return 1;
+}
+
 static int check_text(const json_t *value, const char *path, int max, int multiline,
                       ov_field_errors *errs)
 {
@@ -299,6 +319,13 @@ static int check_text(const json_t *value, const char *path, int max, int multil
     size_t len = json_string_length(value);
     long chars = count_chars(text, len);
     char nl[200], en[200];
+    if (chars > 0 && !is_ascii(text, len)) {
+        char *nfc = nfc_copy(text, len);
+        if (nfc) {
+            chars = count_chars(nfc, strlen(nfc));
+            free(nfc);
+        }
+    }
     if (chars < 0) {
         add(errs, path, "bevat ongeldige tekens", "contains invalid characters");
         return 0;
@@ -466,6 +493,29 @@ static int check_pattern(const json_t *value, const char *path, const field_spec
     return ok;
 }
 
+/* Equal as stored: texts after NFC, ids by value (ov_id_parse accepts lower case and aliases). */
+static int same_item(field_type type, const json_t *a, const json_t *b)
+{
+    if (json_equal(a, b))
+        return 1;
+    if (!json_is_string(a) || !json_is_string(b))
+        return 0;
+    if (type == F_IDS) {
+        ov_id x, y;
+        return ov_id_parse(json_string_value(a), json_string_length(a), &x) == OV_OK &&
+               ov_id_parse(json_string_value(b), json_string_length(b), &y) == OV_OK &&
+               ov_id_compare(&x, &y) == 0;
+    }
+    if (type != F_TEXTS)
+        return 0;
+    char *x = nfc_copy(json_string_value(a), json_string_length(a));
+    char *y = nfc_copy(json_string_value(b), json_string_length(b));
+    int same = x && y && strcmp(x, y) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
 static void check_array(const json_t *value, const char *path, const field_spec *spec,
                         ov_field_errors *errs)
 {
@@ -518,7 +568,7 @@ static void check_array(const json_t *value, const char *path, const field_spec 
             break;
         }
         for (size_t j = 0; ok && j < i; j++)
-            if (json_equal(item, json_array_get(value, j))) {
+            if (same_item(spec->type, item, json_array_get(value, j))) {
                 add(errs, item_path, "komt dubbel voor in de lijst", "appears twice in the list");
                 break;
             }

@@ -170,6 +170,10 @@ static const rule_case rules[] = {
     {OV_KIND_PERSON, "themes", "\"tussenjaar\"", "themes", "moet een lijst zijn"},
     {OV_KIND_PERSON, "themes", "[\"a\",\"b\",\"a\"]", "themes[2]", "dubbel"},
     {OV_KIND_PERSON, "themes", "[\"a\",7]", "themes[1]", "moet een tekst zijn"},
+    /* Equal once sealed: composed and decomposed "é", an id in upper and lower case. */
+    {OV_KIND_PERSON, "themes", "[\"caf\\u00e9\",\"cafe\\u0301\"]", "themes[1]", "dubbel"},
+    {OV_KIND_CASE, "schools", "[\"" SCHOOL_ID "\",\"01kdvdna081m10000000000008\"]", "schools[1]",
+     "dubbel"},
     {OV_KIND_PERSON, "school", "[]", "school", "moet een tekst zijn"},
     {OV_KIND_PERSON, "bio", "\"Regel\\u0007met een bel\"", "bio", "besturingsteken"},
     {OV_KIND_PERSON, "bio", "\"Regel\\r\\nWindows\"", "bio", "besturingsteken"},
@@ -250,6 +254,15 @@ static void test_lengths_count_characters(void **state)
     assert_string_equal(errs.items[0].field, "title");
     assert_string_equal(errs.items[0].message_nl, "mag hoogstens 200 tekens zijn (nu 201)");
     assert_string_equal(errs.items[0].message_en, "must be at most 200 characters (now 201)");
+
+    /* Judged as stored: 101 U+0958 become 202 code points in NFC, so they do not fit 200. */
+    title[0] = 0;
+    for (int i = 0; i < 101; i++)
+        strcat(title, "\xe0\xa5\x98");
+    json_object_set_new(content, "title", json_string(title));
+    ov_field_errors_init(&errs);
+    assert_int_equal(ov_record_validate(OV_KIND_CASE, content, &errs), OV_ESCHEMA);
+    assert_string_equal(errs.items[0].message_nl, "mag hoogstens 200 tekens zijn (nu 202)");
     json_decref(content);
 }
 
