@@ -848,6 +848,46 @@ static int finish_seal(json_t *record, json_t **record_out, char **canon, size_t
     return rc;
 }
 
+/* The canonical text of an id value (upper case, no aliases), or a new reference to value when it
+ * is not an id: ids are compared and indexed as text, so "01kd…" must be stored as "01KD…". */
+static json_t *canonical_id(json_t *value)
+{
+    ov_id id;
+    char text[OV_ID_CHARS + 1];
+    if (!json_is_string(value) ||
+        ov_id_parse(json_string_value(value), json_string_length(value), &id) != OV_OK)
+        return json_incref(value);
+    ov_id_format(&id, text);
+    return json_string(text);
+}
+
+static int canonical_ids(json_t *record, ov_kind kind)
+{
+    for (const field_spec *spec = kind_fields[kind]; spec->name; spec++) {
+        json_t *value = json_object_get(record, spec->name);
+        if (!value || (spec->type != F_ID && spec->type != F_IDS))
+            continue;
+        if (spec->type == F_ID) {
+            if (json_object_set_new(record, spec->name, canonical_id(value)))
+                return OV_ENOMEM;
+            continue;
+        }
+        json_t *ids = json_array();
+        size_t i;
+        json_t *item;
+        json_array_foreach(value, i, item)
+        {
+            if (!ids || json_array_append_new(ids, canonical_id(item))) {
+                json_decref(ids);
+                return OV_ENOMEM;
+            }
+        }
+        if (!ids || json_object_set_new(record, spec->name, ids))
+            return OV_ENOMEM;
+    }
+    return OV_OK;
+}
+
 int ov_record_seal(const json_t *content, const ov_envelope *env, json_t **record_out, char **canon,
                    size_t *canon_len, uint8_t hash[OV_HASH_BYTES])
 {
@@ -860,15 +900,22 @@ int ov_record_seal(const json_t *content, const ov_envelope *env, json_t **recor
     json_t *value;
     json_object_foreach((json_t *)content, key, value)
     {
-        /* null means "absent": it never reaches the canonical form. */
-        if (!is_envelope(key) && !json_is_null(value))
-            json_object_set(record, key, value);
+        /* null means "absent": it never reaches the canonical form. A deep copy, because
+         * normalisation works in place and content belongs to the caller. */
+        if (is_envelope(key) || json_is_null(value))
+            continue;
+        if (json_object_set_new(record, key, json_deep_copy(value))) {
+            json_decref(record);
+            return OV_ENOMEM;
+        }
     }
     if (env->kind == OV_KIND_CASE && !json_object_get(record, "licence"))
         json_object_set_new(record, "licence", json_string("CC-BY-4.0"));
     if (env->kind == OV_KIND_REQUEST && !json_object_get(record, "state"))
         json_object_set_new(record, "state", json_string("open"));
-    int rc = set_envelope(record, env);
+    int rc = canonical_ids(record, env->kind);
+    if (rc == OV_OK)
+        rc = set_envelope(record, env);
     if (rc != OV_OK) {
         json_decref(record);
         return rc;

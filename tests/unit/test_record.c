@@ -418,6 +418,23 @@ static void test_seal_nfc(void **state)
               &env, &decomposed, hd);
     assert_string_equal(composed, decomposed);
     assert_memory_equal(hc, hd, OV_HASH_BYTES);
+
+    /* The caller's content is left as it was, and lower-case ids are stored in upper case. */
+    const char *text = "{\"title\":\"Cre\xcc\x81"
+                       "er\",\"question\":\"Hoe?\",\"school\":\"01kdvdna081m10000000000008\"}";
+    json_t *content = parse(text);
+    json_t *record;
+    char *canon;
+    size_t len;
+    assert_int_equal(ov_record_seal(content, &env, &record, &canon, &len, hc), OV_OK);
+    assert_string_equal(json_string_value(json_object_get(content, "title")), "Cre\xcc\x81"
+                                                                              "er");
+    assert_string_equal(json_string_value(json_object_get(record, "title")), "Cr\xc3\xa9"
+                                                                             "er");
+    assert_string_equal(json_string_value(json_object_get(record, "school")), SCHOOL_ID);
+    free(canon);
+    json_decref(record);
+    json_decref(content);
     free(composed);
     free(decomposed);
 }
