@@ -10,7 +10,6 @@
  */
 #include "server/demo.h"
 
-#include <argon2.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 
 #include "proto/canon.h"
 #include "proto/error.h"
+#include "server/auth.h"
 
 /* 2026-01-01T00:00:00.000Z: the time part of every demo id. */
 #define DEMO_EPOCH_MS       1767225600000LL
@@ -32,11 +32,6 @@
 #define GEN_LESSONS  200
 #define GEN_PEOPLE   30
 #define GEN_REQUESTS 20
-
-/* argon2id parameters used when hashing the demo passwords (OWASP's minimum). */
-#define DEMO_ARGON2_T 2
-#define DEMO_ARGON2_M 19456
-#define DEMO_ARGON2_P 1
 
 /* ---- Deterministic randomness ---------------------------------------------------------------- */
 
@@ -992,7 +987,32 @@ static int check_one(void *ctx, ov_kind kind, const ov_id *id, ov_status status,
 
 int ov_demo_check(ov_demo_problem *problem)
 {
-    return ov_demo_each(check_one, problem);
+    int rc = ov_demo_each(check_one, problem);
+    if (rc != OV_OK)
+        return rc;
+    json_t *accounts;
+    rc = parse_file("accounts", &accounts);
+    if (rc != OV_OK || !accounts)
+        return rc;
+    size_t i;
+    json_t *entry;
+    json_array_foreach(accounts, i, entry)
+    {
+        ov_field_errors errs;
+        ov_field_errors_init(&errs);
+        if (ov_auth_account_check(entry, OV_ACCOUNT_INPUT_CREATE, &errs) == OV_OK)
+            continue;
+        if (problem) {
+            const char *id = json_string_value(json_object_get(entry, "id"));
+            problem->kind = OV_KIND_COUNT;
+            snprintf(problem->id, sizeof problem->id, "%s", id ? id : "?");
+            problem->errors = errs;
+        }
+        rc = OV_ESCHEMA;
+        break;
+    }
+    json_decref(accounts);
+    return rc;
 }
 
 /* ---- Accounts ----------------------------------------------------------------------------------
@@ -1020,39 +1040,18 @@ int ov_demo_account_id(const char *username, ov_id *out)
     return rc;
 }
 
-/* The stored form of a demo account: the file's members with the clear password replaced by its
- * argon2id hash ("password_hash", PHC string). New reference in *out. */
+/* The stored form of a demo account (auth.h): the file's members checked like an account an
+ * admin creates, the clear password replaced by its argon2id hash. New reference in *out. */
 static int account_record(const json_t *entry, int64_t now_ms, json_t **out)
 {
     const char *password = json_string_value(json_object_get(entry, "password"));
     if (!password)
         return OV_EPARSE;
-    uint8_t salt[16];
-    FILE *random = fopen("/dev/urandom", "rb");
-    size_t got = random ? fread(salt, 1, sizeof salt, random) : 0;
-    if (random)
-        fclose(random);
-    if (got != sizeof salt)
-        return OV_EIO;
-    char encoded[128];
-    if (argon2id_hash_encoded(DEMO_ARGON2_T, DEMO_ARGON2_M, DEMO_ARGON2_P, password,
-                              strlen(password), salt, sizeof salt, 32, encoded,
-                              sizeof encoded) != ARGON2_OK)
-        return OV_ECRYPTO;
-    json_t *account = json_deep_copy(entry);
-    if (!account)
-        return OV_ENOMEM;
-    json_object_del(account, "password");
-    json_object_del(account, "id");
-    char created[32];
-    ov_time_format(now_ms, created);
-    if (json_object_set_new(account, "password_hash", json_string(encoded)) ||
-        json_object_set_new(account, "created", json_string(created))) {
-        json_decref(account);
-        return OV_ENOMEM;
-    }
-    *out = account;
-    return OV_OK;
+    char hash[OV_AUTH_HASH_MAX];
+    int rc = ov_auth_hash_password(password, strlen(password), hash);
+    if (rc != OV_OK)
+        return rc;
+    return ov_auth_account_build(entry, hash, now_ms, 0, out);
 }
 
 /* ---- Loading -----------------------------------------------------------------------------------
@@ -1213,8 +1212,9 @@ int ov_demo_load(ov_store *store, ov_demo_counts *out)
     rc = ov_demo_check(&problem);
     if (rc == OV_ESCHEMA) {
         for (int i = 0; i < problem.errors.count; i++)
-            fprintf(stderr, "demo: %s %s: %s: %s\n", ov_kind_name(problem.kind), problem.id,
-                    problem.errors.items[i].field, problem.errors.items[i].message_en);
+            fprintf(stderr, "demo: %s %s: %s: %s\n",
+                    problem.kind == OV_KIND_COUNT ? "account" : ov_kind_name(problem.kind),
+                    problem.id, problem.errors.items[i].field, problem.errors.items[i].message_en);
         return rc;
     }
     if (rc != OV_OK)

@@ -54,12 +54,13 @@ int ov_demo_each(ov_demo_record_fn fn, void *ctx);
 
 /* The first demo record that does not validate, if any. */
 typedef struct {
-    ov_kind kind;
+    ov_kind kind; /* OV_KIND_COUNT: a demo account (checked with ov_auth_account_check) */
     char id[OV_ID_CHARS + 1];
     ov_field_errors errors;
 } ov_demo_problem;
 
-/* Validates every demo record with ov_record_validate. Returns OV_OK, or OV_ESCHEMA with
+/* Validates every demo record with ov_record_validate and every demo account with
+ * ov_auth_account_check. Returns OV_OK, or OV_ESCHEMA with
  * *problem (if not NULL) naming the record and its field errors; other errors as ov_demo_each. */
 int ov_demo_check(ov_demo_problem *problem);
 
@@ -68,7 +69,8 @@ int ov_demo_account_id(const char *username, ov_id *out);
 
 /* Loads the dataset into store when the store holds no records: validates everything (a record
  * that does not validate is a bug in the dataset: it is reported on stderr with its id and field
- * and OV_ESCHEMA is returned, nothing written), hashes the account passwords with argon2id,
+ * and OV_ESCHEMA is returned, nothing written), hashes the account passwords with argon2id
+ * (ov_auth_hash_password, ~30 ms each: the only slow part),
  * creates the accounts and then every record with its fixed id, author = the demo admin, in a few
  * large transactions. When the store already holds records nothing is written and
  * out->already_loaded is set, so loading twice changes nothing. Must not run while a writer
