@@ -888,6 +888,32 @@ static int canonical_ids(json_t *record, ov_kind kind)
     return OV_OK;
 }
 
+/* Drops empty assessments, blocks and the scan itself: {} says no more than absence, and one
+ * meaning should have one stored form (it also keeps empty objects out of the encoder). */
+static void prune_scan(json_t *record)
+{
+    json_t *scan = json_object_get(record, "scan");
+    if (!json_is_object(scan))
+        return;
+    const char *block;
+    json_t *levels, *tmp;
+    json_object_foreach_safe(scan, tmp, block, levels)
+    {
+        const char *level;
+        json_t *assessment, *tmp2;
+        if (json_is_object(levels))
+            json_object_foreach_safe(levels, tmp2, level, assessment)
+            {
+                if (json_is_object(assessment) && json_object_size(assessment) == 0)
+                    json_object_del(levels, level);
+            }
+        if (json_is_object(levels) && json_object_size(levels) == 0)
+            json_object_del(scan, block);
+    }
+    if (json_object_size(scan) == 0)
+        json_object_del(record, "scan");
+}
+
 int ov_record_seal(const json_t *content, const ov_envelope *env, json_t **record_out, char **canon,
                    size_t *canon_len, uint8_t hash[OV_HASH_BYTES])
 {
@@ -913,6 +939,8 @@ int ov_record_seal(const json_t *content, const ov_envelope *env, json_t **recor
         json_object_set_new(record, "licence", json_string("CC-BY-4.0"));
     if (env->kind == OV_KIND_REQUEST && !json_object_get(record, "state"))
         json_object_set_new(record, "state", json_string("open"));
+    if (env->kind == OV_KIND_CASE)
+        prune_scan(record);
     int rc = canonical_ids(record, env->kind);
     if (rc == OV_OK)
         rc = set_envelope(record, env);

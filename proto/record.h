@@ -89,7 +89,8 @@ ov_status ov_record_requested_status(const json_t *content, ov_status fallback);
 
 /* Seals a record: copies content's non-envelope members, adds env's envelope members, applies
  * defaults (e.g. licence "CC-BY-4.0" for cases), writes ids in their canonical text form
- * (upper case, as ov_id_format), normalises to NFC and encodes canonically.
+ * (upper case, as ov_id_format), drops empty objects from a case's scan (an empty scan says
+ * nothing; it is left out), normalises to NFC and encodes canonically.
  * On success *canon is malloc'd (caller frees), *canon_len its length, hash the SHA-256 of the
  * canonical bytes; if record_out is not NULL it receives the sealed object (caller decrefs).
  * content must have passed ov_record_validate. Errors: OV_EINVAL, OV_ENOMEM. */

@@ -522,6 +522,28 @@ static void test_seal_defaults_and_tombstone(void **state)
     json_decref(record);
     json_decref(content);
 
+    /* Empty parts of a scan say nothing and are not stored; the rest of the scan stays. */
+    env.kind = OV_KIND_CASE;
+    content = parse(valid_json[OV_KIND_CASE]);
+    json_t *scan = json_object_get(content, "scan");
+    json_object_set_new(scan, "houding", json_object());
+    json_object_set_new(json_object_get(scan, "proces"), "omgeving", json_object());
+    assert_int_equal(ov_record_seal(content, &env, &record, &canon, &len, hash), OV_OK);
+    json_t *sealed_scan = json_object_get(record, "scan");
+    assert_null(json_object_get(sealed_scan, "houding"));
+    assert_null(json_object_get(json_object_get(sealed_scan, "proces"), "omgeving"));
+    assert_non_null(json_object_get(json_object_get(sealed_scan, "proces"), "innovatieteam"));
+    assert_int_equal(json_object_size(json_object_get(scan, "houding")), 0); /* caller's intact */
+    free(canon);
+    json_decref(record);
+    json_object_set_new(content, "scan", parse("{\"doel\":{\"omgeving\":{}}}"));
+    assert_int_equal(ov_record_seal(content, &env, &record, &canon, &len, hash), OV_OK);
+    assert_null(json_object_get(record, "scan"));
+    free(canon);
+    json_decref(record);
+    json_decref(content);
+    env.kind = OV_KIND_REQUEST;
+
     assert_int_equal(ov_record_seal_tombstone(&env, &canon, &len, hash), OV_OK);
     json_t *tomb = parse(canon);
     assert_int_equal(json_object_size(tomb), 8);
