@@ -3,11 +3,11 @@
  * live-update module) that includes <libwebsockets.h>; everything above it sees ov_http_request.
  *
  * The layer reads a whole request (headers and a body of at most max_body bytes) before it calls
- * the application's handler; it answers by itself, with a minimal application/problem+json of its own (it sits below
- * problem.c), what never
- * reaches the handler: 413 for a body over the limit (decided from Content-Length before reading
- * it), 408 for a sender too slow to finish within request_timeout_s, 400 for an unparseable
- * request. Keep-alive is supported; every response has an exact Content-Length.
+ * the application's handler; it answers by itself, with a minimal application/problem+json of its
+ * own (it sits below problem.c), what never reaches the handler: 413 for a body over the limit
+ * (decided from Content-Length before reading it), 408 for a sender too slow to finish within
+ * request_timeout_s, 400 for an unparseable request. Keep-alive is supported; every response has an
+ * exact Content-Length.
  *
  * A handler answers exactly once, at once or later (after a durable write, say), always on the
  * loop thread. A request stays valid until it is answered, even if its connection closes first:
@@ -36,13 +36,15 @@ typedef enum {
 typedef void (*ov_http_handler)(void *app, ov_http_request *request);
 
 typedef struct {
-    const char *host;            /* listen address, e.g. "127.0.0.1" or "::" */
-    int port;                    /* 0 = any free port (see ov_http_port) */
-    size_t max_body;             /* bytes; 0 = 1 MiB */
-    unsigned request_timeout_s;  /* headers and body must arrive within this; 0 = 30 */
-    unsigned keepalive_timeout_s;/* idle keep-alive connections are closed; 0 = 60 */
+    const char *host;             /* listen address, e.g. "127.0.0.1" or "::" */
+    int port;                     /* 0 = any free port (see ov_http_port) */
+    size_t max_body;              /* bytes; 0 = 1 MiB */
+    unsigned request_timeout_s;   /* headers and body must arrive within this; 0 = 30 */
+    unsigned keepalive_timeout_s; /* idle keep-alive connections are closed; 0 = 60 */
     ov_http_handler handler;
     void *app;
+    unsigned max_connections; /* open connections beyond this wait in the kernel's backlog;
+                                 0 = 4096 */
 } ov_http_options;
 
 /* Starts listening on loop. Errors: OV_EIO (cannot bind), OV_ENOMEM. */
@@ -63,13 +65,17 @@ const char *ov_http_request_path(const ov_http_request *request);
 /* The first value of query parameter name, percent-decoded ('+' = space), or NULL. */
 const char *ov_http_request_query(const ov_http_request *request, const char *name);
 /* All values of name (repeated parameters), up to max; returns how many were stored. */
-int ov_http_request_query_all(const ov_http_request *request, const char *name,
-                              const char **values, int max);
+int ov_http_request_query_all(const ov_http_request *request, const char *name, const char **values,
+                              int max);
 /* Calls fn for every query parameter (name, value decoded) in order; stops on non-zero. */
 int ov_http_request_query_each(const ov_http_request *request,
                                int (*fn)(void *ctx, const char *name, const char *value),
                                void *ctx);
-/* A request header by case-insensitive name ("if-match"), or NULL. */
+/* A request header by case-insensitive name ("if-match"), or NULL. The layer keeps the headers
+ * an application of ours reads: the standard request headers lws knows by name (Accept*,
+ * Authorization, Cookie, Content-*, Connection, Host, If-*, Origin, Range, Referer, User-Agent,
+ * X-Forwarded-For, Transfer-Encoding) and X-Request-Id; others read as NULL. Repeated headers are
+ * joined by lws. */
 const char *ov_http_request_header(const ov_http_request *request, const char *name);
 /* The body (may be empty; not NUL-terminated). */
 const char *ov_http_request_body(const ov_http_request *request, size_t *len);
