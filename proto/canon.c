@@ -280,7 +280,8 @@ static int encode(ov_buf *out, const json_t *value, int depth)
         json_t *member;
         json_object_foreach((json_t *)value, key, member) keys[n++] = key;
         /* strcmp orders by unsigned bytes: UTF-8 byte order, which is code point order. */
-        qsort(keys, n, sizeof *keys, compare_keys);
+        if (n > 1)
+            qsort(keys, n, sizeof *keys, compare_keys);
         int rc = ov_buf_append(out, "{", 1);
         for (size_t i = 0; rc == OV_OK && i < n; i++) {
             if (i)
