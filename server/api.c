@@ -20,6 +20,7 @@
 #include "proto/id.h"
 #include "proto/record.h"
 #include "server/auth.h"
+#include "server/config.h"
 #include "server/metrics.h"
 #include "server/problem.h"
 #include "server/session_api.h"
