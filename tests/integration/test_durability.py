@@ -9,13 +9,16 @@ import signal
 import threading
 import time
 
+# Murmellius Gymnasium, in the demo moderator's region.
+MURMELLIUS = "01KDVDNA081M10000000000008"
+
 from olievlek import Node, check, check_eq, run
 
 MODERATOR = "moderator"
 
 
 def school_id(node):
-    return node.get("/api/v1/schools?limit=1").json["items"][0]["id"]
+    return MURMELLIUS
 
 
 def write_load(node, token, school, acknowledged, stop, worker):

@@ -12,6 +12,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
+# Murmellius Gymnasium, in the demo moderator's region.
+MURMELLIUS = "01KDVDNA081M10000000000008"
+
 from olievlek import Node, check, check_eq, run
 
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
@@ -145,7 +148,7 @@ def test_independent_verification():
         count, with_content = verify_log(node)
         check(count > 50 and with_content > 50, "the demo data is in the log", count, with_content)
         node.as_user("moderator")
-        school = node.get("/api/v1/schools?limit=1").json["items"][0]["id"]
+        school = MURMELLIUS
         case = node.post("/api/v1/cases", {
             "title": "Een \u201cnieuwe\u201d aanpak voor cr\u00e8che-overgang / \"quotes\" \\ slash",
             "schools": [school],
