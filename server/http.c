@@ -113,6 +113,13 @@ struct ov_http_request {
     char route[ROUTE_MAX];
 };
 
+/* Per connection, on the wsi's opaque user data from accept to destruction. */
+typedef struct {
+    ov_http_request *req; /* the request being read, handled or answered, or NULL */
+    int served;           /* requests completed on this connection */
+    uint64_t body_deadline_ns;
+} connection;
+
 struct ov_http_server {
     uv_loop_t *loop;
     struct lws_context *context;
@@ -343,12 +350,24 @@ static ov_http_request *request_get(ov_http_server *server)
 
 static void server_release(ov_http_server *server);
 
+static connection *connection_of(struct lws *wsi)
+{
+    return wsi ? lws_get_opaque_user_data(wsi) : NULL;
+}
+
+static ov_http_request *current_request(struct lws *wsi)
+{
+    connection *conn = connection_of(wsi);
+    return conn ? conn->req : NULL;
+}
+
 /* Returns req to the pool; big buffers are given back to the allocator. */
 static void request_put(ov_http_request *req)
 {
     ov_http_server *server = req->server;
-    if (req->wsi && lws_get_opaque_user_data(req->wsi) == req)
-        lws_set_opaque_user_data(req->wsi, NULL);
+    connection *conn = connection_of(req->wsi);
+    if (conn && conn->req == req)
+        conn->req = NULL;
     req->wsi = NULL;
     if (req->body_cap > KEEP_BUFFER) {
         free(req->body);
@@ -379,10 +398,11 @@ static void request_put(ov_http_request *req)
 /* The connection went away: the request lives on for its handler, or is recycled now. */
 static void request_detach(struct lws *wsi)
 {
-    ov_http_request *req = lws_get_opaque_user_data(wsi);
+    connection *conn = connection_of(wsi);
+    ov_http_request *req = conn ? conn->req : NULL;
     if (!req)
         return;
-    lws_set_opaque_user_data(wsi, NULL);
+    conn->req = NULL;
     if (req->wsi != wsi)
         return;
     if (!req->peer[0])
@@ -502,6 +522,9 @@ static int write_answer(struct lws *wsi, ov_http_request *req)
         return 0;
     }
     int close_after = req->close_after;
+    connection *conn = connection_of(wsi);
+    if (conn)
+        conn->served++;
     request_put(req);
     if (close_after)
         return -1;
@@ -533,7 +556,9 @@ static int answer_error(struct lws *wsi, ov_http_request *req, int status, const
     snprintf(req->route, sizeof req->route, "%s", "http");
     req->state = REQ_ANSWERED;
     server->writing++;
-    lws_set_opaque_user_data(wsi, req);
+    connection *conn = connection_of(wsi);
+    if (conn)
+        conn->req = req;
     if (format_answer(req, status, "application/problem+json", NULL, body, (size_t)n) != OV_OK) {
         request_put(req);
         return -1;
@@ -664,7 +689,8 @@ static int header_has_token(const char *value, const char *token)
 static int dispatch(struct lws *wsi, ov_http_request *req)
 {
     ov_http_server *server = req->server;
-    lws_set_timer_usecs(wsi, LWS_SET_TIMER_USEC_CANCEL);
+    /* No timer is cancelled here: lws 4.1.6 runs a "cancelled" wsi timer at once, so a timer
+     * that fires after the request is complete is ignored by on_timer instead. */
     req->state = REQ_HANDLING;
     req->start_ns = now_ns();
     req->in_callback = 1;
@@ -690,12 +716,19 @@ static int dispatch(struct lws *wsi, ov_http_request *req)
 
 static int on_request(ov_http_server *server, struct lws *wsi, const char *uri, size_t uri_len)
 {
+    connection *conn = connection_of(wsi);
+    if (!conn) {
+        conn = calloc(1, sizeof *conn);
+        if (!conn)
+            return -1;
+        lws_set_opaque_user_data(wsi, conn);
+    }
     ov_http_request *req = request_get(server);
     if (!req)
         return -1;
     req->wsi = wsi;
     req->start_ns = now_ns();
-    lws_set_opaque_user_data(wsi, req);
+    conn->req = req;
     identify_method(wsi, req);
 
     if (uri_len == 0 || uri[0] != '/' || !valid_utf8((const unsigned char *)uri, uri_len))
@@ -720,8 +753,8 @@ static int on_request(ov_http_server *server, struct lws *wsi, const char *uri, 
         return answer_error(wsi, req, 400, "bad-request", "Ongeldig verzoek",
                             "header values must be UTF-8 text", 1);
 
-    const char *connection = ov_http_request_header(req, "connection");
-    if (connection && header_has_token(connection, "close"))
+    const char *connection_header = ov_http_request_header(req, "connection");
+    if (connection_header && header_has_token(connection_header, "close"))
         req->close_after = 1;
 
     /* Does a body follow? lws reads one after headers when there is a Content-Length > 0, and
@@ -756,7 +789,7 @@ static int on_request(ov_http_server *server, struct lws *wsi, const char *uri, 
     }
     if (has_body) {
         req->state = REQ_BODY;
-        /* A fresh connection's timer already runs since accept; a keep-alive one starts now. */
+        conn->body_deadline_ns = now_ns() + (uint64_t)server->options.request_timeout_s * 1000000000u;
         lws_set_timer_usecs(wsi, (lws_usec_t)server->options.request_timeout_s * LWS_US_PER_SEC);
         return 0;
     }
@@ -881,7 +914,7 @@ static int body_chunked(ov_http_request *req, const char *data, size_t len)
 
 static int on_body(struct lws *wsi, const char *data, size_t len)
 {
-    ov_http_request *req = lws_get_opaque_user_data(wsi);
+    ov_http_request *req = current_request(wsi);
     if (!req || req->state != REQ_BODY)
         return 0; /* a body after an answer (e.g. the rest of an oversized one): drop it */
     int rc = req->chunked ? body_chunked(req, data, len) : body_append(req, data, len);
@@ -900,7 +933,7 @@ static int on_body(struct lws *wsi, const char *data, size_t len)
 
 static int on_body_complete(struct lws *wsi)
 {
-    ov_http_request *req = lws_get_opaque_user_data(wsi);
+    ov_http_request *req = current_request(wsi);
     if (!req || req->state != REQ_BODY)
         return 0;
     if (req->chunked) /* lws thinks the body is longer; the framing said it ended early */
@@ -909,11 +942,25 @@ static int on_body_complete(struct lws *wsi)
     return dispatch(wsi, req);
 }
 
+/* The wsi timer runs request_timeout_s after accept and after the headers of a request with a
+ * body. It is never cancelled, so it decides here whether the client is really late. */
 static int on_timer(struct lws *wsi)
 {
-    ov_http_request *req = lws_get_opaque_user_data(wsi);
+    connection *conn = connection_of(wsi);
+    if (!conn)
+        return 0;
+    ov_http_request *req = conn->req;
     if (req && req->state != REQ_BODY)
         return 0; /* the request is complete: its answer is not the client's fault */
+    if (!req && conn->served)
+        return 0; /* idle between requests: lws's keep-alive timeout deals with that */
+    if (req) {
+        uint64_t now = now_ns();
+        if (now < conn->body_deadline_ns) { /* an earlier timer; this body has time left */
+            lws_set_timer_usecs(wsi, (lws_usec_t)((conn->body_deadline_ns - now) / 1000) + 1);
+            return 0;
+        }
+    }
     return answer_error(wsi, req, 408, "timeout", "Verzoek duurde te lang",
                         "the request did not arrive in time", 1);
 }
@@ -924,11 +971,16 @@ static int on_http_event(struct lws *wsi, enum lws_callback_reasons reason, void
     struct lws_context *context = lws_get_context(wsi);
     ov_http_server *server = context ? lws_context_user(context) : NULL;
     switch (reason) {
-    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
-        if (server)
-            lws_set_timer_usecs(wsi,
-                                (lws_usec_t)server->options.request_timeout_s * LWS_US_PER_SEC);
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED: {
+        if (!server)
+            return 0;
+        connection *conn = calloc(1, sizeof *conn);
+        if (!conn)
+            return -1;
+        lws_set_opaque_user_data(wsi, conn);
+        lws_set_timer_usecs(wsi, (lws_usec_t)server->options.request_timeout_s * LWS_US_PER_SEC);
         return 0;
+    }
     case LWS_CALLBACK_HTTP:
         return on_request(server, wsi, in, len);
     case LWS_CALLBACK_HTTP_BODY:
@@ -936,7 +988,7 @@ static int on_http_event(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         return on_body_complete(wsi);
     case LWS_CALLBACK_HTTP_WRITEABLE: {
-        ov_http_request *req = lws_get_opaque_user_data(wsi);
+        ov_http_request *req = current_request(wsi);
         if (req && req->state == REQ_ANSWERED && req->wsi == wsi)
             return write_answer(wsi, req);
         return 0;
@@ -944,9 +996,17 @@ static int on_http_event(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_TIMER:
         return on_timer(wsi);
     case LWS_CALLBACK_CLOSED_HTTP:
-    case LWS_CALLBACK_WSI_DESTROY:
         request_detach(wsi);
         return 0;
+    case LWS_CALLBACK_WSI_DESTROY: {
+        request_detach(wsi);
+        connection *conn = connection_of(wsi);
+        if (conn) {
+            lws_set_opaque_user_data(wsi, NULL);
+            free(conn);
+        }
+        return 0;
+    }
     default:
         return 0;
     }
@@ -1176,6 +1236,9 @@ const char *ov_http_request_peer(const ov_http_request *request)
     ov_http_request *req = (ov_http_request *)request;
     if (!req->peer[0] && req->wsi)
         lws_get_peer_simple(req->wsi, req->peer, sizeof req->peer);
+    /* lws listens on a dual-stack socket: show IPv4 peers as IPv4. */
+    if (strncmp(req->peer, "::ffff:", 7) == 0 && strchr(req->peer + 7, '.'))
+        memmove(req->peer, req->peer + 7, strlen(req->peer + 7) + 1);
     return req->peer;
 }
 
