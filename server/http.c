@@ -813,7 +813,8 @@ static int body_append(ov_http_request *req, const char *data, size_t len)
         req->body = grown;
         req->body_cap = cap;
     }
-    memcpy(req->body + req->body_len, data, len);
+    if (len) /* an empty body arrives as (NULL, 0) */
+        memcpy(req->body + req->body_len, data, len);
     req->body_len += len;
     return OV_OK;
 }

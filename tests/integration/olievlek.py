@@ -191,6 +191,12 @@ class Node:
         return self.start()
 
     def __exit__(self, *exc):
+        if exc[0] is not None:
+            self.kill()
+            if self.process:
+                self.reader.join(5)
+            print(f"--- last lines of {self.name}'s log (exit status {self.process.returncode if self.process else None}):")
+            print("\n".join(self.log_lines[-30:]))
         try:
             if exc[0] is None:
                 code = self.stop()
