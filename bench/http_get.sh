@@ -36,6 +36,8 @@ print(max(fit)[1])')
 mkdir -p "$work/www/api/v1/cases"
 curl -sf "http://127.0.0.1:$port_node/api/v1/cases/$id" -o "$work/www/api/v1/cases/$id"
 size=$(stat -c %s "$work/www/api/v1/cases/$id")
+# nginx workers drop privileges: let them read the copy.
+chmod -R a+rX "$work/www"; chmod a+x "$work"
 
 cat > "$work/nginx.conf" <<CONF
 worker_processes 1;
