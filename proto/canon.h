@@ -21,13 +21,13 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#define OV_JSON_MAX_DEPTH 32
+#define OV_JSON_MAX_DEPTH   32
 #define OV_JSON_MAX_INTEGER 9007199254740991LL
 
 typedef struct {
-    int line;     /* 1-based line of the problem, 0 if not positional */
-    int column;   /* 1-based column (in bytes) */
-    long offset;  /* 0-based byte offset */
+    int line;          /* 1-based line of the problem, 0 if not positional */
+    int column;        /* 1-based column (in bytes) */
+    long offset;       /* 0-based byte offset */
     char message[160]; /* English, e.g. "duplicate object key 'title'" */
 } ov_json_error;
 

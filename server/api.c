@@ -1080,8 +1080,8 @@ static void handle_metrics(ov_node *node, ov_http_request *req)
         running += ws.batch_size_buckets[i];
         cumulative[i] = running;
     }
-    ov_metrics_set_histogram("olievlek_writer_batch_ops", "Write ops per committed batch",
-                             bounds, cumulative, 5, (double)ws.ops, ws.batches);
+    ov_metrics_set_histogram("olievlek_writer_batch_ops", "Write ops per committed batch", bounds,
+                             cumulative, 5, (double)ws.ops, ws.batches);
     char *text = NULL;
     size_t len = 0;
     if (ov_metrics_render(&text, &len) != OV_OK) {
@@ -1133,8 +1133,8 @@ static void route_api(ov_node *node, ov_http_request *req, const char *rest)
     char seg[3][64];
     int n = split_path(rest, seg);
     if (n <= 0) {
-        ov_problem_respond(req, 404, "no such API address; see /api/v1/openapi.yaml", NULL, NULL,
-                           "/api/v1/other");
+        ov_problem_respond(req, 404, "no such API address; docs/openapi.yaml lists them", NULL,
+                           NULL, "/api/v1/other");
         return;
     }
     ov_principal who;

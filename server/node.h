@@ -22,12 +22,12 @@ typedef struct ov_node {
     ov_store *store;
     ov_writer *writer;
     ov_http_server *http;
-    struct ov_auth *auth;                /* rate limits for logins (auth.h) */
-    struct ov_static_files *web;         /* the web client's files (static_files.h) */
-    const struct ov_config *config;      /* config.h */
-    ov_keypair *key;                     /* node key, also borrowed by the store */
+    struct ov_auth *auth;           /* rate limits for logins (auth.h) */
+    struct ov_static_files *web;    /* the web client's files (static_files.h) */
+    const struct ov_config *config; /* config.h */
+    ov_keypair *key;                /* node key, also borrowed by the store */
     int64_t started_ms;
-    int shutting_down;                   /* set on SIGTERM: new writes get 503 */
+    int shutting_down; /* set on SIGTERM: new writes get 503 */
 } ov_node;
 
 #endif
