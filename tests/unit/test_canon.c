@@ -1,0 +1,139 @@
+/* Strict JSON input and the canonical encoding: golden vectors from docs/protocol.md and every
+ * kind of input the parser must refuse, with its position. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "proto/canon.h"
+#include "proto/error.h"
+
+/* Parses, normalises and encodes input; returns the canonical text (caller frees). */
+static char *canonical(const char *input, size_t len)
+{
+    json_t *value = NULL;
+    ov_json_error err;
+    assert_int_equal(ov_json_parse(input, len, &value, &err), OV_OK);
+    assert_int_equal(ov_canon_normalize(value, &err), OV_OK);
+    char *out = NULL;
+    size_t out_len = 0;
+    assert_int_equal(ov_canon_encode(value, &out, &out_len), OV_OK);
+    assert_int_equal(strlen(out), out_len);
+    json_decref(value);
+    return out;
+}
+
+static void expect_canonical(const char *input, const char *expected)
+{
+    char *out = canonical(input, strlen(input));
+    assert_string_equal(out, expected);
+    assert_true(ov_canon_is_canonical(out, strlen(out)));
+    free(out);
+}
+
+static void test_golden_vectors(void **state)
+{
+    expect_canonical(" { \"b\" : 1 , \"a\" : [ true , false , null ] } ",
+                     "{\"a\":[true,false,null],\"b\":1}");
+    /* keys sort by UTF-8 bytes: "Z" < "a" < "é" (C3 A9) < "中" (E4 B8 AD) */
+    expect_canonical("{\"\xe4\xb8\xad\":1,\"\xc3\xa9\":2,\"a\":3,\"Z\":4}",
+                     "{\"Z\":4,\"a\":3,\"\xc3\xa9\":2,\"\xe4\xb8\xad\":1}");
+    /* escapes: only quote, backslash and control characters; '/' and DEL stay raw */
+    expect_canonical("\"a/b\\\"c\\\\d\\u0001\\u001f\\b\\f\\n\\r\\t\x7f\"",
+                     "\"a/b\\\"c\\\\d\\u0001\\u001F\\b\\f\\n\\r\\t\x7f\"");
+    /* \u escapes of printable characters are written as UTF-8 */
+    expect_canonical("\"\\u00e9\\ud83d\\ude00\"", "\"\xc3\xa9\xf0\x9f\x98\x80\"");
+    expect_canonical("[0,-1,9007199254740991,-9007199254740991]",
+                     "[0,-1,9007199254740991,-9007199254740991]");
+    expect_canonical("{\"k\":{}}", "{\"k\":{}}");
+}
+
+/* Equal bytes, so equal content hashes on every node. */
+static void test_nfc_hashes_equal(void **state)
+{
+    char *composed = canonical("{\"t\":\"caf\xc3\xa9\"}", 13);
+    char *decomposed = canonical("{\"t\":\"cafe\xcc\x81\"}", 14);
+    assert_string_equal(composed, decomposed);
+    free(composed);
+    free(decomposed);
+}
+
+static void expect_refused(const char *input, size_t len, int line, const char *fragment)
+{
+    json_t *value = NULL;
+    ov_json_error err;
+    memset(&err, 0, sizeof err);
+    assert_int_equal(ov_json_parse(input, len, &value, &err), OV_EPARSE);
+    assert_null(value);
+    if (line)
+        assert_int_equal(err.line, line);
+    if (fragment && !strstr(err.message, fragment))
+        fail_msg("message '%s' lacks '%s'", err.message, fragment);
+}
+
+static void test_refusals(void **state)
+{
+    expect_refused("{\"title\": \"x\",\n  \"phase\": ", 25, 2, NULL);
+    expect_refused("{\"a\":1,\"a\":2}", 13, 1, "duplicate");
+    expect_refused("[1.5]", 5, 0, "integer");
+    expect_refused("[1e3]", 5, 0, "integer");
+    expect_refused("9007199254740992", 16, 0, "2^53");
+    expect_refused("\"a\\u0000b\"", 10, 1, NULL);
+    expect_refused("\"a\0b\"", 5, 1, "NUL");
+    expect_refused("\"\xff\"", 3, 1, NULL);
+    expect_refused("\"\xc0\xaf\"", 4, 1, NULL); /* overlong '/' */
+    expect_refused("\"\\ud800\"", 8, 1, NULL);  /* lone surrogate */
+    expect_refused("[1] x", 5, 1, NULL);
+    expect_refused("\xef\xbb\xbf{}", 5, 1, "byte-order");
+    char *deep = malloc(20000);
+    memset(deep, '[', 10000);
+    memset(deep + 10000, ']', 10000);
+    expect_refused(deep, 20000, 0, NULL);
+    char nested[80];
+    memset(nested, '[', 40);
+    memset(nested + 40, ']', 40);
+    expect_refused(nested, 80, 0, "nesting");
+    free(deep);
+}
+
+static void test_encoder_refuses_non_canonical_values(void **state)
+{
+    char *out = NULL;
+    size_t len = 0;
+    json_t *real = json_real(1.5);
+    assert_int_equal(ov_canon_encode(real, &out, &len), OV_EINVAL);
+    json_decref(real);
+    json_t *big = json_integer(9007199254740992LL);
+    assert_int_equal(ov_canon_encode(big, &out, &len), OV_EINVAL);
+    json_decref(big);
+    json_t *decomposed = json_string("cafe\xcc\x81");
+    assert_int_equal(ov_canon_encode(decomposed, &out, &len), OV_EINVAL);
+    json_decref(decomposed);
+}
+
+static void test_key_collision_after_nfc(void **state)
+{
+    json_t *value = NULL;
+    ov_json_error err;
+    const char *input = "{\"caf\xc3\xa9\":1,\"cafe\xcc\x81\":2}";
+    assert_int_equal(ov_json_parse(input, strlen(input), &value, &err), OV_OK);
+    assert_int_equal(ov_canon_normalize(value, &err), OV_EINVAL);
+    assert_non_null(strstr(err.message, "collide"));
+    json_decref(value);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_golden_vectors),
+        cmocka_unit_test(test_nfc_hashes_equal),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_encoder_refuses_non_canonical_values),
+        cmocka_unit_test(test_key_collision_after_nfc),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
