@@ -51,50 +51,68 @@ static void locate(const char *data, size_t offset, int *line, int *column)
     }
 }
 
-/* Checks what jansson lets through: depth, reals, integer range. */
-static int check_value(const json_t *value, int depth, ov_json_error *err)
+static int refuse_at(const char *data, size_t offset, ov_json_error *err, const char *message)
 {
-    if (depth > OV_JSON_MAX_DEPTH) {
-        set_error(err, 0, 0, -1, "nesting deeper than %d levels", OV_JSON_MAX_DEPTH);
-        return OV_EPARSE;
-    }
-    switch (json_typeof(value)) {
-    case JSON_REAL:
-        set_error(err, 0, 0, -1, "numbers must be whole numbers (integers)");
-        return OV_EPARSE;
-    case JSON_INTEGER: {
-        json_int_t n = json_integer_value(value);
-        if (n > OV_JSON_MAX_INTEGER || n < -OV_JSON_MAX_INTEGER) {
-            set_error(err, 0, 0, -1, "integer outside ±(2^53-1)");
-            return OV_EPARSE;
+    int line, column;
+    locate(data, offset, &line, &column);
+    set_error(err, line, column, (long)offset, "%s", message);
+    return OV_EPARSE;
+}
+
+/* True when the integer token of `digits` digits at text (no sign) exceeds 2^53-1. JSON forbids
+ * leading zeros, so more digits than the limit's 16 means larger. */
+static int integer_too_big(const char *text, size_t digits)
+{
+    if (digits != 16)
+        return digits > 16;
+    char copy[17];
+    memcpy(copy, text, 16);
+    copy[16] = '\0';
+    return strtoll(copy, NULL, 10) > OV_JSON_MAX_INTEGER;
+}
+
+/*
+ * Checks what jansson lets through (depth, reals, integer range) on the text rather than on the
+ * tree, so each refusal carries its position. Called only on text jansson has accepted up to
+ * `len`, so strings and numbers are well formed here and a short lexer suffices. Returns the first
+ * problem in document order.
+ */
+static int check_text(const char *data, size_t len, ov_json_error *err)
+{
+    int depth = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = data[i];
+        if (c == '"') {
+            for (i++; i < len && data[i] != '"'; i++)
+                if (data[i] == '\\')
+                    i++;
+        } else if (c == '[' || c == '{') {
+            if (++depth > OV_JSON_MAX_DEPTH) {
+                char message[64];
+                snprintf(message, sizeof message, "nesting deeper than %d levels",
+                         OV_JSON_MAX_DEPTH);
+                return refuse_at(data, i, err, message);
+            }
+        } else if (c == ']' || c == '}') {
+            depth--;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t start = i, first_digit = i + (c == '-'), digits = 0;
+            int real = 0;
+            for (; i < len && data[i] && strchr("-+0123456789.eE", data[i]); i++) {
+                if (data[i] >= '0' && data[i] <= '9')
+                    digits++;
+                else if (i != start)
+                    real = 1;
+            }
+            if (real)
+                return refuse_at(data, start, err,
+                                 "numbers must be integers (no fraction or exponent)");
+            if (integer_too_big(data + first_digit, digits))
+                return refuse_at(data, start, err, "integer outside ±(2^53-1)");
+            i--;
         }
-        return OV_OK;
     }
-    case JSON_OBJECT: {
-        const char *key;
-        json_t *member;
-        json_object_foreach((json_t *)value, key, member)
-        {
-            int rc = check_value(member, depth + 1, err);
-            if (rc)
-                return rc;
-        }
-        return OV_OK;
-    }
-    case JSON_ARRAY: {
-        size_t i;
-        json_t *item;
-        json_array_foreach(value, i, item)
-        {
-            int rc = check_value(item, depth + 1, err);
-            if (rc)
-                return rc;
-        }
-        return OV_OK;
-    }
-    default:
-        return OV_OK;
-    }
+    return OV_OK;
 }
 
 int ov_json_parse(const char *data, size_t len, json_t **out, ov_json_error *err)
@@ -115,6 +133,10 @@ int ov_json_parse(const char *data, size_t len, json_t **out, ov_json_error *err
     json_error_t jerr;
     json_t *value = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!value) {
+        /* jansson stops at depth 2048; name the level where our limit was crossed instead. */
+        if (json_error_code(&jerr) == json_error_stack_overflow && jerr.position > 0 &&
+            check_text(data, (size_t)jerr.position, err) != OV_OK)
+            return OV_EPARSE;
         if (err) {
             err->line = jerr.line > 0 ? jerr.line : 1;
             err->column = jerr.column > 0 ? jerr.column : 1;
@@ -123,7 +145,7 @@ int ov_json_parse(const char *data, size_t len, json_t **out, ov_json_error *err
         }
         return OV_EPARSE;
     }
-    int rc = check_value(value, 1, err);
+    int rc = check_text(data, len, err);
     if (rc) {
         json_decref(value);
         return rc;

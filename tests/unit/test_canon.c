@@ -79,9 +79,12 @@ static void test_refusals(void **state)
 {
     expect_refused("{\"title\": \"x\",\n  \"phase\": ", 25, 2, NULL);
     expect_refused("{\"a\":1,\"a\":2}", 13, 1, "duplicate");
-    expect_refused("[1.5]", 5, 0, "integer");
-    expect_refused("[1e3]", 5, 0, "integer");
-    expect_refused("9007199254740992", 16, 0, "2^53");
+    expect_refused("[1.5]", 5, 1, "integer");
+    expect_refused("[1e3]", 5, 1, "integer");
+    expect_refused("[-1E-3]", 7, 1, "integer");
+    expect_refused("9007199254740992", 16, 1, "2^53");
+    expect_refused("-9007199254740992", 17, 1, "2^53");
+    expect_refused("[12345678901234567]", 19, 1, "2^53");
     expect_refused("\"a\\u0000b\"", 10, 1, NULL);
     expect_refused("\"a\0b\"", 5, 1, "NUL");
     expect_refused("\"\xff\"", 3, 1, NULL);
@@ -92,12 +95,57 @@ static void test_refusals(void **state)
     char *deep = malloc(20000);
     memset(deep, '[', 10000);
     memset(deep + 10000, ']', 10000);
-    expect_refused(deep, 20000, 0, NULL);
+    expect_refused(deep, 20000, 1, "nesting");
     char nested[80];
     memset(nested, '[', 40);
     memset(nested + 40, ']', 40);
-    expect_refused(nested, 80, 0, "nesting");
+    expect_refused(nested, 80, 1, "nesting");
     free(deep);
+}
+
+static void expect_refused_at(const char *input, int line, int column, long offset,
+                              const char *fragment)
+{
+    json_t *value = NULL;
+    ov_json_error err;
+    memset(&err, 0, sizeof err);
+    assert_int_equal(ov_json_parse(input, strlen(input), &value, &err), OV_EPARSE);
+    assert_null(value);
+    if (!strstr(err.message, fragment))
+        fail_msg("message '%s' lacks '%s'", err.message, fragment);
+    assert_int_equal(err.line, line);
+    assert_int_equal(err.column, column);
+    assert_int_equal(err.offset, offset);
+}
+
+/* A client shows the author where the problem is, so every refusal carries its position. */
+static void test_refusal_positions(void **state)
+{
+    expect_refused_at("{\"a\": \"1.5\",\n \"b\": 2.5}", 2, 7, 19, "integers");
+    expect_refused_at("{\"n\":\n  -9007199254740992}", 2, 3, 8, "2^53");
+    expect_refused_at("[9007199254740991, 1e2]", 1, 20, 19, "integers");
+    expect_refused_at("\"x\\u0000\"", 1, 9, 9, "\\u0000"); /* jansson: end of the string */
+    const char nul[] = "[1,\n\"a\0\"]";
+    json_t *value = NULL;
+    ov_json_error err;
+    assert_int_equal(ov_json_parse(nul, sizeof nul - 1, &value, &err), OV_EPARSE);
+    assert_int_equal(err.line, 2);
+    assert_int_equal(err.column, 3);
+    assert_int_equal(err.offset, 6);
+    /* depth 33 is refused at its own bracket, also when jansson's own limit trips first */
+    char deep[3000];
+    memset(deep, '[', sizeof deep - 1);
+    deep[sizeof deep - 1] = '\0';
+    expect_refused_at(deep, 1, OV_JSON_MAX_DEPTH + 1, OV_JSON_MAX_DEPTH, "nesting deeper than 32");
+    char ok[2 * OV_JSON_MAX_DEPTH + 1];
+    memset(ok, '[', OV_JSON_MAX_DEPTH);
+    memset(ok + OV_JSON_MAX_DEPTH, ']', OV_JSON_MAX_DEPTH);
+    assert_int_equal(ov_json_parse(ok, 2 * OV_JSON_MAX_DEPTH, &value, &err), OV_OK);
+    json_decref(value);
+    /* strings that look like numbers or brackets are not mistaken for them */
+    const char *tricky = "{\"s\":\"1.5 [[[[ \\\" 1e9\",\"n\":-0}";
+    assert_int_equal(ov_json_parse(tricky, strlen(tricky), &value, &err), OV_OK);
+    json_decref(value);
 }
 
 static void test_encoder_refuses_non_canonical_values(void **state)
@@ -132,6 +180,7 @@ int main(void)
         cmocka_unit_test(test_golden_vectors),
         cmocka_unit_test(test_nfc_hashes_equal),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_refusal_positions),
         cmocka_unit_test(test_encoder_refuses_non_canonical_values),
         cmocka_unit_test(test_key_collision_after_nfc),
     };
