@@ -109,6 +109,7 @@ struct ov_http_request {
     unsigned char *out; /* LWS_PRE headroom, then head and body */
     size_t out_cap;     /* bytes after the headroom */
     size_t out_len, out_sent;
+    int flushing; /* all written; waiting for lws to flush what it buffered */
     int status;
     char route[ROUTE_MAX];
 };
@@ -342,6 +343,7 @@ static ov_http_request *request_get(ov_http_server *server)
     req->chunk_left = 0;
     req->chunk_digits = 0;
     req->out_len = req->out_sent = 0;
+    req->flushing = 0;
     req->status = 0;
     req->route[0] = '\0';
     server->outstanding++;
@@ -503,9 +505,13 @@ static void count_answer(ov_http_request *req)
     ov_metrics_request(req->route[0] ? req->route : NULL, req->method_name, req->status, seconds);
 }
 
+static int finish_answer(struct lws *wsi, ov_http_request *req);
+
 /* Sends the next part of req's answer on wsi. Returns what the lws callback must return. */
 static int write_answer(struct lws *wsi, ov_http_request *req)
 {
+    if (req->flushing)
+        return finish_answer(wsi, req);
     size_t left = req->out_len - req->out_sent;
     size_t n = left > WRITE_CHUNK ? WRITE_CHUNK : left;
     int last = n == left;
@@ -521,6 +527,12 @@ static int write_answer(struct lws *wsi, ov_http_request *req)
         lws_callback_on_writable(wsi);
         return 0;
     }
+    return finish_answer(wsi, req);
+}
+
+/* The answer is out: count the connection's request, recycle it, and go on or close. */
+static int finish_answer(struct lws *wsi, ov_http_request *req)
+{
     int close_after = req->close_after;
     connection *conn = connection_of(wsi);
     if (conn)
@@ -789,7 +801,8 @@ static int on_request(ov_http_server *server, struct lws *wsi, const char *uri, 
     }
     if (has_body) {
         req->state = REQ_BODY;
-        conn->body_deadline_ns = now_ns() + (uint64_t)server->options.request_timeout_s * 1000000000u;
+        conn->body_deadline_ns =
+            now_ns() + (uint64_t)server->options.request_timeout_s * 1000000000u;
         lws_set_timer_usecs(wsi, (lws_usec_t)server->options.request_timeout_s * LWS_US_PER_SEC);
         return 0;
     }
