@@ -253,8 +253,10 @@ int main(int argc, char **argv)
 {
     /* Password hashing allocates 19 MiB at a time. A fixed mmap threshold keeps such blocks out of
      * the heap (glibc would otherwise raise the threshold after the first free and keep the next
-     * ones in a heap it never shrinks), so memory goes back to the system after each login. */
-    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+     * ones in a heap it never shrinks), so memory goes back to the system after each login. It
+     * stays above the 2 MiB dirty-page list LMDB allocates for every (nested) write transaction,
+     * which is reused from the heap rather than mapped and unmapped per write. */
+    mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
 
     int first = 1;
     const char *command = "serve";
