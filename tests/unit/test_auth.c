@@ -706,22 +706,22 @@ static void login_limits(void **state)
     assert_int_equal(ov_auth_new(&auth), OV_OK);
     unsigned retry = 0;
     for (int i = 0; i < OV_AUTH_LOGINS_PER_USER; i++)
-        assert_int_equal(ov_auth_login_admit(auth, i % 2 ? "Jan" : "jan", "10.0.0.1", 0, &retry),
+        assert_int_equal(ov_auth_login_admit(auth, i % 2 ? "Jan" : "jan", "192.0.2.1", 0, &retry),
                          OV_OK);
-    assert_int_equal(ov_auth_login_admit(auth, "jan", "10.0.0.2", 0, &retry), OV_ELIMIT);
+    assert_int_equal(ov_auth_login_admit(auth, "jan", "192.0.2.2", 0, &retry), OV_ELIMIT);
     assert_int_equal(retry, 6); /* 10 per minute: one back every 6 s */
     /* Other names from the same address go on until the address's 30 are used. */
     char name[32];
     int admitted = 0;
     for (int i = 0; i < 40; i++) {
         snprintf(name, sizeof name, "user%d", i);
-        if (ov_auth_login_admit(auth, name, "10.0.0.1", 0, &retry) == OV_OK)
+        if (ov_auth_login_admit(auth, name, "192.0.2.1", 0, &retry) == OV_OK)
             admitted++;
     }
     assert_int_equal(admitted, OV_AUTH_LOGINS_PER_ADDRESS - OV_AUTH_LOGINS_PER_USER);
     assert_int_equal(retry, 2); /* 30 per minute: one back every 2 s */
     /* A minute later everything is forgiven. */
-    assert_int_equal(ov_auth_login_admit(auth, "jan", "10.0.0.1", 60000, &retry), OV_OK);
+    assert_int_equal(ov_auth_login_admit(auth, "jan", "192.0.2.1", 60000, &retry), OV_OK);
 
     for (int i = 0; i < OV_AUTH_LOGINS_IN_FLIGHT; i++)
         assert_int_equal(ov_auth_login_reserve(auth), OV_OK);

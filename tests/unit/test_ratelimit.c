@@ -44,10 +44,10 @@ static void keys_are_independent(void **state)
     ov_ratelimit *rl;
     assert_int_equal(ov_ratelimit_new(0, &rl), OV_OK);
     for (int i = 0; i < 30; i++)
-        assert_int_equal(ov_ratelimit_take(rl, "ip:10.0.0.1", 30, MINUTE, 0, NULL), OV_OK);
-    assert_int_equal(ov_ratelimit_take(rl, "ip:10.0.0.1", 30, MINUTE, 0, NULL), OV_ELIMIT);
-    assert_int_equal(ov_ratelimit_take(rl, "ip:10.0.0.2", 30, MINUTE, 0, NULL), OV_OK);
-    assert_int_equal(ov_ratelimit_take(rl, "user:10.0.0.1", 10, MINUTE, 0, NULL), OV_OK);
+        assert_int_equal(ov_ratelimit_take(rl, "ip:192.0.2.1", 30, MINUTE, 0, NULL), OV_OK);
+    assert_int_equal(ov_ratelimit_take(rl, "ip:192.0.2.1", 30, MINUTE, 0, NULL), OV_ELIMIT);
+    assert_int_equal(ov_ratelimit_take(rl, "ip:192.0.2.2", 30, MINUTE, 0, NULL), OV_OK);
+    assert_int_equal(ov_ratelimit_take(rl, "user:192.0.2.1", 10, MINUTE, 0, NULL), OV_OK);
     assert_int_equal(ov_ratelimit_count(rl), 3);
     ov_ratelimit_free(rl);
 }
