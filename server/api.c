@@ -79,38 +79,6 @@ static void respond_error_code(ov_http_request *req, int rc, const char *route)
 
 /* ---- Request parsing helpers ----------------------------------------------------------------- */
 
-/* Checks Content-Type and parses the body as strict JSON; answers the request on failure. */
-static json_t *read_json_body(ov_http_request *req, const char *route)
-{
-    const char *type = ov_http_request_header(req, "content-type");
-    if (!type || strncasecmp(type, JSON_TYPE, strlen(JSON_TYPE)) != 0 ||
-        (type[strlen(JSON_TYPE)] != 0 && type[strlen(JSON_TYPE)] != ';' &&
-         type[strlen(JSON_TYPE)] != ' ')) {
-        char detail[200];
-        snprintf(detail, sizeof detail, "send the record as application/json, not %.100s",
-                 type ? type : "(no Content-Type)");
-        ov_problem_respond(req, 415, detail, NULL, NULL, route);
-        return NULL;
-    }
-    size_t len;
-    const char *body = ov_http_request_body(req, &len);
-    json_t *value = NULL;
-    ov_json_error err;
-    if (ov_json_parse(body, len, &value, &err) != OV_OK) {
-        char detail[300];
-        snprintf(detail, sizeof detail, "malformed JSON at line %d, column %d: %s", err.line,
-                 err.column, err.message);
-        ov_problem_respond(req, 400, detail, NULL, NULL, route);
-        return NULL;
-    }
-    if (!json_is_object(value)) {
-        json_decref(value);
-        ov_problem_respond(req, 422, "the body must be a JSON object", NULL, NULL, route);
-        return NULL;
-    }
-    return value;
-}
-
 /* Parses an If-Match value ("3", W/"3" is not accepted: versions are strong validators). Returns
  * the version, 0 when absent, -1 when malformed. */
 static long parse_if_match(const char *value)
@@ -355,7 +323,7 @@ static void handle_create(ov_node *node, ov_http_request *req, ov_kind kind,
         respond_error_code(req, OV_EAUTH, route);
         return;
     }
-    json_t *content = read_json_body(req, route);
+    json_t *content = ov_problem_read_json_object(req, route);
     if (!content)
         return;
     ov_field_errors errs;
@@ -445,7 +413,7 @@ static void handle_replace(ov_node *node, ov_http_request *req, ov_kind kind, co
                            route);
         return;
     }
-    json_t *content = read_json_body(req, route);
+    json_t *content = ov_problem_read_json_object(req, route);
     if (!content)
         return;
     ov_field_errors errs;

@@ -6,6 +6,8 @@
  * string is escaped correctly.
  */
 #include "server/problem.h"
+#include "proto/error.h"
+#include "proto/canon.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -147,4 +149,35 @@ void ov_problem_respond(ov_http_request *request, int status, const char *detail
     ov_http_respond(request, status, "application/problem+json", headers, text, strlen(text),
                     route);
     free(text);
+}
+
+json_t *ov_problem_read_json_object(ov_http_request *req, const char *route)
+{
+    const char *type = ov_http_request_header(req, "content-type");
+    size_t n = strlen("application/json");
+    if (!type || strncasecmp(type, "application/json", n) != 0 ||
+        (type[n] != 0 && type[n] != ';' && type[n] != ' ')) {
+        char detail[200];
+        snprintf(detail, sizeof detail, "send application/json, not %.100s",
+                 type ? type : "(no Content-Type)");
+        ov_problem_respond(req, 415, detail, NULL, NULL, route);
+        return NULL;
+    }
+    size_t len;
+    const char *body = ov_http_request_body(req, &len);
+    json_t *value = NULL;
+    ov_json_error err;
+    if (ov_json_parse(body, len, &value, &err) != OV_OK) {
+        char detail[300];
+        snprintf(detail, sizeof detail, "malformed JSON at line %d, column %d: %s", err.line,
+                 err.column, err.message);
+        ov_problem_respond(req, 400, detail, NULL, NULL, route);
+        return NULL;
+    }
+    if (!json_is_object(value)) {
+        json_decref(value);
+        ov_problem_respond(req, 422, "the body must be a JSON object", NULL, NULL, route);
+        return NULL;
+    }
+    return value;
 }

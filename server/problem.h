@@ -6,6 +6,8 @@
 #ifndef OV_PROBLEM_H
 #define OV_PROBLEM_H
 
+#include <jansson.h>
+
 #include "proto/record.h"
 #include "server/http.h"
 
@@ -14,6 +16,11 @@
  * ov_http_respond (e.g. "Retry-After: 5\r\n"). */
 void ov_problem_respond(ov_http_request *request, int status, const char *detail,
                         const ov_field_errors *errs, const char *extra_headers, const char *route);
+
+/* Reads the request body as one JSON object: checks Content-Type (415), parses strictly (400 with
+ * line and column, see canon.h) and requires an object (422). On failure the request has been
+ * answered and NULL is returned; on success the caller owns the object (json_decref). */
+json_t *ov_problem_read_json_object(ov_http_request *request, const char *route);
 
 /* True when the request prefers English over Dutch (Accept-Language). */
 int ov_problem_prefers_english(const ov_http_request *request);

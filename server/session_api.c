@@ -94,39 +94,6 @@ static void method_not_allowed(ov_http_request *req, const char *allow, const ch
     ov_problem_respond(req, 405, detail, NULL, headers, route);
 }
 
-/* Checks Content-Type and parses the body as a strict JSON object; answers and returns NULL on
- * failure. The caller owns the result. */
-static json_t *read_json_body(ov_http_request *req, const char *route)
-{
-    const char *type = ov_http_request_header(req, "content-type");
-    size_t n = strlen(JSON_TYPE);
-    if (!type || strncasecmp(type, JSON_TYPE, n) != 0 ||
-        (type[n] != 0 && type[n] != ';' && type[n] != ' ')) {
-        char detail[200];
-        snprintf(detail, sizeof detail, "send application/json, not %.100s",
-                 type ? type : "(no Content-Type)");
-        ov_problem_respond(req, 415, detail, NULL, NULL, route);
-        return NULL;
-    }
-    size_t len;
-    const char *body = ov_http_request_body(req, &len);
-    json_t *value = NULL;
-    ov_json_error err;
-    if (ov_json_parse(body, len, &value, &err) != OV_OK) {
-        char detail[300];
-        snprintf(detail, sizeof detail, "malformed JSON at line %d, column %d: %s", err.line,
-                 err.column, err.message);
-        ov_problem_respond(req, 400, detail, NULL, NULL, route);
-        return NULL;
-    }
-    if (!json_is_object(value)) {
-        json_decref(value);
-        ov_problem_respond(req, 422, "the body must be a JSON object", NULL, NULL, route);
-        return NULL;
-    }
-    return value;
-}
-
 /* ---- Tokens ---------------------------------------------------------------------------------- */
 
 static int token_char(char c)
@@ -373,7 +340,7 @@ static void handle_login(ov_node *node, ov_http_request *req)
         respond_error(req, OV_EINVAL, ROUTE_SESSION);
         return;
     }
-    json_t *body = read_json_body(req, ROUTE_SESSION);
+    json_t *body = ov_problem_read_json_object(req, ROUTE_SESSION);
     if (!body)
         return;
     ov_field_errors errs;
@@ -705,7 +672,7 @@ static void handle_create_account(ov_node *node, ov_http_request *req, const ov_
         respond_error(req, OV_EDENIED, ROUTE_ACCOUNTS);
         return;
     }
-    json_t *input = read_json_body(req, ROUTE_ACCOUNTS);
+    json_t *input = ov_problem_read_json_object(req, ROUTE_ACCOUNTS);
     if (!input)
         return;
     ov_field_errors errs;
@@ -791,7 +758,7 @@ static void handle_put_account(ov_node *node, ov_http_request *req, const caller
         respond_error(req, OV_EDENIED, ROUTE_ACCOUNT);
         return;
     }
-    json_t *input = read_json_body(req, ROUTE_ACCOUNT);
+    json_t *input = ov_problem_read_json_object(req, ROUTE_ACCOUNT);
     if (!input)
         return;
     json_t *stored = load_account(node, req, id);
