@@ -766,7 +766,6 @@ int ov_read_changes(ov_read *read, uint64_t since, size_t limit, ov_change_fn fn
         rc = fn(ctx, seq, &meta, json, len);
         if (rc < 0)
             break;
-        rc = 0;
         *last = seq;
         delivered++;
         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT);
@@ -832,7 +831,6 @@ int ov_read_log(ov_read *read, const ov_id *origin, uint64_t from_seq, size_t li
         rc = fn(ctx, &entry, content, len);
         if (rc < 0)
             break;
-        rc = 0;
         delivered++;
         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT);
     }
