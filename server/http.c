@@ -1,6 +1,16 @@
 /*
- * HTTP/1.1 on the node's libuv loop with libwebsockets 4.1 (its libuv plugin on a foreign loop:
- * the application runs uv_run() and owns the signals).
+ * HTTP/1.1 with libwebsockets 4.1, sharing one thread with the node's libuv loop.
+ *
+ * Who waits for what: lws serves its sockets with its own poll() loop, and the libuv loop (writer
+ * completions, the thread pool, timers, signals) runs embedded in it. libuv's backend (epoll) fd
+ * is one more descriptor in lws's poll set, and an lws timer wakes the poll when libuv's next
+ * timer is due; ov_http_run then runs one non-blocking libuv iteration. Both sides stay on one
+ * thread, so handlers and libuv callbacks may call each other freely.
+ *
+ * Why not lws's libuv plugin: it restarts a uv_poll watcher for every change of the events lws
+ * wants, even unchanged ones, and libuv implements each restart as EPOLL_CTL_DEL plus ADD. That
+ * was ~6 epoll_ctl calls per keep-alive request, most of the cost of a GET (docs/benchmarks.md).
+ * lws's poll loop changes interest by editing its pollfd array, without a system call.
  *
  * A request is collected into a pooled ov_http_request: lws has already percent-decoded and
  * normalised the path ("/a/../b" is "/b") and split the query at unencoded '&' and ';' with '+'
@@ -142,6 +152,10 @@ struct ov_http_server {
     uv_timer_t stop_timer;
     uint64_t stop_deadline_ms;
     int writing; /* answers formatted and not yet fully handed to lws */
+
+    /* The embedded libuv loop (see the top of this file). */
+    lws_sorted_usec_list_t uv_timer; /* due when libuv's next timer is */
+    int uv_ready;                    /* libuv's backend fd polled readable, or its timer is due */
 };
 
 static const struct {
@@ -1029,9 +1043,28 @@ static int on_http_event(struct lws *wsi, enum lws_callback_reasons reason, void
     }
 }
 
-/* protocols[0] is the HTTP handler; the live-update websocket protocol goes after it. */
+/* libuv's backend fd, adopted as a raw file: readable means libuv has events to process. */
+static int on_uv_backend_event(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                               void *in, size_t len)
+{
+    (void)user, (void)in, (void)len;
+    if (reason == LWS_CALLBACK_RAW_RX_FILE) {
+        struct lws_context *context = lws_get_context(wsi);
+        ov_http_server *server = context ? lws_context_user(context) : NULL;
+        if (server)
+            server->uv_ready = 1;
+    }
+    return 0;
+}
+
+#define UV_BACKEND_PROTOCOL "olievlek-uv-backend"
+
+/* protocols[0] is the HTTP handler; the live-update websocket protocol goes after it. Its
+ * tx_packet_size lets lws hand a whole chunk to send(): by default lws sends at most ~4 KB per
+ * call and per POLLOUT, which made a large answer take one poll round per 4 KB. */
 static const struct lws_protocols protocols[] = {
-    {"http", on_http_event, 0, 0, 0, NULL, 0},
+    {"http", on_http_event, 0, 0, 0, NULL, WRITE_CHUNK},
+    {UV_BACKEND_PROTOCOL, on_uv_backend_event, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -1100,9 +1133,7 @@ int ov_http_start(uv_loop_t *loop, const ov_http_options *options, ov_http_serve
     lws_set_log_level(LLL_ERR | LLL_WARN, on_lws_log);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
-    void *foreign_loops[1] = {loop};
-    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
-    info.foreign_loops = foreign_loops;
+    info.options = LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
     info.port = options->port;
     info.iface = server->host;
     info.protocols = protocols;
@@ -1125,10 +1156,17 @@ int ov_http_start(uv_loop_t *loop, const ov_http_options *options, ov_http_serve
     }
     server->vhost = lws_get_vhost_by_name(server->context, "olievlek");
     server->port = server->vhost ? lws_get_vhost_listen_port(server->vhost) : -1;
-    if (server->port <= 0) {
-        /* lws made a context without its listener (the port was taken between our probe and
-         * lws's bind). Running the loop to finish destroying it crashes lws 4.1.6, so the
-         * half-destroyed context is left behind: a small leak on a path that ends the process. */
+    /* lws closes what it adopted when it is destroyed, so it gets a duplicate of libuv's fd
+     * (the same epoll instance under a number of its own). */
+    int uv_fd = uv_backend_fd(loop) >= 0 ? dup(uv_backend_fd(loop)) : -1;
+    lws_sock_file_fd_type adopted = {.filefd = uv_fd};
+    if (server->port <= 0 || uv_fd < 0 ||
+        !lws_adopt_descriptor_vhost(server->vhost, LWS_ADOPT_RAW_FILE_DESC, adopted,
+                                    UV_BACKEND_PROTOCOL, NULL)) {
+        /* No listener (the port was taken between our probe and lws's bind), or no way to watch
+         * libuv. lws_adopt_descriptor_vhost closes the fd when it fails. */
+        if (uv_fd >= 0 && server->port <= 0)
+            close(uv_fd);
         lws_context_destroy(server->context);
         free(server);
         return OV_EIO;
@@ -1143,14 +1181,45 @@ int ov_http_port(const ov_http_server *server)
     return server ? server->port : -1;
 }
 
+static void on_uv_timer_due(lws_sorted_usec_list_t *sul)
+{
+    ov_http_server *server = lws_container_of(sul, ov_http_server, uv_timer);
+    server->uv_ready = 1;
+}
+
+int ov_http_run(ov_http_server *server)
+{
+    uv_loop_t *loop = server->loop;
+    while (!server->destroyed) {
+        int timeout_ms = -1;
+        if (uv_loop_alive(loop)) {
+            uv_update_time(loop);
+            timeout_ms = uv_backend_timeout(loop);
+            if (server->uv_ready || timeout_ms == 0) {
+                server->uv_ready = 0;
+                uv_run(loop, UV_RUN_NOWAIT);
+                continue; /* a callback may have stopped the server or started a timer */
+            }
+        }
+        lws_sul_schedule(server->context, 0, &server->uv_timer, on_uv_timer_due,
+                         timeout_ms < 0 ? LWS_SET_TIMER_USEC_CANCEL
+                                        : (lws_usec_t)timeout_ms * LWS_US_PER_MS);
+        if (lws_service(server->context, 0) < 0)
+            break;
+    }
+    /* lws is gone; what is left of the loop (closing handles, a writer finishing) runs alone. */
+    return uv_run(loop, UV_RUN_DEFAULT);
+}
+
 static void finish_stop(ov_http_server *server)
 {
     if (server->destroyed)
         return;
     server->destroyed = 1;
-    /* Starts closing every connection and lws's uv handles; they finish as the loop runs, and
-     * ov_http_free completes the destruction once uv_run has returned. */
+    /* Outside lws's service, with its own poll loop, this closes every connection and frees
+     * the context in one call. */
     lws_context_destroy(server->context);
+    server->context = NULL;
     if (server->on_stopped)
         server->on_stopped(server->stopped_arg);
 }
@@ -1202,11 +1271,7 @@ void ov_http_free(ov_http_server *server)
     if (!server)
         return;
     if (server->context) {
-        if (!server->destroyed) {
-            server->destroyed = 1;
-            lws_context_destroy(server->context);
-            uv_run(server->loop, UV_RUN_NOWAIT);
-        }
+        server->destroyed = 1;
         lws_context_destroy(server->context);
         server->context = NULL;
     }

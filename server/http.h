@@ -49,6 +49,10 @@ typedef struct {
 
 /* Starts listening on loop. Errors: OV_EIO (cannot bind), OV_ENOMEM. */
 int ov_http_start(uv_loop_t *loop, const ov_http_options *options, ov_http_server **out);
+/* Runs the node's thread: lws's poll loop for the HTTP sockets with the libuv loop embedded in it
+ * (see http.c for why). Replaces uv_run(loop, UV_RUN_DEFAULT) while the server exists; returns
+ * uv_run's result once the server is stopped and the loop has nothing left to do. */
+int ov_http_run(ov_http_server *server);
 /* The bound port (useful with port 0). */
 int ov_http_port(const ov_http_server *server);
 /* Stops accepting, closes connections once their pending answers are written, and calls

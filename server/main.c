@@ -235,7 +235,7 @@ static int serve(const ov_config *config)
     ov_jlog_info("node.ready", "node", node_id, "host", config->listen_host, "port", port,
                  "data_dir", config->data_dir, NULL);
 
-    uv_run(&loop, UV_RUN_DEFAULT);
+    ov_http_run(node->http);
 
     ov_http_free(node->http);
     ov_writer_free(node->writer);
