@@ -165,8 +165,24 @@ static char *nfc_copy(const char *text, size_t len)
     return (char *)result;
 }
 
+int ov_text_is_simple_nfc(const char *text, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] < 0x80)
+            continue;
+        /* Two-byte sequences C2 80 .. CB BF are U+0080 .. U+02FF. */
+        if (p[i] < 0xC2 || p[i] > 0xCB || i + 1 >= len || (p[i + 1] & 0xC0) != 0x80)
+            return 0;
+        i++;
+    }
+    return 1;
+}
+
 static int is_nfc(const char *text, size_t len)
 {
+    if (ov_text_is_simple_nfc(text, len))
+        return 1;
     char *normal = nfc_copy(text, len);
     int same = normal && strlen(normal) == len && memcmp(normal, text, len) == 0;
     free(normal);

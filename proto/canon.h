@@ -44,6 +44,12 @@ int ov_canon_normalize(json_t *value, ov_json_error *err);
  * OV_EINVAL (a real number, an integer out of range, a non-NFC string), OV_ENOMEM. */
 int ov_canon_encode(const json_t *value, char **out, size_t *out_len);
 
+/* True when text is valid UTF-8 made only of code points below U+0300: such text is always in NFC
+ * (every one of them has NFC_Quick_Check=Yes, and only code points from U+0300 up combine with
+ * what precedes them). A byte scan that spares most Dutch text the full normalisation; false
+ * means "not known", not "not NFC". */
+int ov_text_is_simple_nfc(const char *text, size_t len);
+
 /* True when data[0..len) is already the canonical encoding of some value. */
 int ov_canon_is_canonical(const char *data, size_t len);
 

@@ -300,14 +300,6 @@ static char *nfc_copy(const char *text, size_t len)
     return (char *)out;
 }
 
-static int is_ascii(const char *text, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)text[i] >= 0x80)
-            return 0;
-    return 1;
-}
-
 static int check_text(const json_t *value, const char *path, int max, int multiline,
                       ov_field_errors *errs)
 {
@@ -319,7 +311,7 @@ static int check_text(const json_t *value, const char *path, int max, int multil
     size_t len = json_string_length(value);
     long chars = count_chars(text, len);
     char nl[200], en[200];
-    if (chars > 0 && !is_ascii(text, len)) {
+    if (chars > 0 && !ov_text_is_simple_nfc(text, len)) {
         char *nfc = nfc_copy(text, len);
         if (nfc) {
             chars = count_chars(nfc, strlen(nfc));
@@ -508,6 +500,9 @@ static int same_item(field_type type, const json_t *a, const json_t *b)
     }
     if (type != F_TEXTS)
         return 0;
+    if (ov_text_is_simple_nfc(json_string_value(a), json_string_length(a)) &&
+        ov_text_is_simple_nfc(json_string_value(b), json_string_length(b)))
+        return json_equal(a, b);
     char *x = nfc_copy(json_string_value(a), json_string_length(a));
     char *y = nfc_copy(json_string_value(b), json_string_length(b));
     int same = x && y && strcmp(x, y) == 0;

@@ -156,6 +156,7 @@ struct ov_http_server {
     /* The embedded libuv loop (see the top of this file). */
     lws_sorted_usec_list_t uv_timer; /* due when libuv's next timer is */
     int uv_ready;                    /* libuv's backend fd polled readable, or its timer is due */
+    uint64_t uv_timer_due;           /* uv_now() at which uv_timer is set to fire; 0 = not set */
 };
 
 static const struct {
@@ -1185,6 +1186,7 @@ static void on_uv_timer_due(lws_sorted_usec_list_t *sul)
 {
     ov_http_server *server = lws_container_of(sul, ov_http_server, uv_timer);
     server->uv_ready = 1;
+    server->uv_timer_due = 0;
 }
 
 int ov_http_run(ov_http_server *server)
@@ -1201,9 +1203,14 @@ int ov_http_run(ov_http_server *server)
                 continue; /* a callback may have stopped the server or started a timer */
             }
         }
-        lws_sul_schedule(server->context, 0, &server->uv_timer, on_uv_timer_due,
-                         timeout_ms < 0 ? LWS_SET_TIMER_USEC_CANCEL
-                                        : (lws_usec_t)timeout_ms * LWS_US_PER_MS);
+        /* lws keeps its timers in a sorted list: touch ours only when libuv's due time moved. */
+        uint64_t due = timeout_ms < 0 ? 0 : uv_now(loop) + (uint64_t)timeout_ms;
+        if (due != server->uv_timer_due) {
+            lws_sul_schedule(server->context, 0, &server->uv_timer, on_uv_timer_due,
+                             due ? (lws_usec_t)timeout_ms * LWS_US_PER_MS
+                                 : LWS_SET_TIMER_USEC_CANCEL);
+            server->uv_timer_due = due;
+        }
         if (lws_service(server->context, 0) < 0)
             break;
     }

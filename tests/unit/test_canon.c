@@ -174,6 +174,32 @@ static void test_key_collision_after_nfc(void **state)
     json_decref(value);
 }
 
+static void test_simple_nfc_scan(void **state)
+{
+    (void)state;
+    /* Known NFC without normalising: ASCII and code points up to U+02FF. */
+    assert_true(ov_text_is_simple_nfc("", 0));
+    assert_true(ov_text_is_simple_nfc("Een tussenjaar", 14));
+    assert_true(ov_text_is_simple_nfc("cre\xc3\xabren", 8)); /* creëren, precomposed */
+    assert_true(ov_text_is_simple_nfc("\xcb\xbf", 2));       /* U+02FF */
+    /* Not known: a combining mark, code points from U+0300 up, and invalid UTF-8. */
+    assert_false(ov_text_is_simple_nfc("cree\xcc\x88ren", 9)); /* e + U+0308 */
+    assert_false(ov_text_is_simple_nfc("\xcc\x80", 2));        /* U+0300 */
+    assert_false(ov_text_is_simple_nfc("\xe2\x82\xac", 3));    /* the euro sign */
+    assert_false(ov_text_is_simple_nfc("\xc3", 1));            /* truncated */
+    assert_false(ov_text_is_simple_nfc("\xc0\x80", 2));        /* overlong NUL */
+    assert_false(ov_text_is_simple_nfc("\xc3\x28", 2));        /* bad continuation */
+    /* Whatever the scan accepts, full normalisation leaves unchanged. */
+    const char *samples[] = {"Murmellius Gymnasium", "na\xc3\xaf" "ef", "\xc2\xa9 2024"};
+    for (size_t i = 0; i < sizeof samples / sizeof *samples; i++) {
+        json_t *value = json_string(samples[i]);
+        assert_true(ov_text_is_simple_nfc(samples[i], strlen(samples[i])));
+        assert_int_equal(ov_canon_normalize(value, NULL), OV_OK);
+        assert_string_equal(json_string_value(value), samples[i]);
+        json_decref(value);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -183,6 +209,7 @@ int main(void)
         cmocka_unit_test(test_refusal_positions),
         cmocka_unit_test(test_encoder_refuses_non_canonical_values),
         cmocka_unit_test(test_key_collision_after_nfc),
+        cmocka_unit_test(test_simple_nfc_scan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
