@@ -190,7 +190,10 @@ static void test_simple_nfc_scan(void **state)
     assert_false(ov_text_is_simple_nfc("\xc0\x80", 2));        /* overlong NUL */
     assert_false(ov_text_is_simple_nfc("\xc3\x28", 2));        /* bad continuation */
     /* Whatever the scan accepts, full normalisation leaves unchanged. */
-    const char *samples[] = {"Murmellius Gymnasium", "na\xc3\xaf" "ef", "\xc2\xa9 2024"};
+    const char *samples[] = {"Murmellius Gymnasium",
+                             "na\xc3\xaf"
+                             "ef",
+                             "\xc2\xa9 2024"};
     for (size_t i = 0; i < sizeof samples / sizeof *samples; i++) {
         json_t *value = json_string(samples[i]);
         assert_true(ov_text_is_simple_nfc(samples[i], strlen(samples[i])));
