@@ -33,7 +33,7 @@ wrk.headers["Authorization"] = "Bearer $token"
 wrk.body = '{"title":"Meetcase","schools":["$school"],"summary":"Een record uit de schrijfbenchmark.","phase":"adoptie"}'
 LUA
   local out
-  out=$(wrk -t2 -c"$CLIENTS" -d"${DURATION}s" --latency -s "$work/post.lua" http://127.0.0.1:18090/api/v1/cases)
+  out=$(wrk -t1 -c"$CLIENTS" -d"${DURATION}s" --latency -s "$work/post.lua" http://127.0.0.1:18090/api/v1/cases)
   local rate p99 errors
   rate=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")

@@ -17,6 +17,15 @@ struct ov_auth;
 struct ov_static_files;
 struct ov_config;
 
+/* The region of a recently seen school, so the role checks of a write need not parse the school's
+ * record every time. An entry holds while the school's change_seq is the one it was read at. */
+#define OV_SCHOOL_REGION_SLOTS 256
+typedef struct {
+    ov_id school;
+    uint64_t change_seq;
+    ov_id region;
+} ov_school_region;
+
 typedef struct ov_node {
     uv_loop_t *loop;
     ov_store *store;
@@ -28,6 +37,7 @@ typedef struct ov_node {
     ov_keypair *key;                /* node key, also borrowed by the store */
     int64_t started_ms;
     int shutting_down; /* set on SIGTERM: new writes get 503 */
+    ov_school_region school_regions[OV_SCHOOL_REGION_SLOTS]; /* loop thread only */
 } ov_node;
 
 #endif
