@@ -28,7 +28,8 @@
     X(STORE, -17, "storage error")                                                                 \
     X(FULL, -18, "storage full")                                                                   \
     X(GONE, -19, "no longer available")                                                            \
-    X(PRECONDITION, -20, "precondition failed")
+    X(PRECONDITION, -20, "precondition failed")                                                    \
+    X(AGAIN, -21, "try again later")
 
 typedef enum {
     OV_OK = 0,

@@ -579,7 +579,7 @@ static void handle_change(ov_node *node, ov_http_request *req, ov_kind kind, con
 
 /* May who see a record in this state? Drafts only for those the role rules allow; others get 404
  * rather than 403, so drafts do not leak their existence. */
-static int can_see(ov_node *node, ov_read *read, const ov_principal *who,
+int ov_api_can_see(ov_node *node, ov_read *read, const ov_principal *who,
                    const ov_record_meta *meta, const char *json, size_t len)
 {
     if (meta->env.status == OV_STATUS_PUBLISHED || meta->env.status == OV_STATUS_DELETED)
@@ -606,7 +606,8 @@ static void handle_get(ov_node *node, ov_http_request *req, ov_kind kind, const 
     const char *json;
     size_t len;
     rc = ov_read_record(read, id, &meta, &json, &len);
-    if (rc == OV_OK && (meta.env.kind != kind || !can_see(node, read, who, &meta, json, len)))
+    if (rc == OV_OK &&
+        (meta.env.kind != kind || !ov_api_can_see(node, read, who, &meta, json, len)))
         rc = OV_ENOTFOUND;
     if (rc == OV_OK && meta.env.status == OV_STATUS_DELETED)
         rc = OV_EGONE;
@@ -637,7 +638,7 @@ typedef struct {
 static int on_list_item(void *ctx, const ov_record_meta *meta, const char *json, size_t len)
 {
     list_context *list = ctx;
-    if (!can_see(list->node, list->read, list->who, meta, json, len))
+    if (!ov_api_can_see(list->node, list->read, list->who, meta, json, len))
         return 1;
     if (list->count++ > 0)
         ov_buf_append(list->out, ",", 1);
@@ -801,7 +802,7 @@ static int on_change(void *ctx, uint64_t change_seq, const ov_record_meta *meta,
     if (changes->count++ > 0)
         ov_buf_append(changes->out, ",", 1);
     ov_buf_printf(changes->out, "{\"seq\":%llu,\"record\":", (unsigned long long)change_seq);
-    if (can_see(changes->node, changes->read, changes->who, meta, json, len)) {
+    if (ov_api_can_see(changes->node, changes->read, changes->who, meta, json, len)) {
         ov_buf_append(changes->out, json, len);
     } else {
         char id[OV_ID_CHARS + 1];

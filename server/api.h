@@ -6,11 +6,17 @@
 #ifndef OV_API_H
 #define OV_API_H
 
+#include "server/auth.h"
 #include "server/http.h"
 #include "server/node.h"
 
 /* The ov_http_handler of the node; app is the ov_node. */
 void ov_api_handle(void *app, ov_http_request *request);
+
+/* May who see this version of a record (read is the snapshot it came from)? Published records and
+ * tombstones: everyone; drafts: those the role rules allow. Loop thread only. */
+int ov_api_can_see(ov_node *node, ov_read *read, const ov_principal *who,
+                   const ov_record_meta *meta, const char *json, size_t len);
 
 /* Limits of the list and change endpoints. */
 #define OV_API_LIST_DEFAULT    50

@@ -144,9 +144,9 @@ static int copy_token(const char *text, char out[OV_SESSION_TOKEN_CHARS + 1])
 
 /* The request's token: 1 found (in out), 0 none, -1 present but malformed. The Authorization
  * header wins over the cookie; an Authorization of another scheme counts as malformed. */
-static int request_token(ov_http_request *req, char out[OV_SESSION_TOKEN_CHARS + 1])
+static int token_from_headers(const char *auth, const char *cookie,
+                              char out[OV_SESSION_TOKEN_CHARS + 1])
 {
-    const char *auth = ov_http_request_header(req, "authorization");
     if (auth) {
         while (*auth == ' ')
             auth++;
@@ -157,7 +157,6 @@ static int request_token(ov_http_request *req, char out[OV_SESSION_TOKEN_CHARS +
             auth++;
         return copy_token(auth, out) ? 1 : -1;
     }
-    const char *cookie = ov_http_request_header(req, "cookie");
     size_t name_len = strlen(OV_SESSION_COOKIE);
     int seen_bad = 0;
     for (const char *p = cookie; p && *p;) {
@@ -175,6 +174,12 @@ static int request_token(ov_http_request *req, char out[OV_SESSION_TOKEN_CHARS +
         p = strchr(p, ';');
     }
     return seen_bad ? -1 : 0;
+}
+
+static int request_token(ov_http_request *req, char out[OV_SESSION_TOKEN_CHARS + 1])
+{
+    return token_from_headers(ov_http_request_header(req, "authorization"),
+                              ov_http_request_header(req, "cookie"), out);
 }
 
 /* ---- Who is asking --------------------------------------------------------------------------- */
@@ -206,11 +211,11 @@ static void forget_session(ov_node *node, const uint8_t hash[OV_HASH_BYTES])
         ov_write_op_free(op);
 }
 
-static int identify(ov_node *node, ov_http_request *req, caller *c)
+static int identify_from(ov_node *node, const char *authorization, const char *cookie, caller *c)
 {
     memset(c, 0, sizeof *c);
     char token[OV_SESSION_TOKEN_CHARS + 1];
-    int found = request_token(req, token);
+    int found = token_from_headers(authorization, cookie, token);
     if (found == 0)
         return OV_OK;
     if (found < 0)
@@ -241,6 +246,22 @@ static int identify(ov_node *node, ov_http_request *req, caller *c)
         c->account = NULL;
         memset(&c->who, 0, sizeof c->who);
     }
+    return rc;
+}
+
+static int identify(ov_node *node, ov_http_request *req, caller *c)
+{
+    return identify_from(node, ov_http_request_header(req, "authorization"),
+                         ov_http_request_header(req, "cookie"), c);
+}
+
+int ov_session_api_principal_from(ov_node *node, const char *authorization, const char *cookie,
+                                  ov_principal *out)
+{
+    caller c;
+    int rc = identify_from(node, authorization, cookie, &c);
+    json_decref(c.account);
+    *out = c.who;
     return rc;
 }
 

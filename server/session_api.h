@@ -25,6 +25,10 @@
  * unknown or expired token, or one whose account is gone or disabled: OV_EAUTH (answer 401).
  * Storage failures: OV_ESTORE. Does not answer req. */
 int ov_session_api_principal(ov_node *node, ov_http_request *req, ov_principal *out);
+/* The same from the two headers' values (either may be NULL), e.g. those of a websocket upgrade,
+ * or "Bearer <token>" as authorization for a token that came another way. */
+int ov_session_api_principal_from(ov_node *node, const char *authorization, const char *cookie,
+                                  ov_principal *out);
 
 /* Answers req and returns 1 when its path is /api/v1/session or /api/v1/accounts[/…]; returns 0
  * (req untouched) for every other path. */

@@ -39,6 +39,9 @@ struct ov_writer {
     int thread_done; /* the thread has handed over its last batch */
     ov_writer_stats stats;
 
+    void (*on_committed)(void *arg);
+    void *committed_arg;
+
     /* Loop thread only. */
     int closing;
     void (*on_stopped)(void *arg);
@@ -152,12 +155,15 @@ static void on_async(uv_async_t *async)
     int finished = writer->thread_done;
     pthread_mutex_unlock(&writer->lock);
 
+    int delivered = op != NULL;
     while (op) {
         ov_write_op *next = op->next;
         op->next = NULL;
         op->on_done(op); /* may free op, or submit it again */
         op = next;
     }
+    if (delivered && writer->on_committed)
+        writer->on_committed(writer->committed_arg);
     /* thread_done is set after the last batch was put on the done list, so everything has been
      * delivered once it is seen. */
     if (finished && !writer->closing) {
@@ -185,6 +191,10 @@ int ov_writer_start(ov_store *store, uv_loop_t *loop, const ov_writer_options *o
     writer->store = store;
     writer->loop = loop;
     writer->max_batch = options && options->max_batch ? options->max_batch : DEFAULT_MAX_BATCH;
+    if (options) {
+        writer->on_committed = options->on_committed;
+        writer->committed_arg = options->committed_arg;
+    }
     pthread_mutex_init(&writer->lock, NULL);
     pthread_cond_init(&writer->wake, NULL);
     if (uv_async_init(loop, &writer->async, on_async) != 0) {

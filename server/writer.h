@@ -20,6 +20,10 @@ typedef struct ov_writer ov_writer;
 
 typedef struct {
     size_t max_batch; /* ops per transaction; 0 = 256 */
+    /* Called on the loop after the completions of committed batches have run: the store (and its
+     * change feed) may have grown. May be NULL. */
+    void (*on_committed)(void *arg);
+    void *committed_arg;
 } ov_writer_options;
 
 typedef struct {
