@@ -132,7 +132,20 @@ typedef struct {
     ov_http_request *req; /* the request being read, handled or answered, or NULL */
     int served;           /* requests completed on this connection */
     uint64_t body_deadline_ns;
+    /* A websocket upgrade: the credentials seen at the upgrade, until the socket is open. */
+    char *upgrade_cookie, *upgrade_authorization;
+    struct ov_ws *ws; /* once open */
 } connection;
+
+struct ov_ws {
+    struct lws *wsi; /* NULL once lws closed the connection */
+    ov_http_server *server;
+    void *conn; /* the application's state */
+    char *rx;   /* a message arriving in fragments */
+    size_t rx_len;
+    int close_code; /* ov_ws_close was called: send this close frame when writable */
+    char close_reason[124];
+};
 
 struct ov_http_server {
     uv_loop_t *loop;
@@ -157,6 +170,9 @@ struct ov_http_server {
     lws_sorted_usec_list_t uv_timer; /* due when libuv's next timer is */
     int uv_ready;                    /* libuv's backend fd polled readable, or its timer is due */
     uint64_t uv_timer_due;           /* uv_now() at which uv_timer is set to fire; 0 = not set */
+
+    unsigned char *ws_scratch; /* LWS_PRE headroom + one outgoing websocket message */
+    size_t ws_scratch_cap;
 };
 
 static const struct {
@@ -565,8 +581,9 @@ static int finish_answer(struct lws *wsi, ov_http_request *req)
 
 /* An answer of the layer itself (400, 408, 413, ...) as a small problem document, sent at once;
  * the connection is closed after it when close_after. Returns what the callback must return. */
-static int answer_error(struct lws *wsi, ov_http_request *req, int status, const char *slug,
-                        const char *title, const char *detail, int close_after)
+static int answer_error_with(struct lws *wsi, ov_http_request *req, int status, const char *slug,
+                             const char *title, const char *detail, int close_after,
+                             const char *extra_headers)
 {
     ov_http_server *server = lws_context_user(lws_get_context(wsi));
     if (!req) {
@@ -589,12 +606,19 @@ static int answer_error(struct lws *wsi, ov_http_request *req, int status, const
     connection *conn = connection_of(wsi);
     if (conn)
         conn->req = req;
-    if (format_answer(req, status, "application/problem+json", NULL, body, (size_t)n) != OV_OK) {
+    if (format_answer(req, status, "application/problem+json", extra_headers, body, (size_t)n) !=
+        OV_OK) {
         request_put(req);
         return -1;
     }
     count_answer(req);
     return write_answer(wsi, req);
+}
+
+static int answer_error(struct lws *wsi, ov_http_request *req, int status, const char *slug,
+                        const char *title, const char *detail, int close_after)
+{
+    return answer_error_with(wsi, req, status, slug, title, detail, close_after, NULL);
 }
 
 /* ---- Collecting the request ------------------------------------------------------------------ */
@@ -997,6 +1021,9 @@ static int on_timer(struct lws *wsi)
                         "the request did not arrive in time", 1);
 }
 
+static int confirm_upgrade(ov_http_server *server, struct lws *wsi, const char *upgrade_to);
+static void connection_destroy(struct lws *wsi);
+
 static int on_http_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                          size_t len)
 {
@@ -1030,18 +1057,297 @@ static int on_http_event(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_CLOSED_HTTP:
         request_detach(wsi);
         return 0;
-    case LWS_CALLBACK_WSI_DESTROY: {
-        request_detach(wsi);
-        connection *conn = connection_of(wsi);
-        if (conn) {
-            lws_set_opaque_user_data(wsi, NULL);
-            free(conn);
-        }
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return confirm_upgrade(server, wsi, in);
+    case LWS_CALLBACK_WSI_DESTROY:
+        connection_destroy(wsi);
         return 0;
-    }
     default:
         return 0;
     }
+}
+
+/* ---- Websockets -------------------------------------------------------------------------------
+ *
+ * The upgrade is decided on protocols[0] (LWS_CALLBACK_HTTP_CONFIRM_UPGRADE), where the request's
+ * headers are still at hand: the path, the subprotocol and the application's admission (caps per
+ * address, handshake rate). A refusal is an HTTP answer of ours, written before lws hangs up. The
+ * credentials are kept on the connection until the socket is open, when the application sees
+ * them. Writes bypass lws's writeable callback while lws holds no unsent output of an earlier
+ * write: a fan-out to thousands of idle subscribers is then one send() each, with no poll round.
+ */
+
+#define WS_MAX_MESSAGE_DEFAULT (8u << 10)
+#define WS_CLOSE_GRACE_S       10
+
+static void connection_destroy(struct lws *wsi)
+{
+    request_detach(wsi);
+    connection *conn = connection_of(wsi);
+    if (!conn)
+        return;
+    lws_set_opaque_user_data(wsi, NULL);
+    free(conn->upgrade_cookie);
+    free(conn->upgrade_authorization);
+    if (conn->ws) {
+        ov_ws *ws = conn->ws;
+        ov_http_server *server = ws->server;
+        ws->wsi = NULL;
+        if (ws->conn && server->options.ws)
+            server->options.ws->closed(ws->conn);
+        free(ws->rx);
+        free(ws);
+    }
+    free(conn);
+}
+
+/* A copy of header token, or NULL when absent (or on OOM). */
+static char *header_copy(struct lws *wsi, enum lws_token_indexes token)
+{
+    int len = lws_hdr_total_length(wsi, token);
+    if (len <= 0)
+        return NULL;
+    char *text = malloc((size_t)len + 1);
+    if (text && lws_hdr_copy(wsi, text, len + 1, token) < 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* Does the comma-separated list offered contain token? */
+static int list_has_token(const char *offered, const char *token)
+{
+    size_t n = strlen(token);
+    const char *p = offered;
+    while (p && *p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *end = p;
+        while (*end && *end != ',')
+            end++;
+        const char *last = end;
+        while (last > p && last[-1] == ' ')
+            last--;
+        if ((size_t)(last - p) == n && strncasecmp(p, token, n) == 0)
+            return 1;
+        p = end;
+    }
+    return 0;
+}
+
+static int refuse_upgrade(struct lws *wsi, int status, const char *detail, unsigned retry_after_s)
+{
+    char extra[64] = "";
+    if (retry_after_s)
+        snprintf(extra, sizeof extra, "Retry-After: %u\r\n", retry_after_s);
+    const char *slug = status == 429   ? "rate-limited"
+                       : status == 503 ? "unavailable"
+                                       : "websocket-refused";
+    const char *title = status == 429   ? "Te veel verbindingen"
+                        : status == 503 ? "Tijdelijk niet beschikbaar"
+                                        : "Websocket geweigerd";
+    /* Closing after the answer: lws hangs up when this callback returns < 0; the small answer is
+     * in the kernel's send buffer by then. */
+    answer_error_with(wsi, NULL, status, slug, title, detail, 1, extra[0] ? extra : NULL);
+    return -1;
+}
+
+static int confirm_upgrade(ov_http_server *server, struct lws *wsi, const char *upgrade_to)
+{
+    const ov_ws_handlers *handlers = server ? server->options.ws : NULL;
+    connection *conn = connection_of(wsi);
+    if (!handlers || !conn)
+        return refuse_upgrade(wsi, 400, "this node upgrades no connection to a websocket", 0);
+    if (!upgrade_to || strcasecmp(upgrade_to, "websocket") != 0)
+        return refuse_upgrade(wsi, 400, "only upgrades to websocket are supported", 0);
+    char *path = header_copy(wsi, WSI_TOKEN_GET_URI);
+    int path_ok = path && strcmp(path, handlers->path) == 0;
+    free(path);
+    if (!path_ok)
+        return refuse_upgrade(wsi, 400, "websockets are served at /api/v1/live only", 0);
+    char *offered = header_copy(wsi, WSI_TOKEN_PROTOCOL);
+    int protocol_ok = offered && list_has_token(offered, handlers->subprotocol);
+    free(offered);
+    if (!protocol_ok)
+        return refuse_upgrade(wsi, 400,
+                              "send the header Sec-WebSocket-Protocol: olievlek.v1 (the only "
+                              "subprotocol this node speaks)",
+                              0);
+    char peer[PEER_MAX] = "";
+    lws_get_peer_simple(wsi, peer, sizeof peer);
+    if (strncmp(peer, "::ffff:", 7) == 0 && strchr(peer + 7, '.'))
+        memmove(peer, peer + 7, strlen(peer + 7) + 1);
+    free(conn->upgrade_cookie);
+    free(conn->upgrade_authorization);
+    conn->upgrade_cookie = header_copy(wsi, WSI_TOKEN_HTTP_COOKIE);
+    conn->upgrade_authorization = header_copy(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    ov_ws_upgrade up = {peer, conn->upgrade_cookie, conn->upgrade_authorization};
+    const char *detail = NULL;
+    unsigned retry_after_s = 0;
+    int status =
+        handlers->admit ? handlers->admit(server->options.ws_app, &up, &detail, &retry_after_s) : 0;
+    if (status)
+        return refuse_upgrade(wsi, status, detail ? detail : "not now", retry_after_s);
+    return 0;
+}
+
+static int ws_opened(ov_http_server *server, struct lws *wsi)
+{
+    connection *conn = connection_of(wsi);
+    const ov_ws_handlers *handlers = server ? server->options.ws : NULL;
+    if (!conn || !handlers)
+        return -1;
+    ov_ws *ws = calloc(1, sizeof *ws);
+    if (!ws)
+        return -1;
+    ws->wsi = wsi;
+    ws->server = server;
+    conn->ws = ws;
+    /* The handshake's own timer must not cut the websocket off later. */
+    lws_set_timer_usecs(wsi, LWS_SET_TIMER_USEC_CANCEL);
+    char peer[PEER_MAX] = "";
+    lws_get_peer_simple(wsi, peer, sizeof peer);
+    if (strncmp(peer, "::ffff:", 7) == 0 && strchr(peer + 7, '.'))
+        memmove(peer, peer + 7, strlen(peer + 7) + 1);
+    ov_ws_upgrade up = {peer, conn->upgrade_cookie, conn->upgrade_authorization};
+    ws->conn = handlers->open(server->options.ws_app, ws, &up);
+    free(conn->upgrade_cookie);
+    free(conn->upgrade_authorization);
+    conn->upgrade_cookie = conn->upgrade_authorization = NULL;
+    return ws->conn ? 0 : -1;
+}
+
+static int ws_close_now(ov_ws *ws)
+{
+    lws_close_reason(ws->wsi, (enum lws_close_status)ws->close_code,
+                     (unsigned char *)ws->close_reason, strlen(ws->close_reason));
+    return -1;
+}
+
+static int ws_received(ov_http_server *server, struct lws *wsi, const char *in, size_t len)
+{
+    connection *conn = connection_of(wsi);
+    ov_ws *ws = conn ? conn->ws : NULL;
+    if (!ws || !ws->conn || ws->close_code)
+        return 0;
+    const ov_ws_handlers *handlers = server->options.ws;
+    size_t max = handlers->max_message ? handlers->max_message : WS_MAX_MESSAGE_DEFAULT;
+    if (lws_frame_is_binary(wsi)) {
+        ws->close_code = LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE;
+        snprintf(ws->close_reason, sizeof ws->close_reason, "only text messages (JSON)");
+        return ws_close_now(ws);
+    }
+    int first = lws_is_first_fragment(wsi),
+        last = lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
+    if (first && !ws->rx_len && last) { /* the common case: a whole message at once */
+        if (len > max)
+            goto too_big;
+        handlers->message(ws->conn, in, len);
+        return 0;
+    }
+    if (ws->rx_len + len > max)
+        goto too_big;
+    if (!ws->rx) {
+        ws->rx = malloc(max);
+        if (!ws->rx)
+            return -1;
+    }
+    memcpy(ws->rx + ws->rx_len, in, len);
+    ws->rx_len += len;
+    if (last) {
+        size_t n = ws->rx_len;
+        ws->rx_len = 0;
+        handlers->message(ws->conn, ws->rx, n);
+        free(ws->rx); /* idle connections keep no receive buffer */
+        ws->rx = NULL;
+    }
+    return 0;
+too_big:
+    ws->close_code = LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE;
+    snprintf(ws->close_reason, sizeof ws->close_reason, "message over %zu bytes", max);
+    return ws_close_now(ws);
+}
+
+static int on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                       size_t len)
+{
+    (void)user;
+    struct lws_context *context = lws_get_context(wsi);
+    ov_http_server *server = context ? lws_context_user(context) : NULL;
+    switch (reason) {
+    case LWS_CALLBACK_ESTABLISHED:
+        return ws_opened(server, wsi);
+    case LWS_CALLBACK_RECEIVE:
+        return ws_received(server, wsi, in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE: {
+        connection *conn = connection_of(wsi);
+        ov_ws *ws = conn ? conn->ws : NULL;
+        if (!ws)
+            return 0;
+        if (ws->close_code)
+            return ws_close_now(ws);
+        if (ws->conn && server->options.ws->writable)
+            server->options.ws->writable(ws->conn);
+        return ws->close_code && !lws_partial_buffered(wsi) ? ws_close_now(ws) : 0;
+    }
+    case LWS_CALLBACK_WSI_DESTROY:
+        connection_destroy(wsi);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+int ov_ws_ready(const ov_ws *ws)
+{
+    return ws && ws->wsi && !ws->close_code && !lws_partial_buffered(ws->wsi);
+}
+
+int ov_ws_send(ov_ws *ws, const char *head, size_t head_len, const char *body, size_t body_len)
+{
+    if (!ws || !ws->wsi || ws->close_code)
+        return OV_EIO;
+    if (lws_partial_buffered(ws->wsi))
+        return OV_EAGAIN;
+    ov_http_server *server = ws->server;
+    size_t need = LWS_PRE + head_len + body_len;
+    if (need > server->ws_scratch_cap) {
+        unsigned char *grown = realloc(server->ws_scratch, need);
+        if (!grown)
+            return OV_EIO;
+        server->ws_scratch = grown;
+        server->ws_scratch_cap = need;
+    }
+    unsigned char *p = server->ws_scratch + LWS_PRE;
+    if (head_len)
+        memcpy(p, head, head_len);
+    if (body_len)
+        memcpy(p + head_len, body, body_len);
+    /* lws sends what the socket takes and keeps the rest (lws_partial_buffered) until POLLOUT. */
+    int n = lws_write(ws->wsi, p, head_len + body_len, LWS_WRITE_TEXT);
+    if (n < 0) {
+        ws->close_code = LWS_CLOSE_STATUS_ABNORMAL_CLOSE;
+        lws_set_timeout(ws->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return OV_EIO;
+    }
+    return OV_OK;
+}
+
+void ov_ws_want_writable(ov_ws *ws)
+{
+    if (ws && ws->wsi)
+        lws_callback_on_writable(ws->wsi);
+}
+
+void ov_ws_close(ov_ws *ws, int code, const char *reason)
+{
+    if (!ws || !ws->wsi || ws->close_code)
+        return;
+    ws->close_code = code;
+    snprintf(ws->close_reason, sizeof ws->close_reason, "%s", reason ? reason : "");
+    lws_set_timeout(ws->wsi, PENDING_TIMEOUT_CLOSE_SEND, WS_CLOSE_GRACE_S);
+    lws_callback_on_writable(ws->wsi);
 }
 
 /* libuv's backend fd, adopted as a raw file: readable means libuv has events to process. */
@@ -1066,6 +1372,10 @@ static int on_uv_backend_event(struct lws *wsi, enum lws_callback_reasons reason
 static const struct lws_protocols protocols[] = {
     {"http", on_http_event, 0, 0, 0, NULL, WRITE_CHUNK},
     {UV_BACKEND_PROTOCOL, on_uv_backend_event, 0, 0, 0, NULL, 0},
+    /* The live-update websocket. A small receive buffer (client messages are small; longer ones
+     * arrive in pieces and are joined) keeps an idle subscriber cheap; tx_packet_size lets one
+     * send() carry a whole message. */
+    {"olievlek.v1", on_ws_event, 0, 512, 0, NULL, 64u << 10},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -1263,6 +1573,7 @@ void ov_http_stop(ov_http_server *server, void (*on_stopped)(void *arg), void *a
 
 static void server_release(ov_http_server *server)
 {
+    free(server->ws_scratch);
     while (server->pool) {
         ov_http_request *req = server->pool;
         server->pool = req->next_free;

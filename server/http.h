@@ -35,6 +35,47 @@ typedef enum {
 
 typedef void (*ov_http_handler)(void *app, ov_http_request *request);
 
+/* ---- Websockets ---------------------------------------------------------------------------
+ * One path may be upgraded to a websocket with one subprotocol. Any other upgrade is answered
+ * 400 with a problem document saying what to send. Messages are whole text messages (fragments
+ * are joined, up to max_message bytes; more is closed with 1009, binary frames with 1003). */
+typedef struct ov_ws ov_ws;
+
+typedef struct {
+    const char *peer;          /* IP address as text */
+    const char *cookie;        /* Cookie header, or NULL */
+    const char *authorization; /* Authorization header, or NULL */
+} ov_ws_upgrade;
+
+typedef struct {
+    const char *path;        /* e.g. "/api/v1/live" */
+    const char *subprotocol; /* e.g. "olievlek.v1" */
+    size_t max_message;      /* bytes of one incoming message; 0 = 8 KiB */
+    /* May this upgrade go ahead? 0 admits; otherwise an HTTP status to answer with (429, 503),
+     * *detail the English explanation (a constant string) and *retry_after_s, when not 0, a
+     * Retry-After header. */
+    int (*admit)(void *app, const ov_ws_upgrade *upgrade, const char **detail,
+                 unsigned *retry_after_s);
+    /* The websocket is open: returns the application's state for it, or NULL to close. */
+    void *(*open)(void *app, ov_ws *ws, const ov_ws_upgrade *upgrade);
+    void (*message)(void *conn, const char *text, size_t len);
+    /* ov_ws_want_writable was called and the connection can take more. */
+    void (*writable)(void *conn);
+    /* The connection is gone; ws must not be used after this returns. */
+    void (*closed)(void *conn);
+} ov_ws_handlers;
+
+/* Sends one text message: head then body, joined (either may be empty). OV_OK when handed to the
+ * connection; OV_EAGAIN when the connection still holds unsent output (nothing was sent: call
+ * ov_ws_want_writable and send from the writable handler); OV_EIO when it is closing. */
+int ov_ws_send(ov_ws *ws, const char *head, size_t head_len, const char *body, size_t body_len);
+/* True when ov_ws_send would not answer OV_EAGAIN. */
+int ov_ws_ready(const ov_ws *ws);
+void ov_ws_want_writable(ov_ws *ws);
+/* Closes with a close frame carrying code and reason (≤ 120 bytes) once the peer can take it; a
+ * peer that cannot within 10 s is cut off. Nothing more is sent. */
+void ov_ws_close(ov_ws *ws, int code, const char *reason);
+
 typedef struct {
     const char *host;             /* listen address, e.g. "127.0.0.1" or "::" */
     int port;                     /* 0 = any free port (see ov_http_port) */
@@ -45,6 +86,8 @@ typedef struct {
     void *app;
     unsigned max_connections; /* open connections beyond this wait in the kernel's backlog;
                                  0 = 4096 */
+    const ov_ws_handlers *ws; /* NULL: every websocket upgrade is refused */
+    void *ws_app;             /* passed to ws->admit and ws->open */
 } ov_http_options;
 
 /* Starts listening on loop. Errors: OV_EIO (cannot bind), OV_ENOMEM. */
