@@ -54,6 +54,16 @@ static const setting settings[] = {
      "seconds a client has to send a whole request (default 30)"},
     {"writer_max_batch", SETTING_UINT, offsetof(ov_config, writer_max_batch), sizeof(unsigned),
      "write ops committed together at most (default 256; 1 = one commit per write)"},
+    {"max_connections", SETTING_UINT, offsetof(ov_config, max_connections), sizeof(unsigned),
+     "open HTTP and websocket connections at most (default 16384)"},
+    {"live_max_per_address", SETTING_UINT, offsetof(ov_config, live_max_per_address),
+     sizeof(unsigned), "live websockets from one address at most (default 64)"},
+    {"live_handshakes_per_s", SETTING_UINT, offsetof(ov_config, live_handshakes_per_s),
+     sizeof(unsigned), "new live websockets per second from one address (default 20)"},
+    {"live_heartbeat_s", SETTING_UINT, offsetof(ov_config, live_heartbeat_s), sizeof(unsigned),
+     "seconds between live heartbeats; silent clients go after three (default 30)"},
+    {"live_queue", SETTING_UINT, offsetof(ov_config, live_queue), sizeof(unsigned),
+     "changes queued for a live connection before it is closed as too slow (default 256)"},
     {"log_level", SETTING_LEVEL, offsetof(ov_config, log_level), sizeof(int),
      "debug, info, warn or error (default info)"},
 };
@@ -72,6 +82,11 @@ void ov_config_defaults(ov_config *config)
     config->request_timeout_s = 30;
     config->writer_max_batch = 256;
     config->log_level = 1;
+    config->max_connections = 16384;
+    config->live_max_per_address = 64;
+    config->live_handshakes_per_s = 20;
+    config->live_heartbeat_s = 30;
+    config->live_queue = 256;
 }
 
 static const setting *find_setting(const char *name)

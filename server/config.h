@@ -19,8 +19,13 @@ typedef struct ov_config {
     size_t max_body;     /* request body limit in bytes */
     size_t map_size;     /* LMDB map size in bytes */
     unsigned request_timeout_s;
-    unsigned writer_max_batch; /* write ops per transaction (1 = one commit per write) */
-    int log_level;             /* 0 debug, 1 info, 2 warn, 3 error */
+    unsigned writer_max_batch;      /* write ops per transaction (1 = one commit per write) */
+    int log_level;                  /* 0 debug, 1 info, 2 warn, 3 error */
+    unsigned max_connections;       /* open HTTP and websocket connections */
+    unsigned live_max_per_address;  /* live websockets from one address */
+    unsigned live_handshakes_per_s; /* new live websockets per second from one address */
+    unsigned live_heartbeat_s;      /* seconds between heartbeats */
+    unsigned live_queue;            /* changes queued for one connection before it is closed */
 } ov_config;
 
 void ov_config_defaults(ov_config *config);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <uv.h>
@@ -28,6 +29,7 @@
 #include "server/http.h"
 #include "server/import.h"
 #include "server/jlog.h"
+#include "server/live.h"
 #include "server/node.h"
 #include "server/static_files.h"
 #include "server/store.h"
@@ -79,7 +81,30 @@ static void on_signal(uv_signal_t *handle, int signum)
     state->stopping = 1;
     state->node.shutting_down = 1;
     ov_jlog_info("node.stopping", "signal", signum == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+    ov_live_stop(state->node.live);
     ov_writer_stop(state->node.writer, on_writer_stopped, state);
+}
+
+/* The writer committed a batch: live subscribers get what is new in the change feed. */
+static void on_committed(void *arg)
+{
+    ov_node *node = arg;
+    ov_live_notify(node->live);
+}
+
+/* Every connection is a descriptor: let the node have as many as its hard limit allows. */
+static void raise_fd_limit(unsigned wanted)
+{
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0)
+        return;
+    rlim_t target = (rlim_t)wanted + 64;
+    if (target > limit.rlim_max)
+        target = limit.rlim_max;
+    if (limit.rlim_cur < target) {
+        limit.rlim_cur = target;
+        setrlimit(RLIMIT_NOFILE, &limit);
+    }
 }
 
 static int open_store(const ov_config *config, ov_keypair **key, ov_store **store)
@@ -180,8 +205,21 @@ static int serve(const ov_config *config)
     uv_loop_t loop;
     uv_loop_init(&loop);
     node->loop = &loop;
-    ov_writer_options writer_options = {.max_batch = config->writer_max_batch};
-    int rc = ov_writer_start(node->store, &loop, &writer_options, &node->writer);
+    raise_fd_limit(config->max_connections);
+    ov_live_options live_options = {
+        .max_per_address = config->live_max_per_address,
+        .handshakes_per_s = config->live_handshakes_per_s,
+        .heartbeat_s = config->live_heartbeat_s,
+        .queue = config->live_queue,
+    };
+    int rc = ov_live_new(node, &live_options, &node->live);
+    ov_writer_options writer_options = {
+        .max_batch = config->writer_max_batch,
+        .on_committed = on_committed,
+        .committed_arg = node,
+    };
+    if (rc == OV_OK)
+        rc = ov_writer_start(node->store, &loop, &writer_options, &node->writer);
     if (rc == OV_OK)
         rc = ov_auth_new(&node->auth);
     if (rc == OV_OK) {
@@ -203,6 +241,9 @@ static int serve(const ov_config *config)
             .request_timeout_s = config->request_timeout_s,
             .handler = ov_api_handle,
             .app = node,
+            .max_connections = config->max_connections,
+            .ws = ov_live_ws_handlers(),
+            .ws_app = node->live,
         };
         rc = ov_http_start(&loop, &http, &node->http);
         if (rc != OV_OK)
@@ -214,6 +255,11 @@ static int serve(const ov_config *config)
             ov_writer_stop(node->writer, NULL, NULL);
             uv_run(&loop, UV_RUN_DEFAULT);
             ov_writer_free(node->writer);
+        }
+        if (node->live) {
+            ov_live_stop(node->live);
+            uv_run(&loop, UV_RUN_DEFAULT);
+            ov_live_free(node->live);
         }
         ov_static_files_free(node->web);
         ov_auth_free(node->auth);
@@ -238,6 +284,7 @@ static int serve(const ov_config *config)
     ov_http_run(node->http);
 
     ov_http_free(node->http);
+    ov_live_free(node->live);
     ov_writer_free(node->writer);
     ov_static_files_free(node->web);
     ov_auth_free(node->auth);
