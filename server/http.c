@@ -1718,5 +1718,15 @@ void ov_http_respond(ov_http_request *request, int status, const char *content_t
         lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         return;
     }
-    lws_callback_on_writable(req->wsi);
+    /* Deferred answers (after a durable write, say) go out at once when lws holds nothing unsent
+     * for the connection, rather than after another poll round for POLLOUT; lws keeps whatever
+     * the socket does not take. What a callback would have returned as "close" becomes an
+     * immediate asynchronous close. */
+    struct lws *wsi = req->wsi;
+    if (lws_partial_buffered(wsi)) {
+        lws_callback_on_writable(wsi);
+        return;
+    }
+    if (write_answer(wsi, req) < 0)
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }

@@ -92,7 +92,7 @@ static void event_unref(event *ev)
 typedef struct {
     char key[16]; /* "kind", "id", "origin" or a list facet */
     int count;
-    char values[FILTER_MAX_VALUES][FILTER_VALUE_MAX];
+    char **values; /* count strings, allocated together with the array */
 } filter_term;
 
 /* Facet names a filter may use besides kind, id and origin: the REST API's list filters. */
@@ -626,7 +626,9 @@ static int parse_filter(json_t *filter, subscription *sub, char *detail, size_t 
             continue;
         filter_term *t = &sub->terms[sub->term_count];
         snprintf(t->key, sizeof t->key, "%s", key);
-        size_t i;
+        /* One block per term: the pointer array, then the strings. Idle subscribers are many,
+         * so a filter costs what its values need and no more. */
+        size_t i, bytes = json_array_size(values) * sizeof(char *);
         json_t *v;
         json_array_foreach(values, i, v)
         {
@@ -636,14 +638,28 @@ static int parse_filter(json_t *filter, subscription *sub, char *detail, size_t 
                          FILTER_VALUE_MAX);
                 return -1;
             }
-            char *value = t->values[t->count++];
-            snprintf(value, FILTER_VALUE_MAX, "%s", text);
+            bytes += strlen(text) + 1;
+        }
+        t->values = malloc(bytes);
+        if (!t->values) {
+            snprintf(detail, size, "out of memory");
+            return -1;
+        }
+        sub->term_count++;
+        char *next = (char *)(t->values + json_array_size(values));
+        json_array_foreach(values, i, v)
+        {
+            const char *text = json_string_value(v);
+            char *value = next;
+            size_t n = strlen(text) + 1;
+            memcpy(value, text, n);
+            next += n;
+            t->values[t->count++] = value;
             if (!strcmp(key, "theme")) /* themes are compared lower-cased, as the list API does */
                 for (char *c = value; *c; c++)
                     if (*c >= 'A' && *c <= 'Z')
                         *c = (char)(*c - 'A' + 'a');
         }
-        sub->term_count++;
         if (!envelope)
             sub->envelope_only = 0;
     }
@@ -652,6 +668,8 @@ static int parse_filter(json_t *filter, subscription *sub, char *detail, size_t 
 
 static void subscription_free(subscription *sub)
 {
+    for (int i = 0; i < sub->term_count; i++)
+        free(sub->terms[i].values);
     free(sub->terms);
     sub->terms = NULL;
 }
