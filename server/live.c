@@ -23,6 +23,7 @@
 #include "server/api.h"
 #include "server/auth.h"
 #include "server/jlog.h"
+#include "server/metrics.h"
 #include "server/ratelimit.h"
 #include "server/session_api.h"
 #include "server/store.h"
@@ -170,6 +171,24 @@ struct ov_live {
     address_count *addresses[ADDRESS_BUCKETS];
     ov_live_stats stats;
 };
+
+/* Publishes the counters on /metrics; called where they change (at most once per fan-out for the
+ * send counter), so a scrape never has to ask this module. */
+static void update_metrics(const ov_live *live)
+{
+    const ov_live_stats *st = &live->stats;
+    ov_metrics_set_gauge("olievlek_live_connections", "Open live-update websockets",
+                         (double)st->connections);
+    ov_metrics_set_gauge("olievlek_live_subscriptions", "Active live subscriptions",
+                         (double)st->subscriptions);
+    ov_metrics_set_gauge("olievlek_live_sent_total", "Change messages handed to live connections",
+                         (double)st->sent);
+    ov_metrics_set_gauge("olievlek_live_closed_slow_total",
+                         "Live connections closed for not reading their queue",
+                         (double)st->closed_slow);
+    ov_metrics_set_gauge("olievlek_live_refused_total",
+                         "Live upgrades refused by the per-address caps", (double)st->refused);
+}
 
 static uint64_t now_ms(void)
 {
@@ -469,6 +488,7 @@ void ov_live_notify(ov_live *live)
             uv_timer_start(&live->more, on_more, 0, 0);
     }
     ov_read_end(read);
+    update_metrics(live);
 }
 
 static void on_more(uv_timer_t *timer)
@@ -763,6 +783,7 @@ static void handle_subscribe(live_conn *conn, json_t *msg, const char *ref)
     conn->subs = grown;
     conn->subs[conn->sub_count++] = sub;
     live->stats.subscriptions++;
+    update_metrics(live);
     json_t *m =
         json_pack("{s:s, s:s, s:I}", "type", "subscribed", "id", ref, "seq", (json_int_t)sub.pos);
     if (m)
@@ -861,6 +882,7 @@ static int on_admit(void *app, const ov_ws_upgrade *up, const char **detail,
     address_count **slot = address_slot(live, up->peer);
     if (*slot && (*slot)->count >= live->options.max_per_address) {
         live->stats.refused++;
+        update_metrics(live);
         *detail = "too many live connections from this address";
         *retry_after_s = 10;
         return 429;
@@ -871,6 +893,7 @@ static int on_admit(void *app, const ov_ws_upgrade *up, const char **detail,
     if (ov_ratelimit_take(live->handshakes, key, live->options.handshakes_per_s, 1000, now_ms(),
                           &retry_ms) != OV_OK) {
         live->stats.refused++;
+        update_metrics(live);
         *detail = "too many new live connections from this address; wait a moment";
         *retry_after_s = (unsigned)((retry_ms + 999) / 1000);
         return 429;
@@ -910,6 +933,7 @@ static void *on_open(void *app, ov_ws *ws, const ov_ws_upgrade *up)
         live->conns->prev = conn;
     live->conns = conn;
     live->stats.connections++;
+    update_metrics(live);
 
     ov_read *read = NULL;
     uint64_t last = 0;
@@ -957,6 +981,7 @@ static void on_closed(void *arg)
     live->stats.subscriptions -= (uint64_t)conn->sub_count;
     free(conn->subs);
     live->stats.connections--;
+    update_metrics(live);
     free(conn);
 }
 
@@ -1017,6 +1042,7 @@ int ov_live_new(ov_node *node, const ov_live_options *options, ov_live **out)
         live->options.heartbeat_s = 30;
     if (!live->options.queue)
         live->options.queue = 256;
+    update_metrics(live);
     if (ov_ratelimit_new(0, &live->handshakes) != OV_OK) {
         free(live);
         return OV_ENOMEM;
