@@ -1280,6 +1280,13 @@ static int on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *
         return ws_opened(server, wsi);
     case LWS_CALLBACK_RECEIVE:
         return ws_received(server, wsi, in, len);
+    case LWS_CALLBACK_RECEIVE_PONG: {
+        connection *conn = connection_of(wsi);
+        ov_ws *ws = conn ? conn->ws : NULL;
+        if (ws && ws->conn && server->options.ws->pong)
+            server->options.ws->pong(ws->conn);
+        return 0;
+    }
     case LWS_CALLBACK_SERVER_WRITEABLE: {
         connection *conn = connection_of(wsi);
         ov_ws *ws = conn ? conn->ws : NULL;
@@ -1331,6 +1338,20 @@ int ov_ws_send(ov_ws *ws, const char *head, size_t head_len, const char *body, s
         lws_set_timeout(ws->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         return OV_EIO;
     }
+    return OV_OK;
+}
+
+int ov_ws_ping(ov_ws *ws)
+{
+    if (!ws || !ws->wsi || ws->close_code)
+        return OV_EIO;
+    if (lws_partial_buffered(ws->wsi))
+        return OV_EAGAIN;
+    /* lws 4.1 reports a pong to the application only when it carries payload. */
+    unsigned char frame[LWS_PRE + 2];
+    memcpy(frame + LWS_PRE, "ov", 2);
+    if (lws_write(ws->wsi, frame + LWS_PRE, 2, LWS_WRITE_PING) < 0)
+        return OV_EIO;
     return OV_OK;
 }
 

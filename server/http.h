@@ -61,6 +61,8 @@ typedef struct {
     void (*message)(void *conn, const char *text, size_t len);
     /* ov_ws_want_writable was called and the connection can take more. */
     void (*writable)(void *conn);
+    /* The peer answered a ping (ov_ws_ping) with a pong. May be NULL. */
+    void (*pong)(void *conn);
     /* The connection is gone; ws must not be used after this returns. */
     void (*closed)(void *conn);
 } ov_ws_handlers;
@@ -72,6 +74,9 @@ int ov_ws_send(ov_ws *ws, const char *head, size_t head_len, const char *body, s
 /* True when ov_ws_send would not answer OV_EAGAIN. */
 int ov_ws_ready(const ov_ws *ws);
 void ov_ws_want_writable(ov_ws *ws);
+/* Sends a ping frame (browsers answer it by themselves) when the connection is ready; returns
+ * like ov_ws_send. */
+int ov_ws_ping(ov_ws *ws);
 /* Closes with a close frame carrying code and reason (≤ 120 bytes) once the peer can take it; a
  * peer that cannot within 10 s is cut off. Nothing more is sent. */
 void ov_ws_close(ov_ws *ws, int code, const char *reason);

@@ -956,6 +956,12 @@ static void *on_open(void *app, ov_ws *ws, const ov_ws_upgrade *up)
     return conn;
 }
 
+static void on_pong(void *arg)
+{
+    live_conn *conn = arg;
+    conn->last_heard_ms = now_ms();
+}
+
 static void on_writable(void *arg)
 {
     flush(arg);
@@ -993,6 +999,7 @@ static const ov_ws_handlers live_handlers = {
     .open = on_open,
     .message = on_message,
     .writable = on_writable,
+    .pong = on_pong,
     .closed = on_closed,
 };
 
@@ -1018,7 +1025,10 @@ static void on_heartbeat(uv_timer_t *timer)
             close_conn(conn, CLOSE_IDLE, "niets gehoord / nothing heard for three heartbeats");
             continue;
         }
-        if (conn->q_len == 0 && ov_ws_ready(conn->ws))
+        /* A ping frame that browsers answer by themselves (so a page needs no code to stay
+         * connected), and the heartbeat message that tells the feed's position. */
+        if (conn->q_len == 0 && ov_ws_ready(conn->ws) && ov_ws_ping(conn->ws) == OV_OK &&
+            ov_ws_ready(conn->ws))
             ov_ws_send(conn->ws, beat, (size_t)n, NULL, 0);
     }
 }
