@@ -476,6 +476,12 @@ void ov_live_notify(ov_live *live)
     ov_read *read = NULL;
     if (ov_read_begin(live->node->store, &read) != OV_OK)
         return;
+    if (live->stats.subscriptions == 0) {
+        /* Nobody to tell: skip to the feed's end (a subscription made later starts there). */
+        live->published = ov_read_last_change(read);
+        ov_read_end(read);
+        return;
+    }
     fanout_ctx f = {live, read, 0};
     for (int pass = 0; pass < FEED_PASSES; pass++) {
         uint64_t last = live->published;
