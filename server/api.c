@@ -1002,7 +1002,13 @@ static void handle_log(ov_node *node, ov_http_request *req, const char *route)
                   id, pub_hex, (unsigned long long)head.seq, hash_hex, time,
                   (long long)head.time_ms, sig_hex);
     log_context log = {&out, 0};
-    rc = ov_read_log(read, &origin, from, (size_t)limit, on_log_entry, &log);
+    /* Only entries the head vouches for: those after it were committed by batches that left
+     * signing to a later one (at most ~10 ms later) and are served once a head covers them. */
+    if (from > head.seq)
+        limit = 0;
+    else if ((uint64_t)limit > head.seq - from + 1)
+        limit = (long)(head.seq - from + 1);
+    rc = limit ? ov_read_log(read, &origin, from, (size_t)limit, on_log_entry, &log) : OV_OK;
     ov_read_end(read);
     if (rc != OV_OK) {
         ov_buf_free(&out);

@@ -80,7 +80,8 @@ struct ov_store {
 struct ov_wtxn {
     ov_store *store;
     MDB_txn *txn;
-    uint64_t start_log_seq; /* our log's head seq when the batch began */
+    uint64_t start_log_seq; /* our log's last entry when the batch began */
+    uint64_t signed_seq;    /* the entry our signed head covers (0: no head yet) */
     uint64_t log_seq;       /* after the last committed op of the batch */
     uint8_t log_hash[OV_HASH_BYTES];
     int64_t log_time;
@@ -344,6 +345,20 @@ int ov_store_open(const ov_store_options *options, ov_store **out)
     if (rc) {
         rc = from_mdb(rc);
         goto fail;
+    }
+    /* Entries committed by batches that deferred signing, before a crash: sign them now. */
+    ov_wtxn *w = NULL;
+    rc = ov_store_write_begin(store, &w);
+    if (!rc && !ov_store_write_head_pending(w)) {
+        ov_store_write_abort(w);
+    } else if (!rc) {
+        rc = ov_store_write_commit(w);
+    }
+    if (rc) {
+        mdb_env_close(store->env);
+        pthread_mutex_destroy(&store->pool_lock);
+        free(store);
+        return rc;
     }
     *out = store;
     return OV_OK;
@@ -1377,8 +1392,9 @@ static int revoke_sessions(op_state *state, const ov_id *account)
 /* Rewrites the stored head with itself, so its pages are already copied into this transaction:
  * signing the new head at commit then needs no fresh page, and a batch whose last op found the map
  * full can still commit the ops before it. */
-static int touch_head(MDB_txn *txn, const ov_store *store)
+static int touch_head(MDB_txn *txn, const ov_store *store, uint64_t *signed_seq)
 {
+    *signed_seq = 0;
     MDB_val key = val_of(store->node_id.bytes, OV_ID_BYTES), value;
     int rc = mdb_get(txn, store->heads, &key, &value);
     if (rc == MDB_NOTFOUND)
@@ -1389,6 +1405,10 @@ static int touch_head(MDB_txn *txn, const ov_store *store)
     if (value.mv_size != sizeof copy)
         return OV_ESTORE;
     memcpy(copy, value.mv_data, sizeof copy);
+    ov_log_head head;
+    if (ov_log_head_decode(copy, OV_LOG_HEAD_BYTES, &head) != OV_OK)
+        return OV_ESTORE;
+    *signed_seq = head.seq;
     value = val_of(copy, sizeof copy);
     return from_mdb(mdb_put(txn, store->heads, &key, &value, 0));
 }
@@ -1413,7 +1433,7 @@ int ov_store_write_begin(ov_store *store, ov_wtxn **out)
     }
     w->start_log_seq = w->log_seq;
     w->change_seq = read_change_seq(w->txn, store);
-    rc = touch_head(w->txn, store);
+    rc = touch_head(w->txn, store, &w->signed_seq);
     if (rc) {
         mdb_txn_abort(w->txn);
         free(w);
@@ -1480,9 +1500,15 @@ void ov_store_apply(ov_wtxn *w, ov_write_op *op, int64_t now_ms)
 
 int ov_store_write_commit(ov_wtxn *w)
 {
+    return ov_store_write_commit_ex(w, 1);
+}
+
+int ov_store_write_commit_ex(ov_wtxn *w, int sign_head)
+{
     int rc = OV_OK;
-    if (w->log_seq != w->start_log_seq) {
-        /* One signature vouches for every entry of the batch. */
+    if (sign_head && w->log_seq != w->signed_seq) {
+        /* One signature vouches for every entry up to the new head: this batch's and those of
+         * batches committed without signing. */
         ov_log_head head;
         memset(&head, 0, sizeof head);
         head.origin = w->store->node_id;
@@ -1509,6 +1535,11 @@ int ov_store_write_commit(ov_wtxn *w)
     if (rc)
         return rc == MDB_MAP_FULL ? OV_EFULL : OV_ESTORE;
     return OV_OK;
+}
+
+int ov_store_write_head_pending(const ov_wtxn *w)
+{
+    return w && w->log_seq != w->signed_seq;
 }
 
 void ov_store_write_abort(ov_wtxn *w)

@@ -208,6 +208,12 @@ void ov_store_apply(ov_wtxn *txn, ov_write_op *op, int64_t now_ms);
  * of the batch must be treated as failed (OV_ESTORE or OV_EFULL returned). The txn is gone after.
  */
 int ov_store_write_commit(ov_wtxn *txn);
+/* The same, but with sign_head 0 the head is left as it is: the batch's entries are durable and
+ * chained, and the next commit that signs covers them too. The writer defers signing while more
+ * writes wait (see writer.c); ov_store_open signs a tail left unsigned by a crash. */
+int ov_store_write_commit_ex(ov_wtxn *txn, int sign_head);
+/* True when the log has entries after the signed head. */
+int ov_store_write_head_pending(const ov_wtxn *txn);
 void ov_store_write_abort(ov_wtxn *txn);
 
 /* Begin, apply one op at the current time, commit: for command-line tools that write without a

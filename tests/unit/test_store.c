@@ -807,6 +807,52 @@ static void test_log_chains_and_head_verifies(void **state)
     ov_read_end(read);
 }
 
+/* A batch may commit without signing (the writer defers signatures under load): its entries are
+ * durable but served only once a head covers them, and opening the store signs what a crash left
+ * unsigned. */
+static void test_unsigned_tail_is_signed_on_open(void **state)
+{
+    fixture *f = *state;
+    ov_id a;
+    assert_int_equal(create_case(f, case_content(f, "Getekend", 2, -1, "x", NULL, "adoptie"),
+                                 OV_STATUS_PUBLISHED, &a),
+                     OV_OK);
+    ov_read *read;
+    ov_log_head head;
+    assert_int_equal(ov_read_begin(f->store, &read), OV_OK);
+    assert_int_equal(ov_read_head(read, ov_store_node_id(f->store), &head, NULL), OV_OK);
+    ov_read_end(read);
+    uint64_t signed_seq = head.seq;
+
+    ov_write_op *op = ov_write_op_new(OV_WRITE_RECORD_CREATE);
+    op->kind = OV_KIND_CASE;
+    op->content = case_content(f, "Ongetekend", 2, -1, "x", NULL, "adoptie");
+    op->author = f->author;
+    op->status = OV_STATUS_PUBLISHED;
+    ov_wtxn *txn;
+    assert_int_equal(ov_store_write_begin(f->store, &txn), OV_OK);
+    ov_store_apply(txn, op, f->now);
+    assert_int_equal(op->result, OV_OK);
+    assert_true(ov_store_write_head_pending(txn));
+    assert_int_equal(ov_store_write_commit_ex(txn, 0), OV_OK);
+    ov_write_op_free(op);
+
+    assert_int_equal(ov_read_begin(f->store, &read), OV_OK);
+    assert_int_equal(ov_read_head(read, ov_store_node_id(f->store), &head, NULL), OV_OK);
+    ov_read_end(read);
+    assert_int_equal(head.seq, signed_seq); /* the entry is there, the head not yet over it */
+
+    ov_store_close(f->store);
+    f->store = NULL;
+    assert_int_equal(open_store(f, f->key), OV_OK);
+    uint8_t pub[OV_PUBKEY_BYTES];
+    assert_int_equal(ov_read_begin(f->store, &read), OV_OK);
+    assert_int_equal(ov_read_head(read, ov_store_node_id(f->store), &head, pub), OV_OK);
+    ov_read_end(read);
+    assert_int_equal(head.seq, signed_seq + 1);
+    assert_int_equal(ov_log_head_verify(&head, pub), OV_OK);
+}
+
 static void test_reopen_keeps_everything_and_refuses_other_key(void **state)
 {
     fixture *f = *state;
@@ -1060,6 +1106,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_log_chains_and_head_verifies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_everything_and_refuses_other_key, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_unsigned_tail_is_signed_on_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_accounts_keep_usernames_unique, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sessions_put_get_delete_revoke, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_snapshot_is_stable, setup, teardown),
