@@ -12,21 +12,39 @@
 
 static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
+/* Random bytes for ids, taken from getrandom() a block at a time: one system call per 25 ids
+ * instead of one per id (it was 4 % of the writer's time). Per thread, so no locking. */
+#define RANDOM_BLOCK 256
+static _Thread_local uint8_t random_block[RANDOM_BLOCK];
+static _Thread_local size_t random_left;
+
+static int take_random(uint8_t *out, size_t len)
+{
+    if (random_left < len) {
+        size_t got = 0;
+        while (got < RANDOM_BLOCK) {
+            ssize_t n = getrandom(random_block + got, RANDOM_BLOCK - got, 0);
+            if (n < 0) {
+                if (errno == EINTR)
+                    continue;
+                return OV_EIO;
+            }
+            got += (size_t)n;
+        }
+        random_left = RANDOM_BLOCK;
+    }
+    uint8_t *from = random_block + RANDOM_BLOCK - random_left;
+    memcpy(out, from, len);
+    memset(from, 0, len); /* used bytes do not linger */
+    random_left -= len;
+    return OV_OK;
+}
+
 int ov_id_generate(ov_id *out, uint64_t now_ms)
 {
     for (int i = 0; i < 6; i++)
         out->bytes[i] = (uint8_t)(now_ms >> (8 * (5 - i)));
-    size_t got = 0;
-    while (got < 10) {
-        ssize_t n = getrandom(out->bytes + 6 + got, 10 - got, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return OV_EIO;
-        }
-        got += (size_t)n;
-    }
-    return OV_OK;
+    return take_random(out->bytes + 6, 10);
 }
 
 void ov_id_format(const ov_id *id, char out[OV_ID_CHARS + 1])
