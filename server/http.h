@@ -89,8 +89,8 @@ typedef struct {
     unsigned keepalive_timeout_s; /* idle keep-alive connections are closed; 0 = 60 */
     ov_http_handler handler;
     void *app;
-    unsigned max_connections; /* open connections beyond this wait in the kernel's backlog;
-                                 0 = 4096 */
+    unsigned max_connections; /* informational: lws sizes its tables by the process's open-file
+                                 limit (RLIMIT_NOFILE), which the application sets from this */
     const ov_ws_handlers *ws; /* NULL: every websocket upgrade is refused */
     void *ws_app;             /* passed to ws->admit and ws->open */
 } ov_http_options;

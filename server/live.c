@@ -482,6 +482,8 @@ void ov_live_notify(ov_live *live)
         ov_read_end(read);
         return;
     }
+    uint64_t started_ns = uv_hrtime();
+    uint64_t sent_before = live->stats.sent;
     fanout_ctx f = {live, read, 0};
     for (int pass = 0; pass < FEED_PASSES; pass++) {
         uint64_t last = live->published;
@@ -495,6 +497,12 @@ void ov_live_notify(ov_live *live)
     }
     ov_read_end(read);
     update_metrics(live);
+    if (ov_jlog_enabled(OV_JLOG_DEBUG)) {
+        char ms[32], sent[32];
+        snprintf(ms, sizeof ms, "%.3f", (double)(uv_hrtime() - started_ns) / 1e6);
+        snprintf(sent, sizeof sent, "%llu", (unsigned long long)(live->stats.sent - sent_before));
+        ov_jlog_debug("live.fanout", "ms", ms, "sent", sent, NULL);
+    }
 }
 
 static void on_more(uv_timer_t *timer)

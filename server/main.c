@@ -92,19 +92,22 @@ static void on_committed(void *arg)
     ov_live_notify(node->live);
 }
 
-/* Every connection is a descriptor: let the node have as many as its hard limit allows. */
-static void raise_fd_limit(unsigned wanted)
+/* Every connection is a descriptor, and lws sizes its connection table by the open-file limit:
+ * set the soft limit to max_connections plus room for the store, the key and the loops (within
+ * the hard limit, which the service unit raises). */
+static void set_fd_limit(unsigned connections)
 {
     struct rlimit limit;
     if (getrlimit(RLIMIT_NOFILE, &limit) != 0)
         return;
-    rlim_t target = (rlim_t)wanted + 64;
-    if (target > limit.rlim_max)
+    rlim_t target = (rlim_t)connections + 64;
+    if (limit.rlim_max != RLIM_INFINITY && target > limit.rlim_max) {
         target = limit.rlim_max;
-    if (limit.rlim_cur < target) {
-        limit.rlim_cur = target;
-        setrlimit(RLIMIT_NOFILE, &limit);
+        ov_jlog_warn("node.fd_limit", "detail",
+                     "the hard open-file limit is below max_connections; raise LimitNOFILE", NULL);
     }
+    limit.rlim_cur = target;
+    setrlimit(RLIMIT_NOFILE, &limit);
 }
 
 static int open_store(const ov_config *config, ov_keypair **key, ov_store **store)
@@ -205,7 +208,7 @@ static int serve(const ov_config *config)
     uv_loop_t loop;
     uv_loop_init(&loop);
     node->loop = &loop;
-    raise_fd_limit(config->max_connections);
+    set_fd_limit(config->max_connections);
     ov_live_options live_options = {
         .max_per_address = config->live_max_per_address,
         .handshakes_per_s = config->live_handshakes_per_s,
