@@ -1533,7 +1533,16 @@ int ov_http_run(ov_http_server *server)
             if (server->uv_ready || timeout_ms == 0) {
                 server->uv_ready = 0;
                 uv_run(loop, UV_RUN_NOWAIT);
-                continue; /* a callback may have stopped the server or started a timer */
+                if (server->destroyed)
+                    break;
+                if (!uv_loop_alive(loop))
+                    continue;
+                uv_update_time(loop);
+                timeout_ms = uv_backend_timeout(loop);
+                /* libuv has more to do at once (a fan-out that yields, say): let lws serve the
+                 * sockets that are ready in between, without waiting in poll(). */
+                if (timeout_ms == 0)
+                    lws_cancel_service(server->context);
             }
         }
         /* lws keeps its timers in a sorted list: touch ours only when libuv's due time moved. */

@@ -421,10 +421,16 @@ static event *hidden_event(uint64_t seq, const change_view *view)
 
 /* ---- Fan-out --------------------------------------------------------------------------------- */
 
+/* A fan-out hands the loop back after this long, so HTTP requests are served in between; the rest
+ * of the change goes out on the next turn. */
+#define FANOUT_SLICE_NS (8u * 1000u * 1000u)
+
 typedef struct {
     ov_live *live;
     ov_read *read;
     int count;
+    uint64_t deadline_ns;
+    int yielded; /* the slice is over: the current change is not yet everywhere */
 } fanout_ctx;
 
 static int fan_out_change(void *ctx, uint64_t seq, const ov_record_meta *meta, const char *json,
@@ -434,12 +440,21 @@ static int fan_out_change(void *ctx, uint64_t seq, const ov_record_meta *meta, c
     ov_live *live = f->live;
     live->published = seq;
     f->count++;
+    unsigned visited = 0;
     int is_public =
         meta->env.status == OV_STATUS_PUBLISHED || meta->env.status == OV_STATUS_DELETED;
     change_view view;
     view_init(&view, meta, json, len, 1);
     event *full = NULL, *hidden = NULL;
     for (live_conn *conn = live->conns; conn; conn = conn->next) {
+        if (++visited % 256 == 0 && uv_hrtime() > f->deadline_ns) {
+            /* Subscriptions served so far have pos == seq; the next turn reads this change again
+             * and serves the others. A subscription made in between starts before it and gets
+             * it too, which its "subscribed" position says. */
+            live->published = seq - 1;
+            f->yielded = 1;
+            break;
+        }
         if (conn->closing || !conn->sub_count)
             continue;
         int visible = -1; /* decided once per connection, when a subscription needs it */
@@ -464,7 +479,7 @@ static int fan_out_change(void *ctx, uint64_t seq, const ov_record_meta *meta, c
     event_unref(full);
     event_unref(hidden);
     view_free(&view);
-    return 0;
+    return f->yielded ? -1 : 0;
 }
 
 static void on_more(uv_timer_t *timer);
@@ -484,16 +499,18 @@ void ov_live_notify(ov_live *live)
     }
     uint64_t started_ns = uv_hrtime();
     uint64_t sent_before = live->stats.sent;
-    fanout_ctx f = {live, read, 0};
+    fanout_ctx f = {live, read, 0, started_ns + FANOUT_SLICE_NS, 0};
     for (int pass = 0; pass < FEED_PASSES; pass++) {
         uint64_t last = live->published;
         f.count = 0;
-        if (ov_read_changes(read, live->published, FEED_STEP, fan_out_change, &f, &last) != OV_OK)
-            break;
-        if (f.count < FEED_STEP)
-            break;
-        if (pass == FEED_PASSES - 1) /* more may be waiting: continue after other work */
+        int rc = ov_read_changes(read, live->published, FEED_STEP, fan_out_change, &f, &last);
+        if (f.yielded || (rc == OV_OK && f.count == FEED_STEP && pass == FEED_PASSES - 1)) {
+            /* More to send: go on after the loop has served the sockets. */
             uv_timer_start(&live->more, on_more, 0, 0);
+            break;
+        }
+        if (rc != OV_OK || f.count < FEED_STEP)
+            break;
     }
     ov_read_end(read);
     update_metrics(live);
