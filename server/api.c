@@ -185,6 +185,18 @@ static void build_scope(ov_node *node, ov_read *read, ov_kind kind, const json_t
         school_region(node, read, &scope->schools[0], &scope->region);
 }
 
+/* A case or help request written without a region belongs to its school's region: it is stored
+ * with it, so region filters of lists and live subscriptions find it like any other. */
+static void inherit_region(ov_kind kind, json_t *content, const ov_record_scope *scope)
+{
+    if ((kind != OV_KIND_CASE && kind != OV_KIND_REQUEST) || json_object_get(content, "region") ||
+        ov_id_is_zero(&scope->region))
+        return;
+    char region[OV_ID_CHARS + 1];
+    ov_id_format(&scope->region, region);
+    json_object_set_new(content, "region", json_string(region));
+}
+
 /* ---- Reference checks ------------------------------------------------------------------------ */
 
 typedef struct {
@@ -366,6 +378,7 @@ static void handle_create(ov_node *node, ov_http_request *req, ov_kind kind,
     }
     ov_record_scope scope;
     build_scope(node, read, kind, content, NULL, &who->account, &scope);
+    inherit_region(kind, content, &scope);
     ov_read_end(read);
     ov_status status = choose_status(who, content, kind, &scope, OV_STATUS_DRAFT, 1);
     rc = ov_auth_can_write(who, OV_AUTH_CREATE, kind, &scope, status);
@@ -468,6 +481,7 @@ static void handle_replace(ov_node *node, ov_http_request *req, ov_kind kind, co
     ov_record_scope before, after;
     build_scope(node, read, kind, current, id, &meta.env.author, &before);
     build_scope(node, read, kind, content, id, &meta.env.author, &after);
+    inherit_region(kind, content, &after);
     ov_read_end(read);
     json_decref(current);
     ov_status status = choose_status(who, content, kind, &before, meta.env.status, 0);
