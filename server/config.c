@@ -365,5 +365,10 @@ const char *ov_config_usage(void)
            "  --map-size SIZE        maximum store size (default 8g)\n"
            "  --request-timeout SEC  time a client has to send a request (default 30)\n"
            "  --writer-max-batch N   write ops committed together at most (default 256)\n"
-           "  --log-level LEVEL      debug, info, warn or error (default info)\n";
+           "  --log-level LEVEL      debug, info, warn or error (default info)\n"
+           "  --max-connections N    open HTTP and websocket connections (default 16384)\n"
+           "  --live-max-per-address N   live websockets from one address (default 64)\n"
+           "  --live-handshakes-per-s N  new live websockets per second per address (default 20)\n"
+           "  --live-heartbeat-s SEC     seconds between live heartbeats (default 30)\n"
+           "  --live-queue N             changes queued per live connection (default 256)\n";
 }
