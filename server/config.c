@@ -57,9 +57,9 @@ static const setting settings[] = {
     {"max_connections", SETTING_UINT, offsetof(ov_config, max_connections), sizeof(unsigned),
      "open HTTP and websocket connections at most (default 16384)"},
     {"live_max_per_address", SETTING_UINT, offsetof(ov_config, live_max_per_address),
-     sizeof(unsigned), "live websockets from one address at most (default 64)"},
+     sizeof(unsigned), "live websockets from one address at most (default 256)"},
     {"live_handshakes_per_s", SETTING_UINT, offsetof(ov_config, live_handshakes_per_s),
-     sizeof(unsigned), "new live websockets per second from one address (default 20)"},
+     sizeof(unsigned), "new live websockets per second from one address (default 50)"},
     {"live_heartbeat_s", SETTING_UINT, offsetof(ov_config, live_heartbeat_s), sizeof(unsigned),
      "seconds between live heartbeats; silent clients go after three (default 30)"},
     {"live_queue", SETTING_UINT, offsetof(ov_config, live_queue), sizeof(unsigned),
@@ -83,8 +83,8 @@ void ov_config_defaults(ov_config *config)
     config->writer_max_batch = 256;
     config->log_level = 1;
     config->max_connections = 16384;
-    config->live_max_per_address = 64;
-    config->live_handshakes_per_s = 20;
+    config->live_max_per_address = 256;
+    config->live_handshakes_per_s = 50;
     config->live_heartbeat_s = 30;
     config->live_queue = 256;
 }
@@ -367,8 +367,8 @@ const char *ov_config_usage(void)
            "  --writer-max-batch N   write ops committed together at most (default 256)\n"
            "  --log-level LEVEL      debug, info, warn or error (default info)\n"
            "  --max-connections N    open HTTP and websocket connections (default 16384)\n"
-           "  --live-max-per-address N   live websockets from one address (default 64)\n"
-           "  --live-handshakes-per-s N  new live websockets per second per address (default 20)\n"
+           "  --live-max-per-address N   live websockets from one address (default 256)\n"
+           "  --live-handshakes-per-s N  new live websockets per second per address (default 50)\n"
            "  --live-heartbeat-s SEC     seconds between live heartbeats (default 30)\n"
            "  --live-queue N             changes queued per live connection (default 256)\n";
 }

@@ -1078,9 +1078,9 @@ int ov_live_new(ov_node *node, const ov_live_options *options, ov_live **out)
     if (options)
         live->options = *options;
     if (!live->options.max_per_address)
-        live->options.max_per_address = 64;
+        live->options.max_per_address = 256;
     if (!live->options.handshakes_per_s)
-        live->options.handshakes_per_s = 20;
+        live->options.handshakes_per_s = 50;
     if (!live->options.heartbeat_s)
         live->options.heartbeat_s = 30;
     if (!live->options.queue)

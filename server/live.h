@@ -21,8 +21,8 @@
 typedef struct ov_live ov_live;
 
 typedef struct {
-    unsigned max_per_address;  /* open live connections from one address; 0 = 64 */
-    unsigned handshakes_per_s; /* new connections per second from one address; 0 = 20 */
+    unsigned max_per_address;  /* open live connections from one address; 0 = 256 */
+    unsigned handshakes_per_s; /* new connections per second from one address; 0 = 50 */
     unsigned heartbeat_s;      /* 0 = 30 */
     unsigned queue;            /* changes queued per connection before it is closed; 0 = 256 */
 } ov_live_options;
