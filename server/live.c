@@ -576,13 +576,19 @@ static void replay_step(live_conn *conn)
         ov_read *read = NULL;
         if (ov_read_begin(conn->live->node->store, &read) != OV_OK)
             return;
-        while (!conn->closing && conn->q_len + REPLAY_STEP <= conn->live->options.queue) {
+        /* At most a quarter of the queue per read, so replayed changes never fill it. */
+        unsigned step = conn->live->options.queue / 4;
+        if (step > REPLAY_STEP)
+            step = REPLAY_STEP;
+        if (step == 0)
+            step = 1;
+        while (!conn->closing && conn->q_len + step <= conn->live->options.queue) {
             replay_ctx r = {conn, i, read, 0};
             uint64_t last = sub->pos;
-            if (ov_read_changes(read, sub->pos, REPLAY_STEP, replay_change, &r, &last) < 0 &&
+            if (ov_read_changes(read, sub->pos, step, replay_change, &r, &last) < 0 &&
                 !conn->closing)
                 break;
-            if (r.count < REPLAY_STEP) {
+            if ((unsigned)r.count < step) {
                 /* The end of the feed as this snapshot sees it, which is at or after what the
                  * fan-out has reached; later changes have higher positions, so the fan-out
                  * brings them. */
