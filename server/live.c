@@ -164,7 +164,7 @@ struct ov_live {
     uint64_t published; /* feed position fanned out up to */
     int feed_started;
     uv_timer_t heartbeat;
-    uv_timer_t more; /* continues a fan-out that yielded */
+    uv_idle_t more; /* continues a fan-out that yielded */
     int timers_open;
     int stopping;
     ov_ratelimit *handshakes;
@@ -484,7 +484,7 @@ static int fan_out_change(void *ctx, uint64_t seq, const ov_record_meta *meta, c
     return f->yielded ? -1 : 0;
 }
 
-static void on_more(uv_timer_t *timer);
+static void on_more(uv_idle_t *idle);
 
 void ov_live_notify(ov_live *live)
 {
@@ -508,7 +508,7 @@ void ov_live_notify(ov_live *live)
         int rc = ov_read_changes(read, live->published, FEED_STEP, fan_out_change, &f, &last);
         if (f.yielded || (rc == OV_OK && f.count == FEED_STEP && pass == FEED_PASSES - 1)) {
             /* More to send: go on after the loop has served the sockets. */
-            uv_timer_start(&live->more, on_more, 0, 0);
+            uv_idle_start(&live->more, on_more);
             break;
         }
         if (rc != OV_OK || f.count < FEED_STEP)
@@ -524,9 +524,12 @@ void ov_live_notify(ov_live *live)
     }
 }
 
-static void on_more(uv_timer_t *timer)
+/* An idle handle, not a zero timer: libuv 1.44 runs a zero timer started from a timer callback
+ * again in the same turn, so the loop would never get back to the sockets in between. */
+static void on_more(uv_idle_t *idle)
 {
-    ov_live_notify(timer->data);
+    uv_idle_stop(idle);
+    ov_live_notify(idle->data);
 }
 
 /* ---- Resuming -------------------------------------------------------------------------------- */
@@ -1097,7 +1100,7 @@ int ov_live_new(ov_node *node, const ov_live_options *options, ov_live **out)
         return OV_ENOMEM;
     }
     uv_timer_init(node->loop, &live->heartbeat);
-    uv_timer_init(node->loop, &live->more);
+    uv_idle_init(node->loop, &live->more);
     live->heartbeat.data = live->more.data = live;
     live->timers_open = 2;
     uint64_t every = (uint64_t)live->options.heartbeat_s * 1000u;
