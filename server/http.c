@@ -1078,7 +1078,7 @@ static int on_http_event(struct lws *wsi, enum lws_callback_reasons reason, void
  */
 
 #define WS_MAX_MESSAGE_DEFAULT (8u << 10)
-#define WS_CLOSE_GRACE_S       10
+#define WS_CLOSE_GRACE_S       30
 
 static void connection_destroy(struct lws *wsi)
 {

@@ -78,7 +78,7 @@ void ov_ws_want_writable(ov_ws *ws);
  * like ov_ws_send. */
 int ov_ws_ping(ov_ws *ws);
 /* Closes with a close frame carrying code and reason (≤ 120 bytes) once the peer can take it; a
- * peer that cannot within 10 s is cut off. Nothing more is sent. */
+ * peer that cannot within 30 s is cut off. Nothing more is sent. */
 void ov_ws_close(ov_ws *ws, int code, const char *reason);
 
 typedef struct {

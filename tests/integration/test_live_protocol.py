@@ -1,0 +1,279 @@
+"""Live updates over a real websocket to a real node (docs/protocol.md section 7): refusals,
+subscriptions and filters, drafts, resume without gap or duplicate through random disconnects,
+the slow-reader close, bad messages and the caps."""
+
+import http.client
+import json
+import random
+import socket
+import time
+
+from olievlek import Node, check, check_eq, run
+from wsclient import Closed, Live, upgrade_request
+
+REGION_NK = "01KDVDNA011M0G000000000001"
+MURMELLIUS = "01KDVDNA081M10000000000008"
+CLUSIUS = "01KDVDNA0B1M1000000000000B"
+
+
+def new_case(node, title, school=MURMELLIUS, status=None, summary="Een korte samenvatting."):
+    body = {"title": title, "schools": [school], "summary": summary, "phase": "adoptie"}
+    if status:
+        body["status"] = status
+    r = node.post("/api/v1/cases", body)
+    check_eq(r.status, 201, f"create {title} ({r.body[:200]!r})")
+    return r.json
+
+
+def open_live(node, **kw):
+    live = Live(node.port, **kw)
+    check_eq(live.status, 101, f"upgrade ({live.head[:200]})")
+    check(live.upgraded, "Sec-WebSocket-Accept matches the key", live.head)
+    welcome = live.recv()
+    check_eq(welcome["type"], "welcome", "first message")
+    return live, welcome
+
+
+def subscribe(live, sub, filter=None, since=None):
+    message = {"type": "subscribe", "id": sub}
+    if filter is not None:
+        message["filter"] = filter
+    if since is not None:
+        message["since"] = since
+    live.send(message)
+    answer = live.recv()
+    check_eq(answer.get("type"), "subscribed", f"subscribe {sub}: {answer}")
+    return answer
+
+
+def test_refusals():
+    with Node() as node:
+        for protocol, path in ((None, "/api/v1/live"), ("chat", "/api/v1/live"),
+                               ("olievlek.v1", "/api/v1/cases")):
+            live = Live(node.port, protocol=protocol) if path == "/api/v1/live" else None
+            if live is None:
+                s = socket.create_connection(("127.0.0.1", node.port), timeout=10)
+                request, _ = upgrade_request(path=path)
+                s.sendall(request)
+                data = s.recv(65536).decode()
+                s.close()
+                check(data.startswith("HTTP/1.1 400"), "upgrade on another path is refused", data)
+                continue
+            check_eq(live.status, 400, f"upgrade with subprotocol {protocol!r}")
+            check("application/problem+json" in live.head, "refusal is a problem document", live.head)
+            body = json.loads(live.buf.decode())
+            check("olievlek.v1" in body["detail"], "the refusal names the subprotocol", body)
+            live.close()
+
+
+def test_subscriptions_and_filters():
+    with Node() as node:
+        node.as_user("moderator")
+        live, welcome = open_live(node)
+        check(welcome["seq"] > 0 and welcome["limits"]["max_subscriptions"] >= 1, "welcome", welcome)
+        subscribe(live, "clusius", {"kind": ["case"], "school": [CLUSIUS]})
+        subscribe(live, "lessons", {"kind": ["lesson"]})
+        subscribe(live, "nk-cases", {"kind": ["case"], "region": [REGION_NK]})
+        case = new_case(node, "Alleen voor Clusius", school=CLUSIUS)
+        got = {}
+        for _ in range(2):
+            m = live.recv()
+            check_eq(m["type"], "change", f"change message {m}")
+            got[m["sub"]] = m
+        check_eq(set(got), {"clusius", "nk-cases"}, "exactly the matching subscriptions")
+        check_eq(got["clusius"]["record"]["id"], case["id"], "the record arrives")
+        check(got["clusius"]["seq"] > welcome["seq"], "positions grow", got, welcome)
+        # A case of another school matches only the region subscription.
+        other = new_case(node, "Murmellius-case")
+        m = live.recv()
+        check_eq((m["sub"], m["record"]["id"]), ("nk-cases", other["id"]), "region filter only")
+        live.send({"type": "unsubscribe", "id": "nk-cases"})
+        check_eq(live.recv()["type"], "unsubscribed", "unsubscribe answer")
+        new_case(node, "Niemand luistert")
+        live.send({"type": "ping", "id": "p1"})
+        m = live.recv()
+        check_eq(m, {"type": "pong", "id": "p1"}, "nothing arrives after unsubscribing")
+        live.close()
+
+
+def test_drafts_reach_only_readers():
+    with Node() as node:
+        token = node.login("moderator")
+        anonymous, _ = open_live(node)
+        cookie, _ = open_live(node, headers={"Cookie": f"ov_session={token}"})
+        later, _ = open_live(node)
+        later.send({"type": "auth", "token": token})
+        check_eq(later.recv()["type"], "auth", "auth message accepted")
+        for live in (anonymous, cookie, later):
+            subscribe(live, "all", {"kind": ["case"]})
+        node.token = token
+        draft = new_case(node, "Nog geheim concept", status="draft")
+        m = anonymous.recv()
+        check_eq(m["type"], "change", "anonymous subscriber is told a record changed")
+        check(m["record"].get("hidden") is True and "title" not in m["record"],
+              "but not its content", m)
+        for live in (cookie, later):
+            m = live.recv()
+            check_eq(m["record"].get("title"), "Nog geheim concept", "the moderator sees the draft")
+            check_eq(m["record"]["id"], draft["id"], "same record")
+        # A filter on content never matches a hidden record: no leak through the filter.
+        theme_watch, _ = open_live(node)
+        subscribe(theme_watch, "t", {"kind": ["case"], "school": [MURMELLIUS]})
+        new_case(node, "Ander concept", status="draft")
+        theme_watch.send({"type": "ping"})
+        check_eq(theme_watch.recv()["type"], "pong", "a content filter skips hidden changes")
+        for live in (anonymous, cookie, later, theme_watch):
+            live.close()
+
+
+def test_resume_exactly_what_was_missed():
+    with Node() as node:
+        node.as_user("moderator")
+        live, welcome = open_live(node)
+        subscribe(live, "c", {"kind": ["case"]})
+        first = new_case(node, "Voor de onderbreking")
+        seen = live.recv()
+        check_eq(seen["record"]["id"], first["id"], "live before the break")
+        live.close()
+        missed = [new_case(node, f"Gemist {i}")["id"] for i in range(5)]
+        live, _ = open_live(node)
+        subscribe(live, "c", {"kind": ["case"]}, since=seen["seq"])
+        messages = live.recv_until(lambda m: m["type"] == "caught_up")
+        ids = [m["record"]["id"] for m in messages if m["type"] == "change"]
+        check_eq(ids, missed, "exactly the missed changes, in order")
+        after = new_case(node, "Na het inhalen")
+        check_eq(live.recv()["record"]["id"], after["id"], "then live again")
+        # Too old is not a thing with a compacted feed; ahead of the feed is.
+        subscribe_msg = {"type": "subscribe", "id": "x", "since": 10 ** 12}
+        live.send(subscribe_msg)
+        m = live.recv()
+        check_eq((m["type"], m["sub"]), ("reset", "x"), "a position ahead of the feed resets")
+        live.close()
+
+
+def test_random_disconnects_lose_and_double_nothing():
+    rng = random.Random(6)
+    with Node() as node:
+        node.as_user("moderator")
+        subscribers = []
+        for i in range(4):
+            live, welcome = open_live(node)
+            subscribe(live, "s", {"kind": ["case"]})
+            subscribers.append({"live": live, "pos": welcome["seq"], "ids": [], "drops": 0})
+        published = []
+        deadline = time.monotonic() + 90
+        for n in range(60):
+            published.append(new_case(node, f"Stroom {n}")["id"])
+            for sub in subscribers:
+                if sub["live"] is None:
+                    if rng.random() < 0.5:  # come back, resume from the last position seen
+                        sub["live"], _ = open_live(node)
+                        subscribe(sub["live"], "s", {"kind": ["case"]}, since=sub["pos"])
+                    continue
+                # read whatever is there, then maybe drop the connection mid-stream
+                try:
+                    while True:
+                        m = sub["live"].recv(timeout=0.05)
+                        if m["type"] == "change":
+                            sub["ids"].append(m["record"]["id"])
+                            sub["pos"] = m["seq"]
+                except TimeoutError:
+                    pass
+                if rng.random() < 0.1:
+                    sub["live"].close()
+                    sub["live"] = None
+                    sub["drops"] += 1
+            check(time.monotonic() < deadline, "the stream finished in time")
+        for sub in subscribers:
+            if sub["live"] is None:
+                sub["live"], _ = open_live(node)
+                subscribe(sub["live"], "s", {"kind": ["case"]}, since=sub["pos"])
+            sub["live"].send({"type": "ping", "id": "end"})
+            for m in sub["live"].recv_until(lambda m: m.get("id") == "end" and m["type"] == "pong"):
+                if m["type"] == "change":
+                    sub["ids"].append(m["record"]["id"])
+            check_eq(sub["ids"], published, f"subscriber with {sub['drops']} drops has the stream")
+            sub["live"].close()
+        check(sum(s["drops"] for s in subscribers) > 0, "the test did disconnect someone")
+
+
+def test_slow_reader_is_closed_and_can_resume():
+    with Node(extra_args=["--live-queue", "8"]) as node:
+        node.as_user("moderator")
+        slow, welcome = open_live(node, rcvbuf=65536)
+        subscribe(slow, "s", {"kind": ["case"]})
+        # Enough bytes to fill the kernel's buffers on both sides (several MB on loopback) and
+        # then the node's queue; one keep-alive connection keeps this quick.
+        summary = "Een lange samenvatting die de buffers vult. " * 88
+        conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=30)
+        ids = []
+        for i in range(1300):
+            body = {"title": f"Groot {i}", "schools": [MURMELLIUS], "summary": summary,
+                    "phase": "adoptie"}
+            conn.request("POST", "/api/v1/cases", json.dumps(body),
+                         {"Content-Type": "application/json",
+                          "Authorization": "Bearer " + node.token})
+            r = conn.getresponse()
+            check_eq(r.status, 201, "bulk create")
+            ids.append(json.loads(r.read())["id"])
+        conn.close()
+        changes, closed = [], None
+        try:
+            while True:
+                m = slow.recv(timeout=5)
+                if m["type"] == "change":
+                    changes.append(m)
+        except Closed as c:
+            closed = c
+        check(closed is not None and closed.code == 4001, "closed as a slow reader (4001)", closed)
+        check("resume from seq" in closed.reason, "the reason names where to resume", closed.reason)
+        last = changes[-1]["seq"] if changes else welcome["seq"]
+        again, _ = open_live(node)
+        subscribe(again, "s", {"kind": ["case"]}, since=last)
+        rest = again.recv_until(lambda m: m["type"] == "caught_up", timeout=60)
+        got = [m["record"]["id"] for m in changes] + [m["record"]["id"] for m in rest
+                                                     if m["type"] == "change"]
+        check_eq(got, ids, "what was read plus the resume is every change once")
+        metrics = node.get("/metrics").body.decode()
+        check("olievlek_live_closed_slow_total 1" in metrics, "counted in /metrics", metrics[-800:])
+        again.close()
+
+
+def test_bad_messages_and_caps():
+    with Node(extra_args=["--live-max-per-address", "5"]) as node:
+        live, _ = open_live(node)
+        for raw, status in ((b"{", 400), (b"[]", 400), (b'{"type":"dance"}', 400),
+                            (b'{"type":"subscribe"}', 400),
+                            (b'{"type":"subscribe","id":"a","filter":{"colour":["x"]}}', 400),
+                            (b'{"type":"subscribe","id":"a","since":-1}', 400),
+                            (b'{"type":"unsubscribe","id":"none"}', 404),
+                            (b'{"type":"auth","token":"nope"}', 401)):
+            live.send(raw)
+            m = live.recv()
+            check_eq((m["type"], m["status"]), ("error", status), f"answer to {raw!r}: {m}")
+        for i in range(32):
+            subscribe(live, f"s{i}")
+        live.send({"type": "subscribe", "id": "one-too-many"})
+        m = live.recv()
+        check_eq((m["type"], m["status"]), ("error", 429), "subscriptions are capped")
+        live.send({"type": "subscribe", "id": "s0"})
+        check_eq(live.recv()["status"], 409, "a subscription id is used once")
+        live.send(b'{"type":"ping","pad":"' + b"x" * 20000 + b'"}')
+        try:
+            live.recv()
+            check(False, "an over-long message closes the connection")
+        except Closed as c:
+            check_eq(c.code, 1009, "close code for an over-long message")
+        others = [open_live(node)[0] for _ in range(5)]
+        refused = Live(node.port)
+        check_eq(refused.status, 429, "connections per address are capped")
+        check("retry-after:" in refused.head.lower(), "with Retry-After", refused.head)
+        for other in others:
+            other.close()
+        check_eq(node.get("/healthz").status, 200, "the node keeps serving")
+
+
+if __name__ == "__main__":
+    run([test_refusals, test_subscriptions_and_filters, test_drafts_reach_only_readers,
+         test_resume_exactly_what_was_missed, test_random_disconnects_lose_and_double_nothing,
+         test_slow_reader_is_closed_and_can_resume, test_bad_messages_and_caps])
