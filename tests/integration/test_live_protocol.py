@@ -5,6 +5,7 @@ the slow-reader close, bad messages and the caps."""
 import http.client
 import json
 import random
+import resource
 import socket
 import time
 
@@ -239,6 +240,72 @@ def test_slow_reader_is_closed_and_can_resume():
         again.close()
 
 
+def test_memory_bounded_with_non_readers():
+    """2,000 subscribers that never read while large changes pour in: each connection's queue is
+    capped, so the node's memory grows by a bounded amount; it closes them as slow (4001) and
+    keeps serving."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    count = 2000
+    if hard != resource.RLIM_INFINITY and hard < count + 200:
+        count = hard - 200
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, count + 200), hard))
+    args = ["--live-queue", "16", "--live-max-per-address", "5000",
+            "--live-handshakes-per-s", "5000"]
+    with Node(extra_args=args) as node:
+        node.as_user("moderator")
+
+        def rss_kb():
+            with open(f"/proc/{node.process.pid}/status") as status:
+                return next(int(l.split()[1]) for l in status if l.startswith("VmRSS"))
+
+        frame = b'{"type":"subscribe","id":"s"}'
+        subscribe_frame = bytes([0x81, 0x80 | len(frame)]) + bytes(4) + frame  # zero mask
+        sockets = []
+        try:
+            for _ in range(count):
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.connect(("127.0.0.1", node.port))
+                s.sendall(upgrade_request()[0])
+                sockets.append(s)
+            time.sleep(1)
+            for s in sockets:
+                s.sendall(subscribe_frame)
+            deadline = time.monotonic() + 30
+            while True:
+                metrics = node.get("/metrics").body.decode()
+                if f"olievlek_live_subscriptions {count}" in metrics or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            check(f"olievlek_live_subscriptions {count}" in metrics, "all subscribed", count)
+            before = rss_kb()
+            summary = "Een lange samenvatting die de buffers vult. " * 88
+            conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=30)
+            peak = before
+            for i in range(300):
+                body = {"title": f"Vloed {i}", "schools": [MURMELLIUS], "summary": summary,
+                        "phase": "adoptie"}
+                conn.request("POST", "/api/v1/cases", json.dumps(body),
+                             {"Content-Type": "application/json",
+                              "Authorization": "Bearer " + node.token})
+                r = conn.getresponse()
+                r.read()
+                check_eq(r.status, 201, "writes go on while subscribers do not read")
+                if i % 10 == 0:
+                    peak = max(peak, rss_kb())
+            conn.close()
+            metrics = node.get("/metrics").body.decode()
+            check(f"olievlek_live_closed_slow_total {count}" in metrics,
+                  "every non-reader was closed as slow", metrics[-600:])
+            # Queues are capped at 16 changes of ~4 KB shared between connections, plus one
+            # message lws holds per connection: far below 64 MB for 2,000 connections.
+            check(peak - before < 64 * 1024, "node memory stays bounded (KB)", before, peak)
+            check_eq(node.get("/healthz").status, 200, "the node keeps serving")
+        finally:
+            for s in sockets:
+                s.close()
+
+
 def test_bad_messages_and_caps():
     with Node(extra_args=["--live-max-per-address", "5"]) as node:
         live, _ = open_live(node)
@@ -276,4 +343,5 @@ def test_bad_messages_and_caps():
 if __name__ == "__main__":
     run([test_refusals, test_subscriptions_and_filters, test_drafts_reach_only_readers,
          test_resume_exactly_what_was_missed, test_random_disconnects_lose_and_double_nothing,
-         test_slow_reader_is_closed_and_can_resume, test_bad_messages_and_caps])
+         test_slow_reader_is_closed_and_can_resume, test_memory_bounded_with_non_readers,
+         test_bad_messages_and_caps])
