@@ -306,6 +306,39 @@ def test_memory_bounded_with_non_readers():
                 s.close()
 
 
+def test_heartbeats_keep_answering_clients_and_close_silent_ones():
+    with Node(extra_args=["--live-heartbeat-s", "1"]) as node:
+        talker, _ = open_live(node)  # wsclient answers pings, as a browser does
+        silent = socket.create_connection(("127.0.0.1", node.port), timeout=10)
+        silent.sendall(upgrade_request()[0])
+        beats = 0
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                if talker.recv(timeout=0.5)["type"] == "heartbeat":
+                    beats += 1
+            except TimeoutError:
+                pass
+        check(beats >= 3, "heartbeats arrive every second", beats)
+        data = b""
+        silent.settimeout(5)
+        try:
+            while True:
+                chunk = silent.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except socket.timeout:
+            pass
+        check(b"\x88" in data and b"nothing heard" in data,
+              "a client that answers nothing is closed (4002)", data[-200:])
+        talker.send({"type": "ping", "id": "still"})
+        check_eq(talker.recv_until(lambda m: m["type"] == "pong")[-1]["id"], "still",
+                 "the answering client is still connected")
+        talker.close()
+        silent.close()
+
+
 def test_bad_messages_and_caps():
     with Node(extra_args=["--live-max-per-address", "5"]) as node:
         live, _ = open_live(node)
@@ -344,4 +377,4 @@ if __name__ == "__main__":
     run([test_refusals, test_subscriptions_and_filters, test_drafts_reach_only_readers,
          test_resume_exactly_what_was_missed, test_random_disconnects_lose_and_double_nothing,
          test_slow_reader_is_closed_and_can_resume, test_memory_bounded_with_non_readers,
-         test_bad_messages_and_caps])
+         test_heartbeats_keep_answering_clients_and_close_silent_ones, test_bad_messages_and_caps])
