@@ -391,6 +391,15 @@ static connection *connection_of(struct lws *wsi)
     return wsi ? lws_get_opaque_user_data(wsi) : NULL;
 }
 
+/* The peer's IP address as text. lws listens on a dual-stack socket: IPv4 peers show as IPv4. */
+static void peer_address(struct lws *wsi, char out[PEER_MAX])
+{
+    out[0] = '\0';
+    lws_get_peer_simple(wsi, out, PEER_MAX);
+    if (strncmp(out, "::ffff:", 7) == 0 && strchr(out + 7, '.'))
+        memmove(out, out + 7, strlen(out + 7) + 1);
+}
+
 static ov_http_request *current_request(struct lws *wsi)
 {
     connection *conn = connection_of(wsi);
@@ -1174,10 +1183,8 @@ static int confirm_upgrade(ov_http_server *server, struct lws *wsi, const char *
                               "send the header Sec-WebSocket-Protocol: olievlek.v1 (the only "
                               "subprotocol this node speaks)",
                               0);
-    char peer[PEER_MAX] = "";
-    lws_get_peer_simple(wsi, peer, sizeof peer);
-    if (strncmp(peer, "::ffff:", 7) == 0 && strchr(peer + 7, '.'))
-        memmove(peer, peer + 7, strlen(peer + 7) + 1);
+    char peer[PEER_MAX];
+    peer_address(wsi, peer);
     free(conn->upgrade_cookie);
     free(conn->upgrade_authorization);
     conn->upgrade_cookie = header_copy(wsi, WSI_TOKEN_HTTP_COOKIE);
@@ -1206,10 +1213,8 @@ static int ws_opened(ov_http_server *server, struct lws *wsi)
     conn->ws = ws;
     /* The handshake's own timer must not cut the websocket off later. */
     lws_set_timer_usecs(wsi, LWS_SET_TIMER_USEC_CANCEL);
-    char peer[PEER_MAX] = "";
-    lws_get_peer_simple(wsi, peer, sizeof peer);
-    if (strncmp(peer, "::ffff:", 7) == 0 && strchr(peer + 7, '.'))
-        memmove(peer, peer + 7, strlen(peer + 7) + 1);
+    char peer[PEER_MAX];
+    peer_address(wsi, peer);
     ov_ws_upgrade up = {peer, conn->upgrade_cookie, conn->upgrade_authorization};
     ws->conn = handlers->open(server->options.ws_app, ws, &up);
     free(conn->upgrade_cookie);
@@ -1696,10 +1701,7 @@ const char *ov_http_request_peer(const ov_http_request *request)
 {
     ov_http_request *req = (ov_http_request *)request;
     if (!req->peer[0] && req->wsi)
-        lws_get_peer_simple(req->wsi, req->peer, sizeof req->peer);
-    /* lws listens on a dual-stack socket: show IPv4 peers as IPv4. */
-    if (strncmp(req->peer, "::ffff:", 7) == 0 && strchr(req->peer + 7, '.'))
-        memmove(req->peer, req->peer + 7, strlen(req->peer + 7) + 1);
+        peer_address(req->wsi, req->peer);
     return req->peer;
 }
 
