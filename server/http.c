@@ -53,7 +53,6 @@
 #define DEFAULT_MAX_BODY        (1u << 20)
 #define DEFAULT_REQUEST_TIMEOUT 30
 #define DEFAULT_KEEPALIVE       60
-#define DEFAULT_MAX_CONNECTIONS 4096
 #define HEADER_DATA_MAX         8192 /* lws's header table per request: request line + headers */
 #define ARENA_SIZE              (2 * HEADER_DATA_MAX + 1024) /* path, query and headers copied */
 #define QUERY_MAX_PARAMS        64
@@ -1458,8 +1457,6 @@ int ov_http_start(uv_loop_t *loop, const ov_http_options *options, ov_http_serve
         server->options.request_timeout_s = DEFAULT_REQUEST_TIMEOUT;
     if (!server->options.keepalive_timeout_s)
         server->options.keepalive_timeout_s = DEFAULT_KEEPALIVE;
-    if (!server->options.max_connections)
-        server->options.max_connections = DEFAULT_MAX_CONNECTIONS;
     snprintf(server->host, sizeof server->host, "%s", options->host ? options->host : "127.0.0.1");
     server->options.host = server->host;
 
@@ -1485,7 +1482,7 @@ int ov_http_start(uv_loop_t *loop, const ov_http_options *options, ov_http_serve
     /* No fd_limit_per_thread: below the process's open-file limit it switches lws 4.1 to a
      * linear search of all connections on every socket event (wsi_from_fd), 38% of the time of a
      * fan-out to 10,000 subscribers. lws indexes its table by descriptor up to the open-file
-     * limit instead, which the application sets from max_connections (main.c). */
+     * limit instead, which the application sets (main.c: max_connections). */
     info.count_threads = 1;
 
     server->context = lws_create_context(&info);

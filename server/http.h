@@ -89,13 +89,13 @@ typedef struct {
     unsigned keepalive_timeout_s; /* idle keep-alive connections are closed; 0 = 60 */
     ov_http_handler handler;
     void *app;
-    unsigned max_connections; /* informational: lws sizes its tables by the process's open-file
-                                 limit (RLIMIT_NOFILE), which the application sets from this */
     const ov_ws_handlers *ws; /* NULL: every websocket upgrade is refused */
     void *ws_app;             /* passed to ws->admit and ws->open */
 } ov_http_options;
 
-/* Starts listening on loop. Errors: OV_EIO (cannot bind), OV_ENOMEM. */
+/* Starts listening on loop. Open connections are bounded by the process's open-file limit, which
+ * lws sizes its connection table from (set it before this). Errors: OV_EIO (cannot bind),
+ * OV_ENOMEM. */
 int ov_http_start(uv_loop_t *loop, const ov_http_options *options, ov_http_server **out);
 /* Runs the node's thread: lws's poll loop for the HTTP sockets with the libuv loop embedded in it
  * (see http.c for why). Replaces uv_run(loop, UV_RUN_DEFAULT) while the server exists; returns

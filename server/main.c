@@ -244,7 +244,6 @@ static int serve(const ov_config *config)
             .request_timeout_s = config->request_timeout_s,
             .handler = ov_api_handle,
             .app = node,
-            .max_connections = config->max_connections,
             .ws = ov_live_ws_handlers(),
             .ws_app = node->live,
         };
