@@ -1,0 +1,229 @@
+/*
+ * Dutch text analysis (see text.h). Normalisation is utf8proc's and stemming is libstemmer's
+ * Snowball Dutch algorithm; what is written here is the glue no library provides for Dutch in C:
+ * splitting into words, the stopword list, the final v/z of stems and the cut at
+ * OV_TEXT_TERM_MAX.
+ */
+#include "proto/text.h"
+
+#include <libstemmer.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+#include "proto/error.h"
+
+struct ov_text {
+    struct sb_stemmer *stemmer;
+};
+
+/* The Snowball project's Dutch stopword list, sorted for bsearch. */
+static const char *const stopwords[] = {
+    "aan",    "al",    "alles",  "als",    "altijd", "andere", "ben",   "bij",   "daar",
+    "dan",    "dat",   "de",     "der",    "deze",   "die",    "dit",   "doch",  "doen",
+    "door",   "dus",   "een",    "eens",   "en",     "er",     "ge",    "geen",  "geweest",
+    "haar",   "had",   "heb",    "hebben", "heeft",  "hem",    "het",   "hier",  "hij",
+    "hoe",    "hun",   "iemand", "iets",   "ik",     "in",     "is",    "ja",    "je",
+    "kan",    "kon",   "kunnen", "maar",   "me",     "meer",   "men",   "met",   "mij",
+    "mijn",   "moet",  "na",     "naar",   "niet",   "niets",  "nog",   "nu",    "of",
+    "om",     "omdat", "onder",  "ons",    "ook",    "op",     "over",  "reeds", "te",
+    "tegen",  "toch",  "toen",   "tot",    "u",      "uit",    "uw",    "van",   "veel",
+    "voor",   "want",  "waren",  "was",    "wat",    "werd",   "wezen", "wie",   "wil",
+    "worden", "wordt", "zal",    "ze",     "zelf",   "zich",   "zij",   "zijn",  "zo",
+    "zonder", "zou",
+};
+
+static int compare_word(const void *key, const void *item)
+{
+    return strcmp(key, *(const char *const *)item);
+}
+
+int ov_text_is_stopword(const char *word, size_t len)
+{
+    char copy[16];
+    if (len == 0 || len >= sizeof copy)
+        return 0;
+    memcpy(copy, word, len);
+    copy[len] = '\0';
+    return bsearch(copy, stopwords, sizeof stopwords / sizeof *stopwords, sizeof *stopwords,
+                   compare_word) != NULL;
+}
+
+int ov_text_new(ov_text **out)
+{
+    *out = NULL;
+    ov_text *text = calloc(1, sizeof *text);
+    if (!text)
+        return OV_ENOMEM;
+    text->stemmer = sb_stemmer_new("dutch", "UTF_8");
+    if (!text->stemmer) {
+        free(text);
+        return OV_ENOMEM;
+    }
+    *out = text;
+    return OV_OK;
+}
+
+void ov_text_free(ov_text *text)
+{
+    if (!text)
+        return;
+    sb_stemmer_delete(text->stemmer);
+    free(text);
+}
+
+/* Step 1: a new folded copy of the text (caller frees), or NULL with *rc set. */
+static char *fold(const char *utf8, size_t len, int *rc)
+{
+    if (memchr(utf8, '\0', len)) { /* no text of a record holds NUL (canon.h refuses it) */
+        *rc = OV_EINVAL;
+        return NULL;
+    }
+    utf8proc_uint8_t *folded = NULL;
+    utf8proc_ssize_t n =
+        utf8proc_map((const utf8proc_uint8_t *)utf8, (utf8proc_ssize_t)len, &folded,
+                     UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_CASEFOLD | UTF8PROC_STRIPMARK |
+                         UTF8PROC_LUMP | UTF8PROC_REJECTNA);
+    if (n < 0) {
+        *rc = n == UTF8PROC_ERROR_NOMEM ? OV_ENOMEM : OV_EINVAL;
+        return NULL;
+    }
+    *rc = OV_OK;
+    return (char *)folded;
+}
+
+static int is_word_char(utf8proc_int32_t c)
+{
+    switch (utf8proc_category(c)) {
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
+    case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_NL:
+    case UTF8PROC_CATEGORY_NO:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* The length of the longest prefix of word (len bytes) that is at most max bytes and ends on a
+ * code point boundary. */
+static size_t cut(const char *word, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    size_t n = max;
+    while (n > 0 && ((unsigned char)word[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
+/* Calls fn with each word of folded text (start, length, position). */
+typedef int (*word_fn)(void *ctx, const char *word, size_t len, uint32_t position);
+
+static int each_word(const char *folded, word_fn fn, void *ctx)
+{
+    const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)folded;
+    size_t len = strlen(folded), i = 0, start = 0;
+    int in_word = 0;
+    uint32_t position = 0;
+    while (i <= len) {
+        utf8proc_int32_t c = 0;
+        utf8proc_ssize_t n = 1;
+        if (i < len) {
+            n = utf8proc_iterate(p + i, (utf8proc_ssize_t)(len - i), &c);
+            if (n <= 0)
+                return OV_EINVAL; /* cannot happen after utf8proc_map, but never loop */
+        }
+        int word_char = i < len && is_word_char(c);
+        if (word_char && !in_word) {
+            start = i;
+            in_word = 1;
+        } else if (!word_char && in_word) {
+            int rc = fn(ctx, folded + start, i - start, position++);
+            if (rc)
+                return rc;
+            in_word = 0;
+        }
+        i += (size_t)n;
+    }
+    return OV_OK;
+}
+
+typedef struct {
+    ov_text *text;
+    ov_text_term_fn fn;
+    void *ctx;
+} analyse_ctx;
+
+static int analyse_word(void *arg, const char *word, size_t len, uint32_t position)
+{
+    analyse_ctx *a = arg;
+    /* One letter carries no meaning in Dutch text ("s" of "auto's", "n" of "zo'n"). */
+    if (len == 1 && !(word[0] >= '0' && word[0] <= '9'))
+        return 0;
+    if (ov_text_is_stopword(word, len))
+        return 0;
+    len = cut(word, len, OV_TEXT_TERM_MAX);
+    const sb_symbol *stem = sb_stemmer_stem(a->text->stemmer, (const sb_symbol *)word, (int)len);
+    if (!stem)
+        return OV_ENOMEM;
+    int stem_len = sb_stemmer_length(a->text->stemmer);
+    char term[OV_TEXT_TERM_MAX + 1];
+    size_t n = cut((const char *)stem, (size_t)stem_len, OV_TEXT_TERM_MAX);
+    memcpy(term, stem, n);
+    term[n] = '\0';
+    /* Dutch spells a final v and z as f and s ("creatieve" / "creatief", "huizen" / "huis"); the
+     * Snowball stemmer of libstemmer 2.2 leaves "creatiev" and "huiz". Folding the last letter
+     * makes the forms meet, as the Kraaij-Pohlmann stemmer does. */
+    if (n > 1 && term[n - 1] == 'v')
+        term[n - 1] = 'f';
+    else if (n > 1 && term[n - 1] == 'z')
+        term[n - 1] = 's';
+    return a->fn(a->ctx, term, n, position);
+}
+
+int ov_text_analyse(ov_text *text, const char *utf8, size_t len, ov_text_term_fn fn, void *ctx)
+{
+    int rc;
+    char *folded = fold(utf8, len, &rc);
+    if (!folded)
+        return rc;
+    analyse_ctx a = {text, fn, ctx};
+    rc = each_word(folded, analyse_word, &a);
+    free(folded);
+    return rc;
+}
+
+typedef struct {
+    char *out;
+    size_t len;
+} first_word;
+
+static int take_first(void *arg, const char *word, size_t len, uint32_t position)
+{
+    (void)position;
+    first_word *f = arg;
+    f->len = cut(word, len, OV_TEXT_TERM_MAX);
+    memcpy(f->out, word, f->len);
+    f->out[f->len] = '\0';
+    return 1; /* stop after the first */
+}
+
+int ov_text_fold_word(const char *utf8, size_t len, char out[OV_TEXT_TERM_MAX + 1])
+{
+    int rc;
+    out[0] = '\0';
+    char *folded = fold(utf8, len, &rc);
+    if (!folded)
+        return rc;
+    first_word f = {out, 0};
+    rc = each_word(folded, take_first, &f);
+    free(folded);
+    if (rc < 0)
+        return rc;
+    return (int)f.len;
+}

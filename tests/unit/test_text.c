@@ -1,0 +1,158 @@
+/* Dutch text analysis: folding, words, stopwords, stemming, positions, limits. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "proto/error.h"
+#include "proto/text.h"
+
+typedef struct {
+    char joined[1024]; /* "term@position term@position …" */
+    int count;
+} collected;
+
+static int collect(void *ctx, const char *term, size_t len, uint32_t position)
+{
+    collected *c = ctx;
+    size_t used = strlen(c->joined);
+    snprintf(c->joined + used, sizeof c->joined - used, "%s%.*s@%u", c->count ? " " : "", (int)len,
+             term, position);
+    c->count++;
+    return 0;
+}
+
+static const char *analyse(ov_text *text, const char *input, collected *c)
+{
+    memset(c, 0, sizeof *c);
+    assert_int_equal(ov_text_analyse(text, input, strlen(input), collect, c), OV_OK);
+    return c->joined;
+}
+
+static int setup(void **state)
+{
+    ov_text *text = NULL;
+    assert_int_equal(ov_text_new(&text), OV_OK);
+    *state = text;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    ov_text_free(*state);
+    return 0;
+}
+
+/* The forms the search issue's relevance cases depend on meet in one term. */
+static void test_word_forms_meet(void **state)
+{
+    ov_text *text = *state;
+    collected a, b;
+    static const char *pairs[][2] = {
+        {"samenwerkingen", "samenwerking"},
+        {"creatieve", "creatief"},
+        {"thuiszitters", "thuiszitter"},
+        {"Creëren", "creeren"},
+        {"VERZUIM", "verzuim"},
+        {"tussenjaren", "tussenjaar"},
+        {"huizen", "huis"},
+        {"scholen", "school"},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++) {
+        analyse(text, pairs[i][0], &a);
+        analyse(text, pairs[i][1], &b);
+        assert_int_equal(a.count, 1);
+        assert_string_equal(a.joined, b.joined);
+    }
+}
+
+static void test_stopwords_keep_positions(void **state)
+{
+    ov_text *text = *state;
+    collected c;
+    /* "het", "van", "de" are stopwords; "s" (of "leerling's") is one letter. Positions still
+     * count them, so a phrase query sees the gaps. */
+    assert_string_equal(analyse(text, "het intermezzo van de school", &c), "intermezzo@1 schol@4");
+    analyse(text, "Het tussenjaar: een jaar voor jezelf!", &c);
+    assert_int_equal(c.count, 3);
+    assert_non_null(strstr(c.joined, "@1"));
+    /* The list is searched by bisection: words from both ends and the middle are found. */
+    static const char *const listed[] = {"aan",   "al",     "hebben", "heeft", "me", "meer",
+                                         "wordt", "worden", "zij",    "zijn",  "zo", "zou"};
+    for (size_t i = 0; i < sizeof listed / sizeof *listed; i++)
+        assert_true(ov_text_is_stopword(listed[i], strlen(listed[i])));
+    assert_true(ov_text_is_stopword("een", 3));
+    assert_false(ov_text_is_stopword("eenheid", 7));
+}
+
+static void test_separators_and_digits(void **state)
+{
+    ov_text *text = *state;
+    collected c;
+    assert_string_equal(analyse(text, "auto's, e-mail/2024", &c), "auto@0 mail@3 2024@4");
+    assert_string_equal(analyse(text, "7 bouwstenen", &c), "7@0 bouwsten@1");
+    assert_string_equal(analyse(text, "   \n\t ", &c), "");
+}
+
+static void test_limits_and_bad_input(void **state)
+{
+    ov_text *text = *state;
+    char long_word[300];
+    memset(long_word, 'x', sizeof long_word - 1);
+    long_word[sizeof long_word - 1] = '\0';
+    collected c;
+    analyse(text, long_word, &c);
+    assert_int_equal(c.count, 1);
+    assert_true(strlen(c.joined) <= OV_TEXT_TERM_MAX + 2); /* term plus "@0" */
+    /* A cut never splits a multi-byte character: 100 × "ë" folds to "e", 200 × "€" stays. */
+    char euros[3 * 100 + 1] = "";
+    for (int i = 0; i < 100; i++)
+        strcat(euros, "\xe2\x82\xac");
+    memset(&c, 0, sizeof c);
+    assert_int_equal(ov_text_analyse(text, euros, strlen(euros), collect, &c), OV_OK);
+    assert_int_equal(ov_text_analyse(text, "bad \xc3\x28", 6, collect, &c), OV_EINVAL);
+    assert_int_equal(ov_text_analyse(text, "nul\0byte", 8, collect, &c), OV_EINVAL);
+}
+
+static int stop_after_first(void *ctx, const char *term, size_t len, uint32_t position)
+{
+    (void)term, (void)len, (void)position;
+    ++*(int *)ctx;
+    return 7;
+}
+
+static void test_callback_stops(void **state)
+{
+    int calls = 0;
+    assert_int_equal(ov_text_analyse(*state, "een twee drie", 13, stop_after_first, &calls), 7);
+    assert_int_equal(calls, 1);
+}
+
+static void test_fold_word_for_prefixes(void **state)
+{
+    (void)state;
+    char word[OV_TEXT_TERM_MAX + 1];
+    assert_int_equal(ov_text_fold_word("Samenw", 6, word), 6);
+    assert_string_equal(word, "samenw"); /* not stemmed: a prefix of "samenwerking" */
+    assert_int_equal(ov_text_fold_word("  Één!", 7, word), 3);
+    assert_string_equal(word, "een");
+    assert_int_equal(ov_text_fold_word("...", 3, word), 0);
+    assert_int_equal(ov_text_fold_word("\xff", 1, word), OV_EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_word_forms_meet, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stopwords_keep_positions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_separators_and_digits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_limits_and_bad_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_callback_stops, setup, teardown),
+        cmocka_unit_test(test_fold_word_for_prefixes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
