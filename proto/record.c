@@ -1031,6 +1031,33 @@ static int emit_themes(ov_facet_fn fn, void *ctx, const json_t *record)
     return 0;
 }
 
+int ov_record_texts(ov_kind kind, const json_t *record, ov_text_field_fn fn, void *ctx)
+{
+    if (kind >= OV_KIND_COUNT || !json_is_object(record))
+        return 0;
+    for (const field_spec *spec = kind_fields[kind]; spec->name; spec++) {
+        if (strcmp(spec->name, "source") == 0)
+            continue; /* where the record comes from, not what it says */
+        const json_t *value = json_object_get(record, spec->name);
+        int rc = 0;
+        if ((spec->type == F_TEXT || spec->type == F_LONGTEXT) && json_is_string(value)) {
+            rc = fn(ctx, spec->name, json_string_value(value), json_string_length(value));
+        } else if (spec->type == F_TEXTS && json_is_array(value)) {
+            size_t i;
+            const json_t *item;
+            json_array_foreach(value, i, item)
+            {
+                if (json_is_string(item) &&
+                    (rc = fn(ctx, spec->name, json_string_value(item), json_string_length(item))))
+                    break;
+            }
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 int ov_record_facets(ov_kind kind, const json_t *record, ov_facet_fn fn, void *ctx)
 {
     int rc = 0;

@@ -125,6 +125,12 @@ int ov_time_parse(const char *text, size_t len, int64_t *ms);
  *   "case"      lessons: the case id; requests: none
  *   "person"    requests: the brigadier who took it up
  * Values are at most 96 bytes; longer ones are skipped. */
+/* Calls fn for each text of a record that people search in: the kind's single-line and long texts
+ * and text lists, with the field's name (not ids, enumerations, numbers, URLs or the "source"
+ * note). Returns fn's first non-zero value, else 0. */
+typedef int (*ov_text_field_fn)(void *ctx, const char *field, const char *text, size_t len);
+int ov_record_texts(ov_kind kind, const json_t *record, ov_text_field_fn fn, void *ctx);
+
 typedef int (*ov_facet_fn)(void *ctx, const char *facet, const char *value);
 int ov_record_facets(ov_kind kind, const json_t *record, ov_facet_fn fn, void *ctx);
 

@@ -710,6 +710,33 @@ static void test_names(void **state)
     assert_string_equal(ov_scan_level[1], "omgeving");
 }
 
+static int collect_text(void *ctx, const char *field, const char *text, size_t len)
+{
+    facet_log *log = ctx;
+    if (log->count < 32)
+        snprintf(log->seen[log->count++], sizeof log->seen[0], "%s=%.*s", field,
+                 (int)(len > 40 ? 40 : len), text);
+    return 0;
+}
+
+static void test_texts(void **state)
+{
+    (void)state;
+    json_t *record = parse(valid_json[OV_KIND_CASE]);
+    facet_log log = {0};
+    assert_int_equal(ov_record_texts(OV_KIND_CASE, record, collect_text, &log), 0);
+    assert_true(has_facet(&log, "title=Intermezzo: een tussenjaar op het Murmel"));
+    assert_true(has_facet(&log, "goal=Jongeren een jaar geven om zich te ontwi"));
+    assert_true(has_facet(&log, "themes=Jonge leerlingen"));
+    /* Ids, enumerations and the scan are not text to search in. */
+    for (int i = 0; i < log.count; i++) {
+        assert_null(strstr(log.seen[i], "schools="));
+        assert_null(strstr(log.seen[i], "phase="));
+        assert_null(strstr(log.seen[i], "region="));
+    }
+    json_decref(record);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -725,6 +752,7 @@ int main(void)
         cmocka_unit_test(test_seal_envelope_round_trip),
         cmocka_unit_test(test_seal_defaults_and_tombstone),
         cmocka_unit_test(test_facets),
+        cmocka_unit_test(test_texts),
         cmocka_unit_test(test_time),
         cmocka_unit_test(test_names),
     };
