@@ -20,6 +20,7 @@
 #include "proto/error.h"
 #include "proto/id.h"
 #include "proto/record.h"
+#include "proto/text.h"
 #include "server/api.h"
 #include "server/auth.h"
 #include "server/jlog.h"
@@ -170,6 +171,7 @@ struct ov_live {
     int stopping;
     ov_ratelimit *handshakes;
     uint32_t jitter; /* spreads heartbeats of connections opened together */
+    ov_text *text;   /* analyses queries and records for "q" filters */
     address_count *addresses[ADDRESS_BUCKETS];
     ov_live_stats stats;
 };
@@ -363,15 +365,71 @@ static int term_has(const filter_term *t, const char *value)
     return 0;
 }
 
+#define VIEW_WORDS_MAX 4096 /* distinct terms of one record a text filter looks at */
+
 typedef struct {
     const ov_record_meta *meta;
     char id[OV_ID_CHARS + 1];
     char origin[OV_ID_CHARS + 1];
     const char *kind;
     facet_list facets; /* of the record, when it is visible */
+    /* The record's analysed words, sorted and distinct: made when a text filter first asks. */
+    ov_text *analyser;
+    char **words;
+    size_t word_count, word_cap;
+    int words_done;
 } change_view;
 
-static int matches(const subscription *sub, const change_view *view, int visible)
+static int add_word(void *ctx, const char *term, size_t len, uint32_t position)
+{
+    (void)position;
+    change_view *view = ctx;
+    if (view->word_count == VIEW_WORDS_MAX)
+        return 1;
+    if (view->word_count == view->word_cap) {
+        size_t cap = view->word_cap ? view->word_cap * 2 : 64;
+        char **grown = realloc(view->words, cap * sizeof *grown);
+        if (!grown)
+            return 1;
+        view->words = grown;
+        view->word_cap = cap;
+    }
+    char *copy = strndup(term, len);
+    if (!copy)
+        return 1;
+    view->words[view->word_count++] = copy;
+    return 0;
+}
+
+static int analyse_field(void *ctx, const char *field, const char *text, size_t len)
+{
+    (void)field;
+    change_view *view = ctx;
+    return ov_text_analyse(view->analyser, text, len, add_word, view) > 0;
+}
+
+static int compare_words(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void view_words(change_view *view)
+{
+    view->words_done = 1;
+    if (!view->facets.record || !view->analyser)
+        return;
+    ov_record_texts(view->meta->env.kind, view->facets.record, analyse_field, view);
+    if (view->word_count)
+        qsort(view->words, view->word_count, sizeof *view->words, compare_words);
+}
+
+static int view_has_word(const change_view *view, const char *word)
+{
+    return view->word_count &&
+           bsearch(&word, view->words, view->word_count, sizeof *view->words, compare_words);
+}
+
+static int matches(const subscription *sub, change_view *view, int visible)
 {
     if (!visible && !sub->envelope_only)
         return 0;
@@ -384,7 +442,13 @@ static int matches(const subscription *sub, const change_view *view, int visible
             hit = term_has(t, view->id);
         else if (!strcmp(t->key, "origin"))
             hit = term_has(t, view->origin);
-        else
+        else if (!strcmp(t->key, "q")) { /* every word of the query, in the record's texts */
+            if (!view->words_done)
+                view_words(view);
+            hit = 1;
+            for (int w = 0; w < t->count && hit; w++)
+                hit = view_has_word(view, t->values[w]);
+        } else
             for (int f = 0; f < view->facets.count && !hit; f++)
                 hit = !strcmp(view->facets.facet[f], t->key) && term_has(t, view->facets.value[f]);
         if (!hit)
@@ -393,11 +457,12 @@ static int matches(const subscription *sub, const change_view *view, int visible
     return 1;
 }
 
-static void view_init(change_view *view, const ov_record_meta *meta, const char *json, size_t len,
-                      int want_facets)
+static void view_init(change_view *view, ov_text *analyser, const ov_record_meta *meta,
+                      const char *json, size_t len, int want_facets)
 {
     memset(view, 0, sizeof *view);
     view->meta = meta;
+    view->analyser = analyser;
     ov_id_format(&meta->env.id, view->id);
     ov_id_format(&meta->env.origin, view->origin);
     view->kind = ov_kind_name(meta->env.kind);
@@ -411,6 +476,9 @@ static void view_init(change_view *view, const ov_record_meta *meta, const char 
 static void view_free(change_view *view)
 {
     json_decref(view->facets.record);
+    for (size_t i = 0; i < view->word_count; i++)
+        free(view->words[i]);
+    free(view->words);
 }
 
 static event *hidden_event(uint64_t seq, const change_view *view)
@@ -448,7 +516,7 @@ static int fan_out_change(void *ctx, uint64_t seq, const ov_record_meta *meta, c
     int is_public =
         meta->env.status == OV_STATUS_PUBLISHED || meta->env.status == OV_STATUS_DELETED;
     change_view view;
-    view_init(&view, meta, json, len, 1);
+    view_init(&view, live->text, meta, json, len, 1);
     event *full = NULL, *hidden = NULL;
     for (live_conn *conn = live->conns; conn; conn = conn->next) {
         if (++visited % 256 == 0 && uv_hrtime() > f->deadline_ns) {
@@ -556,7 +624,7 @@ static int replay_change(void *ctx, uint64_t seq, const ov_record_meta *meta, co
                   (conn->who.role != OV_ROLE_ANONYMOUS &&
                    ov_api_can_see(conn->live->node, r->read, &conn->who, meta, json, len));
     change_view view;
-    view_init(&view, meta, json, len, visible && sub->term_count > 0);
+    view_init(&view, conn->live->text, meta, json, len, visible && sub->term_count > 0);
     if (matches(sub, &view, visible)) {
         event *ev = visible ? event_new(seq, json, len) : hidden_event(seq, &view);
         if (ev) {
@@ -637,6 +705,10 @@ static int find_sub(const live_conn *conn, const char *id)
 
 static int known_key(const char *key, int *envelope)
 {
+    if (!strcmp(key, "q")) {
+        *envelope = 0;
+        return 1;
+    }
     *envelope = !strcmp(key, "kind") || !strcmp(key, "id") || !strcmp(key, "origin");
     if (*envelope)
         return 1;
@@ -646,8 +718,71 @@ static int known_key(const char *key, int *envelope)
     return 0;
 }
 
+#define QUERY_MAX_BYTES 256
+#define QUERY_MAX_WORDS 16
+
+typedef struct {
+    char words[QUERY_MAX_WORDS][OV_TEXT_TERM_MAX + 1];
+    int count;
+    int too_many;
+} query_words;
+
+static int add_query_word(void *ctx, const char *term, size_t len, uint32_t position)
+{
+    (void)position;
+    query_words *q = ctx;
+    for (int i = 0; i < q->count; i++)
+        if (!strcmp(q->words[i], term))
+            return 0;
+    if (q->count == QUERY_MAX_WORDS) {
+        q->too_many = 1;
+        return 1;
+    }
+    memcpy(q->words[q->count++], term, len + 1);
+    return 0;
+}
+
+/* A "q" filter: the query's words, analysed like the records' texts; all must occur. */
+static int parse_query(ov_text *analyser, json_t *value, filter_term *t, char *detail, size_t size)
+{
+    if (json_is_array(value) && json_array_size(value) == 1)
+        value = json_array_get(value, 0);
+    const char *text = json_string_value(value);
+    if (!text || json_string_length(value) > QUERY_MAX_BYTES) {
+        snprintf(detail, size, "filter.q must be a text of at most %d bytes", QUERY_MAX_BYTES);
+        return -1;
+    }
+    query_words q = {.count = 0};
+    int rc = ov_text_analyse(analyser, text, json_string_length(value), add_query_word, &q);
+    if (rc < 0 || q.too_many || q.count == 0) {
+        snprintf(detail, size, "%s",
+                 q.too_many ? "filter.q has more than 16 different words"
+                 : rc < 0   ? "filter.q is not valid text"
+                            : "filter.q has no word to look for (only stopwords?)");
+        return -1;
+    }
+    size_t bytes = (size_t)q.count * sizeof(char *);
+    for (int i = 0; i < q.count; i++)
+        bytes += strlen(q.words[i]) + 1;
+    t->values = malloc(bytes);
+    if (!t->values) {
+        snprintf(detail, size, "out of memory");
+        return -1;
+    }
+    snprintf(t->key, sizeof t->key, "q");
+    char *next = (char *)(t->values + q.count);
+    for (int i = 0; i < q.count; i++) {
+        size_t n = strlen(q.words[i]) + 1;
+        memcpy(next, q.words[i], n);
+        t->values[t->count++] = next;
+        next += n;
+    }
+    return 0;
+}
+
 /* Reads filter into sub; on a problem fills detail and returns -1. */
-static int parse_filter(json_t *filter, subscription *sub, char *detail, size_t size)
+static int parse_filter(ov_text *analyser, json_t *filter, subscription *sub, char *detail,
+                        size_t size)
 {
     sub->envelope_only = 1;
     if (!filter || json_is_null(filter))
@@ -674,6 +809,13 @@ static int parse_filter(json_t *filter, subscription *sub, char *detail, size_t 
         if (!known_key(key, &envelope) || strlen(key) >= sizeof sub->terms[0].key) {
             snprintf(detail, size, "filter.%.40s is not a filter (see docs/protocol.md)", key);
             return -1;
+        }
+        if (!strcmp(key, "q")) {
+            if (parse_query(analyser, values, &sub->terms[sub->term_count], detail, size) != 0)
+                return -1;
+            sub->term_count++;
+            sub->envelope_only = 0;
+            continue;
         }
         if (json_is_string(values)) { /* one value may be given bare */
             json_t *one = json_array();
@@ -783,7 +925,8 @@ static void handle_subscribe(live_conn *conn, json_t *msg, const char *ref)
     memset(&sub, 0, sizeof sub);
     snprintf(sub.id, sizeof sub.id, "%s", ref);
     char detail[160];
-    if (parse_filter(json_object_get(msg, "filter"), &sub, detail, sizeof detail) != 0) {
+    if (parse_filter(live->text, json_object_get(msg, "filter"), &sub, detail, sizeof detail) !=
+        0) {
         subscription_free(&sub);
         send_error(conn, 400, "Ongeldig filter", detail, ref);
         return;
@@ -1115,6 +1258,11 @@ int ov_live_new(ov_node *node, const ov_live_options *options, ov_live **out)
         free(live);
         return OV_ENOMEM;
     }
+    if (ov_text_new(&live->text) != OV_OK) {
+        ov_ratelimit_free(live->handshakes);
+        free(live);
+        return OV_ENOMEM;
+    }
     uv_timer_init(node->loop, &live->heartbeat);
     uv_idle_init(node->loop, &live->more);
     live->heartbeat.data = live->more.data = live;
@@ -1149,6 +1297,7 @@ void ov_live_free(ov_live *live)
             live->addresses[i] = next;
         }
     ov_ratelimit_free(live->handshakes);
+    ov_text_free(live->text);
     free(live);
 }
 

@@ -97,6 +97,26 @@ def test_subscriptions_and_filters():
         live.close()
 
 
+def test_text_query_subscriptions():
+    with Node() as node:
+        node.as_user("moderator")
+        live, _ = open_live(node)
+        subscribe(live, "q", {"kind": ["case"], "q": "samenwerkingen creatieve"})
+        subscribe(live, "tussen", {"q": "Tussenjaar"})
+        new_case(node, "Geen van beide woorden")
+        hit = new_case(node, "Samenwerking rond een creatief project")
+        jaar = new_case(node, "Een tussenjaar", summary="Het intermezzo als tussenjaar.")
+        got = [(m["sub"], m["record"]["id"]) for m in
+               live.recv_until(lambda m: m["type"] == "change" and m["sub"] == "tussen")]
+        check_eq(got, [("q", hit["id"]), ("tussen", jaar["id"])],
+                 "word forms meet (samenwerkingen/samenwerking, creatieve/creatief), all words needed")
+        for bad in ("de het een", "", "x" * 300, 7):
+            live.send({"type": "subscribe", "id": "bad", "filter": {"q": bad}})
+            m = live.recv()
+            check_eq((m["type"], m["status"]), ("error", 400), f"q={bad!r} is refused: {m}")
+        live.close()
+
+
 def test_drafts_reach_only_readers():
     with Node() as node:
         token = node.login("moderator")
@@ -374,7 +394,8 @@ def test_bad_messages_and_caps():
 
 
 if __name__ == "__main__":
-    run([test_refusals, test_subscriptions_and_filters, test_drafts_reach_only_readers,
+    run([test_refusals, test_subscriptions_and_filters, test_text_query_subscriptions,
+         test_drafts_reach_only_readers,
          test_resume_exactly_what_was_missed, test_random_disconnects_lose_and_double_nothing,
          test_slow_reader_is_closed_and_can_resume, test_memory_bounded_with_non_readers,
          test_heartbeats_keep_answering_clients_and_close_silent_ones, test_bad_messages_and_caps])
