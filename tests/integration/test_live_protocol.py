@@ -359,6 +359,19 @@ def test_heartbeats_keep_answering_clients_and_close_silent_ones():
         silent.close()
 
 
+def test_handshake_rate_is_capped():
+    with Node(extra_args=["--live-handshakes-per-s", "3"]) as node:
+        opened = [open_live(node)[0] for _ in range(3)]
+        refused = Live(node.port)
+        check_eq(refused.status, 429, "a fourth handshake within the second is refused")
+        check("retry-after:" in refused.head.lower(), "with Retry-After", refused.head)
+        refused.close()
+        time.sleep(1.1)
+        later, _ = open_live(node)  # the bucket refills
+        for live in opened + [later]:
+            live.close()
+
+
 def test_bad_messages_and_caps():
     with Node(extra_args=["--live-max-per-address", "5"]) as node:
         live, _ = open_live(node)
@@ -398,4 +411,5 @@ if __name__ == "__main__":
          test_drafts_reach_only_readers,
          test_resume_exactly_what_was_missed, test_random_disconnects_lose_and_double_nothing,
          test_slow_reader_is_closed_and_can_resume, test_memory_bounded_with_non_readers,
-         test_heartbeats_keep_answering_clients_and_close_silent_ones, test_bad_messages_and_caps])
+         test_heartbeats_keep_answering_clients_and_close_silent_ones,
+         test_handshake_rate_is_capped, test_bad_messages_and_caps])
