@@ -153,6 +153,14 @@ struct live_conn {
     int closing;
 };
 
+typedef struct {
+    uint64_t connections; /* open now */
+    uint64_t subscriptions;
+    uint64_t sent;        /* change messages handed to connections */
+    uint64_t closed_slow; /* connections closed for not reading */
+    uint64_t refused;     /* upgrades refused by the caps */
+} live_stats;
+
 typedef struct address_count {
     struct address_count *next;
     unsigned count;
@@ -164,23 +172,21 @@ struct ov_live {
     ov_live_options options;
     live_conn *conns;
     uint64_t published; /* feed position fanned out up to */
-    int feed_started;
     uv_timer_t heartbeat;
     uv_idle_t more; /* continues a fan-out that yielded */
-    int timers_open;
     int stopping;
     ov_ratelimit *handshakes;
     uint32_t jitter; /* spreads heartbeats of connections opened together */
     ov_text *text;   /* analyses queries and records for "q" filters */
     address_count *addresses[ADDRESS_BUCKETS];
-    ov_live_stats stats;
+    live_stats stats;
 };
 
 /* Publishes the counters on /metrics; called where they change (at most once per fan-out for the
  * send counter), so a scrape never has to ask this module. */
 static void update_metrics(const ov_live *live)
 {
-    const ov_live_stats *st = &live->stats;
+    const live_stats *st = &live->stats;
     ov_metrics_set_gauge("olievlek_live_connections", "Open live-update websockets",
                          (double)st->connections);
     ov_metrics_set_gauge("olievlek_live_subscriptions", "Active live subscriptions",
@@ -932,15 +938,13 @@ static void handle_subscribe(live_conn *conn, json_t *msg, const char *ref)
         return;
     }
     ov_read *read = NULL;
-    uint64_t last = 0;
-    if (ov_read_begin(live->node->store, &read) == OV_OK) {
-        last = ov_read_last_change(read);
-        ov_read_end(read);
+    if (ov_read_begin(live->node->store, &read) != OV_OK) {
+        subscription_free(&sub);
+        send_error(conn, 503, "Opslag niet beschikbaar", "the node cannot read its store now", ref);
+        return;
     }
-    if (!live->feed_started) { /* nothing fanned out yet: start from the feed's end */
-        live->published = last;
-        live->feed_started = 1;
-    }
+    uint64_t last = ov_read_last_change(read);
+    ov_read_end(read);
     if (since) {
         uint64_t from = (uint64_t)json_integer_value(since);
         const char *why = from > last                ? "ahead of this node's feed"
@@ -1253,7 +1257,15 @@ int ov_live_new(ov_node *node, const ov_live_options *options, ov_live **out)
         live->options.heartbeat_s = 30;
     if (!live->options.queue)
         live->options.queue = 256;
-    update_metrics(live);
+    /* Fan-out starts at the feed's end as it is now. */
+    ov_read *read = NULL;
+    int rc = ov_read_begin(node->store, &read);
+    if (rc != OV_OK) {
+        free(live);
+        return rc;
+    }
+    live->published = ov_read_last_change(read);
+    ov_read_end(read);
     if (ov_ratelimit_new(0, &live->handshakes) != OV_OK) {
         free(live);
         return OV_ENOMEM;
@@ -1263,27 +1275,14 @@ int ov_live_new(ov_node *node, const ov_live_options *options, ov_live **out)
         free(live);
         return OV_ENOMEM;
     }
+    update_metrics(live);
     uv_timer_init(node->loop, &live->heartbeat);
     uv_idle_init(node->loop, &live->more);
     live->heartbeat.data = live->more.data = live;
-    live->timers_open = 2;
     uint64_t every = (uint64_t)live->options.heartbeat_s * 1000u / 8;
     uv_timer_start(&live->heartbeat, on_heartbeat, every ? every : 1, every ? every : 1);
-    /* Fan-out starts at the feed's end as it is now. */
-    ov_read *read = NULL;
-    if (ov_read_begin(node->store, &read) == OV_OK) {
-        live->published = ov_read_last_change(read);
-        live->feed_started = 1;
-        ov_read_end(read);
-    }
     *out = live;
     return OV_OK;
-}
-
-static void on_timer_closed(uv_handle_t *handle)
-{
-    ov_live *live = handle->data;
-    live->timers_open--;
 }
 
 void ov_live_free(ov_live *live)
@@ -1308,14 +1307,6 @@ void ov_live_stop(ov_live *live)
     live->stopping = 1;
     for (live_conn *conn = live->conns; conn; conn = conn->next)
         close_conn(conn, CLOSE_GOING_AWAY, "de node stopt / node shutting down");
-    uv_close((uv_handle_t *)&live->heartbeat, on_timer_closed);
-    uv_close((uv_handle_t *)&live->more, on_timer_closed);
-}
-
-void ov_live_get_stats(const ov_live *live, ov_live_stats *stats)
-{
-    if (live)
-        *stats = live->stats;
-    else
-        memset(stats, 0, sizeof *stats);
+    uv_close((uv_handle_t *)&live->heartbeat, NULL);
+    uv_close((uv_handle_t *)&live->more, NULL);
 }

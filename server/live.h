@@ -27,7 +27,8 @@ typedef struct {
     unsigned queue;            /* changes queued per connection before it is closed; 0 = 256 */
 } ov_live_options;
 
-/* Creates the module for node (its store and loop). Errors: OV_ENOMEM. */
+/* Creates the module for node (its store and loop). Errors: OV_ENOMEM, or the store's when it
+ * cannot be read. */
 int ov_live_new(ov_node *node, const ov_live_options *options, ov_live **out);
 /* The websocket handlers to give the HTTP layer (ws_app = the ov_live). */
 const ov_ws_handlers *ov_live_ws_handlers(void);
@@ -36,16 +37,8 @@ void ov_live_notify(ov_live *live);
 /* Closes every connection (1001, going away), refuses new ones and stops the heartbeat (its
  * timers close as the loop runs). */
 void ov_live_stop(ov_live *live);
-/* Frees the module: after the HTTP layer is freed, so that every connection has closed. */
+/* Frees the module: after the HTTP layer is freed, so that every connection has closed, and after
+ * the loop has run once more since ov_live_stop, so that its timers are closed. */
 void ov_live_free(ov_live *live);
-
-typedef struct {
-    uint64_t connections; /* open now */
-    uint64_t subscriptions;
-    uint64_t sent;        /* change messages handed to connections */
-    uint64_t closed_slow; /* connections closed for not reading */
-    uint64_t refused;     /* upgrades refused by the caps */
-} ov_live_stats;
-void ov_live_get_stats(const ov_live *live, ov_live_stats *stats);
 
 #endif
