@@ -151,6 +151,38 @@ void ov_problem_respond(ov_http_request *request, int status, const char *detail
     free(text);
 }
 
+void ov_problem_respond_error(ov_http_request *req, int rc, const char *route)
+{
+    switch (rc) {
+    case OV_EAUTH:
+        ov_problem_respond(req, 401, "sign in first (POST /api/v1/session)", NULL,
+                           OV_PROBLEM_UNAUTHORIZED_HEADERS, route);
+        break;
+    case OV_EDENIED:
+        ov_problem_respond(req, 403, "your role does not allow this", NULL, NULL, route);
+        break;
+    case OV_ENOTFOUND:
+        ov_problem_respond(req, 404, NULL, NULL, NULL, route);
+        break;
+    case OV_EEXISTS:
+        ov_problem_respond(req, 409, "this exists already", NULL, NULL, route);
+        break;
+    case OV_EGONE:
+        ov_problem_respond(req, 410, "this record has been deleted", NULL, NULL, route);
+        break;
+    case OV_EFULL:
+        ov_problem_respond(req, 507, "the node's storage is full", NULL, NULL, route);
+        break;
+    case OV_ESHUTDOWN:
+        ov_problem_respond(req, 503, "the node is shutting down", NULL, "Retry-After: 5\r\n",
+                           route);
+        break;
+    default:
+        ov_problem_respond(req, 500, ov_strerror(rc), NULL, NULL, route);
+        break;
+    }
+}
+
 json_t *ov_problem_read_json_object(ov_http_request *req, const char *route)
 {
     const char *type = ov_http_request_header(req, "content-type");

@@ -17,6 +17,14 @@
 void ov_problem_respond(ov_http_request *request, int status, const char *detail,
                         const ov_field_errors *errs, const char *extra_headers, const char *route);
 
+/* The header every 401 carries (RFC 9110 §11.6.1): how to authenticate. */
+#define OV_PROBLEM_UNAUTHORIZED_HEADERS "WWW-Authenticate: Bearer realm=\"olievlek\"\r\n"
+
+/* Answers request for an OV_E* error code with its status and standard wording: 401 (with
+ * WWW-Authenticate), 403, 404, 409, 410, 507, 503 (with Retry-After) and 500 for the rest. Callers
+ * that can say more (which account, which record) answer those cases themselves first. */
+void ov_problem_respond_error(ov_http_request *request, int rc, const char *route);
+
 /* Reads the request body as one JSON object: checks Content-Type (415), parses strictly (400 with
  * line and column, see canon.h) and requires an object (422). On failure the request has been
  * answered and NULL is returned; on success the caller owns the object (json_decref). */

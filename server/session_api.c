@@ -22,13 +22,12 @@
 #include "proto/error.h"
 #include "server/problem.h"
 
-#define JSON_TYPE         "application/json"
-#define ROUTE_SESSION     "/api/v1/session"
-#define ROUTE_ACCOUNTS    "/api/v1/accounts"
-#define ROUTE_ACCOUNT     "/api/v1/accounts/{id}"
-#define ACCOUNTS_PREFIX   "/api/v1/accounts/"
-#define UNAUTHORIZED_HDRS "WWW-Authenticate: Bearer realm=\"olievlek\"\r\n"
-#define NO_STORE          "Cache-Control: no-store\r\n"
+#define JSON_TYPE       "application/json"
+#define ROUTE_SESSION   "/api/v1/session"
+#define ROUTE_ACCOUNTS  "/api/v1/accounts"
+#define ROUTE_ACCOUNT   "/api/v1/accounts/{id}"
+#define ACCOUNTS_PREFIX "/api/v1/accounts/"
+#define NO_STORE        "Cache-Control: no-store\r\n"
 
 static int64_t now_ms(void)
 {
@@ -55,15 +54,12 @@ static void respond_json(ov_http_request *req, int status, const json_t *value, 
 static void respond_unauthorized(ov_http_request *req, const char *detail, const char *route)
 {
     ov_problem_respond(req, 401, detail ? detail : "sign in first (POST /api/v1/session)", NULL,
-                       UNAUTHORIZED_HDRS, route);
+                       OV_PROBLEM_UNAUTHORIZED_HEADERS, route);
 }
 
 static void respond_error(ov_http_request *req, int rc, const char *route)
 {
     switch (rc) {
-    case OV_EAUTH:
-        respond_unauthorized(req, NULL, route);
-        break;
     case OV_EDENIED:
         ov_problem_respond(req, 403, "only an admin may do this", NULL, NULL, route);
         break;
@@ -73,15 +69,8 @@ static void respond_error(ov_http_request *req, int rc, const char *route)
     case OV_EEXISTS:
         ov_problem_respond(req, 409, "this username is taken", NULL, NULL, route);
         break;
-    case OV_EFULL:
-        ov_problem_respond(req, 507, "the node's storage is full", NULL, NULL, route);
-        break;
-    case OV_ESHUTDOWN:
-        ov_problem_respond(req, 503, "the node is shutting down", NULL, "Retry-After: 5\r\n",
-                           route);
-        break;
     default:
-        ov_problem_respond(req, 500, ov_strerror(rc), NULL, NULL, route);
+        ov_problem_respond_error(req, rc, route);
         break;
     }
 }
