@@ -1166,3 +1166,15 @@ const char *ov_record_display_title(ov_kind kind, const json_t *record)
     const char *text = json_string_value(json_object_get(record, member));
     return text ? text : "";
 }
+
+const char *const ov_record_facet_names[] = {
+    "region", "school", "sector",       "phase", "theme",  "bouwsteen", "principle",
+    "case",   "state",  "availability", "brin",  "person", NULL};
+
+const char *ov_record_facet_name(const char *name)
+{
+    for (int i = 0; ov_record_facet_names[i]; i++)
+        if (!strcmp(name, ov_record_facet_names[i]))
+            return ov_record_facet_names[i];
+    return NULL;
+}

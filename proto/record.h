@@ -112,6 +112,12 @@ int ov_record_envelope(const json_t *record, ov_envelope *env);
 void ov_time_format(int64_t ms, char out[32]);
 int ov_time_parse(const char *text, size_t len, int64_t *ms);
 
+/* Calls fn for each text of a record that people search in: the kind's single-line and long texts
+ * and text lists, with the field's name (not ids, enumerations, numbers, URLs or the "source"
+ * note). Returns fn's first non-zero value, else 0. */
+typedef int (*ov_text_field_fn)(void *ctx, const char *field, const char *text, size_t len);
+int ov_record_texts(ov_kind kind, const json_t *record, ov_text_field_fn fn, void *ctx);
+
 /* Facets a record is found by in lists and search. fn is called once per (facet, value) pair;
  * a non-zero return stops the walk and is returned. Facets:
  *   "school"    every school id the record refers to (a school record: its own id)
@@ -124,15 +130,17 @@ int ov_time_parse(const char *text, size_t len, int64_t *ms);
  *   "principle" lessons: each IIO principle "1".."5"
  *   "case"      lessons: the case id; requests: none
  *   "person"    requests: the brigadier who took it up
+ *   "state"     requests: open | taken | closed
+ *   "availability" people: their availability
+ *   "brin"      schools: BRIN code and vestiging ("12AB00")
  * Values are at most 96 bytes; longer ones are skipped. */
-/* Calls fn for each text of a record that people search in: the kind's single-line and long texts
- * and text lists, with the field's name (not ids, enumerations, numbers, URLs or the "source"
- * note). Returns fn's first non-zero value, else 0. */
-typedef int (*ov_text_field_fn)(void *ctx, const char *field, const char *text, size_t len);
-int ov_record_texts(ov_kind kind, const json_t *record, ov_text_field_fn fn, void *ctx);
-
 typedef int (*ov_facet_fn)(void *ctx, const char *facet, const char *value);
 int ov_record_facets(ov_kind kind, const json_t *record, ov_facet_fn fn, void *ctx);
+
+/* Every facet name ov_record_facets emits, NULL-terminated; and a lookup that returns the list's
+ * own copy of name (so callers can keep the pointer) or NULL when it is not a facet. */
+extern const char *const ov_record_facet_names[];
+const char *ov_record_facet_name(const char *name);
 
 /* The seven building blocks (bouwstenen) in order, as slugs used in JSON and URLs:
  * doel, talenten, proces, houding, ruimte, contact, delen; with Dutch and English titles. */

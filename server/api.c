@@ -48,33 +48,10 @@ static void respond_buf(ov_http_request *req, int status, ov_buf *buf, const cha
 
 static void respond_error_code(ov_http_request *req, int rc, const char *route)
 {
-    switch (rc) {
-    case OV_ENOTFOUND:
-        ov_problem_respond(req, 404, NULL, NULL, NULL, route);
-        break;
-    case OV_EGONE:
-        ov_problem_respond(req, 410, "this record has been deleted", NULL, NULL, route);
-        break;
-    case OV_EAUTH:
-        ov_problem_respond(req, 401, "sign in first (POST /api/v1/session)", NULL, NULL, route);
-        break;
-    case OV_EDENIED:
-        ov_problem_respond(req, 403, "your role does not allow this", NULL, NULL, route);
-        break;
-    case OV_EEXISTS:
+    if (rc == OV_EEXISTS)
         ov_problem_respond(req, 409, "a record with this id exists already", NULL, NULL, route);
-        break;
-    case OV_EFULL:
-        ov_problem_respond(req, 507, "the node's storage is full", NULL, NULL, route);
-        break;
-    case OV_ESHUTDOWN:
-        ov_problem_respond(req, 503, "the node is shutting down", NULL, "Retry-After: 5\r\n",
-                           route);
-        break;
-    default:
-        ov_problem_respond(req, 500, ov_strerror(rc), NULL, NULL, route);
-        break;
-    }
+    else
+        ov_problem_respond_error(req, rc, route);
 }
 
 /* ---- Request parsing helpers ----------------------------------------------------------------- */
@@ -593,6 +570,14 @@ static void handle_change(ov_node *node, ov_http_request *req, ov_kind kind, con
 
 /* May who see a record in this state? Drafts only for those the role rules allow; others get 404
  * rather than 403, so drafts do not leak their existence. */
+int ov_api_hidden_change(char *out, size_t size, const ov_record_meta *meta)
+{
+    char id[OV_ID_CHARS + 1];
+    ov_id_format(&meta->env.id, id);
+    return snprintf(out, size, "{\"id\":\"%s\",\"kind\":\"%s\",\"hidden\":true}", id,
+                    ov_kind_name(meta->env.kind));
+}
+
 int ov_api_can_see(ov_node *node, ov_read *read, const ov_principal *who,
                    const ov_record_meta *meta, const char *json, size_t len)
 {
@@ -662,10 +647,6 @@ static int on_list_item(void *ctx, const ov_record_meta *meta, const char *json,
 
 /* The list filters: query parameter = facet. Repeating a parameter (or separating values with
  * commas) ORs values; different parameters AND. */
-static const char *const list_facets[] = {"region", "school",       "sector",    "phase",
-                                          "theme",  "bouwsteen",    "principle", "case",
-                                          "state",  "availability", "brin",      "person"};
-
 static int parse_list_query(ov_http_request *req, ov_kind kind, const ov_principal *who,
                             ov_list_query *query, char *storage, size_t storage_size, char *detail,
                             size_t detail_size)
@@ -706,9 +687,10 @@ static int parse_list_query(ov_http_request *req, ov_kind kind, const ov_princip
         query->status_mask = 1u << OV_STATUS_PUBLISHED;
 
     size_t used = 0;
-    for (size_t f = 0; f < sizeof list_facets / sizeof list_facets[0]; f++) {
+    for (size_t f = 0; ov_record_facet_names[f]; f++) {
         const char *values[OV_LIST_MAX_VALUES];
-        int n = ov_http_request_query_all(req, list_facets[f], values, OV_LIST_MAX_VALUES);
+        int n =
+            ov_http_request_query_all(req, ov_record_facet_names[f], values, OV_LIST_MAX_VALUES);
         if (n == 0)
             continue;
         if (query->filter_count >= OV_LIST_MAX_FILTERS) {
@@ -717,7 +699,7 @@ static int parse_list_query(ov_http_request *req, ov_kind kind, const ov_princip
             return OV_EINVAL;
         }
         ov_list_filter *filter = &query->filters[query->filter_count++];
-        filter->facet = list_facets[f];
+        filter->facet = ov_record_facet_names[f];
         for (int v = 0; v < n; v++) {
             /* Split "a,b" into values; copies live in storage until the list is done. */
             const char *p = values[v];
@@ -728,14 +710,14 @@ static int parse_list_query(ov_http_request *req, ov_kind kind, const ov_princip
                     if (filter->value_count >= OV_LIST_MAX_VALUES || len > 96 ||
                         used + len + 1 > storage_size) {
                         snprintf(detail, detail_size, "too many or too long values for %s",
-                                 list_facets[f]);
+                                 ov_record_facet_names[f]);
                         return OV_EINVAL;
                     }
                     char *copy = storage + used;
                     memcpy(copy, p, len);
                     copy[len] = 0;
                     /* Themes are indexed lower-cased. */
-                    if (strcmp(list_facets[f], "theme") == 0)
+                    if (strcmp(ov_record_facet_names[f], "theme") == 0)
                         for (char *c = copy; *c; c++)
                             if (*c >= 'A' && *c <= 'Z')
                                 *c = (char)(*c - 'A' + 'a');
@@ -819,10 +801,9 @@ static int on_change(void *ctx, uint64_t change_seq, const ov_record_meta *meta,
     if (ov_api_can_see(changes->node, changes->read, changes->who, meta, json, len)) {
         ov_buf_append(changes->out, json, len);
     } else {
-        char id[OV_ID_CHARS + 1];
-        ov_id_format(&meta->env.id, id);
-        ov_buf_printf(changes->out, "{\"id\":\"%s\",\"kind\":\"%s\",\"hidden\":true}", id,
-                      ov_kind_name(meta->env.kind));
+        char hidden[128];
+        int n = ov_api_hidden_change(hidden, sizeof hidden, meta);
+        ov_buf_append(changes->out, hidden, (size_t)n);
     }
     ov_buf_append(changes->out, "}", 1);
     return changes->out->failed;

@@ -18,6 +18,11 @@ void ov_api_handle(void *app, ov_http_request *request);
 int ov_api_can_see(ov_node *node, ov_read *read, const ov_principal *who,
                    const ov_record_meta *meta, const char *json, size_t len);
 
+/* What the change feed and live updates show in place of a record its reader may not see: that
+ * something with this id and kind changed, not what. Formats into out (at least 96 bytes) and
+ * returns the length. */
+int ov_api_hidden_change(char *out, size_t size, const ov_record_meta *meta);
+
 /* Limits of the list and change endpoints. */
 #define OV_API_LIST_DEFAULT    50
 #define OV_API_LIST_MAX        200

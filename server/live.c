@@ -97,11 +97,6 @@ typedef struct {
     char **values; /* count strings, allocated together with the array */
 } filter_term;
 
-/* Facet names a filter may use besides kind, id and origin: the REST API's list filters. */
-static const char *const facet_keys[] = {"region", "school",       "sector",    "phase",
-                                         "theme",  "bouwsteen",    "principle", "case",
-                                         "state",  "availability", "brin"};
-
 typedef struct {
     const char *facet[FACETS_MAX];
     const char *value[FACETS_MAX];
@@ -490,8 +485,7 @@ static void view_free(change_view *view)
 static event *hidden_event(uint64_t seq, const change_view *view)
 {
     char body[128];
-    int n = snprintf(body, sizeof body, "{\"id\":\"%s\",\"kind\":\"%s\",\"hidden\":true}", view->id,
-                     view->kind);
+    int n = ov_api_hidden_change(body, sizeof body, view->meta);
     return event_new(seq, body, (size_t)n);
 }
 
@@ -718,10 +712,7 @@ static int known_key(const char *key, int *envelope)
     *envelope = !strcmp(key, "kind") || !strcmp(key, "id") || !strcmp(key, "origin");
     if (*envelope)
         return 1;
-    for (size_t i = 0; i < sizeof facet_keys / sizeof *facet_keys; i++)
-        if (!strcmp(key, facet_keys[i]))
-            return 1;
-    return 0;
+    return ov_record_facet_name(key) != NULL;
 }
 
 #define QUERY_MAX_BYTES 256
