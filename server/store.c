@@ -25,10 +25,11 @@
 #include <time.h>
 
 #include "proto/error.h"
+#include "server/search_index.h"
 
 #define SCHEMA_VERSION   1
 #define DEFAULT_MAP_SIZE ((size_t)8 << 30)
-#define MAX_DBS          16
+#define MAX_DBS          24
 
 /* Record value header (big-endian), followed by the canonical JSON bytes:
  *   0 format(1) 1 kind(1) 2 status(1) 3 reserved(1) 4 version(4) 8 created_ms(8)
@@ -69,6 +70,7 @@ struct ov_read {
 struct ov_store {
     MDB_env *env;
     MDB_dbi records, index, updated, log, heads, changes, accounts, usernames, sessions, meta;
+    ov_search_index *search;
     ov_id node_id;
     const ov_keypair *key;
     uint8_t pub[OV_PUBKEY_BYTES];
@@ -334,9 +336,12 @@ int ov_store_open(const ov_store_options *options, ov_store **out)
         rc = from_mdb(rc);
         goto fail;
     }
+    int search_rebuild = 0;
     rc = open_dbs(store, txn);
     if (!rc)
         rc = check_meta(store, txn);
+    if (!rc)
+        rc = ov_search_index_open(store->env, txn, &store->search, &search_rebuild);
     if (rc) {
         mdb_txn_abort(txn);
         goto fail;
@@ -354,7 +359,11 @@ int ov_store_open(const ov_store_options *options, ov_store **out)
     } else if (!rc) {
         rc = ov_store_write_commit(w);
     }
+    /* A store from before the search index: index what it holds. */
+    if (!rc && search_rebuild)
+        rc = ov_store_search_rebuild(store);
     if (rc) {
+        ov_search_index_free(store->search);
         mdb_env_close(store->env);
         pthread_mutex_destroy(&store->pool_lock);
         free(store);
@@ -364,6 +373,7 @@ int ov_store_open(const ov_store_options *options, ov_store **out)
     return OV_OK;
 
 fail:
+    ov_search_index_free(store->search);
     if (store->env)
         mdb_env_close(store->env);
     pthread_mutex_destroy(&store->pool_lock);
@@ -382,8 +392,66 @@ void ov_store_close(ov_store *store)
         free(read);
     }
     mdb_env_close(store->env);
+    ov_search_index_free(store->search);
     pthread_mutex_destroy(&store->pool_lock);
     free(store);
+}
+
+ov_search_index *ov_store_search_index(ov_store *store)
+{
+    return store->search;
+}
+
+MDB_txn *ov_read_txn(ov_read *read)
+{
+    return read->txn;
+}
+
+int ov_store_search_rebuild(ov_store *store)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(store->env, NULL, 0, &txn);
+    if (rc)
+        return from_mdb(rc);
+    rc = ov_search_index_clear(store->search, txn);
+    MDB_cursor *cursor = NULL;
+    if (!rc)
+        rc = from_mdb(mdb_cursor_open(txn, store->records, &cursor));
+    MDB_val key, value;
+    int mrc = rc ? MDB_NOTFOUND : mdb_cursor_get(cursor, &key, &value, MDB_FIRST);
+    while (!rc && mrc == 0) {
+        ov_record_meta meta;
+        const char *json;
+        size_t len;
+        ov_id id;
+        if (key.mv_size != OV_ID_BYTES) {
+            rc = OV_ESTORE;
+            break;
+        }
+        memcpy(id.bytes, key.mv_data, OV_ID_BYTES);
+        rc = decode_record(&id, &value, &meta, &json, &len);
+        if (rc)
+            break;
+        if (meta.env.status == OV_STATUS_PUBLISHED) {
+            json_t *record = json_loadb(json, len, 0, NULL);
+            if (!record) {
+                rc = OV_ESTORE;
+                break;
+            }
+            rc = ov_search_index_update(store->search, txn, &meta, record);
+            json_decref(record);
+        }
+        mrc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT);
+    }
+    if (cursor)
+        mdb_cursor_close(cursor);
+    if (!rc && mrc != MDB_NOTFOUND)
+        rc = from_mdb(mrc);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return from_mdb(mdb_txn_commit(txn));
 }
 
 const ov_id *ov_store_node_id(const ov_store *store)
@@ -1163,6 +1231,8 @@ static int store_version(op_state *state, ov_write_op *op, uint8_t log_op, ov_re
             return rc;
     }
     rc = index_version(state, &meta->env.id, meta->env.kind, meta->env.status, record, 0);
+    if (!rc)
+        rc = ov_search_index_update(state->store->search, state->txn, meta, record);
     if (rc)
         return rc;
     rc = move_updated(state, old, meta);

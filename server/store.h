@@ -54,6 +54,15 @@ void ov_store_close(ov_store *store);
 /* This node's id (from its genesis key). */
 const ov_id *ov_store_node_id(const ov_store *store);
 
+/* The search index kept in the store (search_index.h), and the LMDB transaction of a read, for
+ * the search engine's own reads. */
+struct ov_search_index *ov_store_search_index(ov_store *store);
+struct MDB_txn *ov_read_txn(ov_read *read);
+
+/* Rebuilds the search index from the records, in one transaction (olievlekd --reindex; also run
+ * by ov_store_open on a store that has no index yet). No writer may be running. */
+int ov_store_search_rebuild(ov_store *store);
+
 typedef struct {
     ov_envelope env;
     uint8_t content_hash[OV_HASH_BYTES];

@@ -1,0 +1,777 @@
+/*
+ * The search index's storage (see search_index.h). Updates are diffs: a new version of a record
+ * touches only the postings of terms whose counts changed, so publishing or re-tagging a case
+ * costs a few LMDB writes, not one per word.
+ */
+#include "server/search_index.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/error.h"
+#include "proto/id.h"
+
+#define TERMS_MAX     8192 /* distinct terms of one record; more are not indexed */
+#define POSITIONS_MAX 1024 /* positions kept per term of one record (phrases beyond: not found) */
+#define TEXT_GAP      4    /* positions between two texts, so a phrase never spans them */
+#define VALUES_MAX    256  /* facet values of one record */
+#define DOCNO_COUNTER                                                                              \
+    "\xff\xff"                                                                                     \
+    "docno"
+#define FACET_COUNTER 0xFF
+
+struct ov_search_index {
+    MDB_dbi postings, docs, ids, values, names;
+    ov_text *text; /* the writer's analyser */
+
+    /* Scratch of one update, reused (writer thread only). */
+    struct term_entry *terms;
+    uint32_t *slots; /* open addressing: index + 1 into terms; 0 empty */
+    size_t term_count, term_cap, slot_cap;
+    uint32_t position_base, last_position;
+    int field_class;
+    uint8_t *buf;
+    size_t buf_len, buf_cap;
+};
+
+struct term_entry {
+    char term[OV_TEXT_TERM_MAX + 1];
+    uint8_t len;
+    uint32_t counts[OV_SEARCH_CLASSES];
+    uint32_t *positions;
+    uint32_t position_count, position_cap;
+};
+
+static const char *const facet_leading[] = {"kind", "origin"};
+
+const char *ov_search_facet_name(int facet)
+{
+    if (facet < 0)
+        return NULL;
+    if (facet < OV_SEARCH_FACET_RECORD)
+        return facet_leading[facet];
+    return ov_record_facet_names[facet - OV_SEARCH_FACET_RECORD];
+}
+
+int ov_search_facet_number(const char *name)
+{
+    for (int f = 0; ov_search_facet_name(f); f++)
+        if (!strcmp(name, ov_search_facet_name(f)))
+            return f;
+    return -1;
+}
+
+int ov_search_field_class(ov_kind kind, const char *field)
+{
+    if (!strcmp(field, "title") || !strcmp(field, "name"))
+        return OV_SEARCH_TITLE;
+    if (!strcmp(field, "summary") || !strcmp(field, "themes") ||
+        (kind == OV_KIND_REQUEST && !strcmp(field, "question")))
+        return OV_SEARCH_SUMMARY;
+    return OV_SEARCH_BODY;
+}
+
+/* ---- Encoding ------------------------------------------------------------------------------- */
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static void put16(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+int ov_search_varint(const uint8_t **p, const uint8_t *end, uint32_t *out)
+{
+    uint32_t v = 0;
+    for (int shift = 0; shift < 35; shift += 7) {
+        if (*p >= end)
+            return 0;
+        uint8_t b = *(*p)++;
+        v |= (uint32_t)(b & 0x7F) << shift;
+        if (!(b & 0x80)) {
+            *out = v;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int buf_reserve(ov_search_index *ix, size_t more)
+{
+    if (ix->buf_len + more <= ix->buf_cap)
+        return OV_OK;
+    size_t cap = ix->buf_cap ? ix->buf_cap : 4096;
+    while (cap < ix->buf_len + more)
+        cap *= 2;
+    uint8_t *grown = realloc(ix->buf, cap);
+    if (!grown)
+        return OV_ENOMEM;
+    ix->buf = grown;
+    ix->buf_cap = cap;
+    return OV_OK;
+}
+
+static void buf_varint(ov_search_index *ix, uint32_t v)
+{
+    while (v >= 0x80) {
+        ix->buf[ix->buf_len++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    ix->buf[ix->buf_len++] = (uint8_t)v;
+}
+
+static void posting_value(uint8_t out[OV_SEARCH_POSTING_BYTES], uint32_t docno,
+                          const uint32_t counts[OV_SEARCH_CLASSES])
+{
+    put32(out, docno);
+    out[4] = (uint8_t)(counts[0] > 255 ? 255 : counts[0]);
+    out[5] = (uint8_t)(counts[1] > 255 ? 255 : counts[1]);
+    put16(out + 6, counts[2] > 65535 ? 65535 : counts[2]);
+}
+
+int ov_search_doc_decode(const void *data, size_t len, ov_search_doc *doc)
+{
+    const uint8_t *p = data;
+    if (len < OV_SEARCH_DOC_HEADER)
+        return OV_ESTORE;
+    memcpy(doc->id.bytes, p, OV_ID_BYTES);
+    doc->kind = p[16];
+    if ((unsigned)doc->kind >= OV_KIND_COUNT)
+        return OV_ESTORE;
+    memcpy(doc->scores, p + 18, OV_BOUWSTENEN);
+    for (int c = 0; c < OV_SEARCH_CLASSES; c++)
+        doc->length[c] = (uint16_t)(p[26 + 2 * c] << 8 | p[27 + 2 * c]);
+    uint64_t updated = 0;
+    for (int i = 0; i < 8; i++)
+        updated = updated << 8 | p[32 + i];
+    doc->updated_ms = (int64_t)updated;
+    doc->value_count = (uint16_t)(p[40] << 8 | p[41]);
+    size_t values_end = OV_SEARCH_DOC_HEADER + 4 * (size_t)doc->value_count;
+    if (values_end > len)
+        return OV_ESTORE;
+    doc->values = p + OV_SEARCH_DOC_HEADER;
+    doc->terms = p + values_end;
+    doc->terms_len = len - values_end;
+    return OV_OK;
+}
+
+int ov_search_doc_terms(const ov_search_doc *doc, ov_search_term_fn fn, void *ctx)
+{
+    const uint8_t *p = doc->terms, *end = doc->terms + doc->terms_len;
+    while (p < end) {
+        const uint8_t *nul = memchr(p, 0, (size_t)(end - p));
+        if (!nul || nul == p || nul - p > OV_TEXT_TERM_MAX)
+            return OV_ESTORE;
+        const char *term = (const char *)p;
+        size_t term_len = (size_t)(nul - p);
+        p = nul + 1;
+        uint32_t counts[OV_SEARCH_CLASSES], n, bytes;
+        for (int c = 0; c < OV_SEARCH_CLASSES; c++)
+            if (!ov_search_varint(&p, end, &counts[c]))
+                return OV_ESTORE;
+        if (!ov_search_varint(&p, end, &n) || !ov_search_varint(&p, end, &bytes) ||
+            bytes > (size_t)(end - p))
+            return OV_ESTORE;
+        int rc = fn(ctx, term, term_len, counts, p, bytes, n);
+        if (rc)
+            return rc;
+        p += bytes;
+    }
+    return OV_OK;
+}
+
+/* ---- Opening -------------------------------------------------------------------------------- */
+
+static int from_mdb(int rc)
+{
+    switch (rc) {
+    case 0:
+        return OV_OK;
+    case MDB_MAP_FULL:
+        return OV_EFULL;
+    case ENOMEM:
+        return OV_ENOMEM;
+    default:
+        return OV_ESTORE;
+    }
+}
+
+int ov_search_index_open(MDB_env *env, MDB_txn *txn, ov_search_index **out, int *rebuild_needed)
+{
+    (void)env;
+    *out = NULL;
+    *rebuild_needed = 0;
+    ov_search_index *ix = calloc(1, sizeof *ix);
+    if (!ix)
+        return OV_ENOMEM;
+    int rc = ov_text_new(&ix->text);
+    if (rc) {
+        free(ix);
+        return rc;
+    }
+    MDB_dbi probe;
+    if (mdb_dbi_open(txn, "search_docs", 0, &probe) == MDB_NOTFOUND)
+        *rebuild_needed = 1;
+    struct {
+        const char *name;
+        unsigned flags;
+        MDB_dbi *dbi;
+    } dbs[] = {
+        {"search_postings", MDB_DUPSORT | MDB_DUPFIXED, &ix->postings},
+        {"search_docs", 0, &ix->docs},
+        {"search_ids", 0, &ix->ids},
+        {"search_values", 0, &ix->values},
+        {"search_names", 0, &ix->names},
+    };
+    for (size_t i = 0; i < sizeof dbs / sizeof *dbs; i++) {
+        int mrc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE | dbs[i].flags, dbs[i].dbi);
+        if (mrc) {
+            ov_search_index_free(ix);
+            return from_mdb(mrc);
+        }
+    }
+    *out = ix;
+    return OV_OK;
+}
+
+void ov_search_index_free(ov_search_index *ix)
+{
+    if (!ix)
+        return;
+    for (size_t i = 0; i < ix->term_cap; i++)
+        free(ix->terms[i].positions);
+    free(ix->terms);
+    free(ix->slots);
+    free(ix->buf);
+    ov_text_free(ix->text);
+    free(ix);
+}
+
+MDB_dbi ov_search_index_postings(const ov_search_index *ix)
+{
+    return ix->postings;
+}
+
+MDB_dbi ov_search_index_docs(const ov_search_index *ix)
+{
+    return ix->docs;
+}
+
+MDB_dbi ov_search_index_ids(const ov_search_index *ix)
+{
+    return ix->ids;
+}
+
+int ov_search_index_clear(ov_search_index *ix, MDB_txn *txn)
+{
+    MDB_dbi all[] = {ix->postings, ix->docs, ix->ids, ix->values, ix->names};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
+        int rc = mdb_drop(txn, all[i], 0);
+        if (rc)
+            return from_mdb(rc);
+    }
+    return OV_OK;
+}
+
+/* ---- Facet values --------------------------------------------------------------------------- */
+
+static size_t value_key(uint8_t *out, int facet, const char *value, size_t len)
+{
+    out[0] = (uint8_t)facet;
+    memcpy(out + 1, value, len);
+    return len + 1;
+}
+
+uint32_t ov_search_value_id(const ov_search_index *ix, MDB_txn *txn, int facet, const char *value)
+{
+    size_t len = strlen(value);
+    if (len == 0 || len > 96)
+        return 0;
+    uint8_t key_bytes[100];
+    MDB_val key = {value_key(key_bytes, facet, value, len), key_bytes}, data;
+    if (mdb_get(txn, ix->values, &key, &data) || data.mv_size != 4)
+        return 0;
+    return ov_search_get32(data.mv_data);
+}
+
+int ov_search_value_name(const ov_search_index *ix, MDB_txn *txn, uint32_t id, char *out,
+                         size_t size)
+{
+    uint8_t key_bytes[4];
+    put32(key_bytes, id);
+    MDB_val key = {4, key_bytes}, data;
+    int rc = mdb_get(txn, ix->names, &key, &data);
+    if (rc)
+        return rc == MDB_NOTFOUND ? OV_ENOTFOUND : OV_ESTORE;
+    if (data.mv_size >= size)
+        return OV_ESTORE;
+    memcpy(out, data.mv_data, data.mv_size);
+    out[data.mv_size] = 0;
+    return OV_OK;
+}
+
+/* The id of a facet value, created when new. */
+static int value_id_create(ov_search_index *ix, MDB_txn *txn, int facet, const char *value,
+                           uint32_t *id)
+{
+    *id = ov_search_value_id(ix, txn, facet, value);
+    if (*id)
+        return OV_OK;
+    size_t len = strlen(value);
+    if (len == 0 || len > 96)
+        return OV_EINVAL;
+    uint8_t counter_key[2] = {FACET_COUNTER, (uint8_t)facet};
+    MDB_val key = {2, counter_key}, data;
+    uint32_t n = 1;
+    int rc = mdb_get(txn, ix->values, &key, &data);
+    if (rc == 0 && data.mv_size == 4)
+        n = ov_search_get32(data.mv_data) + 1;
+    else if (rc != MDB_NOTFOUND)
+        return from_mdb(rc);
+    if (n >= (1u << 24))
+        return OV_EFULL;
+    uint8_t number[4];
+    put32(number, n);
+    data = (MDB_val){4, number};
+    if ((rc = mdb_put(txn, ix->values, &key, &data, 0)))
+        return from_mdb(rc);
+    *id = (uint32_t)facet << 24 | n;
+    uint8_t key_bytes[100], id_bytes[4];
+    put32(id_bytes, *id);
+    key = (MDB_val){value_key(key_bytes, facet, value, len), key_bytes};
+    data = (MDB_val){4, id_bytes};
+    if ((rc = mdb_put(txn, ix->values, &key, &data, 0)))
+        return from_mdb(rc);
+    key = (MDB_val){4, id_bytes};
+    data = (MDB_val){len, (void *)value};
+    return from_mdb(mdb_put(txn, ix->names, &key, &data, 0));
+}
+
+typedef struct {
+    ov_search_index *ix;
+    MDB_txn *txn;
+    uint32_t ids[VALUES_MAX];
+    int count;
+    int rc;
+} value_walk;
+
+static int add_value(value_walk *w, int facet, const char *value)
+{
+    if (w->count >= VALUES_MAX)
+        return 0;
+    uint32_t id;
+    int rc = value_id_create(w->ix, w->txn, facet, value, &id);
+    if (rc == OV_EINVAL)
+        return 0; /* empty or overlong: not a facet value */
+    if (rc) {
+        w->rc = rc;
+        return 1;
+    }
+    for (int i = 0; i < w->count; i++)
+        if (w->ids[i] == id)
+            return 0;
+    w->ids[w->count++] = id;
+    return 0;
+}
+
+static int on_record_facet(void *ctx, const char *facet, const char *value)
+{
+    int number = ov_search_facet_number(facet);
+    if (number < 0 || !strcmp(facet, "bouwsteen"))
+        return 0; /* building blocks are faceted by score, from the doc's scores */
+    return add_value(ctx, number, value);
+}
+
+static int compare_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* ---- Analysis into the term table ---------------------------------------------------------- */
+
+static uint32_t hash_term(const char *s, size_t len)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)s[i]) * 16777619u;
+    return h;
+}
+
+static void terms_reset(ov_search_index *ix)
+{
+    ix->term_count = 0;
+    ix->position_base = 0;
+    ix->last_position = 0;
+    if (ix->slots)
+        memset(ix->slots, 0, ix->slot_cap * sizeof *ix->slots);
+}
+
+static int slots_grow(ov_search_index *ix)
+{
+    size_t cap = ix->slot_cap ? ix->slot_cap * 2 : 1024;
+    uint32_t *slots = calloc(cap, sizeof *slots);
+    if (!slots)
+        return OV_ENOMEM;
+    for (size_t i = 0; i < ix->term_count; i++) {
+        struct term_entry *t = &ix->terms[i];
+        size_t s = hash_term(t->term, t->len) & (cap - 1);
+        while (slots[s])
+            s = (s + 1) & (cap - 1);
+        slots[s] = (uint32_t)i + 1;
+    }
+    free(ix->slots);
+    ix->slots = slots;
+    ix->slot_cap = cap;
+    return OV_OK;
+}
+
+static int on_term(void *ctx, const char *term, size_t len, uint32_t position)
+{
+    ov_search_index *ix = ctx;
+    uint32_t global = ix->position_base + position;
+    if (global > ix->last_position)
+        ix->last_position = global;
+    if ((ix->term_count + 1) * 2 > ix->slot_cap && slots_grow(ix))
+        return OV_ENOMEM;
+    size_t s = hash_term(term, len) & (ix->slot_cap - 1);
+    struct term_entry *t = NULL;
+    while (ix->slots[s]) {
+        struct term_entry *c = &ix->terms[ix->slots[s] - 1];
+        if (c->len == len && !memcmp(c->term, term, len)) {
+            t = c;
+            break;
+        }
+        s = (s + 1) & (ix->slot_cap - 1);
+    }
+    if (!t) {
+        if (ix->term_count >= TERMS_MAX)
+            return 0;
+        if (ix->term_count == ix->term_cap) {
+            size_t cap = ix->term_cap ? ix->term_cap * 2 : 256;
+            struct term_entry *grown = realloc(ix->terms, cap * sizeof *grown);
+            if (!grown)
+                return OV_ENOMEM;
+            memset(grown + ix->term_cap, 0, (cap - ix->term_cap) * sizeof *grown);
+            ix->terms = grown;
+            ix->term_cap = cap;
+        }
+        t = &ix->terms[ix->term_count];
+        memcpy(t->term, term, len);
+        t->term[len] = 0;
+        t->len = (uint8_t)len;
+        memset(t->counts, 0, sizeof t->counts);
+        t->position_count = 0;
+        ix->slots[s] = (uint32_t)++ix->term_count;
+    }
+    t->counts[ix->field_class]++;
+    if (t->position_count < POSITIONS_MAX) {
+        if (t->position_count == t->position_cap) {
+            uint32_t cap = t->position_cap ? t->position_cap * 2 : 8;
+            uint32_t *grown = realloc(t->positions, cap * sizeof *grown);
+            if (!grown)
+                return OV_ENOMEM;
+            t->positions = grown;
+            t->position_cap = cap;
+        }
+        t->positions[t->position_count++] = global;
+    }
+    return 0;
+}
+
+typedef struct {
+    ov_search_index *ix;
+    ov_kind kind;
+    uint32_t length[OV_SEARCH_CLASSES];
+} text_walk;
+
+static int on_text(void *ctx, const char *field, const char *text, size_t len)
+{
+    text_walk *w = ctx;
+    ov_search_index *ix = w->ix;
+    ix->field_class = ov_search_field_class(w->kind, field);
+    ix->last_position = ix->position_base;
+    int rc = ov_text_analyse(ix->text, text, len, on_term, ix);
+    if (rc == OV_EINVAL)
+        rc = OV_OK; /* stored texts are valid UTF-8; never fail a write over analysis */
+    if (rc)
+        return rc;
+    uint32_t used = ix->last_position - ix->position_base + 1;
+    w->length[ix->field_class] += used;
+    ix->position_base = ix->last_position + TEXT_GAP;
+    return 0;
+}
+
+static int compare_terms(const void *a, const void *b)
+{
+    return strcmp(((const struct term_entry *)a)->term, ((const struct term_entry *)b)->term);
+}
+
+/* ---- Update --------------------------------------------------------------------------------- */
+
+static int docno_of(ov_search_index *ix, MDB_txn *txn, const ov_id *id, uint32_t *docno, int create)
+{
+    MDB_val key = {OV_ID_BYTES, (void *)id->bytes}, data;
+    int rc = mdb_get(txn, ix->ids, &key, &data);
+    if (rc == 0 && data.mv_size == 4) {
+        *docno = ov_search_get32(data.mv_data);
+        return OV_OK;
+    }
+    if (rc != MDB_NOTFOUND && rc != 0)
+        return from_mdb(rc);
+    if (!create)
+        return OV_ENOTFOUND;
+    MDB_val counter_key = {sizeof DOCNO_COUNTER - 1, DOCNO_COUNTER}, counter;
+    uint32_t next = 0;
+    rc = mdb_get(txn, ix->values, &counter_key, &counter);
+    if (rc == 0 && counter.mv_size == 4)
+        next = ov_search_get32(counter.mv_data);
+    else if (rc != MDB_NOTFOUND)
+        return from_mdb(rc);
+    if (next == UINT32_MAX)
+        return OV_EFULL;
+    uint8_t bytes[4];
+    put32(bytes, next + 1);
+    counter = (MDB_val){4, bytes};
+    if ((rc = mdb_put(txn, ix->values, &counter_key, &counter, 0)))
+        return from_mdb(rc);
+    put32(bytes, next);
+    data = (MDB_val){4, bytes};
+    if ((rc = mdb_put(txn, ix->ids, &key, &data, 0)))
+        return from_mdb(rc);
+    *docno = next;
+    return OV_OK;
+}
+
+/* The old document's forward list, copied (LMDB's pointer dies with the first write). */
+typedef struct {
+    uint8_t *data;
+    size_t len;
+} old_terms;
+
+typedef struct {
+    MDB_txn *txn;
+    ov_search_index *ix;
+    uint32_t docno;
+    size_t next_new; /* merge position in the sorted new terms */
+    int rc;
+} diff_walk;
+
+static int posting_write(diff_walk *d, const char *term, size_t len,
+                         const uint32_t counts[OV_SEARCH_CLASSES], int remove)
+{
+    uint8_t value[OV_SEARCH_POSTING_BYTES];
+    posting_value(value, d->docno, counts);
+    MDB_val key = {len, (void *)term}, data = {sizeof value, value};
+    int rc = remove ? mdb_del(d->txn, d->ix->postings, &key, &data)
+                    : mdb_put(d->txn, d->ix->postings, &key, &data, 0);
+    if (rc && !(remove && rc == MDB_NOTFOUND) && !(!remove && rc == MDB_KEYEXIST)) {
+        d->rc = from_mdb(rc);
+        return 1;
+    }
+    return 0;
+}
+
+static int same_posting(const uint32_t a[OV_SEARCH_CLASSES], const uint32_t b[OV_SEARCH_CLASSES])
+{
+    uint8_t x[OV_SEARCH_POSTING_BYTES], y[OV_SEARCH_POSTING_BYTES];
+    posting_value(x, 0, a);
+    posting_value(y, 0, b);
+    return !memcmp(x, y, sizeof x);
+}
+
+/* Called with each old term in sorted order: writes new terms that sort before it, then settles
+ * the old term against the new list. */
+static int diff_old_term(void *ctx, const char *term, size_t term_len,
+                         const uint32_t counts[OV_SEARCH_CLASSES], const uint8_t *positions,
+                         size_t positions_len, uint32_t position_count)
+{
+    (void)positions;
+    (void)positions_len;
+    (void)position_count;
+    diff_walk *d = ctx;
+    ov_search_index *ix = d->ix;
+    char old[OV_TEXT_TERM_MAX + 1];
+    memcpy(old, term, term_len);
+    old[term_len] = 0;
+    while (d->next_new < ix->term_count) {
+        struct term_entry *t = &ix->terms[d->next_new];
+        int cmp = strcmp(t->term, old);
+        if (cmp > 0)
+            break;
+        d->next_new++;
+        if (cmp == 0) {
+            if (same_posting(t->counts, counts))
+                return 0;
+            if (posting_write(d, old, term_len, counts, 1))
+                return 1;
+            return posting_write(d, t->term, t->len, t->counts, 0);
+        }
+        if (posting_write(d, t->term, t->len, t->counts, 0))
+            return 1;
+    }
+    return posting_write(d, old, term_len, counts, 1);
+}
+
+static void read_scores(ov_kind kind, const json_t *record, uint8_t scores[OV_BOUWSTENEN])
+{
+    memset(scores, 0, OV_BOUWSTENEN);
+    if (kind == OV_KIND_CASE) {
+        const json_t *scan = json_object_get(record, "scan");
+        for (int b = 0; b < OV_BOUWSTENEN && scan; b++) {
+            const json_t *block = json_object_get(scan, ov_bouwsteen_slug[b]);
+            for (int l = 0; l < 2 && block; l++) {
+                const json_t *score =
+                    json_object_get(json_object_get(block, ov_scan_level[l]), "score");
+                if (json_is_integer(score) && json_integer_value(score) > scores[b] &&
+                    json_integer_value(score) <= 5)
+                    scores[b] = (uint8_t)json_integer_value(score);
+            }
+        }
+    } else if (kind == OV_KIND_LESSON) {
+        size_t i;
+        const json_t *item;
+        json_array_foreach(json_object_get(record, "bouwstenen"), i, item)
+        {
+            for (int b = 0; b < OV_BOUWSTENEN; b++)
+                if (json_is_string(item) && !strcmp(json_string_value(item), ov_bouwsteen_slug[b]))
+                    scores[b] = OV_SEARCH_SCORE_TAGGED;
+        }
+    }
+}
+
+/* Appends the new document value to ix->buf. */
+static int encode_doc(ov_search_index *ix, const ov_record_meta *meta, const json_t *record,
+                      const text_walk *texts, const value_walk *values)
+{
+    ix->buf_len = 0;
+    if (buf_reserve(ix, OV_SEARCH_DOC_HEADER + 4 * (size_t)values->count))
+        return OV_ENOMEM;
+    uint8_t *h = ix->buf;
+    memset(h, 0, OV_SEARCH_DOC_HEADER);
+    memcpy(h, meta->env.id.bytes, OV_ID_BYTES);
+    h[16] = (uint8_t)meta->env.kind;
+    read_scores(meta->env.kind, record, h + 18);
+    for (int c = 0; c < OV_SEARCH_CLASSES; c++)
+        put16(h + 26 + 2 * c, texts->length[c] > 65535 ? 65535 : texts->length[c]);
+    uint64_t updated = (uint64_t)meta->env.updated_ms;
+    for (int i = 7; i >= 0; i--, updated >>= 8)
+        h[32 + i] = (uint8_t)updated;
+    put16(h + 40, (uint32_t)values->count);
+    ix->buf_len = OV_SEARCH_DOC_HEADER;
+    for (int i = 0; i < values->count; i++, ix->buf_len += 4)
+        put32(ix->buf + ix->buf_len, values->ids[i]);
+    for (size_t i = 0; i < ix->term_count; i++) {
+        struct term_entry *t = &ix->terms[i];
+        if (buf_reserve(ix, t->len + 1 + 5 * 5 + 5 * (size_t)t->position_count))
+            return OV_ENOMEM;
+        memcpy(ix->buf + ix->buf_len, t->term, (size_t)t->len + 1);
+        ix->buf_len += (size_t)t->len + 1;
+        for (int c = 0; c < OV_SEARCH_CLASSES; c++)
+            buf_varint(ix, t->counts[c]);
+        buf_varint(ix, t->position_count);
+        /* Positions as deltas; their byte count first so readers can skip the list. */
+        size_t mark = ix->buf_len;
+        buf_varint(ix, 0x7FFFFFFF); /* placeholder of the widest size, fixed below */
+        size_t start = ix->buf_len;
+        uint32_t previous = 0;
+        for (uint32_t p = 0; p < t->position_count; p++) {
+            buf_varint(ix, t->positions[p] - previous);
+            previous = t->positions[p];
+        }
+        size_t bytes = ix->buf_len - start;
+        /* Rewrite the size as a 5-byte varint so the list need not move. */
+        uint32_t v = (uint32_t)bytes;
+        for (int k = 0; k < 5; k++) {
+            ix->buf[mark + k] = (uint8_t)((v & 0x7F) | (k < 4 ? 0x80 : 0));
+            v >>= 7;
+        }
+    }
+    return OV_OK;
+}
+
+int ov_search_index_update(ov_search_index *ix, MDB_txn *txn, const ov_record_meta *meta,
+                           const json_t *record)
+{
+    int indexed = meta->env.status == OV_STATUS_PUBLISHED && record;
+    uint32_t docno = 0;
+    int rc = docno_of(ix, txn, &meta->env.id, &docno, indexed);
+    if (rc == OV_ENOTFOUND)
+        return OV_OK; /* never indexed and not to be now */
+    if (rc)
+        return rc;
+
+    old_terms old = {NULL, 0};
+    uint8_t docno_bytes[4];
+    put32(docno_bytes, docno);
+    MDB_val key = {4, docno_bytes}, data;
+    rc = mdb_get(txn, ix->docs, &key, &data);
+    if (rc == 0) {
+        ov_search_doc doc;
+        if (ov_search_doc_decode(data.mv_data, data.mv_size, &doc) == OV_OK && doc.terms_len) {
+            old.data = malloc(doc.terms_len);
+            if (!old.data)
+                return OV_ENOMEM;
+            memcpy(old.data, doc.terms, doc.terms_len);
+            old.len = doc.terms_len;
+        }
+    } else if (rc != MDB_NOTFOUND) {
+        return from_mdb(rc);
+    }
+
+    terms_reset(ix);
+    text_walk texts = {ix, meta->env.kind, {0, 0, 0}};
+    if (indexed) {
+        rc = ov_record_texts(meta->env.kind, record, on_text, &texts);
+        if (rc) {
+            free(old.data);
+            return rc;
+        }
+        qsort(ix->terms, ix->term_count, sizeof *ix->terms, compare_terms);
+    }
+
+    /* Postings: merge the old forward list against the new sorted terms. */
+    diff_walk d = {txn, ix, docno, 0, OV_OK};
+    ov_search_doc old_doc = {.terms = old.data, .terms_len = old.len};
+    rc = ov_search_doc_terms(&old_doc, diff_old_term, &d);
+    free(old.data);
+    if (d.rc)
+        return d.rc;
+    if (rc)
+        return rc;
+    for (; d.next_new < ix->term_count; d.next_new++) {
+        struct term_entry *t = &ix->terms[d.next_new];
+        if (posting_write(&d, t->term, t->len, t->counts, 0))
+            return d.rc;
+    }
+
+    if (!indexed) {
+        rc = mdb_del(txn, ix->docs, &key, NULL);
+        return rc == MDB_NOTFOUND ? OV_OK : from_mdb(rc);
+    }
+
+    value_walk values = {.ix = ix, .txn = txn, .count = 0, .rc = OV_OK};
+    char text[OV_ID_CHARS + 1];
+    add_value(&values, OV_SEARCH_FACET_KIND, ov_kind_name(meta->env.kind));
+    ov_id_format(&meta->env.origin, text);
+    add_value(&values, OV_SEARCH_FACET_ORIGIN, text);
+    if (!values.rc)
+        ov_record_facets(meta->env.kind, record, on_record_facet, &values);
+    if (values.rc)
+        return values.rc;
+    qsort(values.ids, (size_t)values.count, sizeof *values.ids, compare_u32);
+
+    rc = encode_doc(ix, meta, record, &texts, &values);
+    if (rc)
+        return rc;
+    data = (MDB_val){ix->buf_len, ix->buf};
+    return from_mdb(mdb_put(txn, ix->docs, &key, &data, 0));
+}

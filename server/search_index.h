@@ -1,0 +1,109 @@
+/*
+ * The search index: LMDB databases in the store's environment, written in the same transaction as
+ * the record they describe, so search is never stale and never loses what the store holds.
+ *
+ * Only published records are indexed (drafts are found through the lists, by those who may see
+ * them). A record gets a search document number (docno) the first time it is indexed and keeps it
+ * for good; numbers are dense, so the query side (search.h) keeps per-document columns in arrays.
+ *
+ * Databases (all keys and numbers big-endian):
+ *   search_postings  term → 8-byte entries, sorted by docno (DUPSORT|DUPFIXED): docno u32, then
+ *                    the term's count in the title (u8), summary (u8) and body (u16) of the doc
+ *   search_docs      docno → the document: record id, kind, updated time, field lengths, scan
+ *                    scores, facet value ids, and its terms with their positions
+ *   search_ids       record id → docno
+ *   search_values    facet u8 + value → value id u32 (facet << 24 | n); 0xFF + facet → next n
+ *   search_names     value id → value
+ * docs/architecture.md ("Search") explains the choice.
+ */
+#ifndef OV_SEARCH_INDEX_H
+#define OV_SEARCH_INDEX_H
+
+#include <jansson.h>
+#include <lmdb.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/record.h"
+#include "proto/text.h"
+#include "server/store.h" /* ov_record_meta */
+
+/* Field classes, weighted in ranking: title above summary above body. */
+enum { OV_SEARCH_TITLE, OV_SEARCH_SUMMARY, OV_SEARCH_BODY, OV_SEARCH_CLASSES };
+
+/* Facets of the search index: kind and origin, then ov_record_facet_names in order. */
+enum { OV_SEARCH_FACET_KIND, OV_SEARCH_FACET_ORIGIN, OV_SEARCH_FACET_RECORD };
+#define OV_SEARCH_FACETS_MAX 32
+
+/* A scan score that a lesson's bouwsteen tag counts as: at or above every threshold. */
+#define OV_SEARCH_SCORE_TAGGED 6
+
+#define OV_SEARCH_POSTING_BYTES 8
+#define OV_SEARCH_DOC_HEADER    44
+
+typedef struct ov_search_index ov_search_index;
+
+/* Opens (creating) the databases in txn. *rebuild_needed is set when the index was created now
+ * while records may exist (an older store): the caller then runs ov_search_index_rebuild. */
+int ov_search_index_open(MDB_env *env, MDB_txn *txn, ov_search_index **out, int *rebuild_needed);
+void ov_search_index_free(ov_search_index *index);
+
+/* Brings the index in line with one stored record version (meta and its parsed record): indexes
+ * it when published, removes it otherwise. Writer thread, inside its transaction. */
+int ov_search_index_update(ov_search_index *index, MDB_txn *txn, const ov_record_meta *meta,
+                           const json_t *record);
+
+/* Empties the index; the caller then feeds every record through ov_search_index_update. */
+int ov_search_index_clear(ov_search_index *index, MDB_txn *txn);
+
+/* ---- Reading (any thread, any read transaction) ---------------------------------------------- */
+
+/* A document's header as stored in search_docs. */
+typedef struct {
+    ov_id id;
+    ov_kind kind;
+    uint8_t scores[OV_BOUWSTENEN]; /* best scan score per building block; 0: none */
+    uint16_t length[OV_SEARCH_CLASSES];
+    int64_t updated_ms;
+    uint16_t value_count;
+    const uint8_t *values; /* value_count big-endian u32 value ids */
+    const uint8_t *terms;  /* the forward list, see ov_search_doc_terms */
+    size_t terms_len;
+} ov_search_doc;
+
+/* Decodes a search_docs value (pointing into it). Returns OV_ESTORE when malformed. */
+int ov_search_doc_decode(const void *data, size_t len, ov_search_doc *doc);
+
+/* Walks a document's forward list: term, its counts per class and its positions (varints; read
+ * them with ov_search_varint). fn returns non-zero to stop. */
+typedef int (*ov_search_term_fn)(void *ctx, const char *term, size_t term_len,
+                                 const uint32_t counts[OV_SEARCH_CLASSES], const uint8_t *positions,
+                                 size_t positions_len, uint32_t position_count);
+int ov_search_doc_terms(const ov_search_doc *doc, ov_search_term_fn fn, void *ctx);
+
+/* Reads one varint at *p (below end); returns 0 when malformed. */
+int ov_search_varint(const uint8_t **p, const uint8_t *end, uint32_t *out);
+
+MDB_dbi ov_search_index_postings(const ov_search_index *index);
+MDB_dbi ov_search_index_docs(const ov_search_index *index);
+MDB_dbi ov_search_index_ids(const ov_search_index *index);
+
+/* A facet value's id (0 when the index has never seen it) and a value id's text (into out). */
+uint32_t ov_search_value_id(const ov_search_index *index, MDB_txn *txn, int facet,
+                            const char *value);
+int ov_search_value_name(const ov_search_index *index, MDB_txn *txn, uint32_t id, char *out,
+                         size_t size);
+
+/* Facet names, by facet number (kind, origin, then the record facets). NULL past the end. */
+const char *ov_search_facet_name(int facet);
+int ov_search_facet_number(const char *name);
+
+/* The weight class a record field's text belongs to. */
+int ov_search_field_class(ov_kind kind, const char *field);
+
+static inline uint32_t ov_search_get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+#endif
