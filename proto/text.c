@@ -156,7 +156,9 @@ static int each_word(const char *folded, word_fn fn, void *ctx)
 typedef struct {
     ov_text *text;
     ov_text_term_fn fn;
+    ov_text_span_fn span_fn;
     void *ctx;
+    size_t start, end; /* of the current word in the original, for span_fn */
 } analyse_ctx;
 
 static int analyse_word(void *arg, const char *word, size_t len, uint32_t position)
@@ -183,6 +185,8 @@ static int analyse_word(void *arg, const char *word, size_t len, uint32_t positi
         term[n - 1] = 'f';
     else if (n > 1 && term[n - 1] == 'z')
         term[n - 1] = 's';
+    if (a->span_fn)
+        return a->span_fn(a->ctx, term, n, position, a->start, a->end);
     return a->fn(a->ctx, term, n, position);
 }
 
@@ -192,10 +196,70 @@ int ov_text_analyse(ov_text *text, const char *utf8, size_t len, ov_text_term_fn
     char *folded = fold(utf8, len, &rc);
     if (!folded)
         return rc;
-    analyse_ctx a = {text, fn, ctx};
+    analyse_ctx a = {text, fn, NULL, ctx, 0, 0};
     rc = each_word(folded, analyse_word, &a);
     free(folded);
     return rc;
+}
+
+int ov_text_analyse_spans(ov_text *text, const char *utf8, size_t len, ov_text_span_fn fn,
+                          void *ctx)
+{
+    if (memchr(utf8, '\0', len))
+        return OV_EINVAL;
+    analyse_ctx a = {text, NULL, fn, ctx, 0, 0};
+    /* A word is folded into word[]; a longer one is cut (as ov_text_analyse's cut would). */
+    char word[4 * OV_TEXT_TERM_MAX + 8];
+    size_t word_len = 0, i = 0;
+    int in_word = 0;
+    uint32_t position = 0;
+    utf8proc_int32_t last_boundclass = 0;
+    const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)utf8;
+    while (i <= len) {
+        utf8proc_int32_t c = 0, folded[8];
+        utf8proc_ssize_t n = 1, count = 0;
+        if (i < len) {
+            n = utf8proc_iterate(p + i, (utf8proc_ssize_t)(len - i), &c);
+            if (n <= 0)
+                return OV_EINVAL;
+            count =
+                utf8proc_decompose_char(c, folded, 8,
+                                        UTF8PROC_DECOMPOSE | UTF8PROC_CASEFOLD |
+                                            UTF8PROC_STRIPMARK | UTF8PROC_LUMP | UTF8PROC_REJECTNA,
+                                        &last_boundclass);
+            if (count < 0 || count > 8)
+                return OV_EINVAL;
+        }
+        if (i < len && count == 0) { /* a stripped mark: part of the word it follows */
+            if (in_word)
+                a.end = i + (size_t)n;
+            i += (size_t)n;
+            continue;
+        }
+        for (utf8proc_ssize_t k = 0; k <= count; k++) {
+            int word_char = k < count && is_word_char(folded[k]);
+            if (k == count && i < len)
+                break; /* the end of this code point's letters is not the end of the word */
+            if (word_char) {
+                if (!in_word) {
+                    in_word = 1;
+                    word_len = 0;
+                    a.start = i;
+                }
+                if (word_len + 4 < sizeof word)
+                    word_len += (size_t)utf8proc_encode_char(folded[k],
+                                                             (utf8proc_uint8_t *)word + word_len);
+                a.end = i + (size_t)n;
+            } else if (in_word) {
+                in_word = 0;
+                int rc = analyse_word(&a, word, word_len, position++);
+                if (rc)
+                    return rc;
+            }
+        }
+        i += (size_t)n;
+    }
+    return OV_OK;
 }
 
 typedef struct {

@@ -37,6 +37,15 @@ typedef int (*ov_text_term_fn)(void *ctx, const char *term, size_t len, uint32_t
 /* Analyses len bytes of UTF-8. Errors: OV_EINVAL (not valid UTF-8), OV_ENOMEM, or fn's value. */
 int ov_text_analyse(ov_text *text, const char *utf8, size_t len, ov_text_term_fn fn, void *ctx);
 
+/* As ov_text_analyse, and also tells where each term's word is in the original text: bytes
+ * [start, end) of utf8. Words are folded one code point at a time here, so for scripts whose
+ * letters compose after folding (not Latin) a term can differ from ov_text_analyse's; use it to
+ * show matches (snippets), not to index. */
+typedef int (*ov_text_span_fn)(void *ctx, const char *term, size_t len, uint32_t position,
+                               size_t start, size_t end);
+int ov_text_analyse_spans(ov_text *text, const char *utf8, size_t len, ov_text_span_fn fn,
+                          void *ctx);
+
 /* The term of one word as a query would use it, without stemming (for prefix matching while
  * typing: "samenw" must find "samenwerking"): folded like step 1, into out (NUL-terminated).
  * Returns the length, 0 for no word, or OV_EINVAL / OV_ENOMEM (negative). */

@@ -132,6 +132,43 @@ static void test_callback_stops(void **state)
     assert_int_equal(calls, 1);
 }
 
+typedef struct {
+    collected terms;
+    const char *input;
+    char words[1024]; /* the original bytes of each span, "|"-separated */
+} spanned;
+
+static int collect_span(void *ctx, const char *term, size_t len, uint32_t position, size_t start,
+                        size_t end)
+{
+    spanned *s = ctx;
+    size_t used = strlen(s->words);
+    snprintf(s->words + used, sizeof s->words - used, "%s%.*s", s->terms.count ? "|" : "",
+             (int)(end - start), s->input + start);
+    return collect(&s->terms, term, len, position);
+}
+
+/* Spans give the same terms and positions as the analysis itself, and point at the original
+ * words, capitals, diacritics and all: what snippets mark. */
+static void test_spans_point_at_original_words(void **state)
+{
+    const char *input = "Creëren en SAMENWERKEN: de leerlingen van 't Brede-Brugklas hebben "
+                        "cafe\xcc\x81"
+                        " idee\xc3\xab"
+                        "n (auto's).";
+    collected plain;
+    analyse(*state, input, &plain);
+    spanned s;
+    memset(&s, 0, sizeof s);
+    s.input = input;
+    assert_int_equal(ov_text_analyse_spans(*state, input, strlen(input), collect_span, &s), OV_OK);
+    assert_string_equal(s.terms.joined, plain.joined);
+    assert_string_equal(s.words, "Creëren|SAMENWERKEN|leerlingen|Brede|Brugklas|cafe\xcc\x81|"
+                                 "idee\xc3\xab"
+                                 "n|auto");
+    assert_int_equal(ov_text_analyse_spans(*state, "\xff", 1, collect_span, &s), OV_EINVAL);
+}
+
 static void test_fold_word_for_prefixes(void **state)
 {
     (void)state;
@@ -153,6 +190,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_limits_and_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_callback_stops, setup, teardown),
         cmocka_unit_test(test_fold_word_for_prefixes),
+        cmocka_unit_test_setup_teardown(test_spans_point_at_original_words, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
