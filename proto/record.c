@@ -1051,6 +1051,17 @@ int ov_record_texts(ov_kind kind, const json_t *record, ov_text_field_fn fn, voi
                     (rc = fn(ctx, spec->name, json_string_value(item), json_string_length(item))))
                     break;
             }
+        } else if (spec->type == F_SCAN && json_is_object(value)) {
+            /* The scan's notes say how a school stands on each building block: search them. */
+            for (int b = 0; b < OV_BOUWSTENEN && !rc; b++) {
+                const json_t *block = json_object_get(value, ov_bouwsteen_slug[b]);
+                for (int l = 0; l < 2 && block && !rc; l++) {
+                    const json_t *note =
+                        json_object_get(json_object_get(block, ov_scan_level[l]), "note");
+                    if (json_is_string(note))
+                        rc = fn(ctx, "scan", json_string_value(note), json_string_length(note));
+                }
+            }
         }
         if (rc)
             return rc;

@@ -112,9 +112,9 @@ int ov_record_envelope(const json_t *record, ov_envelope *env);
 void ov_time_format(int64_t ms, char out[32]);
 int ov_time_parse(const char *text, size_t len, int64_t *ms);
 
-/* Calls fn for each text of a record that people search in: the kind's single-line and long texts
- * and text lists, with the field's name (not ids, enumerations, numbers, URLs or the "source"
- * note). Returns fn's first non-zero value, else 0. */
+/* Calls fn for each text of a record that people search in: the kind's single-line and long texts,
+ * text lists and the scan's notes (field "scan"), with the field's name (not ids, enumerations,
+ * numbers, URLs or the "source" note). Returns fn's first non-zero value, else 0. */
 typedef int (*ov_text_field_fn)(void *ctx, const char *field, const char *text, size_t len);
 int ov_record_texts(ov_kind kind, const json_t *record, ov_text_field_fn fn, void *ctx);
 

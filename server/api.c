@@ -23,6 +23,7 @@
 #include "server/config.h"
 #include "server/metrics.h"
 #include "server/problem.h"
+#include "server/search_api.h"
 #include "server/session_api.h"
 #include "server/static_files.h"
 
@@ -1227,7 +1228,7 @@ void ov_api_handle(void *app, ov_http_request *req)
                                "/api/other");
             return;
         }
-        if (ov_session_api_route(node, req))
+        if (ov_session_api_route(node, req) || ov_search_api_route(node, req, path))
             return;
         route_api(node, req, path + 8);
         return;

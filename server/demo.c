@@ -737,8 +737,8 @@ static int generate_lessons(generator *g, prng *r)
         }
         json_t *theme_list = json_array();
         add_theme(theme_list, k->topic->themes[0]);
-        char body[800];
-        snprintf(body, sizeof body, "%s (Geleerd bij: %s.)", l->body, k->topic->title);
+        /* The lesson names its case by reference ("case"), not in its text. */
+        const char *body = l->body;
         json_t *c = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:s}", "title", l->title, "body",
                               body, "school", "", "case", "", "bouwstenen", bouwstenen,
                               "principles", principles, "themes", theme_list, "source",

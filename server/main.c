@@ -30,6 +30,7 @@
 #include "server/import.h"
 #include "server/jlog.h"
 #include "server/live.h"
+#include "server/search.h"
 #include "server/node.h"
 #include "server/static_files.h"
 #include "server/store.h"
@@ -225,6 +226,8 @@ static int serve(const ov_config *config)
         rc = ov_writer_start(node->store, &loop, &writer_options, &node->writer);
     if (rc == OV_OK)
         rc = ov_auth_new(&node->auth);
+    if (rc == OV_OK)
+        rc = ov_search_new(node->store, &node->search);
     if (rc == OV_OK) {
         struct stat st;
         if (stat(config->web_root, &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -265,6 +268,7 @@ static int serve(const ov_config *config)
         }
         ov_static_files_free(node->web);
         ov_auth_free(node->auth);
+        ov_search_free(node->search);
         uv_loop_close(&loop);
         ov_store_close(node->store);
         ov_keypair_free(node->key);
@@ -290,6 +294,7 @@ static int serve(const ov_config *config)
     ov_writer_free(node->writer);
     ov_static_files_free(node->web);
     ov_auth_free(node->auth);
+    ov_search_free(node->search);
     rc = uv_loop_close(&loop);
     if (rc != 0)
         ov_jlog_warn("loop.unclosed_handles", NULL);

@@ -32,6 +32,7 @@ typedef struct ov_node {
     ov_writer *writer;
     ov_http_server *http;
     struct ov_live *live;           /* live updates (live.h) */
+    struct ov_search *search;       /* search (search.h); loop thread */
     struct ov_auth *auth;           /* rate limits for logins (auth.h) */
     struct ov_static_files *web;    /* the web client's files (static_files.h) */
     const struct ov_config *config; /* config.h */

@@ -64,10 +64,10 @@ int ov_search_facet_number(const char *name)
 
 int ov_search_field_class(ov_kind kind, const char *field)
 {
-    if (!strcmp(field, "title") || !strcmp(field, "name"))
+    /* Themes are the author's own keywords: as telling as the title. */
+    if (!strcmp(field, "title") || !strcmp(field, "name") || !strcmp(field, "themes"))
         return OV_SEARCH_TITLE;
-    if (!strcmp(field, "summary") || !strcmp(field, "themes") ||
-        (kind == OV_KIND_REQUEST && !strcmp(field, "question")))
+    if (!strcmp(field, "summary") || (kind == OV_KIND_REQUEST && !strcmp(field, "question")))
         return OV_SEARCH_SUMMARY;
     return OV_SEARCH_BODY;
 }
@@ -144,6 +144,7 @@ int ov_search_doc_decode(const void *data, size_t len, ov_search_doc *doc)
         return OV_ESTORE;
     memcpy(doc->id.bytes, p, OV_ID_BYTES);
     doc->kind = p[16];
+    doc->flags = p[17];
     if ((unsigned)doc->kind >= OV_KIND_COUNT)
         return OV_ESTORE;
     memcpy(doc->scores, p + 18, OV_BOUWSTENEN);
@@ -659,6 +660,8 @@ static int encode_doc(ov_search_index *ix, const ov_record_meta *meta, const jso
     memset(h, 0, OV_SEARCH_DOC_HEADER);
     memcpy(h, meta->env.id.bytes, OV_ID_BYTES);
     h[16] = (uint8_t)meta->env.kind;
+    if (json_is_true(json_object_get(record, "generated")))
+        h[17] |= OV_SEARCH_DOC_GENERATED;
     read_scores(meta->env.kind, record, h + 18);
     for (int c = 0; c < OV_SEARCH_CLASSES; c++)
         put16(h + 26 + 2 * c, texts->length[c] > 65535 ? 65535 : texts->length[c]);

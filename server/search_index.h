@@ -59,9 +59,12 @@ int ov_search_index_clear(ov_search_index *index, MDB_txn *txn);
 /* ---- Reading (any thread, any read transaction) ---------------------------------------------- */
 
 /* A document's header as stored in search_docs. */
+#define OV_SEARCH_DOC_GENERATED 0x01 /* flags: made up for the demo ("generated": true) */
+
 typedef struct {
     ov_id id;
     ov_kind kind;
+    uint8_t flags;
     uint8_t scores[OV_BOUWSTENEN]; /* best scan score per building block; 0: none */
     uint16_t length[OV_SEARCH_CLASSES];
     int64_t updated_ms;

@@ -1,0 +1,1489 @@
+/*
+ * The query side of search (see search.h): parse, fetch postings, intersect, filter and count
+ * facets per candidate from the in-memory columns, rank with BM25, then build snippets for the
+ * page of hits only.
+ */
+#include "server/search.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <utf8proc.h>
+
+#include "proto/error.h"
+#include "proto/id.h"
+#include "proto/text.h"
+
+#define KIND_ABSENT     0xFF
+#define PREFIX_MIN      2    /* folded bytes before a last word is taken as a prefix */
+#define PREFIX_KEYS     32   /* terms a prefix expands to, the most frequent */
+#define PREFIX_SCAN     4096 /* terms looked at to find them */
+#define PHRASES_MAX     4
+#define FACET_TOP       30    /* values reported per facet */
+#define SIMILAR_TERMS   12    /* words of a text that similar-search keeps */
+#define RESYNC_FULL     20000 /* changes behind after which a full reload is cheaper */
+#define SNIPPET_BEFORE  80
+#define SNIPPET_BYTES   240
+#define PREFER_BOOST    1.25
+#define GENERATED_SCALE 0.5 /* demo filler ranks after what real schools wrote */
+#define BM25_K1         1.2
+#define BM25_B          0.75
+
+static const double class_weight[OV_SEARCH_CLASSES] = {3.0, 2.0, 1.0};
+
+/* Facets reported with counts (the others only filter). */
+static const char *const reported_facets[] = {"kind",   "origin",      "region", "school",
+                                              "sector", "phase",       "theme",  "principle",
+                                              "state",  "availability"};
+
+typedef struct {
+    ov_id id;
+    int64_t updated_ms;
+    uint32_t values_at; /* into the pool */
+    uint16_t value_count;
+    uint8_t kind; /* KIND_ABSENT: not indexed (now) */
+    uint8_t flags;
+    uint8_t scores[OV_BOUWSTENEN];
+    uint16_t length[OV_SEARCH_CLASSES];
+} column;
+
+struct ov_search {
+    ov_store *store;
+    ov_search_index *index;
+    ov_text *text;
+    column *docs;
+    uint32_t doc_slots, doc_cap;
+    uint32_t *pool;
+    size_t pool_len, pool_cap, pool_dead;
+    uint64_t synced;
+    int loaded;
+    uint32_t live;
+    uint64_t total_length[OV_SEARCH_CLASSES];
+    uint32_t facet_max[OV_SEARCH_FACETS_MAX];
+    uint32_t *counts[OV_SEARCH_FACETS_MAX];
+    uint32_t counts_cap[OV_SEARCH_FACETS_MAX];
+    char **names[OV_SEARCH_FACETS_MAX]; /* value texts by n, read once */
+    uint32_t names_cap[OV_SEARCH_FACETS_MAX];
+};
+
+/* ---- Columns -------------------------------------------------------------------------------- */
+
+int ov_search_new(ov_store *store, ov_search **out)
+{
+    *out = NULL;
+    ov_search *s = calloc(1, sizeof *s);
+    if (!s)
+        return OV_ENOMEM;
+    int rc = ov_text_new(&s->text);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    s->store = store;
+    s->index = ov_store_search_index(store);
+    *out = s;
+    return OV_OK;
+}
+
+void ov_search_free(ov_search *s)
+{
+    if (!s)
+        return;
+    for (int f = 0; f < OV_SEARCH_FACETS_MAX; f++) {
+        free(s->counts[f]);
+        for (uint32_t n = 0; n < s->names_cap[f]; n++)
+            free(s->names[f][n]);
+        free(s->names[f]);
+    }
+    free(s->docs);
+    free(s->pool);
+    ov_text_free(s->text);
+    free(s);
+}
+
+size_t ov_search_documents(const ov_search *s)
+{
+    return s->live;
+}
+
+static void column_clear(ov_search *s, uint32_t docno)
+{
+    if (docno >= s->doc_slots)
+        return;
+    column *c = &s->docs[docno];
+    if (c->kind == KIND_ABSENT)
+        return;
+    s->live--;
+    for (int k = 0; k < OV_SEARCH_CLASSES; k++)
+        s->total_length[k] -= c->length[k];
+    s->pool_dead += c->value_count;
+    c->kind = KIND_ABSENT;
+    c->value_count = 0;
+}
+
+static int column_set(ov_search *s, uint32_t docno, const ov_search_doc *doc)
+{
+    if (docno >= s->doc_cap) {
+        uint32_t cap = s->doc_cap ? s->doc_cap : 1024;
+        while (cap <= docno)
+            cap *= 2;
+        column *grown = realloc(s->docs, cap * sizeof *grown);
+        if (!grown)
+            return OV_ENOMEM;
+        s->docs = grown;
+        s->doc_cap = cap;
+    }
+    while (s->doc_slots <= docno)
+        s->docs[s->doc_slots++].kind = KIND_ABSENT;
+    column_clear(s, docno);
+    if (s->pool_len + doc->value_count > s->pool_cap) {
+        size_t cap = s->pool_cap ? s->pool_cap : 4096;
+        while (cap < s->pool_len + doc->value_count)
+            cap *= 2;
+        uint32_t *grown = realloc(s->pool, cap * sizeof *grown);
+        if (!grown)
+            return OV_ENOMEM;
+        s->pool = grown;
+        s->pool_cap = cap;
+    }
+    column *c = &s->docs[docno];
+    c->id = doc->id;
+    c->updated_ms = doc->updated_ms;
+    c->kind = (uint8_t)doc->kind;
+    c->flags = doc->flags;
+    memcpy(c->scores, doc->scores, OV_BOUWSTENEN);
+    memcpy(c->length, doc->length, sizeof c->length);
+    c->values_at = (uint32_t)s->pool_len;
+    c->value_count = doc->value_count;
+    for (uint16_t i = 0; i < doc->value_count; i++) {
+        uint32_t v = ov_search_get32(doc->values + 4 * i);
+        uint32_t f = v >> 24, n = v & 0xFFFFFF;
+        if (f < OV_SEARCH_FACETS_MAX && n > s->facet_max[f])
+            s->facet_max[f] = n;
+        s->pool[s->pool_len++] = v;
+    }
+    s->live++;
+    for (int k = 0; k < OV_SEARCH_CLASSES; k++)
+        s->total_length[k] += c->length[k];
+    return OV_OK;
+}
+
+/* Drops the value lists of replaced versions once they are half the pool. */
+static int pool_compact(ov_search *s)
+{
+    if (s->pool_dead < 4096 || s->pool_dead * 2 < s->pool_len)
+        return OV_OK;
+    uint32_t *fresh = malloc((s->pool_len - s->pool_dead + 1) * sizeof *fresh);
+    if (!fresh)
+        return OV_ENOMEM;
+    size_t used = 0;
+    for (uint32_t d = 0; d < s->doc_slots; d++) {
+        column *c = &s->docs[d];
+        if (c->kind == KIND_ABSENT)
+            continue;
+        memcpy(fresh + used, s->pool + c->values_at, c->value_count * sizeof *fresh);
+        c->values_at = (uint32_t)used;
+        used += c->value_count;
+    }
+    free(s->pool);
+    s->pool = fresh;
+    s->pool_len = used;
+    s->pool_cap = s->pool_len - s->pool_dead + 1;
+    s->pool_dead = 0;
+    return OV_OK;
+}
+
+static int load_all(ov_search *s, MDB_txn *txn)
+{
+    s->doc_slots = 0;
+    s->pool_len = s->pool_dead = 0;
+    s->live = 0;
+    memset(s->total_length, 0, sizeof s->total_length);
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open(txn, ov_search_index_docs(s->index), &cursor);
+    if (rc)
+        return OV_ESTORE;
+    MDB_val key, value;
+    int mrc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST);
+    rc = OV_OK;
+    while (mrc == 0 && rc == OV_OK) {
+        ov_search_doc doc;
+        if (key.mv_size != 4 || ov_search_doc_decode(value.mv_data, value.mv_size, &doc)) {
+            rc = OV_ESTORE;
+            break;
+        }
+        rc = column_set(s, ov_search_get32(key.mv_data), &doc);
+        mrc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT);
+    }
+    mdb_cursor_close(cursor);
+    if (rc == OV_OK && mrc != MDB_NOTFOUND)
+        rc = OV_ESTORE;
+    return rc;
+}
+
+typedef struct {
+    ov_search *s;
+    MDB_txn *txn;
+    int rc;
+} resync;
+
+static int on_change(void *ctx, uint64_t change_seq, const ov_record_meta *meta, const char *json,
+                     size_t len)
+{
+    (void)change_seq;
+    (void)json;
+    (void)len;
+    resync *r = ctx;
+    MDB_val key = {OV_ID_BYTES, (void *)meta->env.id.bytes}, value;
+    int mrc = mdb_get(r->txn, ov_search_index_ids(r->s->index), &key, &value);
+    if (mrc == MDB_NOTFOUND)
+        return 0; /* never indexed */
+    if (mrc || value.mv_size != 4) {
+        r->rc = OV_ESTORE;
+        return -1;
+    }
+    uint32_t docno = ov_search_get32(value.mv_data);
+    key = value;
+    mrc = mdb_get(r->txn, ov_search_index_docs(r->s->index), &key, &value);
+    if (mrc == MDB_NOTFOUND) {
+        column_clear(r->s, docno);
+        return 0;
+    }
+    ov_search_doc doc;
+    if (mrc || ov_search_doc_decode(value.mv_data, value.mv_size, &doc)) {
+        r->rc = OV_ESTORE;
+        return -1;
+    }
+    r->rc = column_set(r->s, docno, &doc);
+    return r->rc ? -1 : 0;
+}
+
+/* Brings the columns to read's snapshot. */
+static int sync_columns(ov_search *s, ov_read *read)
+{
+    MDB_txn *txn = ov_read_txn(read);
+    uint64_t last = ov_read_last_change(read);
+    if (!s->loaded || last < s->synced || last - s->synced > RESYNC_FULL) {
+        int rc = load_all(s, txn);
+        if (rc)
+            return rc;
+        s->loaded = 1;
+        s->synced = last;
+        return OV_OK;
+    }
+    resync r = {s, txn, OV_OK};
+    while (s->synced < last) {
+        uint64_t reached = s->synced;
+        int rc = ov_read_changes(read, s->synced, 1000, on_change, &r, &reached);
+        if (r.rc)
+            return r.rc;
+        if (rc)
+            return rc;
+        if (reached <= s->synced)
+            break;
+        s->synced = reached;
+    }
+    s->synced = last;
+    return pool_compact(s);
+}
+
+/* ---- Postings ------------------------------------------------------------------------------- */
+
+typedef struct {
+    uint8_t *data; /* OV_SEARCH_POSTING_BYTES each, by docno */
+    size_t n;
+} plist;
+
+static uint32_t p_docno(const plist *p, size_t i)
+{
+    return ov_search_get32(p->data + i * OV_SEARCH_POSTING_BYTES);
+}
+
+static const uint8_t *p_entry(const plist *p, size_t i)
+{
+    return p->data + i * OV_SEARCH_POSTING_BYTES;
+}
+
+static int read_postings(MDB_cursor *cursor, const char *term, size_t len, plist *out)
+{
+    out->data = NULL;
+    out->n = 0;
+    MDB_val key = {len, (void *)term}, value;
+    int rc = mdb_cursor_get(cursor, &key, &value, MDB_SET);
+    if (rc == MDB_NOTFOUND)
+        return OV_OK;
+    if (rc)
+        return OV_ESTORE;
+    size_t count;
+    if (mdb_cursor_count(cursor, &count))
+        return OV_ESTORE;
+    out->data = malloc(count * OV_SEARCH_POSTING_BYTES + 1);
+    if (!out->data)
+        return OV_ENOMEM;
+    rc = mdb_cursor_get(cursor, &key, &value, MDB_GET_MULTIPLE);
+    while (rc == 0) {
+        size_t got = value.mv_size / OV_SEARCH_POSTING_BYTES;
+        if (out->n + got > count)
+            got = count - out->n;
+        memcpy(out->data + out->n * OV_SEARCH_POSTING_BYTES, value.mv_data,
+               got * OV_SEARCH_POSTING_BYTES);
+        out->n += got;
+        rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT_MULTIPLE);
+    }
+    return rc == MDB_NOTFOUND ? OV_OK : OV_ESTORE;
+}
+
+/* Merges two lists by docno; a document in both gets the counts added (saturating). */
+static int merge_lists(plist *a, plist *b)
+{
+    uint8_t *out = malloc((a->n + b->n) * OV_SEARCH_POSTING_BYTES + 1);
+    if (!out)
+        return OV_ENOMEM;
+    size_t i = 0, j = 0, n = 0;
+    while (i < a->n || j < b->n) {
+        uint8_t *dst = out + n * OV_SEARCH_POSTING_BYTES;
+        if (j >= b->n || (i < a->n && p_docno(a, i) < p_docno(b, j))) {
+            memcpy(dst, a->data + i++ * OV_SEARCH_POSTING_BYTES, OV_SEARCH_POSTING_BYTES);
+        } else if (i >= a->n || p_docno(b, j) < p_docno(a, i)) {
+            memcpy(dst, b->data + j++ * OV_SEARCH_POSTING_BYTES, OV_SEARCH_POSTING_BYTES);
+        } else {
+            const uint8_t *x = a->data + i++ * OV_SEARCH_POSTING_BYTES;
+            const uint8_t *y = b->data + j++ * OV_SEARCH_POSTING_BYTES;
+            memcpy(dst, x, 4);
+            for (int k = 4; k < 6; k++)
+                dst[k] = (uint8_t)(x[k] + y[k] > 255 ? 255 : x[k] + y[k]);
+            uint32_t body = (uint32_t)(x[6] << 8 | x[7]) + (uint32_t)(y[6] << 8 | y[7]);
+            if (body > 65535)
+                body = 65535;
+            dst[6] = (uint8_t)(body >> 8);
+            dst[7] = (uint8_t)body;
+        }
+        n++;
+    }
+    free(a->data);
+    free(b->data);
+    a->data = out;
+    a->n = n;
+    b->data = NULL;
+    b->n = 0;
+    return OV_OK;
+}
+
+/* ---- Query terms ---------------------------------------------------------------------------- */
+
+typedef struct {
+    char term[OV_TEXT_TERM_MAX + 1];
+    uint8_t len;
+    char prefix[OV_TEXT_TERM_MAX + 1]; /* non-empty: also every term starting with this */
+    plist list;
+    size_t at; /* intersection cursor */
+    double idf;
+    int optional; /* similar-search: any term may match */
+} qterm;
+
+typedef struct {
+    int count;
+    int term[OV_SEARCH_TERMS_MAX];
+    uint32_t offset[OV_SEARCH_TERMS_MAX];
+} phrase;
+
+typedef struct {
+    qterm terms[OV_SEARCH_TERMS_MAX];
+    int count;
+    int ignored;
+    phrase phrases[PHRASES_MAX];
+    int phrase_count;
+    phrase *current; /* phrase being parsed */
+    uint32_t first_position;
+    int last_term; /* index of the term the last analysed word gave, -1 */
+} parsed;
+
+static int add_term(parsed *p, const char *term, size_t len)
+{
+    for (int i = 0; i < p->count; i++)
+        if (p->terms[i].len == len && !memcmp(p->terms[i].term, term, len))
+            return i;
+    if (p->count >= OV_SEARCH_TERMS_MAX) {
+        p->ignored++;
+        return -1;
+    }
+    qterm *t = &p->terms[p->count];
+    memset(t, 0, sizeof *t);
+    memcpy(t->term, term, len);
+    t->len = (uint8_t)len;
+    return p->count++;
+}
+
+static int on_query_term(void *ctx, const char *term, size_t len, uint32_t position)
+{
+    parsed *p = ctx;
+    int i = add_term(p, term, len);
+    p->last_term = i;
+    if (p->current && i >= 0 && p->current->count < OV_SEARCH_TERMS_MAX) {
+        if (p->current->count == 0)
+            p->first_position = position;
+        p->current->term[p->current->count] = i;
+        p->current->offset[p->current->count++] = position - p->first_position;
+    }
+    return 0;
+}
+
+static int valid_utf8(const char *s, size_t len)
+{
+    const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)s;
+    size_t i = 0;
+    while (i < len) {
+        utf8proc_int32_t c;
+        utf8proc_ssize_t n = utf8proc_iterate(p + i, (utf8proc_ssize_t)(len - i), &c);
+        if (n <= 0 || c == 0)
+            return 0;
+        i += (size_t)n;
+    }
+    return 1;
+}
+
+/* Splits q into words and "phrases"; an unclosed quote runs to the end. The last word, when q
+ * does not end in a space or quote, is also a prefix. */
+static int parse_query(ov_search *s, const char *q, size_t len, parsed *p)
+{
+    memset(p, 0, sizeof *p);
+    p->last_term = -1;
+    size_t i = 0;
+    int quoted = 0;
+    while (i <= len) {
+        size_t end = i;
+        while (end < len && q[end] != '"')
+            end++;
+        if (end > i) {
+            phrase *ph = NULL;
+            if (quoted && p->phrase_count < PHRASES_MAX) {
+                ph = &p->phrases[p->phrase_count];
+                ph->count = 0;
+            }
+            p->current = ph;
+            p->last_term = -1;
+            int rc = ov_text_analyse(s->text, q + i, end - i, on_query_term, p);
+            if (rc)
+                return rc;
+            if (ph && ph->count > 1)
+                p->phrase_count++;
+        }
+        if (end >= len)
+            break;
+        quoted = !quoted;
+        i = end + 1;
+    }
+    /* Search as you type: the last word, unless finished by a space or a closing quote. */
+    if (len > 0 && !quoted && q[len - 1] != '"' && q[len - 1] != ' ' && q[len - 1] != '\t') {
+        size_t start = len;
+        while (start > 0 && q[start - 1] != ' ' && q[start - 1] != '\t' && q[start - 1] != '"')
+            start--;
+        char folded[OV_TEXT_TERM_MAX + 1];
+        int n = ov_text_fold_word(q + start, len - start, folded);
+        if (n >= PREFIX_MIN) {
+            int t = p->last_term;
+            if (t < 0)
+                t = add_term(p, folded, (size_t)n); /* a stopword so far: only its prefix */
+            if (t >= 0)
+                memcpy(p->terms[t].prefix, folded, (size_t)n + 1);
+        }
+    }
+    return OV_OK;
+}
+
+typedef struct {
+    char key[OV_TEXT_TERM_MAX + 1];
+    size_t len, count;
+} expansion;
+
+static int compare_expansion(const void *a, const void *b)
+{
+    size_t x = ((const expansion *)a)->count, y = ((const expansion *)b)->count;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* A term's postings: the exact term, plus the most frequent terms its prefix begins. */
+static int fetch_term(MDB_cursor *cursor, qterm *t)
+{
+    int rc = read_postings(cursor, t->term, t->len, &t->list);
+    if (rc || !t->prefix[0])
+        return rc;
+    size_t plen = strlen(t->prefix);
+    expansion *found = malloc(PREFIX_SCAN * sizeof *found);
+    if (!found)
+        return OV_ENOMEM;
+    size_t nfound = 0;
+    MDB_val key = {plen, t->prefix}, value;
+    int mrc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
+    for (int scanned = 0; mrc == 0 && scanned < PREFIX_SCAN; scanned++) {
+        if (key.mv_size < plen || memcmp(key.mv_data, t->prefix, plen))
+            break;
+        if (key.mv_size <= OV_TEXT_TERM_MAX &&
+            !(key.mv_size == t->len && !memcmp(key.mv_data, t->term, t->len))) {
+            expansion *e = &found[nfound++];
+            memcpy(e->key, key.mv_data, key.mv_size);
+            e->len = key.mv_size;
+            if (mdb_cursor_count(cursor, &e->count))
+                e->count = 0;
+        }
+        mrc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT_NODUP);
+    }
+    qsort(found, nfound, sizeof *found, compare_expansion);
+    for (size_t i = 0; i < nfound && i < PREFIX_KEYS && rc == OV_OK; i++) {
+        plist more;
+        rc = read_postings(cursor, found[i].key, found[i].len, &more);
+        if (rc == OV_OK)
+            rc = merge_lists(&t->list, &more);
+        free(more.data);
+    }
+    free(found);
+    return rc;
+}
+
+/* ---- Filters and facet counts --------------------------------------------------------------- */
+
+typedef struct {
+    int group_of[OV_SEARCH_FACETS_MAX]; /* filter group of a facet, -1 */
+    uint64_t *bits[OV_SEARCH_FACETS_MAX];
+    uint32_t bit_words[OV_SEARCH_FACETS_MAX];
+    int groups;
+    int bouwsteen_group; /* -1 */
+    uint8_t bouwstenen;
+    int bouwsteen_min;
+    uint32_t all;
+} filter_set;
+
+static void filters_free(filter_set *f)
+{
+    for (int i = 0; i < OV_SEARCH_FACETS_MAX; i++)
+        free(f->bits[i]);
+}
+
+static int filters_build(ov_search *s, MDB_txn *txn, const ov_search_query *q, filter_set *f)
+{
+    memset(f, 0, sizeof *f);
+    for (int i = 0; i < OV_SEARCH_FACETS_MAX; i++)
+        f->group_of[i] = -1;
+    f->bouwsteen_group = -1;
+    for (int i = 0; i < q->filter_count; i++) {
+        int facet = q->filters[i].facet;
+        if (facet < 0 || facet >= OV_SEARCH_FACETS_MAX || f->group_of[facet] >= 0)
+            return OV_EINVAL;
+        uint32_t words = s->facet_max[facet] / 64 + 1;
+        f->bits[facet] = calloc(words, sizeof(uint64_t));
+        if (!f->bits[facet])
+            return OV_ENOMEM;
+        f->bit_words[facet] = words;
+        f->group_of[facet] = f->groups++;
+        for (int v = 0; v < q->filters[i].count; v++) {
+            uint32_t id = ov_search_value_id(s->index, txn, facet, q->filters[i].values[v]);
+            uint32_t n = id & 0xFFFFFF;
+            if (id && n / 64 < words)
+                f->bits[facet][n / 64] |= 1ull << (n % 64);
+        }
+    }
+    if (q->bouwstenen) {
+        f->bouwsteen_group = f->groups++;
+        f->bouwstenen = q->bouwstenen;
+    }
+    f->bouwsteen_min = q->bouwsteen_min;
+    f->all = f->groups ? (uint32_t)((1ull << f->groups) - 1) : 0;
+    return OV_OK;
+}
+
+/* The filter groups a document fails. */
+static uint32_t filters_failed(const ov_search *s, const filter_set *f, const column *c)
+{
+    if (!f->all)
+        return 0;
+    uint32_t passed = 0;
+    const uint32_t *v = s->pool + c->values_at;
+    for (uint16_t i = 0; i < c->value_count; i++) {
+        uint32_t facet = v[i] >> 24, n = v[i] & 0xFFFFFF;
+        int g = facet < OV_SEARCH_FACETS_MAX ? f->group_of[facet] : -1;
+        if (g >= 0 && n / 64 < f->bit_words[facet] && (f->bits[facet][n / 64] >> (n % 64) & 1))
+            passed |= 1u << g;
+    }
+    if (f->bouwsteen_group >= 0)
+        for (int b = 0; b < OV_BOUWSTENEN; b++)
+            if ((f->bouwstenen >> b & 1) && c->scores[b] >= f->bouwsteen_min)
+                passed |= 1u << f->bouwsteen_group;
+    return f->all & ~passed;
+}
+
+typedef struct {
+    uint32_t bouwsteen[OV_BOUWSTENEN];
+} extra_counts;
+
+static int counts_reset(ov_search *s, extra_counts *extra)
+{
+    memset(extra, 0, sizeof *extra);
+    for (int f = 0; f < OV_SEARCH_FACETS_MAX; f++) {
+        uint32_t need = s->facet_max[f] + 1;
+        if (need > s->counts_cap[f]) {
+            uint32_t *grown = realloc(s->counts[f], need * sizeof *grown);
+            if (!grown)
+                return OV_ENOMEM;
+            s->counts[f] = grown;
+            s->counts_cap[f] = need;
+        }
+        memset(s->counts[f], 0, s->counts_cap[f] * sizeof *s->counts[f]);
+    }
+    return OV_OK;
+}
+
+/* Counts a document's values: all of them (only_group < 0), or those of one failed group. */
+static void count_values(ov_search *s, const filter_set *f, const column *c, int only_group,
+                         extra_counts *extra)
+{
+    const uint32_t *v = s->pool + c->values_at;
+    for (uint16_t i = 0; i < c->value_count; i++) {
+        uint32_t facet = v[i] >> 24, n = v[i] & 0xFFFFFF;
+        if (facet >= OV_SEARCH_FACETS_MAX || n >= s->counts_cap[facet])
+            continue;
+        if (only_group < 0 || f->group_of[facet] == only_group)
+            s->counts[facet][n]++;
+    }
+    if (only_group < 0 || only_group == f->bouwsteen_group)
+        for (int b = 0; b < OV_BOUWSTENEN; b++)
+            if (c->scores[b] >= f->bouwsteen_min)
+                extra->bouwsteen[b]++;
+}
+
+/* ---- Phrases -------------------------------------------------------------------------------- */
+
+typedef struct {
+    const parsed *p;
+    const phrase *ph;
+    uint32_t *positions[OV_SEARCH_TERMS_MAX];
+    uint32_t counts[OV_SEARCH_TERMS_MAX];
+} phrase_walk;
+
+static int take_positions(void *ctx, const char *term, size_t len,
+                          const uint32_t counts[OV_SEARCH_CLASSES], const uint8_t *positions,
+                          size_t positions_len, uint32_t position_count)
+{
+    (void)counts;
+    phrase_walk *w = ctx;
+    for (int k = 0; k < w->ph->count; k++) {
+        const qterm *t = &w->p->terms[w->ph->term[k]];
+        if (t->len != len || memcmp(t->term, term, len) || w->positions[k])
+            continue;
+        w->positions[k] = malloc((position_count + 1) * sizeof(uint32_t));
+        if (!w->positions[k])
+            return OV_ENOMEM;
+        const uint8_t *at = positions, *end = positions + positions_len;
+        uint32_t value = 0, n = 0, delta;
+        while (n < position_count && ov_search_varint(&at, end, &delta)) {
+            value += delta;
+            w->positions[k][n++] = value;
+        }
+        w->counts[k] = n;
+    }
+    return 0;
+}
+
+static int has_position(const uint32_t *list, uint32_t n, uint32_t want)
+{
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (list[mid] < want)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && list[lo] == want;
+}
+
+/* Whether the document holds every phrase, word after word (stopwords keep their place). */
+static int phrases_match(ov_search *s, MDB_txn *txn, const parsed *p, uint32_t docno)
+{
+    if (!p->phrase_count)
+        return 1;
+    uint8_t key_bytes[4] = {(uint8_t)(docno >> 24), (uint8_t)(docno >> 16), (uint8_t)(docno >> 8),
+                            (uint8_t)docno};
+    MDB_val key = {4, key_bytes}, value;
+    ov_search_doc doc;
+    if (mdb_get(txn, ov_search_index_docs(s->index), &key, &value) ||
+        ov_search_doc_decode(value.mv_data, value.mv_size, &doc))
+        return 0;
+    for (int i = 0; i < p->phrase_count; i++) {
+        phrase_walk w;
+        memset(&w, 0, sizeof w);
+        w.p = p;
+        w.ph = &p->phrases[i];
+        int ok = ov_search_doc_terms(&doc, take_positions, &w) == OV_OK;
+        int found = 0;
+        for (int k = 0; k < w.ph->count; k++)
+            ok = ok && w.positions[k];
+        for (uint32_t a = 0; ok && !found && a < w.counts[0]; a++) {
+            uint32_t start = w.positions[0][a];
+            found = 1;
+            for (int k = 1; k < w.ph->count && found; k++)
+                found = has_position(w.positions[k], w.counts[k], start + w.ph->offset[k]);
+        }
+        for (int k = 0; k < w.ph->count; k++)
+            free(w.positions[k]);
+        if (!found)
+            return 0;
+    }
+    return 1;
+}
+
+/* ---- Ranking -------------------------------------------------------------------------------- */
+
+typedef struct {
+    double score;
+    uint32_t docno;
+} hit;
+
+/* a before b in the answer: higher score first, then lower docno. */
+static int hit_before(const hit *a, const hit *b)
+{
+    return a->score > b->score || (a->score == b->score && a->docno < b->docno);
+}
+
+typedef struct {
+    hit *items;
+    int count, cap;
+} top_hits;
+
+/* Keeps the cap best hits in a heap whose root is the worst of them. */
+static void top_push(top_hits *t, hit h)
+{
+    if (t->count < t->cap) {
+        int i = t->count++;
+        t->items[i] = h;
+        while (i > 0) {
+            int parent = (i - 1) / 2;
+            if (!hit_before(&t->items[parent], &t->items[i]))
+                break;
+            hit tmp = t->items[parent];
+            t->items[parent] = t->items[i];
+            t->items[i] = tmp;
+            i = parent;
+        }
+        return;
+    }
+    if (!hit_before(&h, &t->items[0]))
+        return;
+    t->items[0] = h;
+    int i = 0;
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, worst = i;
+        if (l < t->count && hit_before(&t->items[worst], &t->items[l]))
+            worst = l;
+        if (r < t->count && hit_before(&t->items[worst], &t->items[r]))
+            worst = r;
+        if (worst == i)
+            break;
+        hit tmp = t->items[worst];
+        t->items[worst] = t->items[i];
+        t->items[i] = tmp;
+        i = worst;
+    }
+}
+
+static int compare_hits(const void *a, const void *b)
+{
+    return hit_before(a, b) ? -1 : hit_before(b, a) ? 1 : 0;
+}
+
+static int parse_cursor(const char *text, hit *after)
+{
+    unsigned long long bits;
+    unsigned docno;
+    char tail;
+    if (!text || sscanf(text, "%16llx-%8x%c", &bits, &docno, &tail) != 2 || strlen(text) != 25)
+        return OV_EINVAL;
+    memcpy(&after->score, &bits, sizeof bits);
+    if (!isfinite(after->score))
+        return OV_EINVAL;
+    after->docno = docno;
+    return OV_OK;
+}
+
+static void format_cursor(const hit *h, char out[32])
+{
+    unsigned long long bits;
+    memcpy(&bits, &h->score, sizeof bits);
+    snprintf(out, 32, "%016llx-%08x", bits, h->docno);
+}
+
+/* ---- Snippets ------------------------------------------------------------------------------- */
+
+typedef struct {
+    const parsed *p;
+    size_t starts[64], ends[64];
+    int count;
+} marks;
+
+static int term_matches(const parsed *p, const char *term, size_t len)
+{
+    for (int i = 0; i < p->count; i++) {
+        const qterm *t = &p->terms[i];
+        if (t->len == len && !memcmp(t->term, term, len))
+            return 1;
+        size_t plen = strlen(t->prefix);
+        if (plen && len >= plen && !memcmp(term, t->prefix, plen))
+            return 1;
+    }
+    return 0;
+}
+
+static int on_span(void *ctx, const char *term, size_t len, uint32_t position, size_t start,
+                   size_t end)
+{
+    (void)position;
+    marks *m = ctx;
+    if (!term_matches(m->p, term, len))
+        return 0;
+    m->starts[m->count] = start;
+    m->ends[m->count] = end;
+    return ++m->count == (int)(sizeof m->starts / sizeof *m->starts);
+}
+
+static int append_escaped(ov_buf *out, const char *text, size_t len)
+{
+    size_t from = 0;
+    for (size_t i = 0; i < len; i++) {
+        const char *entity = NULL;
+        switch (text[i]) {
+        case '&':
+            entity = "&amp;";
+            break;
+        case '<':
+            entity = "&lt;";
+            break;
+        case '>':
+            entity = "&gt;";
+            break;
+        case '"':
+            entity = "&quot;";
+            break;
+        case '\'':
+            entity = "&#39;";
+            break;
+        default:
+            continue;
+        }
+        ov_buf_append(out, text + from, i - from);
+        ov_buf_append_str(out, entity);
+        from = i + 1;
+    }
+    return ov_buf_append(out, text + from, len - from);
+}
+
+/* A cheap test before analysing a text: could any query term occur in it? Looks for the first
+ * bytes of each term, ignoring ASCII case (terms are folded; a non-ASCII start always may). */
+static int may_contain(const parsed *p, const char *text, size_t len)
+{
+    for (int i = 0; i < p->count; i++) {
+        const qterm *t = &p->terms[i];
+        const char *probe = t->prefix[0] ? t->prefix : t->term;
+        size_t n = strlen(probe) < 4 ? strlen(probe) : 4;
+        for (size_t k = 0; k < n; k++)
+            if ((unsigned char)probe[k] >= 0x80)
+                return 1;
+        for (size_t at = 0; at + n <= len; at++) {
+            size_t k = 0;
+            while (k < n && (text[at + k] | 0x20) == probe[k])
+                k++;
+            if (k == n)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+typedef struct {
+    ov_search *s;
+    const parsed *p;
+    ov_kind kind;
+    const char *fallback;
+    size_t fallback_len;
+    const char *text;
+    size_t text_len;
+    marks m;
+} snippet_walk;
+
+static int on_snippet_text(void *ctx, const char *field, const char *text, size_t len)
+{
+    snippet_walk *w = ctx;
+    if (!strcmp(field, "title") || !strcmp(field, "name") || !strcmp(field, "themes"))
+        return 0; /* the title is shown anyway; a list of themes says little */
+    if (!w->fallback && len > 0) {
+        w->fallback = text;
+        w->fallback_len = len;
+    }
+    if (w->p->count == 0 || !may_contain(w->p, text, len))
+        return 0;
+    w->m.count = 0;
+    w->m.p = w->p;
+    int rc = ov_text_analyse_spans(w->s->text, text, len, on_span, &w->m);
+    if (rc < 0)
+        return 0;
+    if (w->m.count > 0) {
+        w->text = text;
+        w->text_len = len;
+        return 1;
+    }
+    return 0;
+}
+
+static size_t back_to_char(const char *text, size_t at)
+{
+    while (at > 0 && ((unsigned char)text[at] & 0xC0) == 0x80)
+        at--;
+    return at;
+}
+
+/* The part of the text around the first match, HTML-escaped, matches in <mark>. */
+static void append_snippet(ov_buf *out, const char *text, size_t len, const marks *m)
+{
+    size_t first = m && m->count ? m->starts[0] : 0;
+    size_t from = first > SNIPPET_BEFORE ? first - SNIPPET_BEFORE : 0;
+    if (from > 0) {
+        size_t space = from;
+        while (space < first && text[space] != ' ')
+            space++;
+        from = space < first ? space + 1 : back_to_char(text, from);
+    }
+    size_t to = from + SNIPPET_BYTES < len ? from + SNIPPET_BYTES : len;
+    if (to < len) {
+        size_t space = to;
+        while (space > from && text[space] != ' ')
+            space--;
+        to = space > first ? space : back_to_char(text, to);
+    }
+    ov_buf snippet;
+    ov_buf_init(&snippet, 4096);
+    if (from > 0)
+        ov_buf_append_str(&snippet, "… ");
+    size_t at = from;
+    for (int i = 0; m && i < m->count; i++) {
+        if (m->starts[i] < at || m->ends[i] > to)
+            continue;
+        append_escaped(&snippet, text + at, m->starts[i] - at);
+        ov_buf_append_str(&snippet, "<mark>");
+        append_escaped(&snippet, text + m->starts[i], m->ends[i] - m->starts[i]);
+        ov_buf_append_str(&snippet, "</mark>");
+        at = m->ends[i];
+    }
+    append_escaped(&snippet, text + at, to - at);
+    if (to < len)
+        ov_buf_append_str(&snippet, " …");
+    ov_buf_append_json_string(out, snippet.data ? snippet.data : "", snippet.len);
+    ov_buf_free(&snippet);
+}
+
+static void append_hit(ov_search *s, ov_read *read, const parsed *p, const hit *h, ov_buf *out)
+{
+    const column *c = &s->docs[h->docno];
+    ov_record_meta meta;
+    const char *json;
+    size_t len;
+    char id[OV_ID_CHARS + 1], origin[OV_ID_CHARS + 1];
+    ov_id_format(&c->id, id);
+    if (ov_read_record(read, &c->id, &meta, &json, &len) != OV_OK) {
+        ov_buf_printf(out, "{\"id\":\"%s\",\"kind\":\"%s\",\"score\":%.4f}", id,
+                      ov_kind_name(c->kind), h->score);
+        return;
+    }
+    ov_id_format(&meta.env.origin, origin);
+    ov_buf_printf(out, "{\"id\":\"%s\",\"kind\":\"%s\",\"origin\":\"%s\",\"score\":%.4f,", id,
+                  ov_kind_name(c->kind), origin, h->score);
+    json_t *record = json_loadb(json, len, 0, NULL);
+    const char *title = record ? ov_record_display_title(c->kind, record) : NULL;
+    ov_buf_append_str(out, "\"title\":");
+    ov_buf_append_json_string(out, title ? title : "", title ? strlen(title) : 0);
+    ov_buf_append_str(out, ",\"snippet\":");
+    snippet_walk w;
+    memset(&w, 0, sizeof w);
+    w.s = s;
+    w.p = p;
+    w.kind = c->kind;
+    if (record)
+        ov_record_texts(c->kind, record, on_snippet_text, &w);
+    if (w.text)
+        append_snippet(out, w.text, w.text_len, &w.m);
+    else if (w.fallback)
+        append_snippet(out, w.fallback, w.fallback_len, NULL);
+    else
+        ov_buf_append_str(out, "\"\"");
+    json_decref(record);
+    ov_buf_append_str(out, ",\"record\":");
+    ov_buf_append(out, json, len);
+    ov_buf_append_str(out, "}");
+}
+
+/* ---- Facet output --------------------------------------------------------------------------- */
+
+static const char *value_name(ov_search *s, MDB_txn *txn, int facet, uint32_t n)
+{
+    if (n >= s->names_cap[facet]) {
+        uint32_t cap = s->names_cap[facet] ? s->names_cap[facet] : 64;
+        while (cap <= n)
+            cap *= 2;
+        char **grown = realloc(s->names[facet], cap * sizeof *grown);
+        if (!grown)
+            return NULL;
+        memset(grown + s->names_cap[facet], 0, (cap - s->names_cap[facet]) * sizeof *grown);
+        s->names[facet] = grown;
+        s->names_cap[facet] = cap;
+    }
+    if (!s->names[facet][n]) {
+        char text[128];
+        if (ov_search_value_name(s->index, txn, (uint32_t)facet << 24 | n, text, sizeof text))
+            return NULL;
+        s->names[facet][n] = strdup(text);
+    }
+    return s->names[facet][n];
+}
+
+typedef struct {
+    uint32_t n, count;
+} facet_count;
+
+static int compare_counts(const void *a, const void *b)
+{
+    const facet_count *x = a, *y = b;
+    if (x->count != y->count)
+        return x->count < y->count ? 1 : -1;
+    return x->n < y->n ? -1 : x->n > y->n;
+}
+
+/* For facets whose values are record ids, the record's name. */
+static void append_label(ov_read *read, int facet, const char *value, ov_buf *out)
+{
+    const char *name = ov_search_facet_name(facet);
+    if (strcmp(name, "region") && strcmp(name, "school"))
+        return;
+    ov_id id;
+    ov_record_meta meta;
+    const char *json;
+    size_t len;
+    if (ov_id_parse(value, strlen(value), &id) || ov_read_record(read, &id, &meta, &json, &len))
+        return;
+    json_t *record = json_loadb(json, len, 0, NULL);
+    const char *title = record ? ov_record_display_title(meta.env.kind, record) : NULL;
+    if (title) {
+        ov_buf_append_str(out, ",\"label\":");
+        ov_buf_append_json_string(out, title, strlen(title));
+    }
+    json_decref(record);
+}
+
+static void append_facets(ov_search *s, ov_read *read, const extra_counts *extra, ov_buf *out)
+{
+    MDB_txn *txn = ov_read_txn(read);
+    ov_buf_append_str(out, "\"facets\":{");
+    facet_count *list = NULL;
+    size_t list_cap = 0;
+    for (size_t r = 0; r < sizeof reported_facets / sizeof *reported_facets; r++) {
+        int facet = ov_search_facet_number(reported_facets[r]);
+        size_t n_found = 0;
+        for (uint32_t n = 1; n < s->counts_cap[facet]; n++) {
+            if (!s->counts[facet][n])
+                continue;
+            if (n_found == list_cap) {
+                size_t cap = list_cap ? list_cap * 2 : 64;
+                facet_count *grown = realloc(list, cap * sizeof *grown);
+                if (!grown)
+                    break;
+                list = grown;
+                list_cap = cap;
+            }
+            list[n_found++] = (facet_count){n, s->counts[facet][n]};
+        }
+        qsort(list, n_found, sizeof *list, compare_counts);
+        ov_buf_printf(out, "%s\"%s\":[", r ? "," : "", reported_facets[r]);
+        int written = 0;
+        for (size_t i = 0; i < n_found && written < FACET_TOP; i++) {
+            const char *name = value_name(s, txn, facet, list[i].n);
+            if (!name)
+                continue;
+            ov_buf_printf(out, "%s{\"value\":", written++ ? "," : "");
+            ov_buf_append_json_string(out, name, strlen(name));
+            ov_buf_printf(out, ",\"count\":%u", list[i].count);
+            append_label(read, facet, name, out);
+            ov_buf_append_str(out, "}");
+        }
+        ov_buf_append_str(out, "]");
+    }
+    free(list);
+    ov_buf_append_str(out, ",\"bouwsteen\":[");
+    int written = 0;
+    for (int b = 0; b < OV_BOUWSTENEN; b++) {
+        if (!extra->bouwsteen[b])
+            continue;
+        ov_buf_printf(out, "%s{\"value\":\"%s\",\"count\":%u,\"label\":", written++ ? "," : "",
+                      ov_bouwsteen_slug[b], extra->bouwsteen[b]);
+        ov_buf_append_json_string(out, ov_bouwsteen_title_nl[b], strlen(ov_bouwsteen_title_nl[b]));
+        ov_buf_append_str(out, "}");
+    }
+    ov_buf_append_str(out, "]}");
+}
+
+/* ---- Similar ------------------------------------------------------------------------------- */
+
+typedef struct {
+    char term[OV_TEXT_TERM_MAX + 1];
+    uint8_t len;
+    uint32_t tf;
+    double weight;
+} similar_term;
+
+typedef struct {
+    similar_term *items;
+    size_t count, cap;
+} similar_terms;
+
+static int on_similar_term(void *ctx, const char *term, size_t len, uint32_t position)
+{
+    (void)position;
+    similar_terms *st = ctx;
+    for (size_t i = 0; i < st->count; i++)
+        if (st->items[i].len == len && !memcmp(st->items[i].term, term, len)) {
+            st->items[i].tf++;
+            return 0;
+        }
+    if (st->count == st->cap)
+        return 0; /* enough words to choose from */
+    similar_term *t = &st->items[st->count++];
+    memcpy(t->term, term, len);
+    t->term[len] = 0;
+    t->len = (uint8_t)len;
+    t->tf = 1;
+    return 0;
+}
+
+static int compare_similar(const void *a, const void *b)
+{
+    double x = ((const similar_term *)a)->weight, y = ((const similar_term *)b)->weight;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The text's most telling words (tf × idf), as optional query terms. */
+static int parse_similar(ov_search *s, MDB_txn *txn, const char *text, size_t len, parsed *p)
+{
+    memset(p, 0, sizeof *p);
+    p->last_term = -1;
+    similar_terms st = {calloc(1024, sizeof(similar_term)), 0, 1024};
+    if (!st.items)
+        return OV_ENOMEM;
+    int rc = ov_text_analyse(s->text, text, len, on_similar_term, &st);
+    MDB_cursor *cursor = NULL;
+    if (!rc && mdb_cursor_open(txn, ov_search_index_postings(s->index), &cursor))
+        rc = OV_ESTORE;
+    double n_docs = s->live ? s->live : 1;
+    for (size_t i = 0; !rc && i < st.count; i++) {
+        MDB_val key = {st.items[i].len, st.items[i].term}, value;
+        size_t df = 0;
+        if (!mdb_cursor_get(cursor, &key, &value, MDB_SET))
+            mdb_cursor_count(cursor, &df);
+        st.items[i].weight =
+            df ? st.items[i].tf * log(1 + (n_docs - (double)df + 0.5) / ((double)df + 0.5)) : 0;
+    }
+    if (cursor)
+        mdb_cursor_close(cursor);
+    qsort(st.items, st.count, sizeof *st.items, compare_similar);
+    for (size_t i = 0; !rc && i < st.count && p->count < SIMILAR_TERMS; i++) {
+        if (st.items[i].weight <= 0)
+            break;
+        int t = add_term(p, st.items[i].term, st.items[i].len);
+        if (t >= 0)
+            p->terms[t].optional = 1;
+    }
+    free(st.items);
+    return rc;
+}
+
+/* ---- Running a query ------------------------------------------------------------------------ */
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+typedef struct {
+    ov_search *s;
+    MDB_txn *txn;
+    const ov_search_query *q;
+    const parsed *p;
+    filter_set *f;
+    extra_counts *extra;
+    top_hits *top;
+    const hit *after;
+    double avg_length[OV_SEARCH_CLASSES];
+    uint64_t total;
+    uint64_t beyond;    /* hits after the cursor: more than a page means a next page */
+    uint32_t prefer[2]; /* value ids that raise a hit's score */
+} run_state;
+
+/* BM25F: a term's counts per field class, each normalised by the field's length against its
+ * average and weighted, then saturated once. Titles are short, so one title hit counts for more
+ * than several in a long body. */
+static double term_score(const run_state *r, const column *c, double idf, const uint8_t *entry)
+{
+    uint32_t tf[OV_SEARCH_CLASSES] = {entry[4], entry[5], (uint32_t)(entry[6] << 8 | entry[7])};
+    double weighted = 0;
+    for (int k = 0; k < OV_SEARCH_CLASSES; k++)
+        if (tf[k])
+            weighted +=
+                class_weight[k] * tf[k] / (1 - BM25_B + BM25_B * c->length[k] / r->avg_length[k]);
+    return idf * weighted * (BM25_K1 + 1) / (weighted + BM25_K1);
+}
+
+/* One candidate document: filters, phrases, facet counts, rank. entry[i]: term i's posting for
+ * the document (NULL: absent). */
+static void consider(run_state *r, uint32_t docno, const uint8_t *const *entry)
+{
+    ov_search *s = r->s;
+    if (docno >= s->doc_slots)
+        return;
+    const column *c = &s->docs[docno];
+    if (c->kind == KIND_ABSENT)
+        return;
+    if (r->q->exclude && !memcmp(c->id.bytes, r->q->exclude->bytes, OV_ID_BYTES))
+        return;
+    uint32_t failed = filters_failed(s, r->f, c);
+    if (failed & (failed - 1))
+        return; /* two or more groups failed: counts for none */
+    if (!phrases_match(s, r->txn, r->p, docno))
+        return;
+    if (failed) {
+        int group = __builtin_ctz(failed);
+        count_values(s, r->f, c, group, r->extra);
+        return;
+    }
+    count_values(s, r->f, c, -1, r->extra);
+    r->total++;
+    hit h = {0, docno};
+    if (r->p->count == 0) {
+        h.score = (double)c->updated_ms; /* browsing: newest first */
+    } else {
+        for (int i = 0; i < r->p->count; i++)
+            if (entry[i])
+                h.score += term_score(r, c, r->p->terms[i].idf, entry[i]);
+        const uint32_t *v = s->pool + c->values_at;
+        for (uint16_t i = 0; i < c->value_count; i++)
+            if (v[i] == r->prefer[0] || v[i] == r->prefer[1])
+                h.score *= PREFER_BOOST;
+        if (c->flags & OV_SEARCH_DOC_GENERATED)
+            h.score *= GENERATED_SCALE;
+    }
+    if (r->after && !hit_before(r->after, &h))
+        return;
+    r->beyond++;
+    top_push(r->top, h);
+}
+
+/* All terms required: walk the shortest list, gallop the others. */
+static void match_all(run_state *r, qterm *terms, int count)
+{
+    int driver = 0;
+    for (int i = 1; i < count; i++)
+        if (terms[i].list.n < terms[driver].list.n)
+            driver = i;
+    const uint8_t *entry[OV_SEARCH_TERMS_MAX];
+    for (size_t k = 0; k < terms[driver].list.n; k++) {
+        uint32_t docno = p_docno(&terms[driver].list, k);
+        int ok = 1;
+        for (int i = 0; i < count && ok; i++) {
+            qterm *t = &terms[i];
+            if (i == driver) {
+                entry[i] = p_entry(&t->list, k);
+                continue;
+            }
+            size_t step = 1;
+            while (t->at + step < t->list.n && p_docno(&t->list, t->at + step) < docno) {
+                t->at += step;
+                step *= 2;
+            }
+            while (t->at < t->list.n && p_docno(&t->list, t->at) < docno)
+                t->at++;
+            ok = t->at < t->list.n && p_docno(&t->list, t->at) == docno;
+            if (ok)
+                entry[i] = p_entry(&t->list, t->at);
+        }
+        if (ok)
+            consider(r, docno, entry);
+    }
+}
+
+/* Any term may match (similar-search): a merge over all lists. */
+static void match_any(run_state *r, qterm *terms, int count)
+{
+    const uint8_t *entry[OV_SEARCH_TERMS_MAX];
+    for (;;) {
+        uint32_t docno = UINT32_MAX;
+        for (int i = 0; i < count; i++)
+            if (terms[i].at < terms[i].list.n && p_docno(&terms[i].list, terms[i].at) < docno)
+                docno = p_docno(&terms[i].list, terms[i].at);
+        if (docno == UINT32_MAX)
+            return;
+        for (int i = 0; i < count; i++) {
+            entry[i] = NULL;
+            if (terms[i].at < terms[i].list.n && p_docno(&terms[i].list, terms[i].at) == docno)
+                entry[i] = p_entry(&terms[i].list, terms[i].at++);
+        }
+        consider(r, docno, entry);
+    }
+}
+
+static void append_query(const ov_search_query *q, const parsed *p, ov_buf *out)
+{
+    ov_buf_append_str(out, "\"query\":{\"q\":");
+    if (q->q)
+        ov_buf_append_json_string(out, q->q, q->q_len);
+    else
+        ov_buf_append_str(out, "null");
+    ov_buf_append_str(out, ",\"terms\":[");
+    for (int i = 0; i < p->count; i++) {
+        if (i)
+            ov_buf_append_str(out, ",");
+        ov_buf_append_json_string(out, p->terms[i].term, p->terms[i].len);
+    }
+    ov_buf_append_str(out, "],\"prefix\":");
+    const char *prefix = NULL;
+    for (int i = 0; i < p->count; i++)
+        if (p->terms[i].prefix[0])
+            prefix = p->terms[i].prefix;
+    if (prefix)
+        ov_buf_append_json_string(out, prefix, strlen(prefix));
+    else
+        ov_buf_append_str(out, "null");
+    ov_buf_printf(out, ",\"phrases\":%d,\"ignored_words\":%d}", p->phrase_count, p->ignored);
+}
+
+int ov_search_run(ov_search *s, ov_read *read, const ov_search_query *q, ov_buf *out, char *detail,
+                  size_t detail_size)
+{
+    double started = now_ms();
+    detail[0] = 0;
+    if (q->q && q->q_len > OV_SEARCH_Q_MAX) {
+        snprintf(detail, detail_size, "q is at most %d bytes; this one has %zu", OV_SEARCH_Q_MAX,
+                 q->q_len);
+        return OV_EINVAL;
+    }
+    if (q->similar && q->similar_len > OV_SEARCH_SIMILAR_MAX) {
+        snprintf(detail, detail_size, "the text is at most %d bytes", OV_SEARCH_SIMILAR_MAX);
+        return OV_EINVAL;
+    }
+    if ((q->q && !valid_utf8(q->q, q->q_len)) ||
+        (q->similar && !valid_utf8(q->similar, q->similar_len))) {
+        snprintf(detail, detail_size, "q is not valid UTF-8 text");
+        return OV_EINVAL;
+    }
+    if (q->limit < 1 || q->limit > OV_SEARCH_LIMIT_MAX) {
+        snprintf(detail, detail_size, "limit is 1 to %d", OV_SEARCH_LIMIT_MAX);
+        return OV_EINVAL;
+    }
+    hit after;
+    if (q->cursor && parse_cursor(q->cursor, &after)) {
+        snprintf(detail, detail_size, "cursor is not one this node gave out (use \"next\")");
+        return OV_EINVAL;
+    }
+    int rc = sync_columns(s, read);
+    if (rc)
+        return rc;
+    MDB_txn *txn = ov_read_txn(read);
+    parsed *p = malloc(sizeof *p);
+    if (!p)
+        return OV_ENOMEM;
+    if (q->similar)
+        rc = parse_similar(s, txn, q->similar, q->similar_len, p);
+    else
+        rc = parse_query(s, q->q ? q->q : "", q->q ? q->q_len : 0, p);
+    if (rc == OV_EINVAL)
+        snprintf(detail, detail_size, "q is not valid UTF-8 text");
+    if (rc) {
+        free(p);
+        return rc;
+    }
+
+    filter_set f;
+    memset(&f, 0, sizeof f);
+    extra_counts extra;
+    top_hits top = {calloc((size_t)q->limit, sizeof(hit)), 0, q->limit};
+    rc = top.items ? filters_build(s, txn, q, &f) : OV_ENOMEM;
+    if (!rc)
+        rc = counts_reset(s, &extra);
+    run_state r = {s,         txn, q, p,     &f, &extra, &top, q->cursor ? &after : NULL,
+                   {1, 1, 1}, 0,   0, {0, 0}};
+    if (q->prefer_sector)
+        r.prefer[0] =
+            ov_search_value_id(s->index, txn, ov_search_facet_number("sector"), q->prefer_sector);
+    if (q->prefer_region)
+        r.prefer[1] =
+            ov_search_value_id(s->index, txn, ov_search_facet_number("region"), q->prefer_region);
+    if (!r.prefer[0])
+        r.prefer[0] = UINT32_MAX; /* never a value id: facet numbers stay below 32 */
+    if (!r.prefer[1])
+        r.prefer[1] = UINT32_MAX;
+    for (int k = 0; k < OV_SEARCH_CLASSES; k++) {
+        if (s->live)
+            r.avg_length[k] = (double)s->total_length[k] / s->live;
+        if (r.avg_length[k] < 1)
+            r.avg_length[k] = 1;
+    }
+
+    MDB_cursor *cursor = NULL;
+    if (!rc && p->count && mdb_cursor_open(txn, ov_search_index_postings(s->index), &cursor))
+        rc = OV_ESTORE;
+    for (int i = 0; !rc && i < p->count; i++) {
+        rc = fetch_term(cursor, &p->terms[i]);
+        double df = (double)p->terms[i].list.n;
+        p->terms[i].idf = log(1 + (s->live - df + 0.5) / (df + 0.5));
+        if (p->terms[i].idf < 0.01)
+            p->terms[i].idf = 0.01;
+    }
+    if (cursor)
+        mdb_cursor_close(cursor);
+    if (!rc) {
+        if (p->count == 0) {
+            for (uint32_t d = 0; d < s->doc_slots; d++)
+                consider(&r, d, NULL);
+        } else if (q->similar) {
+            match_any(&r, p->terms, p->count);
+        } else {
+            match_all(&r, p->terms, p->count);
+        }
+    }
+
+    if (!rc) {
+        qsort(top.items, (size_t)top.count, sizeof *top.items, compare_hits);
+        ov_buf_append_str(out, "{");
+        append_query(q, p, out);
+        ov_buf_printf(out, ",\"total\":%llu,\"hits\":[", (unsigned long long)r.total);
+        for (int i = 0; i < top.count; i++) {
+            if (i)
+                ov_buf_append_str(out, ",");
+            append_hit(s, read, p, &top.items[i], out);
+        }
+        ov_buf_append_str(out, "],");
+        append_facets(s, read, &extra, out);
+        if (r.beyond > (uint64_t)q->limit) {
+            char next[32];
+            format_cursor(&top.items[top.count - 1], next);
+            ov_buf_printf(out, ",\"next\":\"%s\"", next);
+        } else {
+            ov_buf_append_str(out, ",\"next\":null");
+        }
+        ov_buf_printf(out, ",\"took_ms\":%.3f}", now_ms() - started);
+        if (out->failed)
+            rc = OV_ENOMEM;
+    }
+    for (int i = 0; i < p->count; i++)
+        free(p->terms[i].list.data);
+    free(p);
+    filters_free(&f);
+    free(top.items);
+    return rc;
+}
