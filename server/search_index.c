@@ -256,6 +256,20 @@ void ov_search_index_free(ov_search_index *ix)
     free(ix);
 }
 
+int ov_search_index_bytes(const ov_search_index *ix, MDB_txn *txn, uint64_t *bytes)
+{
+    MDB_dbi all[] = {ix->postings, ix->docs, ix->ids, ix->values, ix->names};
+    *bytes = 0;
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
+        MDB_stat st;
+        if (mdb_stat(txn, all[i], &st))
+            return OV_ESTORE;
+        *bytes +=
+            (uint64_t)(st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages) * st.ms_psize;
+    }
+    return OV_OK;
+}
+
 MDB_dbi ov_search_index_postings(const ov_search_index *ix)
 {
     return ix->postings;

@@ -87,6 +87,9 @@ int ov_search_doc_terms(const ov_search_doc *doc, ov_search_term_fn fn, void *ct
 /* Reads one varint at *p (below end); returns 0 when malformed. */
 int ov_search_varint(const uint8_t **p, const uint8_t *end, uint32_t *out);
 
+/* Bytes the index's databases take in the data file (pages × page size). */
+int ov_search_index_bytes(const ov_search_index *index, MDB_txn *txn, uint64_t *bytes);
+
 MDB_dbi ov_search_index_postings(const ov_search_index *index);
 MDB_dbi ov_search_index_docs(const ov_search_index *index);
 MDB_dbi ov_search_index_ids(const ov_search_index *index);
