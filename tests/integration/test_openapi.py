@@ -77,6 +77,13 @@ def test_responses_match_spec():
         call("GET", "/api/v1/cases/01JD3M5Q8X7Y2Z9ABCDEFGHJKM")
         call("GET", "/api/v1/changes?since=0&limit=5")
         call("GET", "/api/v1/changes?since=-1")
+        found = call("GET", "/api/v1/search?q=tussenjaar&kind=case,lesson&limit=2").json
+        call("GET", f"/api/v1/search?q=team&cursor={found['next'] or ''}")
+        call("GET", "/api/v1/search?limit=500")
+        call("GET", f"/api/v1/cases/{found['hits'][0]['id']}/similar?limit=3")
+        request = call("GET", "/api/v1/requests?limit=1").json["items"][0]
+        call("GET", f"/api/v1/requests/{request['id']}/matches?limit=3")
+        call("GET", "/api/v1/requests/01JD3M5Q8X7Y2Z9ABCDEFGHJKM/matches")
         call("GET", "/api/v1/session")
         call("POST", "/api/v1/session", body={"username": "nobody", "password": "wrong-password"})
         call("POST", "/api/v1/cases", body={"title": "x"})
