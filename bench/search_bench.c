@@ -192,6 +192,8 @@ static const bench_query queries[] = {
     {"zorgwekkend verzuim ", "zorgwekkend verzuim", NULL},
     {"\"passend onderwijs\"", "\"passend onderwijs\"", NULL},
     {"\"het hele team\"", "\"het hele team\"", NULL},
+    {"\"administratie mentoren trajectbegeleiders\"",
+     "\"administratie mentoren trajectbegeleiders\"", NULL},
     {"creatieve vakken ", "creatieve vakken", NULL},
     {"mentoren ", "mentoren", NULL},
     {"leerlingen school ", "leerlingen school", NULL},
@@ -354,6 +356,7 @@ int main(int argc, char **argv)
     ov_search_index_bytes(ov_store_search_index(store), ov_read_txn(read), &ours_index);
     ov_read_end(read);
 
+    ov_buf out;
     ov_search *search;
     if (ov_search_new(store, &search))
         return 1;
@@ -362,12 +365,27 @@ int main(int argc, char **argv)
                        "SELECT rowid, bm25(docs, 3.0, 2.0, 1.0) FROM docs WHERE docs MATCH ? "
                        "ORDER BY bm25(docs, 3.0, 2.0, 1.0) LIMIT 20",
                        -1, &select, NULL);
+    /* The node loads its in-memory columns on the first query after start; that is not a query's
+     * cost, so one untimed query goes first. */
+    {
+        ov_search_query warm;
+        memset(&warm, 0, sizeof warm);
+        warm.limit = 1;
+        warm.bouwsteen_min = 3;
+        char detail[200];
+        ov_buf_init(&out, 64u << 20);
+        ov_read_begin(store, &read);
+        double start = now_ms();
+        ov_search_run(search, read, &warm, &out, detail, sizeof detail);
+        printf("first query after start (loads the columns): %.1f ms\n", now_ms() - start);
+        ov_read_end(read);
+        ov_buf_free(&out);
+    }
     size_t runs = QUERY_COUNT * (size_t)rounds;
     double *ours = malloc(runs * sizeof *ours), *fts = malloc(runs * sizeof *fts);
     size_t n_ours = 0, n_fts = 0;
     double ours_sum = 0, fts_sum = 0, ours_common = 0, fts_common = 0;
     printf("\n%-36s %9s %9s %9s %9s\n", "query", "hits", "ours ms", "fts5 hits", "fts5 ms");
-    ov_buf out;
     for (size_t qi = 0; qi < QUERY_COUNT; qi++) {
         const bench_query *bq = &queries[qi];
         double q_ours = 0, q_fts = 0;

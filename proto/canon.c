@@ -367,3 +367,170 @@ int ov_canon_is_canonical(const char *data, size_t len)
     json_decref(value);
     return same;
 }
+
+/* The end of the JSON value starting at data[i] (one past its last byte), or 0 when malformed. */
+static size_t value_end(const char *data, size_t len, size_t i)
+{
+    int depth = 0;
+    while (i < len) {
+        char c = data[i];
+        if (c == '"') {
+            i++;
+            while (i < len && data[i] != '"')
+                i += data[i] == '\\' ? 2 : 1;
+            if (i >= len)
+                return 0;
+            i++;
+            if (depth == 0)
+                return i;
+            continue;
+        }
+        if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (depth == 0)
+                return i; /* the end of a scalar before the enclosing object's close */
+            if (--depth == 0)
+                return i + 1;
+        } else if (c == ',' && depth == 0) {
+            return i;
+        }
+        i++;
+    }
+    return depth == 0 ? i : 0;
+}
+
+static size_t skip_space(const char *data, size_t len, size_t i)
+{
+    while (i < len && (data[i] == ' ' || data[i] == '\n' || data[i] == '\r' || data[i] == '\t'))
+        i++;
+    return i;
+}
+
+int ov_canon_each_member(const char *data, size_t len, ov_canon_member_fn fn, void *ctx)
+{
+    size_t i = skip_space(data, len, 0);
+    if (i >= len || data[i] != '{')
+        return OV_EINVAL;
+    i = skip_space(data, len, i + 1);
+    if (i < len && data[i] == '}')
+        return 0;
+    while (i < len) {
+        if (data[i] != '"')
+            return OV_EINVAL;
+        size_t key_end = value_end(data, len, i);
+        if (!key_end)
+            return OV_EINVAL;
+        size_t colon = skip_space(data, len, key_end);
+        if (colon >= len || data[colon] != ':')
+            return OV_EINVAL;
+        size_t start = skip_space(data, len, colon + 1);
+        size_t end = start < len ? value_end(data, len, start) : 0;
+        if (!end || end == start)
+            return OV_EINVAL;
+        size_t trimmed = end;
+        while (trimmed > start && (data[trimmed - 1] == ' ' || data[trimmed - 1] == '\n'))
+            trimmed--;
+        int rc = fn(ctx, data + i + 1, key_end - i - 2, data + start, trimmed - start);
+        if (rc)
+            return rc;
+        i = skip_space(data, len, end);
+        if (i < len && data[i] == '}')
+            return 0;
+        if (i >= len || data[i] != ',')
+            return OV_EINVAL;
+        i = skip_space(data, len, i + 1);
+    }
+    return OV_EINVAL;
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static long read_hex4(const char *p)
+{
+    long v = 0;
+    for (int k = 0; k < 4; k++) {
+        int d = hex_digit(p[k]);
+        if (d < 0)
+            return -1;
+        v = v << 4 | d;
+    }
+    return v;
+}
+
+long ov_canon_string(const char *literal, size_t len, char *out, size_t size)
+{
+    if (len < 2 || literal[0] != '"' || literal[len - 1] != '"' || size == 0)
+        return -1;
+    size_t n = 0;
+    for (size_t i = 1; i + 1 < len; i++) {
+        char c = literal[i];
+        uint8_t utf8[4];
+        size_t bytes = 1;
+        utf8[0] = (uint8_t)c;
+        if (c == '\\') {
+            if (i + 2 >= len)
+                return -1;
+            char e = literal[++i];
+            switch (e) {
+            case 'n':
+                utf8[0] = '\n';
+                break;
+            case 't':
+                utf8[0] = '\t';
+                break;
+            case 'r':
+                utf8[0] = '\r';
+                break;
+            case 'b':
+                utf8[0] = '\b';
+                break;
+            case 'f':
+                utf8[0] = '\f';
+                break;
+            case '"':
+            case '\\':
+            case '/':
+                utf8[0] = (uint8_t)e;
+                break;
+            case 'u': {
+                if (i + 4 >= len)
+                    return -1;
+                long cp = read_hex4(literal + i + 1);
+                i += 4;
+                if (cp >= 0xD800 && cp <= 0xDBFF && i + 6 < len && literal[i + 1] == '\\' &&
+                    literal[i + 2] == 'u') {
+                    long low = read_hex4(literal + i + 3);
+                    if (low >= 0xDC00 && low <= 0xDFFF) {
+                        cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+                        i += 6;
+                    }
+                }
+                if (cp < 0 || (cp >= 0xD800 && cp <= 0xDFFF))
+                    return -1;
+                bytes = (size_t)utf8proc_encode_char((utf8proc_int32_t)cp, utf8);
+                if (bytes == 0)
+                    return -1;
+                break;
+            }
+            default:
+                return -1;
+            }
+        }
+        if (n + bytes + 1 > size)
+            return -1;
+        memcpy(out + n, utf8, bytes);
+        n += bytes;
+    }
+    out[n] = 0;
+    return (long)n;
+}

@@ -50,6 +50,19 @@ int ov_canon_encode(const json_t *value, char **out, size_t *out_len);
  * means "not known", not "not NFC". */
 int ov_text_is_simple_nfc(const char *text, size_t len);
 
+/* Walks the members of a JSON object without building it: fn gets each key (raw, between its
+ * quotes) and the raw bytes of its value (a string with its quotes, a nested object, …). For
+ * reading a few members of stored canonical records, where parsing the whole record would cost
+ * more than the answer. fn returns non-zero to stop. Returns OV_EINVAL when data is not an
+ * object (the walk checks structure, not every byte), else 0 or fn's value. */
+typedef int (*ov_canon_member_fn)(void *ctx, const char *key, size_t key_len, const char *value,
+                                  size_t value_len);
+int ov_canon_each_member(const char *data, size_t len, ov_canon_member_fn fn, void *ctx);
+
+/* Decodes a JSON string literal (with its quotes) into out, NUL-terminated. Returns the length,
+ * or -1 when it is not a string or does not fit in size bytes. */
+long ov_canon_string(const char *literal, size_t len, char *out, size_t size);
+
 /* True when data[0..len) is already the canonical encoding of some value. */
 int ov_canon_is_canonical(const char *data, size_t len);
 

@@ -1169,11 +1169,29 @@ int ov_record_facets(ov_kind kind, const json_t *record, ov_facet_fn fn, void *c
     return rc;
 }
 
+const char *ov_record_title_field(ov_kind kind)
+{
+    return kind == OV_KIND_REGION || kind == OV_KIND_SCHOOL || kind == OV_KIND_PERSON ? "name"
+                                                                                      : "title";
+}
+
+int ov_record_text_field(ov_kind kind, const char *field, size_t len)
+{
+    if (kind >= OV_KIND_COUNT || (len == 6 && !memcmp(field, "source", 6)))
+        return 0;
+    for (const field_spec *spec = kind_fields[kind]; spec->name; spec++) {
+        if (strlen(spec->name) != len || memcmp(spec->name, field, len))
+            continue;
+        if (spec->type == F_TEXT || spec->type == F_LONGTEXT)
+            return 1;
+        return spec->type == F_TEXTS ? 2 : 0;
+    }
+    return 0;
+}
+
 const char *ov_record_display_title(ov_kind kind, const json_t *record)
 {
-    const char *member = kind == OV_KIND_REGION || kind == OV_KIND_SCHOOL || kind == OV_KIND_PERSON
-                             ? "name"
-                             : "title";
+    const char *member = ov_record_title_field(kind);
     const char *text = json_string_value(json_object_get(record, member));
     return text ? text : "";
 }

@@ -103,6 +103,11 @@ int ov_record_seal_tombstone(const ov_envelope *env, char **canon, size_t *canon
 
 /* What a person calls the record: its "name" (regions, schools, people) or "title" (the rest).
  * Points into record (valid while record lives and that member is unchanged); "" when absent. */
+/* The member that names a record of kind: "name" (regions, schools, people) or "title". */
+const char *ov_record_title_field(ov_kind kind);
+/* Whether field (len bytes) of kind is a text people search in, as ov_record_texts walks them:
+ * 0 no, 1 a text, 2 a list of texts. */
+int ov_record_text_field(ov_kind kind, const char *field, size_t len);
 const char *ov_record_display_title(ov_kind kind, const json_t *record);
 
 /* Reads the envelope members of a sealed record. OV_OK or OV_ESCHEMA. */

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <utf8proc.h>
 
+#include "proto/canon.h"
 #include "proto/error.h"
 #include "proto/id.h"
 #include "proto/text.h"
@@ -49,6 +50,12 @@ typedef struct {
     uint16_t length[OV_SEARCH_CLASSES];
 } column;
 
+/* The name of the record a facet value refers to, as of the record's change. */
+typedef struct {
+    uint64_t change_seq;
+    char *text;
+} label;
+
 struct ov_search {
     ov_store *store;
     ov_search_index *index;
@@ -66,6 +73,9 @@ struct ov_search {
     uint32_t counts_cap[OV_SEARCH_FACETS_MAX];
     char **names[OV_SEARCH_FACETS_MAX]; /* value texts by n, read once */
     uint32_t names_cap[OV_SEARCH_FACETS_MAX];
+    label *labels[OV_SEARCH_FACETS_MAX]; /* names of the records region and school values are */
+    uint32_t labels_cap[OV_SEARCH_FACETS_MAX];
+    char scratch[40000]; /* one decoded text of a hit (8,000 characters of up to 4 bytes) */
 };
 
 /* ---- Columns -------------------------------------------------------------------------------- */
@@ -96,6 +106,9 @@ void ov_search_free(ov_search *s)
         for (uint32_t n = 0; n < s->names_cap[f]; n++)
             free(s->names[f][n]);
         free(s->names[f]);
+        for (uint32_t n = 0; n < s->labels_cap[f]; n++)
+            free(s->labels[f][n].text);
+        free(s->labels[f]);
     }
     free(s->docs);
     free(s->pool);
@@ -374,24 +387,29 @@ static int merge_lists(plist *a, plist *b)
 /* ---- Query terms ---------------------------------------------------------------------------- */
 
 typedef struct {
-    char term[OV_TEXT_TERM_MAX + 1];
+    char term[OV_SEARCH_KEY_MAX + 1];
     uint8_t len;
     char prefix[OV_TEXT_TERM_MAX + 1]; /* non-empty: also every term starting with this */
     plist list;
     size_t at; /* intersection cursor */
     double idf;
     int optional; /* similar-search: any term may match */
+    int pair;     /* a pair of a phrase's neighbouring words (search_index.h) */
 } qterm;
+
+/* Query terms: the words (at most OV_SEARCH_TERMS_MAX) and the pairs of their phrases. */
+#define QTERMS_MAX (2 * OV_SEARCH_TERMS_MAX)
 
 typedef struct {
     int count;
     int term[OV_SEARCH_TERMS_MAX];
     uint32_t offset[OV_SEARCH_TERMS_MAX];
+    int by_pair; /* two words whose pair key decides the phrase exactly: no position check */
 } phrase;
 
 typedef struct {
-    qterm terms[OV_SEARCH_TERMS_MAX];
-    int count;
+    qterm terms[QTERMS_MAX];
+    int count, words;
     int ignored;
     phrase phrases[PHRASES_MAX];
     int phrase_count;
@@ -400,20 +418,47 @@ typedef struct {
     int last_term; /* index of the term the last analysed word gave, -1 */
 } parsed;
 
-static int add_term(parsed *p, const char *term, size_t len)
+static int add_key(parsed *p, const char *term, size_t len, int pair)
 {
     for (int i = 0; i < p->count; i++)
         if (p->terms[i].len == len && !memcmp(p->terms[i].term, term, len))
             return i;
-    if (p->count >= OV_SEARCH_TERMS_MAX) {
-        p->ignored++;
+    if ((!pair && p->words >= OV_SEARCH_TERMS_MAX) || p->count >= QTERMS_MAX) {
+        p->ignored += !pair;
         return -1;
     }
     qterm *t = &p->terms[p->count];
     memset(t, 0, sizeof *t);
     memcpy(t->term, term, len);
     t->len = (uint8_t)len;
+    t->pair = pair;
+    p->words += !pair;
     return p->count++;
+}
+
+static int add_term(parsed *p, const char *term, size_t len)
+{
+    return add_key(p, term, len, 0);
+}
+
+/* Adds the pair keys of a phrase's neighbouring words; a two-word phrase within the pair gap is
+ * then decided by its pair alone. */
+static void add_phrase_pairs(parsed *p, phrase *ph)
+{
+    int all = 1;
+    for (int k = 0; k + 1 < ph->count; k++) {
+        uint32_t gap = ph->offset[k + 1] - ph->offset[k];
+        const qterm *a = &p->terms[ph->term[k]], *b = &p->terms[ph->term[k + 1]];
+        if (gap == 0 || gap > OV_SEARCH_PAIR_GAP) {
+            all = 0;
+            continue;
+        }
+        char key[OV_SEARCH_KEY_MAX + 1];
+        size_t n = ov_search_pair_key(key, a->term, a->len, b->term, b->len, gap);
+        if (add_key(p, key, n, 1) < 0)
+            all = 0;
+    }
+    ph->by_pair = all && ph->count == 2;
 }
 
 static int on_query_term(void *ctx, const char *term, size_t len, uint32_t position)
@@ -467,8 +512,10 @@ static int parse_query(ov_search *s, const char *q, size_t len, parsed *p)
             int rc = ov_text_analyse(s->text, q + i, end - i, on_query_term, p);
             if (rc)
                 return rc;
-            if (ph && ph->count > 1)
+            if (ph && ph->count > 1) {
+                add_phrase_pairs(p, ph);
                 p->phrase_count++;
+            }
         }
         if (end >= len)
             break;
@@ -703,6 +750,11 @@ static int phrases_match(ov_search *s, MDB_txn *txn, const parsed *p, uint32_t d
 {
     if (!p->phrase_count)
         return 1;
+    int needed = 0;
+    for (int i = 0; i < p->phrase_count; i++)
+        needed |= !p->phrases[i].by_pair;
+    if (!needed)
+        return 1;
     uint8_t key_bytes[4] = {(uint8_t)(docno >> 24), (uint8_t)(docno >> 16), (uint8_t)(docno >> 8),
                             (uint8_t)docno};
     MDB_val key = {4, key_bytes}, value;
@@ -711,6 +763,8 @@ static int phrases_match(ov_search *s, MDB_txn *txn, const parsed *p, uint32_t d
         ov_search_doc_decode(value.mv_data, value.mv_size, &doc))
         return 0;
     for (int i = 0; i < p->phrase_count; i++) {
+        if (p->phrases[i].by_pair)
+            continue;
         phrase_walk w;
         memset(&w, 0, sizeof w);
         w.p = p;
@@ -899,38 +953,44 @@ static int may_contain(const parsed *p, const char *text, size_t len)
     return 0;
 }
 
+/* The members of a stored record a hit shows, found without parsing the record. */
+#define SNIPPET_FIELDS 16
 typedef struct {
-    ov_search *s;
-    const parsed *p;
     ov_kind kind;
-    const char *fallback;
-    size_t fallback_len;
-    const char *text;
-    size_t text_len;
-    marks m;
-} snippet_walk;
+    const char *title_field;
+    const char *title; /* raw string literal */
+    size_t title_len;
+    struct {
+        const char *value;
+        size_t len;
+        int field_class;
+    } texts[SNIPPET_FIELDS];
+    int count;
+} hit_members;
 
-static int on_snippet_text(void *ctx, const char *field, const char *text, size_t len)
+static int on_hit_member(void *ctx, const char *key, size_t key_len, const char *value,
+                         size_t value_len)
 {
-    snippet_walk *w = ctx;
-    if (!strcmp(field, "title") || !strcmp(field, "name") || !strcmp(field, "themes"))
-        return 0; /* the title is shown anyway; a list of themes says little */
-    if (!w->fallback && len > 0) {
-        w->fallback = text;
-        w->fallback_len = len;
-    }
-    if (w->p->count == 0 || !may_contain(w->p, text, len))
+    hit_members *h = ctx;
+    if (value_len < 2 || value[0] != '"')
         return 0;
-    w->m.count = 0;
-    w->m.p = w->p;
-    int rc = ov_text_analyse_spans(w->s->text, text, len, on_span, &w->m);
-    if (rc < 0)
+    if (strlen(h->title_field) == key_len && !memcmp(key, h->title_field, key_len)) {
+        h->title = value;
+        h->title_len = value_len;
         return 0;
-    if (w->m.count > 0) {
-        w->text = text;
-        w->text_len = len;
-        return 1;
     }
+    /* A list of themes says little in a snippet, and the title is shown anyway. */
+    if (ov_record_text_field(h->kind, key, key_len) != 1 || h->count == SNIPPET_FIELDS)
+        return 0;
+    char field[32];
+    if (key_len >= sizeof field)
+        return 0;
+    memcpy(field, key, key_len);
+    field[key_len] = 0;
+    h->texts[h->count].value = value;
+    h->texts[h->count].len = value_len;
+    h->texts[h->count].field_class = ov_search_field_class(h->kind, field);
+    h->count++;
     return 0;
 }
 
@@ -980,6 +1040,45 @@ static void append_snippet(ov_buf *out, const char *text, size_t len, const mark
     ov_buf_free(&snippet);
 }
 
+/* Appends the snippet of a hit: from the first text (summaries before bodies) where a query word
+ * occurs, else the start of its summary. */
+static void append_hit_snippet(ov_search *s, const parsed *p, const hit_members *h, ov_buf *out)
+{
+    marks m;
+    for (int pass = 0; pass < 2 && p->count; pass++) {
+        for (int i = 0; i < h->count; i++) {
+            if ((h->texts[i].field_class == OV_SEARCH_SUMMARY) != (pass == 0))
+                continue;
+            if (!may_contain(p, h->texts[i].value, h->texts[i].len))
+                continue;
+            long n =
+                ov_canon_string(h->texts[i].value, h->texts[i].len, s->scratch, sizeof s->scratch);
+            if (n <= 0)
+                continue;
+            m.count = 0;
+            m.p = p;
+            if (ov_text_analyse_spans(s->text, s->scratch, (size_t)n, on_span, &m) >= 0 &&
+                m.count > 0) {
+                append_snippet(out, s->scratch, (size_t)n, &m);
+                return;
+            }
+        }
+    }
+    int best = -1;
+    for (int i = 0; i < h->count && best < 0; i++)
+        if (h->texts[i].field_class == OV_SEARCH_SUMMARY)
+            best = i;
+    if (best < 0 && h->count)
+        best = 0;
+    long n = best < 0 ? -1
+                      : ov_canon_string(h->texts[best].value, h->texts[best].len, s->scratch,
+                                        sizeof s->scratch);
+    if (n > 0)
+        append_snippet(out, s->scratch, (size_t)n, NULL);
+    else
+        ov_buf_append_str(out, "\"\"");
+}
+
 static void append_hit(ov_search *s, ov_read *read, const parsed *p, const hit *h, ov_buf *out)
 {
     const column *c = &s->docs[h->docno];
@@ -996,25 +1095,18 @@ static void append_hit(ov_search *s, ov_read *read, const parsed *p, const hit *
     ov_id_format(&meta.env.origin, origin);
     ov_buf_printf(out, "{\"id\":\"%s\",\"kind\":\"%s\",\"origin\":\"%s\",\"score\":%.4f,", id,
                   ov_kind_name(c->kind), origin, h->score);
-    json_t *record = json_loadb(json, len, 0, NULL);
-    const char *title = record ? ov_record_display_title(c->kind, record) : NULL;
+    hit_members members;
+    memset(&members, 0, sizeof members);
+    members.kind = (ov_kind)c->kind;
+    members.title_field = ov_record_title_field((ov_kind)c->kind);
+    ov_canon_each_member(json, len, on_hit_member, &members);
     ov_buf_append_str(out, "\"title\":");
-    ov_buf_append_json_string(out, title ? title : "", title ? strlen(title) : 0);
-    ov_buf_append_str(out, ",\"snippet\":");
-    snippet_walk w;
-    memset(&w, 0, sizeof w);
-    w.s = s;
-    w.p = p;
-    w.kind = c->kind;
-    if (record)
-        ov_record_texts(c->kind, record, on_snippet_text, &w);
-    if (w.text)
-        append_snippet(out, w.text, w.text_len, &w.m);
-    else if (w.fallback)
-        append_snippet(out, w.fallback, w.fallback_len, NULL);
+    if (members.title) /* stored records are canonical: the literal is valid JSON as it is */
+        ov_buf_append(out, members.title, members.title_len);
     else
         ov_buf_append_str(out, "\"\"");
-    json_decref(record);
+    ov_buf_append_str(out, ",\"snippet\":");
+    append_hit_snippet(s, p, &members, out);
     ov_buf_append_str(out, ",\"record\":");
     ov_buf_append(out, json, len);
     ov_buf_append_str(out, "}");
@@ -1056,8 +1148,27 @@ static int compare_counts(const void *a, const void *b)
     return x->n < y->n ? -1 : x->n > y->n;
 }
 
-/* For facets whose values are record ids, the record's name. */
-static void append_label(ov_read *read, int facet, const char *value, ov_buf *out)
+typedef struct {
+    const char *field;
+    const char *value;
+    size_t len;
+} member_lookup;
+
+static int find_member(void *ctx, const char *key, size_t key_len, const char *value,
+                       size_t value_len)
+{
+    member_lookup *l = ctx;
+    if (strlen(l->field) != key_len || memcmp(key, l->field, key_len))
+        return 0;
+    l->value = value;
+    l->len = value_len;
+    return 1;
+}
+
+/* For facets whose values are record ids, the record's name (cached while the record is
+ * unchanged: reading its change position costs no parsing). */
+static void append_label(ov_search *s, ov_read *read, int facet, uint32_t n, const char *value,
+                         ov_buf *out)
 {
     const char *name = ov_search_facet_name(facet);
     if (strcmp(name, "region") && strcmp(name, "school"))
@@ -1068,13 +1179,31 @@ static void append_label(ov_read *read, int facet, const char *value, ov_buf *ou
     size_t len;
     if (ov_id_parse(value, strlen(value), &id) || ov_read_record(read, &id, &meta, &json, &len))
         return;
-    json_t *record = json_loadb(json, len, 0, NULL);
-    const char *title = record ? ov_record_display_title(meta.env.kind, record) : NULL;
-    if (title) {
-        ov_buf_append_str(out, ",\"label\":");
-        ov_buf_append_json_string(out, title, strlen(title));
+    if (n >= s->labels_cap[facet]) {
+        uint32_t cap = s->labels_cap[facet] ? s->labels_cap[facet] : 64;
+        while (cap <= n)
+            cap *= 2;
+        label *grown = realloc(s->labels[facet], cap * sizeof *grown);
+        if (!grown)
+            return;
+        memset(grown + s->labels_cap[facet], 0, (cap - s->labels_cap[facet]) * sizeof *grown);
+        s->labels[facet] = grown;
+        s->labels_cap[facet] = cap;
     }
-    json_decref(record);
+    label *l = &s->labels[facet][n];
+    if (!l->text || l->change_seq != meta.change_seq) {
+        member_lookup lookup = {ov_record_title_field(meta.env.kind), NULL, 0};
+        ov_canon_each_member(json, len, find_member, &lookup);
+        if (!lookup.value || lookup.value[0] != '"')
+            return;
+        free(l->text);
+        l->text = strndup(lookup.value, lookup.len); /* the JSON literal, ready to append */
+        l->change_seq = meta.change_seq;
+        if (!l->text)
+            return;
+    }
+    ov_buf_append_str(out, ",\"label\":");
+    ov_buf_append_str(out, l->text);
 }
 
 static void append_facets(ov_search *s, ov_read *read, const extra_counts *extra, ov_buf *out)
@@ -1109,7 +1238,7 @@ static void append_facets(ov_search *s, ov_read *read, const extra_counts *extra
             ov_buf_printf(out, "%s{\"value\":", written++ ? "," : "");
             ov_buf_append_json_string(out, name, strlen(name));
             ov_buf_printf(out, ",\"count\":%u", list[i].count);
-            append_label(read, facet, name, out);
+            append_label(s, read, facet, list[i].n, name, out);
             ov_buf_append_str(out, "}");
         }
         ov_buf_append_str(out, "]");
@@ -1291,7 +1420,7 @@ static void match_all(run_state *r, qterm *terms, int count)
     for (int i = 1; i < count; i++)
         if (terms[i].list.n < terms[driver].list.n)
             driver = i;
-    const uint8_t *entry[OV_SEARCH_TERMS_MAX];
+    const uint8_t *entry[QTERMS_MAX];
     for (size_t k = 0; k < terms[driver].list.n; k++) {
         uint32_t docno = p_docno(&terms[driver].list, k);
         int ok = 1;
@@ -1320,7 +1449,7 @@ static void match_all(run_state *r, qterm *terms, int count)
 /* Any term may match (similar-search): a merge over all lists. */
 static void match_any(run_state *r, qterm *terms, int count)
 {
-    const uint8_t *entry[OV_SEARCH_TERMS_MAX];
+    const uint8_t *entry[QTERMS_MAX];
     for (;;) {
         uint32_t docno = UINT32_MAX;
         for (int i = 0; i < count; i++)
@@ -1345,8 +1474,10 @@ static void append_query(const ov_search_query *q, const parsed *p, ov_buf *out)
     else
         ov_buf_append_str(out, "null");
     ov_buf_append_str(out, ",\"terms\":[");
-    for (int i = 0; i < p->count; i++) {
-        if (i)
+    for (int i = 0, written = 0; i < p->count; i++) {
+        if (p->terms[i].pair)
+            continue;
+        if (written++)
             ov_buf_append_str(out, ",");
         ov_buf_append_json_string(out, p->terms[i].term, p->terms[i].len);
     }

@@ -12,10 +12,10 @@
 #include "proto/error.h"
 #include "proto/id.h"
 
-#define TERMS_MAX     8192 /* distinct terms of one record; more are not indexed */
-#define POSITIONS_MAX 1024 /* positions kept per term of one record (phrases beyond: not found) */
-#define TEXT_GAP      4    /* positions between two texts, so a phrase never spans them */
-#define VALUES_MAX    256  /* facet values of one record */
+#define TERMS_MAX     16384 /* distinct terms and pairs of one record; more are not indexed */
+#define POSITIONS_MAX 1024  /* positions kept per term of one record (phrases beyond: not found) */
+#define TEXT_GAP      4     /* positions between two texts, so a phrase never spans them */
+#define VALUES_MAX    256   /* facet values of one record */
 #define DOCNO_COUNTER                                                                              \
     "\xff\xff"                                                                                     \
     "docno"
@@ -31,12 +31,15 @@ struct ov_search_index {
     size_t term_count, term_cap, slot_cap;
     uint32_t position_base, last_position;
     int field_class;
+    char previous[OV_TEXT_TERM_MAX + 1]; /* the text's previous term, for pairs */
+    size_t previous_len;
+    uint32_t previous_position;
     uint8_t *buf;
     size_t buf_len, buf_cap;
 };
 
 struct term_entry {
-    char term[OV_TEXT_TERM_MAX + 1];
+    char term[OV_SEARCH_KEY_MAX + 1];
     uint8_t len;
     uint32_t counts[OV_SEARCH_CLASSES];
     uint32_t *positions;
@@ -169,7 +172,7 @@ int ov_search_doc_terms(const ov_search_doc *doc, ov_search_term_fn fn, void *ct
     const uint8_t *p = doc->terms, *end = doc->terms + doc->terms_len;
     while (p < end) {
         const uint8_t *nul = memchr(p, 0, (size_t)(end - p));
-        if (!nul || nul == p || nul - p > OV_TEXT_TERM_MAX)
+        if (!nul || nul == p || nul - p > OV_SEARCH_KEY_MAX)
             return OV_ESTORE;
         const char *term = (const char *)p;
         size_t term_len = (size_t)(nul - p);
@@ -449,12 +452,22 @@ static int slots_grow(ov_search_index *ix)
     return OV_OK;
 }
 
-static int on_term(void *ctx, const char *term, size_t len, uint32_t position)
+size_t ov_search_pair_key(char *out, const char *a, size_t a_len, const char *b, size_t b_len,
+                          uint32_t gap)
 {
-    ov_search_index *ix = ctx;
-    uint32_t global = ix->position_base + position;
-    if (global > ix->last_position)
-        ix->last_position = global;
+    out[0] = OV_SEARCH_PAIR_MARK;
+    out[1] = (char)('0' + gap);
+    memcpy(out + 2, a, a_len);
+    out[2 + a_len] = ' ';
+    memcpy(out + 3 + a_len, b, b_len);
+    out[3 + a_len + b_len] = 0;
+    return 3 + a_len + b_len;
+}
+
+/* Counts one occurrence of key in the term table; global is its position, or UINT32_MAX for a
+ * pair (pairs keep no positions). */
+static int add_key(ov_search_index *ix, const char *term, size_t len, uint32_t global)
+{
     if ((ix->term_count + 1) * 2 > ix->slot_cap && slots_grow(ix))
         return OV_ENOMEM;
     size_t s = hash_term(term, len) & (ix->slot_cap - 1);
@@ -488,7 +501,7 @@ static int on_term(void *ctx, const char *term, size_t len, uint32_t position)
         ix->slots[s] = (uint32_t)++ix->term_count;
     }
     t->counts[ix->field_class]++;
-    if (t->position_count < POSITIONS_MAX) {
+    if (global != UINT32_MAX && t->position_count < POSITIONS_MAX) {
         if (t->position_count == t->position_cap) {
             uint32_t cap = t->position_cap ? t->position_cap * 2 : 8;
             uint32_t *grown = realloc(t->positions, cap * sizeof *grown);
@@ -499,6 +512,28 @@ static int on_term(void *ctx, const char *term, size_t len, uint32_t position)
         }
         t->positions[t->position_count++] = global;
     }
+    return 0;
+}
+
+static int on_term(void *ctx, const char *term, size_t len, uint32_t position)
+{
+    ov_search_index *ix = ctx;
+    uint32_t global = ix->position_base + position;
+    if (global > ix->last_position)
+        ix->last_position = global;
+    int rc = add_key(ix, term, len, global);
+    if (rc)
+        return rc;
+    if (ix->previous_len && global - ix->previous_position <= OV_SEARCH_PAIR_GAP) {
+        char pair[OV_SEARCH_KEY_MAX + 1];
+        size_t n = ov_search_pair_key(pair, ix->previous, ix->previous_len, term, len,
+                                      global - ix->previous_position);
+        if ((rc = add_key(ix, pair, n, UINT32_MAX)))
+            return rc;
+    }
+    memcpy(ix->previous, term, len);
+    ix->previous_len = len;
+    ix->previous_position = global;
     return 0;
 }
 
@@ -514,6 +549,7 @@ static int on_text(void *ctx, const char *field, const char *text, size_t len)
     ov_search_index *ix = w->ix;
     ix->field_class = ov_search_field_class(w->kind, field);
     ix->last_position = ix->position_base;
+    ix->previous_len = 0; /* no pair spans two texts */
     int rc = ov_text_analyse(ix->text, text, len, on_term, ix);
     if (rc == OV_EINVAL)
         rc = OV_OK; /* stored texts are valid UTF-8; never fail a write over analysis */
@@ -614,7 +650,7 @@ static int diff_old_term(void *ctx, const char *term, size_t term_len,
     (void)position_count;
     diff_walk *d = ctx;
     ov_search_index *ix = d->ix;
-    char old[OV_TEXT_TERM_MAX + 1];
+    char old[OV_SEARCH_KEY_MAX + 1];
     memcpy(old, term, term_len);
     old[term_len] = 0;
     while (d->next_new < ix->term_count) {

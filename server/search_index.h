@@ -38,6 +38,17 @@ enum { OV_SEARCH_FACET_KIND, OV_SEARCH_FACET_ORIGIN, OV_SEARCH_FACET_RECORD };
 /* A scan score that a lesson's bouwsteen tag counts as: at or above every threshold. */
 #define OV_SEARCH_SCORE_TAGGED 6
 
+/* Pairs of neighbouring terms are indexed too, so a two-word phrase is one postings lookup: the key
+ * is 0x01, the position gap as a digit ('1' adjacent, '2' and '3' with stopwords between), the
+ * first term, a space and the second term. No term holds 0x01 or a space. */
+#define OV_SEARCH_PAIR_MARK 0x01
+#define OV_SEARCH_PAIR_GAP  3
+#define OV_SEARCH_KEY_MAX   (2 + 2 * OV_TEXT_TERM_MAX + 1)
+
+/* Writes the pair key of a then b at gap into out (OV_SEARCH_KEY_MAX + 1); returns its length. */
+size_t ov_search_pair_key(char *out, const char *a, size_t a_len, const char *b, size_t b_len,
+                          uint32_t gap);
+
 #define OV_SEARCH_POSTING_BYTES 8
 #define OV_SEARCH_DOC_HEADER    44
 

@@ -1,7 +1,9 @@
 /*
  * Fuzz target for strict JSON input and the canonical encoding: whatever parses must normalise,
  * encode, and re-parse to a value whose encoding is byte for byte the same (the canonical form is
- * a fixed point), and ov_canon_is_canonical must agree.
+ * a fixed point), and ov_canon_is_canonical must agree. The member walk and string decoder, which
+ * read stored records without parsing them, get the raw input too (they must never read out of
+ * bounds) and, on canonical objects, must give each member's string exactly as jansson does.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,8 +13,36 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+typedef struct {
+    const json_t *object; /* NULL: only walk */
+} walk;
+
+static int check_member(void *ctx, const char *key, size_t key_len, const char *value,
+                        size_t value_len)
+{
+    walk *w = ctx;
+    char text[4096];
+    long n = ov_canon_string(value, value_len, text, sizeof text);
+    if (!w->object)
+        return 0;
+    char name[256];
+    if (key_len >= sizeof name)
+        return 0;
+    memcpy(name, key, key_len);
+    name[key_len] = 0;
+    const json_t *member = json_object_get(w->object, name);
+    if (json_is_string(member) && json_string_length(member) < sizeof text &&
+        !memchr(json_string_value(member), 0, json_string_length(member)) &&
+        (n != (long)json_string_length(member) ||
+         memcmp(text, json_string_value(member), (size_t)n)))
+        abort();
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    walk raw = {NULL};
+    ov_canon_each_member((const char *)data, size, check_member, &raw);
     json_t *value = NULL;
     ov_json_error err;
     if (ov_json_parse((const char *)data, size, &value, &err) != 0)
@@ -28,6 +58,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort(); /* and a fixed point */
         if (!ov_canon_is_canonical(first, first_len))
             abort();
+        if (json_is_object(again)) {
+            walk w = {again};
+            if (ov_canon_each_member(first, first_len, check_member, &w) != 0)
+                abort();
+        }
         json_decref(again);
     }
     free(first);

@@ -62,6 +62,11 @@ def test_prefix_phrase_and_snippets():
         words = search(node, q="zorgwekkend verzuim ", limit=100)
         check(0 < phrase["total"] <= words["total"], "a phrase finds a subset of its words",
               phrase["total"], words["total"])
+        three = search(node, q='"administratie, mentoren, trajectbegeleiders"')
+        check(any("Clusius" in h["title"] for h in three["hits"]),
+              "a three-word phrase is found (checked by position)", titles(three))
+        check_eq(search(node, q='"trajectbegeleiders mentoren administratie"')["total"], 0,
+                 "and not in another order")
         reversed_phrase = search(node, q='"verzuim zorgwekkend"')
         check_eq(reversed_phrase["total"], 0, "word order counts in a phrase")
         unbalanced = search(node, q='"zorgwekkend verzuim')

@@ -174,6 +174,46 @@ static void test_key_collision_after_nfc(void **state)
     json_decref(value);
 }
 
+typedef struct {
+    char seen[512];
+} members;
+
+static int note_member(void *ctx, const char *key, size_t key_len, const char *value,
+                       size_t value_len)
+{
+    members *m = ctx;
+    size_t used = strlen(m->seen);
+    snprintf(m->seen + used, sizeof m->seen - used, "%.*s=%.*s;", (int)key_len, key, (int)value_len,
+             value);
+    return 0;
+}
+
+/* Members of stored records are read without parsing the record: keys and raw values, with
+ * nested values and strings holding braces, commas and escaped quotes kept whole. */
+static void test_members_without_parsing(void **state)
+{
+    (void)state;
+    const char *json = "{\"a\":1,\"b\":\"x,}\\\"y\",\"c\":{\"d\":[1,{\"e\":\"}\"}]},\"f\":null,"
+                       "\"g\":true}";
+    members m = {{0}};
+    assert_int_equal(ov_canon_each_member(json, strlen(json), note_member, &m), 0);
+    assert_string_equal(m.seen, "a=1;b=\"x,}\\\"y\";c={\"d\":[1,{\"e\":\"}\"}]};f=null;g=true;");
+    memset(&m, 0, sizeof m);
+    assert_int_equal(ov_canon_each_member("{}", 2, note_member, &m), 0);
+    assert_string_equal(m.seen, "");
+    assert_int_equal(ov_canon_each_member("[1]", 3, note_member, &m), OV_EINVAL);
+    assert_int_equal(ov_canon_each_member("{\"a\":\"open", 10, note_member, &m), OV_EINVAL);
+    assert_int_equal(ov_canon_each_member("{\"a\" 1}", 7, note_member, &m), OV_EINVAL);
+
+    char out[64];
+    const char *literal = "\"Cre\\u00ebren \\\"nu\\\" \\ud83d\\ude00\\n\"";
+    assert_int_equal(ov_canon_string(literal, strlen(literal), out, sizeof out), 19);
+    assert_string_equal(out, "Creëren \"nu\" \xf0\x9f\x98\x80\n");
+    assert_int_equal(ov_canon_string("\"\\x\"", 4, out, sizeof out), -1);
+    assert_int_equal(ov_canon_string("\"abc\"", 5, out, 3), -1); /* does not fit */
+    assert_int_equal(ov_canon_string("abc", 3, out, sizeof out), -1);
+}
+
 static void test_simple_nfc_scan(void **state)
 {
     (void)state;
@@ -213,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_encoder_refuses_non_canonical_values),
         cmocka_unit_test(test_key_collision_after_nfc),
         cmocka_unit_test(test_simple_nfc_scan),
+        cmocka_unit_test(test_members_without_parsing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
