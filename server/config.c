@@ -350,6 +350,7 @@ const char *ov_config_usage(void)
 {
     return "usage: olievlekd [serve] [options]\n"
            "       olievlekd import-schools FILE.csv [--sector po|so|vso|vo|mbo] [options]\n"
+           "       olievlekd reindex [options]   rebuild the search index (node stopped)\n"
            "       olievlekd --help | --version\n"
            "\n"
            "options (also as JSON keys in --config FILE and as OLIEVLEK_<NAME> variables;\n"

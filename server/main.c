@@ -180,6 +180,50 @@ static int run_import(const ov_config *config, int argc, char **operands)
     return report.rejected > 0 ? 3 : 0;
 }
 
+/* `olievlekd reindex`: rebuilds the search index from the records (the node must be stopped:
+ * LMDB allows one writer, and a running node's writer would wait on this one). */
+static int run_reindex(const ov_config *config, int argc)
+{
+    if (argc > 1) {
+        fprintf(stderr, "usage: olievlekd reindex [options]\n");
+        return 2;
+    }
+    ov_keypair *key = NULL;
+    ov_store *store = NULL;
+    if (open_store(config, &key, &store) != OV_OK)
+        return 1;
+    int64_t started = wall_ms();
+    int rc = ov_store_search_rebuild(store);
+    ov_search *search = NULL;
+    ov_read *read = NULL;
+    ov_buf out;
+    ov_buf_init(&out, 1u << 20);
+    if (rc == OV_OK)
+        rc = ov_search_new(store, &search);
+    if (rc == OV_OK)
+        rc = ov_read_begin(store, &read);
+    if (rc == OV_OK) {
+        /* One query loads the index's documents: the count says what was indexed. */
+        ov_search_query query;
+        memset(&query, 0, sizeof query);
+        query.limit = 1;
+        query.bouwsteen_min = 3;
+        char detail[200];
+        rc = ov_search_run(search, read, &query, &out, detail, sizeof detail);
+        ov_read_end(read);
+    }
+    if (rc == OV_OK)
+        printf("reindexed %zu published records in %.1f s\n", ov_search_documents(search),
+               (double)(wall_ms() - started) / 1000);
+    else
+        fprintf(stderr, "reindex: %s\n", ov_strerror(rc));
+    ov_buf_free(&out);
+    ov_search_free(search);
+    ov_store_close(store);
+    ov_keypair_free(key);
+    return rc == OV_OK ? 0 : 1;
+}
+
 static int serve(const ov_config *config)
 {
     daemon_state state;
@@ -368,6 +412,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(command, "import-schools") == 0)
         return run_import(&config, operand_count, operands);
+    if (strcmp(command, "reindex") == 0)
+        return run_reindex(&config, operand_count);
     fprintf(stderr, "olievlekd: unknown command '%s'\n%s", command, ov_config_usage());
     return 2;
 }
