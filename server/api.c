@@ -23,6 +23,7 @@
 #include "server/config.h"
 #include "server/metrics.h"
 #include "server/problem.h"
+#include "server/search.h"
 #include "server/search_api.h"
 #include "server/session_api.h"
 #include "server/static_files.h"
@@ -1043,10 +1044,19 @@ static void handle_metrics(ov_node *node, ov_http_request *req)
     ov_read *read = NULL;
     ov_store_stats stats;
     memset(&stats, 0, sizeof stats);
+    uint64_t search_bytes = 0;
     if (ov_read_begin(node->store, &read) == OV_OK) {
         ov_read_stats(read, &stats);
+        ov_search_index_bytes(ov_store_search_index(node->store), ov_read_txn(read),
+                              &search_bytes);
         ov_read_end(read);
     }
+    ov_metrics_set_gauge("olievlek_search_index_bytes", "Bytes of the search index in the store",
+                         (double)search_bytes);
+    if (node->search)
+        ov_metrics_set_gauge("olievlek_search_documents",
+                             "Published records in search's memory (after the last query)",
+                             (double)ov_search_documents(node->search));
     ov_metrics_set_gauge("olievlek_store_bytes", "Bytes of the LMDB data file in use",
                          (double)stats.map_bytes);
     ov_metrics_set_gauge("olievlek_records", "Records held (all origins, all states)",
