@@ -16,10 +16,11 @@
 #define POSITIONS_MAX 1024  /* positions kept per term of one record (phrases beyond: not found) */
 #define TEXT_GAP      4     /* positions between two texts, so a phrase never spans them */
 #define VALUES_MAX    256   /* facet values of one record */
-#define DOCNO_COUNTER                                                                              \
-    "\xff\xff"                                                                                     \
-    "docno"
-#define FACET_COUNTER 0xFF
+/* Keys of search_values that are not facet values (facet values start with a facet number). */
+#define DOCNO_COUNTER  "\377\377docno"
+#define FORMAT_KEY     "\377\377format"
+#define FORMAT_VERSION 2 /* of search_docs and the postings; another means: rebuild */
+#define FACET_COUNTER  0xFF
 
 struct ov_search_index {
     MDB_dbi postings, docs, ids, values, names;
@@ -44,6 +45,7 @@ struct term_entry {
     uint32_t counts[OV_SEARCH_CLASSES];
     uint32_t *positions;
     uint32_t position_count, position_cap;
+    uint8_t pair; /* a pair key: kept in postings, not in the forward list (derived from it) */
 };
 
 static const char *const facet_leading[] = {"kind", "origin"};
@@ -242,6 +244,10 @@ int ov_search_index_open(MDB_env *env, MDB_txn *txn, ov_search_index **out, int 
             return from_mdb(mrc);
         }
     }
+    MDB_val key = {sizeof FORMAT_KEY - 1, FORMAT_KEY}, value;
+    if (mdb_get(txn, ix->values, &key, &value) || value.mv_size != 4 ||
+        ov_search_get32(value.mv_data) != FORMAT_VERSION)
+        *rebuild_needed = 1; /* new, or written by another version */
     *out = ix;
     return OV_OK;
 }
@@ -296,7 +302,10 @@ int ov_search_index_clear(ov_search_index *ix, MDB_txn *txn)
         if (rc)
             return from_mdb(rc);
     }
-    return OV_OK;
+    uint8_t version[4];
+    put32(version, FORMAT_VERSION);
+    MDB_val key = {sizeof FORMAT_KEY - 1, FORMAT_KEY}, value = {4, version};
+    return from_mdb(mdb_put(txn, ix->values, &key, &value, 0));
 }
 
 /* ---- Facet values --------------------------------------------------------------------------- */
@@ -465,9 +474,12 @@ size_t ov_search_pair_key(char *out, const char *a, size_t a_len, const char *b,
 }
 
 /* Counts one occurrence of key in the term table; global is its position, or UINT32_MAX for a
- * pair (pairs keep no positions). */
-static int add_key(ov_search_index *ix, const char *term, size_t len, uint32_t global)
+ * pair (pairs keep no positions and no counts: their postings say only "present"). *recorded
+ * tells whether the position was kept (a term keeps at most POSITIONS_MAX). */
+static int add_key(ov_search_index *ix, const char *term, size_t len, uint32_t global,
+                   int *recorded)
 {
+    *recorded = 0;
     if ((ix->term_count + 1) * 2 > ix->slot_cap && slots_grow(ix))
         return OV_ENOMEM;
     size_t s = hash_term(term, len) & (ix->slot_cap - 1);
@@ -498,10 +510,16 @@ static int add_key(ov_search_index *ix, const char *term, size_t len, uint32_t g
         t->len = (uint8_t)len;
         memset(t->counts, 0, sizeof t->counts);
         t->position_count = 0;
+        t->pair = global == UINT32_MAX;
+        if (t->pair)
+            t->counts[OV_SEARCH_BODY] = 1;
         ix->slots[s] = (uint32_t)++ix->term_count;
     }
+    if (t->pair)
+        return 0;
     t->counts[ix->field_class]++;
-    if (global != UINT32_MAX && t->position_count < POSITIONS_MAX) {
+    if (t->position_count < POSITIONS_MAX) {
+        *recorded = 1;
         if (t->position_count == t->position_cap) {
             uint32_t cap = t->position_cap ? t->position_cap * 2 : 8;
             uint32_t *grown = realloc(t->positions, cap * sizeof *grown);
@@ -521,14 +539,19 @@ static int on_term(void *ctx, const char *term, size_t len, uint32_t position)
     uint32_t global = ix->position_base + position;
     if (global > ix->last_position)
         ix->last_position = global;
-    int rc = add_key(ix, term, len, global);
+    int recorded, ignored;
+    int rc = add_key(ix, term, len, global, &recorded);
     if (rc)
         return rc;
+    /* Pairs join neighbours whose positions the forward list keeps, so that removing a version
+     * can derive its pairs from that list (pairs_of_forward_list) exactly. */
+    if (!recorded)
+        return 0;
     if (ix->previous_len && global - ix->previous_position <= OV_SEARCH_PAIR_GAP) {
         char pair[OV_SEARCH_KEY_MAX + 1];
         size_t n = ov_search_pair_key(pair, ix->previous, ix->previous_len, term, len,
                                       global - ix->previous_position);
-        if ((rc = add_key(ix, pair, n, UINT32_MAX)))
+        if ((rc = add_key(ix, pair, n, UINT32_MAX, &ignored)))
             return rc;
     }
     memcpy(ix->previous, term, len);
@@ -602,33 +625,125 @@ static int docno_of(ov_search_index *ix, MDB_txn *txn, const ov_id *id, uint32_t
     return OV_OK;
 }
 
-/* The old document's forward list, copied (LMDB's pointer dies with the first write). */
+/* The postings of one document version: key and counts, sorted by key. */
 typedef struct {
-    uint8_t *data;
-    size_t len;
-} old_terms;
+    char key[OV_SEARCH_KEY_MAX + 1];
+    uint8_t len;
+    uint32_t counts[OV_SEARCH_CLASSES];
+} posting_entry;
 
 typedef struct {
-    MDB_txn *txn;
-    ov_search_index *ix;
-    uint32_t docno;
-    size_t next_new; /* merge position in the sorted new terms */
-    int rc;
-} diff_walk;
+    uint32_t position;
+    uint32_t entry; /* index into items */
+} kept_position;
 
-static int posting_write(diff_walk *d, const char *term, size_t len,
-                         const uint32_t counts[OV_SEARCH_CLASSES], int remove)
+typedef struct {
+    posting_entry *items;
+    size_t count, cap;
+    kept_position *at; /* every kept position and its term, for deriving pairs */
+    size_t at_count, at_cap;
+} old_postings;
+
+static int old_push(old_postings *o, const char *key, size_t len, const uint32_t *counts)
 {
-    uint8_t value[OV_SEARCH_POSTING_BYTES];
-    posting_value(value, d->docno, counts);
-    MDB_val key = {len, (void *)term}, data = {sizeof value, value};
-    int rc = remove ? mdb_del(d->txn, d->ix->postings, &key, &data)
-                    : mdb_put(d->txn, d->ix->postings, &key, &data, 0);
-    if (rc && !(remove && rc == MDB_NOTFOUND) && !(!remove && rc == MDB_KEYEXIST)) {
-        d->rc = from_mdb(rc);
-        return 1;
+    if (o->count == o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 256;
+        posting_entry *grown = realloc(o->items, cap * sizeof *grown);
+        if (!grown)
+            return OV_ENOMEM;
+        o->items = grown;
+        o->cap = cap;
+    }
+    posting_entry *e = &o->items[o->count++];
+    memcpy(e->key, key, len);
+    e->key[len] = 0;
+    e->len = (uint8_t)len;
+    memcpy(e->counts, counts, sizeof e->counts);
+    return OV_OK;
+}
+
+static int take_old_term(void *ctx, const char *term, size_t term_len,
+                         const uint32_t counts[OV_SEARCH_CLASSES], const uint8_t *positions,
+                         size_t positions_len, uint32_t position_count)
+{
+    old_postings *o = ctx;
+    if (term_len > OV_TEXT_TERM_MAX || old_push(o, term, term_len, counts))
+        return OV_ENOMEM;
+    const uint8_t *p = positions, *end = positions + positions_len;
+    uint32_t value = 0, delta;
+    for (uint32_t n = 0; n < position_count && ov_search_varint(&p, end, &delta); n++) {
+        value += delta;
+        if (o->at_count == o->at_cap) {
+            size_t cap = o->at_cap ? o->at_cap * 2 : 1024;
+            kept_position *grown = realloc(o->at, cap * sizeof *o->at);
+            if (!grown)
+                return OV_ENOMEM;
+            o->at = grown;
+            o->at_cap = cap;
+        }
+        o->at[o->at_count].position = value;
+        o->at[o->at_count++].entry = (uint32_t)(o->count - 1);
     }
     return 0;
+}
+
+static int compare_at(const void *a, const void *b)
+{
+    uint32_t x = ((const kept_position *)a)->position, y = ((const kept_position *)b)->position;
+    return x < y ? -1 : x > y;
+}
+
+static int compare_entries(const void *a, const void *b)
+{
+    return strcmp(((const posting_entry *)a)->key, ((const posting_entry *)b)->key);
+}
+
+/* The old version's postings: its forward list's terms, and the pairs its positions imply (the
+ * same pairs on_term made, as it pairs only kept positions). */
+static int old_postings_read(const ov_search_doc *doc, old_postings *o)
+{
+    int rc = ov_search_doc_terms(doc, take_old_term, o);
+    if (rc)
+        return rc;
+    qsort(o->at, o->at_count, sizeof *o->at, compare_at);
+    static const uint32_t pair_counts[OV_SEARCH_CLASSES] = {0, 0, 1};
+    for (size_t i = 0; i + 1 < o->at_count; i++) {
+        uint32_t gap = o->at[i + 1].position - o->at[i].position;
+        if (gap == 0 || gap > OV_SEARCH_PAIR_GAP)
+            continue;
+        const posting_entry *a = &o->items[o->at[i].entry], *b = &o->items[o->at[i + 1].entry];
+        char key[OV_SEARCH_KEY_MAX + 1];
+        size_t n = ov_search_pair_key(key, a->key, a->len, b->key, b->len, gap);
+        if (old_push(o, key, n, pair_counts)) /* may move items: a and b are not used after */
+            return OV_ENOMEM;
+    }
+    qsort(o->items, o->count, sizeof *o->items, compare_entries);
+    /* The same pair can occur twice in a text: keep one. */
+    size_t unique = 0;
+    for (size_t i = 0; i < o->count; i++)
+        if (!unique || strcmp(o->items[unique - 1].key, o->items[i].key))
+            o->items[unique++] = o->items[i];
+    o->count = unique;
+    return OV_OK;
+}
+
+static void old_postings_free(old_postings *o)
+{
+    free(o->items);
+    free(o->at);
+}
+
+static int posting_write(MDB_txn *txn, ov_search_index *ix, uint32_t docno, const char *key,
+                         size_t len, const uint32_t counts[OV_SEARCH_CLASSES], int remove)
+{
+    uint8_t value[OV_SEARCH_POSTING_BYTES];
+    posting_value(value, docno, counts);
+    MDB_val k = {len, (void *)key}, data = {sizeof value, value};
+    int rc =
+        remove ? mdb_del(txn, ix->postings, &k, &data) : mdb_put(txn, ix->postings, &k, &data, 0);
+    if (rc && !(remove && rc == MDB_NOTFOUND) && !(!remove && rc == MDB_KEYEXIST))
+        return from_mdb(rc);
+    return OV_OK;
 }
 
 static int same_posting(const uint32_t a[OV_SEARCH_CLASSES], const uint32_t b[OV_SEARCH_CLASSES])
@@ -639,37 +754,32 @@ static int same_posting(const uint32_t a[OV_SEARCH_CLASSES], const uint32_t b[OV
     return !memcmp(x, y, sizeof x);
 }
 
-/* Called with each old term in sorted order: writes new terms that sort before it, then settles
- * the old term against the new list. */
-static int diff_old_term(void *ctx, const char *term, size_t term_len,
-                         const uint32_t counts[OV_SEARCH_CLASSES], const uint8_t *positions,
-                         size_t positions_len, uint32_t position_count)
+/* Writes only what differs between the old postings and the new (both sorted by key). */
+static int postings_diff(ov_search_index *ix, MDB_txn *txn, uint32_t docno, const old_postings *old)
 {
-    (void)positions;
-    (void)positions_len;
-    (void)position_count;
-    diff_walk *d = ctx;
-    ov_search_index *ix = d->ix;
-    char old[OV_SEARCH_KEY_MAX + 1];
-    memcpy(old, term, term_len);
-    old[term_len] = 0;
-    while (d->next_new < ix->term_count) {
-        struct term_entry *t = &ix->terms[d->next_new];
-        int cmp = strcmp(t->term, old);
-        if (cmp > 0)
-            break;
-        d->next_new++;
-        if (cmp == 0) {
-            if (same_posting(t->counts, counts))
-                return 0;
-            if (posting_write(d, old, term_len, counts, 1))
-                return 1;
-            return posting_write(d, t->term, t->len, t->counts, 0);
+    size_t i = 0, j = 0;
+    int rc = OV_OK;
+    while (rc == OV_OK && (i < old->count || j < ix->term_count)) {
+        const posting_entry *o = i < old->count ? &old->items[i] : NULL;
+        const struct term_entry *t = j < ix->term_count ? &ix->terms[j] : NULL;
+        int cmp = !o ? 1 : !t ? -1 : strcmp(o->key, t->term);
+        if (cmp < 0) {
+            rc = posting_write(txn, ix, docno, o->key, o->len, o->counts, 1);
+            i++;
+        } else if (cmp > 0) {
+            rc = posting_write(txn, ix, docno, t->term, t->len, t->counts, 0);
+            j++;
+        } else {
+            if (!same_posting(o->counts, t->counts)) {
+                rc = posting_write(txn, ix, docno, o->key, o->len, o->counts, 1);
+                if (rc == OV_OK)
+                    rc = posting_write(txn, ix, docno, t->term, t->len, t->counts, 0);
+            }
+            i++;
+            j++;
         }
-        if (posting_write(d, t->term, t->len, t->counts, 0))
-            return 1;
     }
-    return posting_write(d, old, term_len, counts, 1);
+    return rc;
 }
 
 static void read_scores(ov_kind kind, const json_t *record, uint8_t scores[OV_BOUWSTENEN])
@@ -722,31 +832,33 @@ static int encode_doc(ov_search_index *ix, const ov_record_meta *meta, const jso
     ix->buf_len = OV_SEARCH_DOC_HEADER;
     for (int i = 0; i < values->count; i++, ix->buf_len += 4)
         put32(ix->buf + ix->buf_len, values->ids[i]);
+    uint8_t deltas[5 * POSITIONS_MAX];
     for (size_t i = 0; i < ix->term_count; i++) {
         struct term_entry *t = &ix->terms[i];
-        if (buf_reserve(ix, t->len + 1 + 5 * 5 + 5 * (size_t)t->position_count))
+        if (t->pair)
+            continue;
+        /* Positions as deltas, their byte count first so readers can skip the list. */
+        size_t bytes = 0;
+        uint32_t previous = 0;
+        for (uint32_t p = 0; p < t->position_count; p++) {
+            uint32_t v = t->positions[p] - previous;
+            previous = t->positions[p];
+            while (v >= 0x80) {
+                deltas[bytes++] = (uint8_t)(v | 0x80);
+                v >>= 7;
+            }
+            deltas[bytes++] = (uint8_t)v;
+        }
+        if (buf_reserve(ix, t->len + 1 + 5 * 5 + bytes))
             return OV_ENOMEM;
         memcpy(ix->buf + ix->buf_len, t->term, (size_t)t->len + 1);
         ix->buf_len += (size_t)t->len + 1;
         for (int c = 0; c < OV_SEARCH_CLASSES; c++)
             buf_varint(ix, t->counts[c]);
         buf_varint(ix, t->position_count);
-        /* Positions as deltas; their byte count first so readers can skip the list. */
-        size_t mark = ix->buf_len;
-        buf_varint(ix, 0x7FFFFFFF); /* placeholder of the widest size, fixed below */
-        size_t start = ix->buf_len;
-        uint32_t previous = 0;
-        for (uint32_t p = 0; p < t->position_count; p++) {
-            buf_varint(ix, t->positions[p] - previous);
-            previous = t->positions[p];
-        }
-        size_t bytes = ix->buf_len - start;
-        /* Rewrite the size as a 5-byte varint so the list need not move. */
-        uint32_t v = (uint32_t)bytes;
-        for (int k = 0; k < 5; k++) {
-            ix->buf[mark + k] = (uint8_t)((v & 0x7F) | (k < 4 ? 0x80 : 0));
-            v >>= 7;
-        }
+        buf_varint(ix, (uint32_t)bytes);
+        memcpy(ix->buf + ix->buf_len, deltas, bytes);
+        ix->buf_len += bytes;
     }
     return OV_OK;
 }
@@ -762,19 +874,22 @@ int ov_search_index_update(ov_search_index *ix, MDB_txn *txn, const ov_record_me
     if (rc)
         return rc;
 
-    old_terms old = {NULL, 0};
+    /* The old version's postings, read before anything is written (LMDB's pointers into the
+     * old row die with the first write). */
+    old_postings old;
+    memset(&old, 0, sizeof old);
     uint8_t docno_bytes[4];
     put32(docno_bytes, docno);
     MDB_val key = {4, docno_bytes}, data;
     rc = mdb_get(txn, ix->docs, &key, &data);
     if (rc == 0) {
         ov_search_doc doc;
-        if (ov_search_doc_decode(data.mv_data, data.mv_size, &doc) == OV_OK && doc.terms_len) {
-            old.data = malloc(doc.terms_len);
-            if (!old.data)
-                return OV_ENOMEM;
-            memcpy(old.data, doc.terms, doc.terms_len);
-            old.len = doc.terms_len;
+        rc = ov_search_doc_decode(data.mv_data, data.mv_size, &doc);
+        if (rc == OV_OK)
+            rc = old_postings_read(&doc, &old);
+        if (rc) {
+            old_postings_free(&old);
+            return rc;
         }
     } else if (rc != MDB_NOTFOUND) {
         return from_mdb(rc);
@@ -785,26 +900,15 @@ int ov_search_index_update(ov_search_index *ix, MDB_txn *txn, const ov_record_me
     if (indexed) {
         rc = ov_record_texts(meta->env.kind, record, on_text, &texts);
         if (rc) {
-            free(old.data);
+            old_postings_free(&old);
             return rc;
         }
         qsort(ix->terms, ix->term_count, sizeof *ix->terms, compare_terms);
     }
-
-    /* Postings: merge the old forward list against the new sorted terms. */
-    diff_walk d = {txn, ix, docno, 0, OV_OK};
-    ov_search_doc old_doc = {.terms = old.data, .terms_len = old.len};
-    rc = ov_search_doc_terms(&old_doc, diff_old_term, &d);
-    free(old.data);
-    if (d.rc)
-        return d.rc;
+    rc = postings_diff(ix, txn, docno, &old);
+    old_postings_free(&old);
     if (rc)
         return rc;
-    for (; d.next_new < ix->term_count; d.next_new++) {
-        struct term_entry *t = &ix->terms[d.next_new];
-        if (posting_write(&d, t->term, t->len, t->counts, 0))
-            return d.rc;
-    }
 
     if (!indexed) {
         rc = mdb_del(txn, ix->docs, &key, NULL);

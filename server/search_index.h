@@ -10,7 +10,8 @@
  *   search_postings  term → 8-byte entries, sorted by docno (DUPSORT|DUPFIXED): docno u32, then
  *                    the term's count in the title (u8), summary (u8) and body (u16) of the doc
  *   search_docs      docno → the document: record id, kind, updated time, field lengths, scan
- *                    scores, facet value ids, and its terms with their positions
+ *                    scores, facet value ids, and its terms with their positions (the forward
+ *                    list; pair keys are not in it: they follow from the positions)
  *   search_ids       record id → docno
  *   search_values    facet u8 + value → value id u32 (facet << 24 | n); 0xFF + facet → next n
  *   search_names     value id → value

@@ -17,6 +17,7 @@
 #include "proto/error.h"
 #include "proto/id.h"
 #include "server/search.h"
+#include "server/search_index.h"
 #include "server/store.h"
 
 typedef struct {
@@ -135,6 +136,42 @@ static void test_index_follows_every_write(void **state)
     write_case(f, OV_WRITE_RECORD_DELETE, &id, OV_STATUS_DELETED, NULL, NULL, NULL);
     assert_int_equal(total(f, "lessen "), 0);
     assert_int_equal(total(f, "team "), 0);
+}
+
+static size_t postings_held(fixture *f)
+{
+    ov_read *read;
+    assert_int_equal(ov_read_begin(f->store, &read), OV_OK);
+    MDB_stat st;
+    assert_int_equal(
+        mdb_stat(ov_read_txn(read), ov_search_index_postings(ov_store_search_index(f->store)), &st),
+        0);
+    ov_read_end(read);
+    return st.ms_entries;
+}
+
+/* Every posting a version wrote goes when it is replaced or deleted: terms from the forward list,
+ * word pairs derived from its positions (repeated pairs, stopword gaps, texts side by side). */
+static void test_no_posting_outlives_its_version(void **state)
+{
+    fixture *f = *state;
+    ov_id ids[6];
+    for (int i = 0; i < 6; i++)
+        ids[i] = write_case(f, OV_WRITE_RECORD_CREATE, NULL, OV_STATUS_PUBLISHED,
+                            i % 2 ? "Brede brugklas brede brugklas" : "Samen leren en samen doen",
+                            "Het team en de ouders, het team en de leerlingen: brede brugklas, "
+                            "brede brugklassen, samen samen samen.",
+                            "vo");
+    assert_true(postings_held(f) > 0);
+    for (int i = 0; i < 6; i++)
+        write_case(f, OV_WRITE_RECORD_REPLACE, &ids[i], OV_STATUS_PUBLISHED,
+                   "Leerlingen kiezen zelf", "Een andere tekst met brede brugklassen en ouders.",
+                   "po");
+    assert_int_equal(total(f, "\"samen leren\""), 0);
+    assert_int_equal(total(f, "\"brede brugklassen\""), 6);
+    for (int i = 0; i < 6; i++)
+        write_case(f, OV_WRITE_RECORD_DELETE, &ids[i], OV_STATUS_DELETED, NULL, NULL, NULL);
+    assert_int_equal(postings_held(f), 0);
 }
 
 static void test_ranking_phrases_prefixes(void **state)
@@ -273,6 +310,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_index_follows_every_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_posting_outlives_its_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ranking_phrases_prefixes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_facets_and_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_gives_the_same_answers, setup, teardown),
