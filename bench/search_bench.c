@@ -381,6 +381,27 @@ int main(int argc, char **argv)
         ov_read_end(read);
         ov_buf_free(&out);
     }
+    /* SEARCH_BENCH_PROFILE="words ": run only that query, many times (for perf), and stop. */
+    const char *profile = getenv("SEARCH_BENCH_PROFILE");
+    if (profile) {
+        double start = now_ms();
+        for (int i = 0; i < rounds * 100; i++) {
+            ov_search_query q;
+            memset(&q, 0, sizeof q);
+            q.q = profile;
+            q.q_len = strlen(profile);
+            q.limit = 20;
+            q.bouwsteen_min = 3;
+            char detail[200];
+            ov_buf_init(&out, 64u << 20);
+            ov_read_begin(store, &read);
+            ov_search_run(search, read, &q, &out, detail, sizeof detail);
+            ov_read_end(read);
+            ov_buf_free(&out);
+        }
+        printf("%s: %.3f ms per query\n", profile, (now_ms() - start) / (rounds * 100));
+        return 0;
+    }
     size_t runs = QUERY_COUNT * (size_t)rounds;
     double *ours = malloc(runs * sizeof *ours), *fts = malloc(runs * sizeof *fts);
     size_t n_ours = 0, n_fts = 0;

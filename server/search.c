@@ -47,7 +47,11 @@ typedef struct {
     uint8_t kind; /* KIND_ABSENT: not indexed (now) */
     uint8_t flags;
     uint8_t scores[OV_BOUWSTENEN];
+    uint8_t has_scores;
     uint16_t length[OV_SEARCH_CLASSES];
+    /* BM25 length normalisation per field class, 1 / (1 - b + b · length / average), for the
+     * averages in ov_search.norm_average. */
+    float inv_norm[OV_SEARCH_CLASSES];
 } column;
 
 /* The name of the record a facet value refers to, as of the record's change. */
@@ -75,6 +79,12 @@ struct ov_search {
     uint32_t names_cap[OV_SEARCH_FACETS_MAX];
     label *labels[OV_SEARCH_FACETS_MAX]; /* names of the records region and school values are */
     uint32_t labels_cap[OV_SEARCH_FACETS_MAX];
+    /* The average field lengths the columns' inv_norm are for: the true averages rounded to a 1 %
+     * grid, so norms are recomputed only when an average moves that much, and two processes with
+     * the same data rank the same. */
+    double norm_average[OV_SEARCH_CLASSES];
+    uint64_t *union_acc; /* prefix unions, by docno */
+    uint32_t union_cap;
     char scratch[40000]; /* one decoded text of a hit (8,000 characters of up to 4 bytes) */
 };
 
@@ -112,6 +122,7 @@ void ov_search_free(ov_search *s)
     }
     free(s->docs);
     free(s->pool);
+    free(s->union_acc);
     ov_text_free(s->text);
     free(s);
 }
@@ -119,6 +130,34 @@ void ov_search_free(ov_search *s)
 size_t ov_search_documents(const ov_search *s)
 {
     return s->live;
+}
+
+static void set_norms(const ov_search *s, column *c)
+{
+    for (int k = 0; k < OV_SEARCH_CLASSES; k++) {
+        double average = s->norm_average[k] > 0 ? s->norm_average[k] : 1;
+        c->inv_norm[k] = (float)(1.0 / (1 - BM25_B + BM25_B * c->length[k] / average));
+    }
+}
+
+/* Moves the norms to the current averages when one of them left its 1 % step. */
+static void update_norms(ov_search *s)
+{
+    double grid[OV_SEARCH_CLASSES];
+    int changed = 0;
+    for (int k = 0; k < OV_SEARCH_CLASSES; k++) {
+        double average = s->live ? (double)s->total_length[k] / s->live : 1;
+        if (average < 1)
+            average = 1;
+        grid[k] = exp(round(log(average) * 100) / 100);
+        changed |= grid[k] != s->norm_average[k];
+    }
+    if (!changed)
+        return;
+    memcpy(s->norm_average, grid, sizeof grid);
+    for (uint32_t d = 0; d < s->doc_slots; d++)
+        if (s->docs[d].kind != KIND_ABSENT)
+            set_norms(s, &s->docs[d]);
 }
 
 static void column_clear(ov_search *s, uint32_t docno)
@@ -168,6 +207,10 @@ static int column_set(ov_search *s, uint32_t docno, const ov_search_doc *doc)
     c->flags = doc->flags;
     memcpy(c->scores, doc->scores, OV_BOUWSTENEN);
     memcpy(c->length, doc->length, sizeof c->length);
+    c->has_scores = 0;
+    for (int b = 0; b < OV_BOUWSTENEN; b++)
+        c->has_scores |= c->scores[b] != 0;
+    set_norms(s, c);
     c->values_at = (uint32_t)s->pool_len;
     c->value_count = doc->value_count;
     for (uint16_t i = 0; i < doc->value_count; i++) {
@@ -348,42 +391,6 @@ static int read_postings(MDB_cursor *cursor, const char *term, size_t len, plist
     return rc == MDB_NOTFOUND ? OV_OK : OV_ESTORE;
 }
 
-/* Merges two lists by docno; a document in both gets the counts added (saturating). */
-static int merge_lists(plist *a, plist *b)
-{
-    uint8_t *out = malloc((a->n + b->n) * OV_SEARCH_POSTING_BYTES + 1);
-    if (!out)
-        return OV_ENOMEM;
-    size_t i = 0, j = 0, n = 0;
-    while (i < a->n || j < b->n) {
-        uint8_t *dst = out + n * OV_SEARCH_POSTING_BYTES;
-        if (j >= b->n || (i < a->n && p_docno(a, i) < p_docno(b, j))) {
-            memcpy(dst, a->data + i++ * OV_SEARCH_POSTING_BYTES, OV_SEARCH_POSTING_BYTES);
-        } else if (i >= a->n || p_docno(b, j) < p_docno(a, i)) {
-            memcpy(dst, b->data + j++ * OV_SEARCH_POSTING_BYTES, OV_SEARCH_POSTING_BYTES);
-        } else {
-            const uint8_t *x = a->data + i++ * OV_SEARCH_POSTING_BYTES;
-            const uint8_t *y = b->data + j++ * OV_SEARCH_POSTING_BYTES;
-            memcpy(dst, x, 4);
-            for (int k = 4; k < 6; k++)
-                dst[k] = (uint8_t)(x[k] + y[k] > 255 ? 255 : x[k] + y[k]);
-            uint32_t body = (uint32_t)(x[6] << 8 | x[7]) + (uint32_t)(y[6] << 8 | y[7]);
-            if (body > 65535)
-                body = 65535;
-            dst[6] = (uint8_t)(body >> 8);
-            dst[7] = (uint8_t)body;
-        }
-        n++;
-    }
-    free(a->data);
-    free(b->data);
-    a->data = out;
-    a->n = n;
-    b->data = NULL;
-    b->n = 0;
-    return OV_OK;
-}
-
 /* ---- Query terms ---------------------------------------------------------------------------- */
 
 typedef struct {
@@ -551,8 +558,21 @@ static int compare_expansion(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-/* A term's postings: the exact term, plus the most frequent terms its prefix begins. */
-static int fetch_term(MDB_cursor *cursor, qterm *t)
+/* Adds a list's counts into the dense accumulator (fields of 16, 16 and 32 bits). */
+static void accumulate(uint64_t *acc, uint32_t slots, const plist *list)
+{
+    for (size_t i = 0; i < list->n; i++) {
+        const uint8_t *e = list->data + i * OV_SEARCH_POSTING_BYTES;
+        uint32_t d = ov_search_get32(e);
+        if (d < slots)
+            acc[d] += (uint64_t)e[4] | (uint64_t)e[5] << 16 | (uint64_t)(e[6] << 8 | e[7]) << 32;
+    }
+}
+
+/* A term's postings: the exact term, plus the most frequent terms its prefix begins, united in a
+ * dense array by document number (one pass per list and one over the documents, where merging
+ * list by list would copy the growing union once per list). */
+static int fetch_term(ov_search *s, MDB_cursor *cursor, qterm *t)
 {
     int rc = read_postings(cursor, t->term, t->len, &t->list);
     if (rc || !t->prefix[0])
@@ -577,16 +597,61 @@ static int fetch_term(MDB_cursor *cursor, qterm *t)
         }
         mrc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT_NODUP);
     }
+    if (nfound == 0) {
+        free(found);
+        return OV_OK;
+    }
     qsort(found, nfound, sizeof *found, compare_expansion);
+    if (s->doc_slots > s->union_cap) {
+        uint64_t *grown = realloc(s->union_acc, s->doc_slots * sizeof *grown);
+        if (!grown) {
+            free(found);
+            return OV_ENOMEM;
+        }
+        s->union_acc = grown;
+        s->union_cap = s->doc_slots;
+    }
+    uint64_t *acc = s->union_acc;
+    memset(acc, 0, s->doc_slots * sizeof *acc);
+    accumulate(acc, s->doc_slots, &t->list);
     for (size_t i = 0; i < nfound && i < PREFIX_KEYS && rc == OV_OK; i++) {
         plist more;
         rc = read_postings(cursor, found[i].key, found[i].len, &more);
         if (rc == OV_OK)
-            rc = merge_lists(&t->list, &more);
+            accumulate(acc, s->doc_slots, &more);
         free(more.data);
     }
     free(found);
-    return rc;
+    if (rc)
+        return rc;
+    size_t n = 0;
+    for (uint32_t d = 0; d < s->doc_slots; d++)
+        n += acc[d] != 0;
+    uint8_t *data = malloc(n * OV_SEARCH_POSTING_BYTES + 1);
+    if (!data)
+        return OV_ENOMEM;
+    uint8_t *e = data;
+    for (uint32_t d = 0; d < s->doc_slots; d++) {
+        uint64_t a = acc[d];
+        if (!a)
+            continue;
+        uint32_t t0 = (uint32_t)(a & 0xFFFF), t1 = (uint32_t)(a >> 16 & 0xFFFF),
+                 t2 = (uint32_t)(a >> 32);
+        e[0] = (uint8_t)(d >> 24);
+        e[1] = (uint8_t)(d >> 16);
+        e[2] = (uint8_t)(d >> 8);
+        e[3] = (uint8_t)d;
+        e[4] = (uint8_t)(t0 > 255 ? 255 : t0);
+        e[5] = (uint8_t)(t1 > 255 ? 255 : t1);
+        t2 = t2 > 65535 ? 65535 : t2;
+        e[6] = (uint8_t)(t2 >> 8);
+        e[7] = (uint8_t)t2;
+        e += OV_SEARCH_POSTING_BYTES;
+    }
+    free(t->list.data);
+    t->list.data = data;
+    t->list.n = n;
+    return OV_OK;
 }
 
 /* ---- Filters and facet counts --------------------------------------------------------------- */
@@ -693,10 +758,9 @@ static void count_values(ov_search *s, const filter_set *f, const column *c, int
         if (only_group < 0 || f->group_of[facet] == only_group)
             s->counts[facet][n]++;
     }
-    if (only_group < 0 || only_group == f->bouwsteen_group)
+    if (c->has_scores && (only_group < 0 || only_group == f->bouwsteen_group))
         for (int b = 0; b < OV_BOUWSTENEN; b++)
-            if (c->scores[b] >= f->bouwsteen_min)
-                extra->bouwsteen[b]++;
+            extra->bouwsteen[b] += c->scores[b] >= f->bouwsteen_min;
 }
 
 /* ---- Phrases -------------------------------------------------------------------------------- */
@@ -706,6 +770,7 @@ typedef struct {
     const phrase *ph;
     uint32_t *positions[OV_SEARCH_TERMS_MAX];
     uint32_t counts[OV_SEARCH_TERMS_MAX];
+    const char *last; /* the phrase term that sorts last: the walk stops after it */
 } phrase_walk;
 
 static int take_positions(void *ctx, const char *term, size_t len,
@@ -714,6 +779,11 @@ static int take_positions(void *ctx, const char *term, size_t len,
 {
     (void)counts;
     phrase_walk *w = ctx;
+    /* The forward list is sorted by term: past the phrase's last term nothing more is needed. */
+    size_t last_len = strlen(w->last);
+    int cmp = memcmp(term, w->last, len < last_len ? len : last_len);
+    if (cmp > 0 || (cmp == 0 && len > last_len))
+        return 1;
     for (int k = 0; k < w->ph->count; k++) {
         const qterm *t = &w->p->terms[w->ph->term[k]];
         if (t->len != len || memcmp(t->term, term, len) || w->positions[k])
@@ -769,7 +839,12 @@ static int phrases_match(ov_search *s, MDB_txn *txn, const parsed *p, uint32_t d
         memset(&w, 0, sizeof w);
         w.p = p;
         w.ph = &p->phrases[i];
-        int ok = ov_search_doc_terms(&doc, take_positions, &w) == OV_OK;
+        w.last = p->terms[w.ph->term[0]].term;
+        for (int k = 1; k < w.ph->count; k++)
+            if (strcmp(p->terms[w.ph->term[k]].term, w.last) > 0)
+                w.last = p->terms[w.ph->term[k]].term;
+        int walked = ov_search_doc_terms(&doc, take_positions, &w);
+        int ok = walked == OV_OK || walked == 1;
         int found = 0;
         for (int k = 0; k < w.ph->count; k++)
             ok = ok && w.positions[k];
@@ -1349,7 +1424,6 @@ typedef struct {
     extra_counts *extra;
     top_hits *top;
     const hit *after;
-    double avg_length[OV_SEARCH_CLASSES];
     uint64_t total;
     uint64_t beyond;    /* hits after the cursor: more than a page means a next page */
     uint32_t prefer[2]; /* value ids that raise a hit's score */
@@ -1358,14 +1432,11 @@ typedef struct {
 /* BM25F: a term's counts per field class, each normalised by the field's length against its
  * average and weighted, then saturated once. Titles are short, so one title hit counts for more
  * than several in a long body. */
-static double term_score(const run_state *r, const column *c, double idf, const uint8_t *entry)
+static double term_score(const column *c, double idf, const uint8_t *entry)
 {
-    uint32_t tf[OV_SEARCH_CLASSES] = {entry[4], entry[5], (uint32_t)(entry[6] << 8 | entry[7])};
-    double weighted = 0;
-    for (int k = 0; k < OV_SEARCH_CLASSES; k++)
-        if (tf[k])
-            weighted +=
-                class_weight[k] * tf[k] / (1 - BM25_B + BM25_B * c->length[k] / r->avg_length[k]);
+    double weighted = class_weight[0] * entry[4] * c->inv_norm[0] +
+                      class_weight[1] * entry[5] * c->inv_norm[1] +
+                      class_weight[2] * (entry[6] << 8 | entry[7]) * c->inv_norm[2];
     return idf * weighted * (BM25_K1 + 1) / (weighted + BM25_K1);
 }
 
@@ -1399,7 +1470,7 @@ static void consider(run_state *r, uint32_t docno, const uint8_t *const *entry)
     } else {
         for (int i = 0; i < r->p->count; i++)
             if (entry[i])
-                h.score += term_score(r, c, r->p->terms[i].idf, entry[i]);
+                h.score += term_score(c, r->p->terms[i].idf, entry[i]);
         const uint32_t *v = s->pool + c->values_at;
         for (uint16_t i = 0; i < c->value_count; i++)
             if (v[i] == r->prefer[0] || v[i] == r->prefer[1])
@@ -1546,8 +1617,14 @@ int ov_search_run(ov_search *s, ov_read *read, const ov_search_query *q, ov_buf 
     rc = top.items ? filters_build(s, txn, q, &f) : OV_ENOMEM;
     if (!rc)
         rc = counts_reset(s, &extra);
-    run_state r = {s,         txn, q, p,     &f, &extra, &top, q->cursor ? &after : NULL,
-                   {1, 1, 1}, 0,   0, {0, 0}};
+    run_state r = {.s = s,
+                   .txn = txn,
+                   .q = q,
+                   .p = p,
+                   .f = &f,
+                   .extra = &extra,
+                   .top = &top,
+                   .after = q->cursor ? &after : NULL};
     if (q->prefer_sector)
         r.prefer[0] =
             ov_search_value_id(s->index, txn, ov_search_facet_number("sector"), q->prefer_sector);
@@ -1558,18 +1635,13 @@ int ov_search_run(ov_search *s, ov_read *read, const ov_search_query *q, ov_buf 
         r.prefer[0] = UINT32_MAX; /* never a value id: facet numbers stay below 32 */
     if (!r.prefer[1])
         r.prefer[1] = UINT32_MAX;
-    for (int k = 0; k < OV_SEARCH_CLASSES; k++) {
-        if (s->live)
-            r.avg_length[k] = (double)s->total_length[k] / s->live;
-        if (r.avg_length[k] < 1)
-            r.avg_length[k] = 1;
-    }
+    update_norms(s);
 
     MDB_cursor *cursor = NULL;
     if (!rc && p->count && mdb_cursor_open(txn, ov_search_index_postings(s->index), &cursor))
         rc = OV_ESTORE;
     for (int i = 0; !rc && i < p->count; i++) {
-        rc = fetch_term(cursor, &p->terms[i]);
+        rc = fetch_term(s, cursor, &p->terms[i]);
         double df = (double)p->terms[i].list.n;
         p->terms[i].idf = log(1 + (s->live - df + 0.5) / (df + 0.5));
         if (p->terms[i].idf < 0.01)

@@ -302,6 +302,11 @@ int ov_search_index_clear(ov_search_index *ix, MDB_txn *txn)
         if (rc)
             return from_mdb(rc);
     }
+    return OV_OK;
+}
+
+int ov_search_index_mark_complete(ov_search_index *ix, MDB_txn *txn)
+{
     uint8_t version[4];
     put32(version, FORMAT_VERSION);
     MDB_val key = {sizeof FORMAT_KEY - 1, FORMAT_KEY}, value = {4, version};

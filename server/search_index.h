@@ -65,8 +65,11 @@ void ov_search_index_free(ov_search_index *index);
 int ov_search_index_update(ov_search_index *index, MDB_txn *txn, const ov_record_meta *meta,
                            const json_t *record);
 
-/* Empties the index; the caller then feeds every record through ov_search_index_update. */
+/* Empties the index; the caller then feeds every record through ov_search_index_update, in as
+ * many transactions as it likes, and then calls ov_search_index_mark_complete. An index not
+ * marked complete (a rebuild cut short by a crash) is rebuilt when the store opens. */
 int ov_search_index_clear(ov_search_index *index, MDB_txn *txn);
+int ov_search_index_mark_complete(ov_search_index *index, MDB_txn *txn);
 
 /* ---- Reading (any thread, any read transaction) ---------------------------------------------- */
 

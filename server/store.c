@@ -407,29 +407,41 @@ MDB_txn *ov_read_txn(ov_read *read)
     return read->txn;
 }
 
-int ov_store_search_rebuild(ov_store *store)
+/* Indexes up to REBUILD_BATCH published records after *after (all-zero: from the first) in one
+ * transaction; *after moves to the last record read, *done is set at the end. Batches keep
+ * LMDB's dirty-page list short: one transaction over a whole store spent most of its time
+ * searching that list. */
+#define REBUILD_BATCH 2000
+static int rebuild_batch(ov_store *store, ov_id *after, int first, int *done)
 {
     MDB_txn *txn;
-    int rc = mdb_txn_begin(store->env, NULL, 0, &txn);
+    int rc = from_mdb(mdb_txn_begin(store->env, NULL, 0, &txn));
     if (rc)
-        return from_mdb(rc);
-    rc = ov_search_index_clear(store->search, txn);
+        return rc;
+    if (first)
+        rc = ov_search_index_clear(store->search, txn);
     MDB_cursor *cursor = NULL;
     if (!rc)
         rc = from_mdb(mdb_cursor_open(txn, store->records, &cursor));
-    MDB_val key, value;
-    int mrc = rc ? MDB_NOTFOUND : mdb_cursor_get(cursor, &key, &value, MDB_FIRST);
-    while (!rc && mrc == 0) {
+    MDB_val key = val_of(after->bytes, OV_ID_BYTES), value;
+    int mrc = MDB_NOTFOUND;
+    if (!rc) {
+        mrc = mdb_cursor_get(cursor, &key, &value, first ? MDB_FIRST : MDB_SET_RANGE);
+        if (!first && mrc == 0 && key.mv_size == OV_ID_BYTES &&
+            !memcmp(key.mv_data, after->bytes, OV_ID_BYTES))
+            mrc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT);
+    }
+    int indexed = 0;
+    while (!rc && mrc == 0 && indexed < REBUILD_BATCH) {
         ov_record_meta meta;
         const char *json;
         size_t len;
-        ov_id id;
         if (key.mv_size != OV_ID_BYTES) {
             rc = OV_ESTORE;
             break;
         }
-        memcpy(id.bytes, key.mv_data, OV_ID_BYTES);
-        rc = decode_record(&id, &value, &meta, &json, &len);
+        memcpy(after->bytes, key.mv_data, OV_ID_BYTES);
+        rc = decode_record(after, &value, &meta, &json, &len);
         if (rc)
             break;
         if (meta.env.status == OV_STATUS_PUBLISHED) {
@@ -440,18 +452,33 @@ int ov_store_search_rebuild(ov_store *store)
             }
             rc = ov_search_index_update(store->search, txn, &meta, record);
             json_decref(record);
+            indexed++;
         }
         mrc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT);
     }
     if (cursor)
         mdb_cursor_close(cursor);
-    if (!rc && mrc != MDB_NOTFOUND)
+    if (!rc && mrc != 0 && mrc != MDB_NOTFOUND)
         rc = from_mdb(mrc);
+    *done = mrc == MDB_NOTFOUND;
+    /* The index counts as built only once the last batch is in. */
+    if (!rc && *done)
+        rc = ov_search_index_mark_complete(store->search, txn);
     if (rc) {
         mdb_txn_abort(txn);
         return rc;
     }
     return from_mdb(mdb_txn_commit(txn));
+}
+
+int ov_store_search_rebuild(ov_store *store)
+{
+    ov_id after;
+    memset(&after, 0, sizeof after);
+    int done = 0, rc = OV_OK;
+    for (int first = 1; !rc && !done; first = 0)
+        rc = rebuild_batch(store, &after, first, &done);
+    return rc;
 }
 
 const ov_id *ov_store_node_id(const ov_store *store)

@@ -59,8 +59,9 @@ const ov_id *ov_store_node_id(const ov_store *store);
 struct ov_search_index *ov_store_search_index(ov_store *store);
 struct MDB_txn *ov_read_txn(ov_read *read);
 
-/* Rebuilds the search index from the records, in one transaction (olievlekd --reindex; also run
- * by ov_store_open on a store that has no index yet). No writer may be running. */
+/* Rebuilds the search index from the records, 2,000 records per transaction (olievlekd reindex;
+ * also run by ov_store_open on a store whose index is missing, of another format, or cut short).
+ * No writer may be running. */
 int ov_store_search_rebuild(ov_store *store);
 
 typedef struct {
