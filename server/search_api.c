@@ -159,9 +159,23 @@ static void handle_search(ov_node *node, ov_http_request *req)
     }
     char detail[200];
     const char *q = ov_http_request_query(req, "q");
+    const char *like = ov_http_request_query(req, "like");
+    if (q && like) {
+        ov_problem_respond(req, 400,
+                           "send q (words to find) or like (a text to find similar "
+                           "records for), not both",
+                           NULL, NULL, ROUTE_SEARCH);
+        free(rq);
+        return;
+    }
     if (q) {
         rq->query.q = q;
         rq->query.q_len = strlen(q);
+    }
+    if (like) {
+        /* A draft's text, e.g. a new case's title and summary: are there cases like it? */
+        rq->query.similar = like;
+        rq->query.similar_len = strlen(like);
     }
     if (read_filters(req, rq, detail, sizeof detail)) {
         ov_problem_respond(req, 400, detail, NULL, NULL, ROUTE_SEARCH);

@@ -184,6 +184,12 @@ def test_similar_and_matches():
               "similar: other cases, not the case itself")
         check(any("tussenjaar" in h["title"].lower() for h in hits[:3]),
               "the other tussenjaar case is among the most similar", [h["title"] for h in hits])
+        # A case being written (not yet stored): are there cases like it?
+        draft = "Een tussenjaar voor leerlingen die nog niet klaar zijn voor het voortgezet onderwijs"
+        like = search(node, like=draft, kind="case", limit=5)
+        check(any("tussenjaar" in h["title"].lower() for h in like["hits"][:2]),
+              "a draft's text finds the existing tussenjaar cases", titles(like))
+        check_eq(node.get("/api/v1/search?q=x&like=y").status, 400, "q and like exclude each other")
         request = node.get("/api/v1/requests?limit=1").json["items"][0]
         matches = node.get(f"/api/v1/requests/{request['id']}/matches?limit=5")
         check_eq(matches.status, 200, f"matches {matches.body[:300]!r}")
