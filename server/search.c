@@ -614,7 +614,12 @@ static int fetch_term(ov_search *s, MDB_cursor *cursor, qterm *t)
     uint64_t *acc = s->union_acc;
     memset(acc, 0, s->doc_slots * sizeof *acc);
     accumulate(acc, s->doc_slots, &t->list);
-    for (size_t i = 0; i < nfound && i < PREFIX_KEYS && rc == OV_OK; i++) {
+    /* Most frequent first, and no more postings than twice the documents: a short prefix of
+     * common words ("le") already matches nearly everything after a few lists, and the rare
+     * words it also begins come back as soon as one more letter is typed. */
+    size_t budget = 2 * (size_t)(s->live ? s->live : 1), read = t->list.n;
+    for (size_t i = 0; i < nfound && i < PREFIX_KEYS && rc == OV_OK && read < budget; i++) {
+        read += found[i].count;
         plist more;
         rc = read_postings(cursor, found[i].key, found[i].len, &more);
         if (rc == OV_OK)
@@ -843,8 +848,11 @@ static int phrases_match(ov_search *s, MDB_txn *txn, const parsed *p, uint32_t d
         for (int k = 1; k < w.ph->count; k++)
             if (strcmp(p->terms[w.ph->term[k]].term, w.last) > 0)
                 w.last = p->terms[w.ph->term[k]].term;
-        int walked = ov_search_doc_terms(&doc, take_positions, &w);
-        int ok = walked == OV_OK || walked == 1;
+        int ok = 1;
+        for (int k = 0; k < w.ph->count && ok; k++) {
+            const qterm *t = &p->terms[w.ph->term[k]];
+            ok = ov_search_doc_find(&doc, t->term, t->len, take_positions, &w) == 1;
+        }
         int found = 0;
         for (int k = 0; k < w.ph->count; k++)
             ok = ok && w.positions[k];

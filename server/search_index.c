@@ -16,10 +16,11 @@
 #define POSITIONS_MAX 1024  /* positions kept per term of one record (phrases beyond: not found) */
 #define TEXT_GAP      4     /* positions between two texts, so a phrase never spans them */
 #define VALUES_MAX    256   /* facet values of one record */
+#define SKIP_EVERY    16    /* forward-list entries per skip-table offset */
 /* Keys of search_values that are not facet values (facet values start with a facet number). */
 #define DOCNO_COUNTER  "\377\377docno"
 #define FORMAT_KEY     "\377\377format"
-#define FORMAT_VERSION 2 /* of search_docs and the postings; another means: rebuild */
+#define FORMAT_VERSION 3 /* of search_docs and the postings; another means: rebuild */
 #define FACET_COUNTER  0xFF
 
 struct ov_search_index {
@@ -164,15 +165,24 @@ int ov_search_doc_decode(const void *data, size_t len, ov_search_doc *doc)
     if (values_end > len)
         return OV_ESTORE;
     doc->values = p + OV_SEARCH_DOC_HEADER;
-    doc->terms = p + values_end;
-    doc->terms_len = len - values_end;
+    /* The forward list opens with its skip table: the count, then that many u32 offsets of every
+     * SKIP_EVERY-th entry, counted from the first entry. */
+    const uint8_t *at = p + values_end, *end = p + len;
+    uint32_t skips;
+    if (!ov_search_varint(&at, end, &skips) || skips > (size_t)(end - at) / 4)
+        return OV_ESTORE;
+    doc->skips = at;
+    doc->skip_count = skips;
+    doc->terms = at + 4 * (size_t)skips;
+    doc->terms_len = (size_t)(end - doc->terms);
     return OV_OK;
 }
 
-int ov_search_doc_terms(const ov_search_doc *doc, ov_search_term_fn fn, void *ctx)
+/* Walks entries from p; stops after max entries (0: all). */
+static int walk_entries(const uint8_t *p, const uint8_t *end, size_t max, ov_search_term_fn fn,
+                        void *ctx)
 {
-    const uint8_t *p = doc->terms, *end = doc->terms + doc->terms_len;
-    while (p < end) {
+    for (size_t walked = 0; p < end && (!max || walked < max); walked++) {
         const uint8_t *nul = memchr(p, 0, (size_t)(end - p));
         if (!nul || nul == p || nul - p > OV_SEARCH_KEY_MAX)
             return OV_ESTORE;
@@ -192,6 +202,75 @@ int ov_search_doc_terms(const ov_search_doc *doc, ov_search_term_fn fn, void *ct
         p += bytes;
     }
     return OV_OK;
+}
+
+int ov_search_doc_terms(const ov_search_doc *doc, ov_search_term_fn fn, void *ctx)
+{
+    return walk_entries(doc->terms, doc->terms + doc->terms_len, 0, fn, ctx);
+}
+
+typedef struct {
+    const char *term;
+    size_t len;
+    ov_search_term_fn fn;
+    void *ctx;
+    int found;
+} find_walk;
+
+static int find_entry(void *ctx, const char *term, size_t term_len,
+                      const uint32_t counts[OV_SEARCH_CLASSES], const uint8_t *positions,
+                      size_t positions_len, uint32_t position_count)
+{
+    find_walk *f = ctx;
+    size_t n = term_len < f->len ? term_len : f->len;
+    int cmp = memcmp(term, f->term, n);
+    if (cmp > 0 || (cmp == 0 && term_len > f->len))
+        return 1; /* past it: the list is sorted */
+    if (cmp == 0 && term_len == f->len) {
+        f->found = 1;
+        int rc = f->fn(f->ctx, term, term_len, counts, positions, positions_len, position_count);
+        return rc ? rc : 1;
+    }
+    return 0;
+}
+
+/* Compares the entry term at offset with term (strcmp order). */
+static int compare_at_offset(const ov_search_doc *doc, uint32_t offset, const char *term,
+                             size_t len)
+{
+    if (offset >= doc->terms_len)
+        return 1;
+    const char *at = (const char *)doc->terms + offset;
+    size_t room = doc->terms_len - offset;
+    size_t at_len = strnlen(at, room);
+    size_t n = at_len < len ? at_len : len;
+    int cmp = memcmp(at, term, n);
+    if (cmp)
+        return cmp;
+    return at_len < len ? -1 : at_len > len;
+}
+
+int ov_search_doc_find(const ov_search_doc *doc, const char *term, size_t len, ov_search_term_fn fn,
+                       void *ctx)
+{
+    /* The last skip entry at or before term, by binary search; then at most SKIP_EVERY entries. */
+    uint32_t lo = 0, hi = doc->skip_count;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (compare_at_offset(doc, ov_search_get32(doc->skips + 4 * mid), term, len) <= 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    uint32_t start = lo ? ov_search_get32(doc->skips + 4 * (lo - 1)) : 0;
+    if (start > doc->terms_len)
+        return OV_ESTORE;
+    find_walk f = {term, len, fn, ctx, 0};
+    int rc = walk_entries(doc->terms + start, doc->terms + doc->terms_len, SKIP_EVERY + 1,
+                          find_entry, &f);
+    if (rc < 0)
+        return rc;
+    return f.found;
 }
 
 /* ---- Opening -------------------------------------------------------------------------------- */
@@ -837,11 +916,24 @@ static int encode_doc(ov_search_index *ix, const ov_record_meta *meta, const jso
     ix->buf_len = OV_SEARCH_DOC_HEADER;
     for (int i = 0; i < values->count; i++, ix->buf_len += 4)
         put32(ix->buf + ix->buf_len, values->ids[i]);
+    size_t entries = 0;
+    for (size_t i = 0; i < ix->term_count; i++)
+        entries += !ix->terms[i].pair;
+    uint32_t skips = (uint32_t)((entries + SKIP_EVERY - 1) / SKIP_EVERY);
+    if (buf_reserve(ix, 5 + 4 * (size_t)skips))
+        return OV_ENOMEM;
+    buf_varint(ix, skips);
+    size_t skip_table = ix->buf_len;
+    ix->buf_len += 4 * (size_t)skips;
+    size_t first_entry = ix->buf_len, entry = 0;
     uint8_t deltas[5 * POSITIONS_MAX];
     for (size_t i = 0; i < ix->term_count; i++) {
         struct term_entry *t = &ix->terms[i];
         if (t->pair)
             continue;
+        if (entry++ % SKIP_EVERY == 0)
+            put32(ix->buf + skip_table + 4 * ((entry - 1) / SKIP_EVERY),
+                  (uint32_t)(ix->buf_len - first_entry));
         /* Positions as deltas, their byte count first so readers can skip the list. */
         size_t bytes = 0;
         uint32_t previous = 0;

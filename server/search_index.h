@@ -85,7 +85,9 @@ typedef struct {
     int64_t updated_ms;
     uint16_t value_count;
     const uint8_t *values; /* value_count big-endian u32 value ids */
-    const uint8_t *terms;  /* the forward list, see ov_search_doc_terms */
+    const uint8_t *skips;  /* skip_count big-endian u32 offsets into terms, every 16th entry */
+    uint32_t skip_count;
+    const uint8_t *terms; /* the forward list's entries, see ov_search_doc_terms */
     size_t terms_len;
 } ov_search_doc;
 
@@ -98,6 +100,11 @@ typedef int (*ov_search_term_fn)(void *ctx, const char *term, size_t term_len,
                                  const uint32_t counts[OV_SEARCH_CLASSES], const uint8_t *positions,
                                  size_t positions_len, uint32_t position_count);
 int ov_search_doc_terms(const ov_search_doc *doc, ov_search_term_fn fn, void *ctx);
+
+/* Calls fn for one term of the forward list, found through its skip table (a binary search and
+ * at most 16 entries, not the whole list). Returns 1 when found, 0 when not, or an error. */
+int ov_search_doc_find(const ov_search_doc *doc, const char *term, size_t len, ov_search_term_fn fn,
+                       void *ctx);
 
 /* Reads one varint at *p (below end); returns 0 when malformed. */
 int ov_search_varint(const uint8_t **p, const uint8_t *end, uint32_t *out);
