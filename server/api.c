@@ -1047,8 +1047,7 @@ static void handle_metrics(ov_node *node, ov_http_request *req)
     uint64_t search_bytes = 0;
     if (ov_read_begin(node->store, &read) == OV_OK) {
         ov_read_stats(read, &stats);
-        ov_search_index_bytes(ov_store_search_index(node->store), ov_read_txn(read),
-                              &search_bytes);
+        ov_search_index_bytes(ov_store_search_index(node->store), ov_read_txn(read), &search_bytes);
         ov_read_end(read);
     }
     ov_metrics_set_gauge("olievlek_search_index_bytes", "Bytes of the search index in the store",
