@@ -1311,7 +1311,8 @@ static void append_facets(ov_search *s, ov_read *read, const extra_counts *extra
             }
             list[n_found++] = (facet_count){n, s->counts[facet][n]};
         }
-        qsort(list, n_found, sizeof *list, compare_counts);
+        if (n_found > 1)
+            qsort(list, n_found, sizeof *list, compare_counts);
         ov_buf_printf(out, "%s\"%s\":[", r ? "," : "", reported_facets[r]);
         int written = 0;
         for (size_t i = 0; i < n_found && written < FACET_TOP; i++) {
@@ -1479,10 +1480,12 @@ static void consider(run_state *r, uint32_t docno, const uint8_t *const *entry)
         for (int i = 0; i < r->p->count; i++)
             if (entry[i])
                 h.score += term_score(c, r->p->terms[i].idf, entry[i]);
-        const uint32_t *v = s->pool + c->values_at;
-        for (uint16_t i = 0; i < c->value_count; i++)
-            if (v[i] == r->prefer[0] || v[i] == r->prefer[1])
-                h.score *= PREFER_BOOST;
+        if (r->prefer[0] != UINT32_MAX || r->prefer[1] != UINT32_MAX) {
+            const uint32_t *v = s->pool + c->values_at;
+            for (uint16_t i = 0; i < c->value_count; i++)
+                if (v[i] == r->prefer[0] || v[i] == r->prefer[1])
+                    h.score *= PREFER_BOOST;
+        }
         if (c->flags & OV_SEARCH_DOC_GENERATED)
             h.score *= GENERATED_SCALE;
     }

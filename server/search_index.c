@@ -789,7 +789,8 @@ static int old_postings_read(const ov_search_doc *doc, old_postings *o)
     int rc = ov_search_doc_terms(doc, take_old_term, o);
     if (rc)
         return rc;
-    qsort(o->at, o->at_count, sizeof *o->at, compare_at);
+    if (o->at_count > 1)
+        qsort(o->at, o->at_count, sizeof *o->at, compare_at);
     static const uint32_t pair_counts[OV_SEARCH_CLASSES] = {0, 0, 1};
     for (size_t i = 0; i + 1 < o->at_count; i++) {
         uint32_t gap = o->at[i + 1].position - o->at[i].position;
@@ -801,7 +802,8 @@ static int old_postings_read(const ov_search_doc *doc, old_postings *o)
         if (old_push(o, key, n, pair_counts)) /* may move items: a and b are not used after */
             return OV_ENOMEM;
     }
-    qsort(o->items, o->count, sizeof *o->items, compare_entries);
+    if (o->count > 1)
+        qsort(o->items, o->count, sizeof *o->items, compare_entries);
     /* The same pair can occur twice in a text: keep one. */
     size_t unique = 0;
     for (size_t i = 0; i < o->count; i++)
@@ -1000,7 +1002,8 @@ int ov_search_index_update(ov_search_index *ix, MDB_txn *txn, const ov_record_me
             old_postings_free(&old);
             return rc;
         }
-        qsort(ix->terms, ix->term_count, sizeof *ix->terms, compare_terms);
+        if (ix->term_count > 1)
+            qsort(ix->terms, ix->term_count, sizeof *ix->terms, compare_terms);
     }
     rc = postings_diff(ix, txn, docno, &old);
     old_postings_free(&old);
