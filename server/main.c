@@ -224,6 +224,34 @@ static int run_reindex(const ov_config *config, int argc)
     return rc == OV_OK ? 0 : 1;
 }
 
+/* Loads search's per-document columns before the node serves, so the first search after a
+ * start does not pay for it (about 0.4 s per 100,000 published records). */
+static int warm_search(ov_node *node)
+{
+    ov_read *read = NULL;
+    int rc = ov_read_begin(node->store, &read);
+    if (rc)
+        return rc;
+    ov_search_query query;
+    memset(&query, 0, sizeof query);
+    query.limit = 1;
+    query.bouwsteen_min = 3;
+    ov_buf out;
+    ov_buf_init(&out, 1u << 20);
+    char detail[200];
+    int64_t started = wall_ms();
+    rc = ov_search_run(node->search, read, &query, &out, detail, sizeof detail);
+    ov_read_end(read);
+    ov_buf_free(&out);
+    if (rc == OV_OK) {
+        char documents[32], took[32];
+        snprintf(documents, sizeof documents, "%zu", ov_search_documents(node->search));
+        snprintf(took, sizeof took, "%lld", (long long)(wall_ms() - started));
+        ov_jlog_info("search.ready", "documents", documents, "ms", took, NULL);
+    }
+    return rc;
+}
+
 static int serve(const ov_config *config)
 {
     daemon_state state;
@@ -272,6 +300,11 @@ static int serve(const ov_config *config)
         rc = ov_auth_new(&node->auth);
     if (rc == OV_OK)
         rc = ov_search_new(node->store, &node->search);
+    if (rc == OV_OK)
+        rc = warm_search(node);
+    /* Loading the demo data and the columns used heap the node will not need again; the trim
+     * threshold set in main keeps it otherwise. */
+    malloc_trim(0);
     if (rc == OV_OK) {
         struct stat st;
         if (stat(config->web_root, &st) == 0 && S_ISDIR(st.st_mode)) {
