@@ -200,7 +200,7 @@ static const bench_query queries[] = {
     {"kwaliteit samenwerking scholen ", "kwaliteit samenwerking scholen", NULL},
     {"samenw", "samenw*", NULL},
     {"ontwikk", "ontwikk*", NULL},
-    {"le", "le*", NULL},
+    {"lee", "lee*", NULL},
     {"ouders betrekken ", "ouders betrekken", NULL},
     {"wijkteam ", "wijkteam", NULL},
     {"innovatie ", "innovatie", NULL},

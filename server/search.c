@@ -18,7 +18,7 @@
 #include "proto/text.h"
 
 #define KIND_ABSENT     0xFF
-#define PREFIX_MIN      2    /* folded bytes before a last word is taken as a prefix */
+#define PREFIX_MIN      3    /* folded bytes (three letters) before a last word is a prefix */
 #define PREFIX_KEYS     32   /* terms a prefix expands to, the most frequent */
 #define PREFIX_SCAN     4096 /* terms looked at to find them */
 #define PHRASES_MAX     4
