@@ -9,6 +9,7 @@
  *   search_bench [RECORDS] [ROUNDS]     (100000 and 20 by default; bench/search.sh runs it)
  */
 #include <jansson.h>
+#include <malloc.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -232,6 +233,10 @@ static uint64_t file_bytes(const char *path)
 
 int main(int argc, char **argv)
 {
+    /* The allocator settings olievlekd runs with (server/main.c), so per-query buffers behave as
+     * they do in the node. */
+    mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024);
     int records = argc > 1 ? atoi(argv[1]) : 100000;
     int rounds = argc > 2 ? atoi(argv[2]) : 20;
     char dir[] = "/tmp/olievlek-search-bench.XXXXXX";
