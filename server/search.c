@@ -39,20 +39,25 @@ static const char *const reported_facets[] = {"kind",   "origin",      "region",
                                               "sector", "phase",       "theme",  "principle",
                                               "state",  "availability"};
 
+/* What every candidate of a query reads: 32 bytes, two to a cache line. */
 typedef struct {
-    ov_id id;
-    int64_t updated_ms;
     uint32_t values_at; /* into the pool */
     uint16_t value_count;
     uint8_t kind; /* KIND_ABSENT: not indexed (now) */
     uint8_t flags;
     uint8_t scores[OV_BOUWSTENEN];
     uint8_t has_scores;
-    uint16_t length[OV_SEARCH_CLASSES];
     /* BM25 length normalisation per field class, 1 / (1 - b + b · length / average), for the
      * averages in ov_search.norm_average. */
     float inv_norm[OV_SEARCH_CLASSES];
 } column;
+
+/* What only hits, browsing and bookkeeping read, kept apart so the hot columns stay small. */
+typedef struct {
+    ov_id id;
+    int64_t updated_ms;
+    uint16_t length[OV_SEARCH_CLASSES];
+} column_cold;
 
 /* The name of the record a facet value refers to, as of the record's change. */
 typedef struct {
@@ -65,6 +70,7 @@ struct ov_search {
     ov_search_index *index;
     ov_text *text;
     column *docs;
+    column_cold *cold; /* by docno, as docs */
     uint32_t doc_slots, doc_cap;
     uint32_t *pool;
     size_t pool_len, pool_cap, pool_dead;
@@ -121,6 +127,7 @@ void ov_search_free(ov_search *s)
         free(s->labels[f]);
     }
     free(s->docs);
+    free(s->cold);
     free(s->pool);
     free(s->union_acc);
     ov_text_free(s->text);
@@ -132,11 +139,13 @@ size_t ov_search_documents(const ov_search *s)
     return s->live;
 }
 
-static void set_norms(const ov_search *s, column *c)
+static void set_norms(const ov_search *s, uint32_t docno)
 {
+    column *c = &s->docs[docno];
+    const column_cold *cold = &s->cold[docno];
     for (int k = 0; k < OV_SEARCH_CLASSES; k++) {
         double average = s->norm_average[k] > 0 ? s->norm_average[k] : 1;
-        c->inv_norm[k] = (float)(1.0 / (1 - BM25_B + BM25_B * c->length[k] / average));
+        c->inv_norm[k] = (float)(1.0 / (1 - BM25_B + BM25_B * cold->length[k] / average));
     }
 }
 
@@ -157,7 +166,7 @@ static void update_norms(ov_search *s)
     memcpy(s->norm_average, grid, sizeof grid);
     for (uint32_t d = 0; d < s->doc_slots; d++)
         if (s->docs[d].kind != KIND_ABSENT)
-            set_norms(s, &s->docs[d]);
+            set_norms(s, d);
 }
 
 static void column_clear(ov_search *s, uint32_t docno)
@@ -169,7 +178,7 @@ static void column_clear(ov_search *s, uint32_t docno)
         return;
     s->live--;
     for (int k = 0; k < OV_SEARCH_CLASSES; k++)
-        s->total_length[k] -= c->length[k];
+        s->total_length[k] -= s->cold[docno].length[k];
     s->pool_dead += c->value_count;
     c->kind = KIND_ABSENT;
     c->value_count = 0;
@@ -185,6 +194,10 @@ static int column_set(ov_search *s, uint32_t docno, const ov_search_doc *doc)
         if (!grown)
             return OV_ENOMEM;
         s->docs = grown;
+        column_cold *grown_cold = realloc(s->cold, cap * sizeof *grown_cold);
+        if (!grown_cold)
+            return OV_ENOMEM; /* docs is larger already; doc_cap still tells the smaller size */
+        s->cold = grown_cold;
         s->doc_cap = cap;
     }
     while (s->doc_slots <= docno)
@@ -201,16 +214,17 @@ static int column_set(ov_search *s, uint32_t docno, const ov_search_doc *doc)
         s->pool_cap = cap;
     }
     column *c = &s->docs[docno];
-    c->id = doc->id;
-    c->updated_ms = doc->updated_ms;
+    column_cold *cold = &s->cold[docno];
+    cold->id = doc->id;
+    cold->updated_ms = doc->updated_ms;
+    memcpy(cold->length, doc->length, sizeof cold->length);
     c->kind = (uint8_t)doc->kind;
     c->flags = doc->flags;
     memcpy(c->scores, doc->scores, OV_BOUWSTENEN);
-    memcpy(c->length, doc->length, sizeof c->length);
     c->has_scores = 0;
     for (int b = 0; b < OV_BOUWSTENEN; b++)
         c->has_scores |= c->scores[b] != 0;
-    set_norms(s, c);
+    set_norms(s, docno);
     c->values_at = (uint32_t)s->pool_len;
     c->value_count = doc->value_count;
     for (uint16_t i = 0; i < doc->value_count; i++) {
@@ -222,7 +236,7 @@ static int column_set(ov_search *s, uint32_t docno, const ov_search_doc *doc)
     }
     s->live++;
     for (int k = 0; k < OV_SEARCH_CLASSES; k++)
-        s->total_length[k] += c->length[k];
+        s->total_length[k] += cold->length[k];
     return OV_OK;
 }
 
@@ -1169,8 +1183,9 @@ static void append_hit(ov_search *s, ov_read *read, const parsed *p, const hit *
     const char *json;
     size_t len;
     char id[OV_ID_CHARS + 1], origin[OV_ID_CHARS + 1];
-    ov_id_format(&c->id, id);
-    if (ov_read_record(read, &c->id, &meta, &json, &len) != OV_OK) {
+    const ov_id *record_id = &s->cold[h->docno].id;
+    ov_id_format(record_id, id);
+    if (ov_read_record(read, record_id, &meta, &json, &len) != OV_OK) {
         ov_buf_printf(out, "{\"id\":\"%s\",\"kind\":\"%s\",\"score\":%.4f}", id,
                       ov_kind_name(c->kind), h->score);
         return;
@@ -1459,7 +1474,7 @@ static void consider(run_state *r, uint32_t docno, const uint8_t *const *entry)
     const column *c = &s->docs[docno];
     if (c->kind == KIND_ABSENT)
         return;
-    if (r->q->exclude && !memcmp(c->id.bytes, r->q->exclude->bytes, OV_ID_BYTES))
+    if (r->q->exclude && !memcmp(s->cold[docno].id.bytes, r->q->exclude->bytes, OV_ID_BYTES))
         return;
     uint32_t failed = filters_failed(s, r->f, c);
     if (failed & (failed - 1))
@@ -1475,7 +1490,7 @@ static void consider(run_state *r, uint32_t docno, const uint8_t *const *entry)
     r->total++;
     hit h = {0, docno};
     if (r->p->count == 0) {
-        h.score = (double)c->updated_ms; /* browsing: newest first */
+        h.score = (double)s->cold[docno].updated_ms; /* browsing: newest first */
     } else {
         for (int i = 0; i < r->p->count; i++)
             if (entry[i])
