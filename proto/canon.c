@@ -375,12 +375,19 @@ static size_t value_end(const char *data, size_t len, size_t i)
     while (i < len) {
         char c = data[i];
         if (c == '"') {
+            /* To the closing quote: the next quote not escaped by an odd run of backslashes. */
             i++;
-            while (i < len && data[i] != '"')
-                i += data[i] == '\\' ? 2 : 1;
-            if (i >= len)
-                return 0;
-            i++;
+            for (;;) {
+                const char *quote = memchr(data + i, '"', len - i);
+                if (!quote)
+                    return 0;
+                size_t at = (size_t)(quote - data), slashes = 0;
+                while (at - slashes > i && data[at - slashes - 1] == '\\')
+                    slashes++;
+                i = at + 1;
+                if (slashes % 2 == 0)
+                    break;
+            }
             if (depth == 0)
                 return i;
             continue;

@@ -835,7 +835,7 @@ static int has_position(const uint32_t *list, uint32_t n, uint32_t want)
 }
 
 /* Whether the document holds every phrase, word after word (stopwords keep their place). */
-static int phrases_match(ov_search *s, MDB_txn *txn, const parsed *p, uint32_t docno)
+static int phrases_match(MDB_cursor *docs, const parsed *p, uint32_t docno)
 {
     if (!p->phrase_count)
         return 1;
@@ -848,7 +848,9 @@ static int phrases_match(ov_search *s, MDB_txn *txn, const parsed *p, uint32_t d
                             (uint8_t)docno};
     MDB_val key = {4, key_bytes}, value;
     ov_search_doc doc;
-    if (mdb_get(txn, ov_search_index_docs(s->index), &key, &value) ||
+    /* A cursor, not mdb_get: candidates come in docno order, and a positioned cursor finds the
+     * next key on its current page without descending from the root. */
+    if (!docs || mdb_cursor_get(docs, &key, &value, MDB_SET_KEY) ||
         ov_search_doc_decode(value.mv_data, value.mv_size, &doc))
         return 0;
     for (int i = 0; i < p->phrase_count; i++) {
@@ -1451,17 +1453,42 @@ typedef struct {
     uint64_t total;
     uint64_t beyond;    /* hits after the cursor: more than a page means a next page */
     uint32_t prefer[2]; /* value ids that raise a hit's score */
+    MDB_cursor *docs;   /* on search_docs, for phrase checks */
+    int single;         /* one term, no preferences, no cursor: bars apply */
+    double bar[2];      /* see single_term_bars */
+    hit bar_root;       /* the worst kept hit the bars are for */
 } run_state;
 
 /* BM25F: a term's counts per field class, each normalised by the field's length against its
  * average and weighted, then saturated once. Titles are short, so one title hit counts for more
  * than several in a long body. */
+static double term_weight(const column *c, const uint8_t *entry)
+{
+    return class_weight[0] * entry[4] * c->inv_norm[0] +
+           class_weight[1] * entry[5] * c->inv_norm[1] +
+           class_weight[2] * (entry[6] << 8 | entry[7]) * c->inv_norm[2];
+}
+
 static double term_score(const column *c, double idf, const uint8_t *entry)
 {
-    double weighted = class_weight[0] * entry[4] * c->inv_norm[0] +
-                      class_weight[1] * entry[5] * c->inv_norm[1] +
-                      class_weight[2] * (entry[6] << 8 | entry[7]) * c->inv_norm[2];
+    double weighted = term_weight(c, entry);
     return idf * weighted * (BM25_K1 + 1) / (weighted + BM25_K1);
+}
+
+/* With one query term, a hit's score rises with its weighted count w alone, so once the page is
+ * full a hit can only enter if w reaches the w the worst kept hit implies: a comparison instead
+ * of a division per hit. bar[g] is that w for non-generated (0) and generated (1) documents,
+ * recomputed when the worst kept hit changes. */
+static void single_term_bars(run_state *r)
+{
+    const top_hits *t = r->top;
+    double idf = r->p->terms[0].idf;
+    for (int g = 0; g < 2; g++) {
+        double x = t->items[0].score / (idf * (BM25_K1 + 1) * (g ? GENERATED_SCALE : 1));
+        /* w / (w + k1) > x  ⇔  w > k1·x / (1 − x); a little below, so ties are scored exactly */
+        r->bar[g] = x >= 1 ? INFINITY : BM25_K1 * x / (1 - x) * (1 - 1e-9);
+    }
+    r->bar_root = t->items[0];
 }
 
 /* One candidate document: filters, phrases, facet counts, rank. entry[i]: term i's posting for
@@ -1479,7 +1506,7 @@ static void consider(run_state *r, uint32_t docno, const uint8_t *const *entry)
     uint32_t failed = filters_failed(s, r->f, c);
     if (failed & (failed - 1))
         return; /* two or more groups failed: counts for none */
-    if (!phrases_match(s, r->txn, r->p, docno))
+    if (!phrases_match(r->docs, r->p, docno))
         return;
     if (failed) {
         int group = __builtin_ctz(failed);
@@ -1489,6 +1516,23 @@ static void consider(run_state *r, uint32_t docno, const uint8_t *const *entry)
     count_values(s, r->f, c, -1, r->extra);
     r->total++;
     hit h = {0, docno};
+    if (r->single) {
+        r->beyond++;
+        double w = term_weight(c, entry[0]);
+        int generated = (c->flags & OV_SEARCH_DOC_GENERATED) != 0;
+        if (r->top->count == r->top->cap) {
+            if (r->bar_root.docno != r->top->items[0].docno ||
+                r->bar_root.score != r->top->items[0].score)
+                single_term_bars(r);
+            if (w < r->bar[generated])
+                return; /* cannot enter the page */
+        }
+        h.score = r->p->terms[0].idf * w * (BM25_K1 + 1) / (w + BM25_K1);
+        if (generated)
+            h.score *= GENERATED_SCALE;
+        top_push(r->top, h);
+        return;
+    }
     if (r->p->count == 0) {
         h.score = (double)s->cold[docno].updated_ms; /* browsing: newest first */
     } else {
@@ -1675,6 +1719,11 @@ int ov_search_run(ov_search *s, ov_read *read, const ov_search_query *q, ov_buf 
     }
     if (cursor)
         mdb_cursor_close(cursor);
+    if (!rc && p->phrase_count && mdb_cursor_open(txn, ov_search_index_docs(s->index), &r.docs))
+        rc = OV_ESTORE;
+    r.single = p->count == 1 && !q->similar && !r.after && r.prefer[0] == UINT32_MAX &&
+               r.prefer[1] == UINT32_MAX;
+    r.bar_root.docno = UINT32_MAX;
     if (!rc) {
         if (p->count == 0) {
             for (uint32_t d = 0; d < s->doc_slots; d++)
@@ -1712,6 +1761,8 @@ int ov_search_run(ov_search *s, ov_read *read, const ov_search_query *q, ov_buf 
     for (int i = 0; i < p->count; i++)
         free(p->terms[i].list.data);
     free(p);
+    if (r.docs)
+        mdb_cursor_close(r.docs);
     filters_free(&f);
     free(top.items);
     return rc;
