@@ -226,13 +226,16 @@ static int column_set(ov_search *s, uint32_t docno, const ov_search_doc *doc)
         c->has_scores |= c->scores[b] != 0;
     set_norms(s, docno);
     c->values_at = (uint32_t)s->pool_len;
-    c->value_count = doc->value_count;
+    c->value_count = 0;
     for (uint16_t i = 0; i < doc->value_count; i++) {
         uint32_t v = ov_search_get32(doc->values + 4 * i);
         uint32_t f = v >> 24, n = v & 0xFFFFFF;
-        if (f < OV_SEARCH_FACETS_MAX && n > s->facet_max[f])
+        if (f >= OV_SEARCH_FACETS_MAX || n == 0)
+            continue; /* not a value this version writes: leave it out of counting */
+        if (n > s->facet_max[f])
             s->facet_max[f] = n;
         s->pool[s->pool_len++] = v;
+        c->value_count++;
     }
     s->live++;
     for (int k = 0; k < OV_SEARCH_CLASSES; k++)
@@ -770,12 +773,17 @@ static void count_values(ov_search *s, const filter_set *f, const column *c, int
                          extra_counts *extra)
 {
     const uint32_t *v = s->pool + c->values_at;
-    for (uint16_t i = 0; i < c->value_count; i++) {
-        uint32_t facet = v[i] >> 24, n = v[i] & 0xFFFFFF;
-        if (facet >= OV_SEARCH_FACETS_MAX || n >= s->counts_cap[facet])
-            continue;
-        if (only_group < 0 || f->group_of[facet] == only_group)
-            s->counts[facet][n]++;
+    if (only_group < 0) {
+        /* Every value is in range: counts_reset sized each facet's counters to the largest value
+         * the columns hold (column_set keeps facet_max), after the columns were synced. */
+        for (uint16_t i = 0; i < c->value_count; i++)
+            s->counts[v[i] >> 24][v[i] & 0xFFFFFF]++;
+    } else {
+        for (uint16_t i = 0; i < c->value_count; i++) {
+            uint32_t facet = v[i] >> 24;
+            if (f->group_of[facet] == only_group)
+                s->counts[facet][v[i] & 0xFFFFFF]++;
+        }
     }
     if (c->has_scores && (only_group < 0 || only_group == f->bouwsteen_group))
         for (int b = 0; b < OV_BOUWSTENEN; b++)
