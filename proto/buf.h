@@ -9,6 +9,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct {
     char *data; /* owned; NUL-terminated after every successful append */
@@ -25,5 +26,37 @@ int ov_buf_append_str(ov_buf *buf, const char *text);
 int ov_buf_printf(ov_buf *buf, const char *format, ...) __attribute__((format(printf, 2, 3)));
 /* Appends text as a JSON string literal (quotes included), escaping as the canonical form does. */
 int ov_buf_append_json_string(ov_buf *buf, const char *text, size_t len);
+
+/* Big-endian integers in byte strings: the order of stored keys and numbers, so keys sort as the
+ * numbers do. */
+static inline void ov_be16_put(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static inline void ov_be32_put(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static inline uint32_t ov_be32_get(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline void ov_be64_put(uint8_t *p, uint64_t v)
+{
+    ov_be32_put(p, (uint32_t)(v >> 32));
+    ov_be32_put(p + 4, (uint32_t)v);
+}
+
+static inline uint64_t ov_be64_get(const uint8_t *p)
+{
+    return (uint64_t)ov_be32_get(p) << 32 | ov_be32_get(p + 4);
+}
 
 #endif

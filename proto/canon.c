@@ -9,6 +9,7 @@
  */
 #include "proto/canon.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -451,27 +452,17 @@ int ov_canon_each_member(const char *data, size_t len, ov_canon_member_fn fn, vo
     return OV_EINVAL;
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
+/* The code unit of a \uXXXX escape (p at the four digits), or -1. */
 static long read_hex4(const char *p)
 {
-    long v = 0;
+    char digits[5];
     for (int k = 0; k < 4; k++) {
-        int d = hex_digit(p[k]);
-        if (d < 0)
+        if (!isxdigit((unsigned char)p[k]))
             return -1;
-        v = v << 4 | d;
+        digits[k] = p[k];
     }
-    return v;
+    digits[4] = 0;
+    return strtol(digits, NULL, 16);
 }
 
 long ov_canon_string(const char *literal, size_t len, char *out, size_t size)

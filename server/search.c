@@ -13,15 +13,16 @@
 #include <utf8proc.h>
 
 #include "proto/canon.h"
+#include "proto/buf.h"
 #include "proto/error.h"
 #include "proto/id.h"
 #include "proto/text.h"
 
 #define KIND_ABSENT     0xFF
-#define PREFIX_MIN      3    /* folded bytes (three letters) before a last word is a prefix */
-#define PREFIX_KEYS     32   /* terms a prefix expands to, the most frequent */
-#define PREFIX_SCAN     4096 /* terms looked at to find them */
-#define PHRASES_MAX     4
+#define PREFIX_MIN      3     /* folded bytes (three letters) before a last word is a prefix */
+#define PREFIX_KEYS     32    /* terms a prefix expands to, the most frequent */
+#define PREFIX_SCAN     4096  /* terms looked at to find them */
+#define PHRASES_MAX     4     /* phrases of one query; further quoted parts count as words */
 #define FACET_TOP       30    /* values reported per facet */
 #define SIMILAR_TERMS   12    /* words of a text that similar-search keeps */
 #define RESYNC_FULL     20000 /* changes behind after which a full reload is cheaper */
@@ -228,7 +229,7 @@ static int column_set(ov_search *s, uint32_t docno, const ov_search_doc *doc)
     c->values_at = (uint32_t)s->pool_len;
     c->value_count = 0;
     for (uint16_t i = 0; i < doc->value_count; i++) {
-        uint32_t v = ov_search_get32(doc->values + 4 * i);
+        uint32_t v = ov_be32_get(doc->values + 4 * i);
         uint32_t f = v >> 24, n = v & 0xFFFFFF;
         if (f >= OV_SEARCH_FACETS_MAX || n == 0)
             continue; /* not a value this version writes: leave it out of counting */
@@ -287,7 +288,7 @@ static int load_all(ov_search *s, MDB_txn *txn)
             rc = OV_ESTORE;
             break;
         }
-        rc = column_set(s, ov_search_get32(key.mv_data), &doc);
+        rc = column_set(s, ov_be32_get(key.mv_data), &doc);
         mrc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT);
     }
     mdb_cursor_close(cursor);
@@ -317,7 +318,7 @@ static int on_change(void *ctx, uint64_t change_seq, const ov_record_meta *meta,
         r->rc = OV_ESTORE;
         return -1;
     }
-    uint32_t docno = ov_search_get32(value.mv_data);
+    uint32_t docno = ov_be32_get(value.mv_data);
     key = value;
     mrc = mdb_get(r->txn, ov_search_index_docs(r->s->index), &key, &value);
     if (mrc == MDB_NOTFOUND) {
@@ -371,7 +372,7 @@ typedef struct {
 
 static uint32_t p_docno(const plist *p, size_t i)
 {
-    return ov_search_get32(p->data + i * OV_SEARCH_POSTING_BYTES);
+    return ov_be32_get(p->data + i * OV_SEARCH_POSTING_BYTES);
 }
 
 static const uint8_t *p_entry(const plist *p, size_t i)
@@ -580,7 +581,7 @@ static void accumulate(uint64_t *acc, uint32_t slots, const plist *list)
 {
     for (size_t i = 0; i < list->n; i++) {
         const uint8_t *e = list->data + i * OV_SEARCH_POSTING_BYTES;
-        uint32_t d = ov_search_get32(e);
+        uint32_t d = ov_be32_get(e);
         if (d < slots)
             acc[d] += (uint64_t)e[4] | (uint64_t)e[5] << 16 | (uint64_t)(e[6] << 8 | e[7]) << 32;
     }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/buf.h"
 #include "proto/error.h"
 #include "proto/id.h"
 
@@ -80,20 +81,6 @@ int ov_search_field_class(ov_kind kind, const char *field)
 
 /* ---- Encoding ------------------------------------------------------------------------------- */
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static void put16(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
 int ov_search_varint(const uint8_t **p, const uint8_t *end, uint32_t *out)
 {
     uint32_t v = 0;
@@ -137,10 +124,10 @@ static void buf_varint(ov_search_index *ix, uint32_t v)
 static void posting_value(uint8_t out[OV_SEARCH_POSTING_BYTES], uint32_t docno,
                           const uint32_t counts[OV_SEARCH_CLASSES])
 {
-    put32(out, docno);
+    ov_be32_put(out, docno);
     out[4] = (uint8_t)(counts[0] > 255 ? 255 : counts[0]);
     out[5] = (uint8_t)(counts[1] > 255 ? 255 : counts[1]);
-    put16(out + 6, counts[2] > 65535 ? 65535 : counts[2]);
+    ov_be16_put(out + 6, counts[2] > 65535 ? 65535 : counts[2]);
 }
 
 int ov_search_doc_decode(const void *data, size_t len, ov_search_doc *doc)
@@ -156,10 +143,7 @@ int ov_search_doc_decode(const void *data, size_t len, ov_search_doc *doc)
     memcpy(doc->scores, p + 18, OV_BOUWSTENEN);
     for (int c = 0; c < OV_SEARCH_CLASSES; c++)
         doc->length[c] = (uint16_t)(p[26 + 2 * c] << 8 | p[27 + 2 * c]);
-    uint64_t updated = 0;
-    for (int i = 0; i < 8; i++)
-        updated = updated << 8 | p[32 + i];
-    doc->updated_ms = (int64_t)updated;
+    doc->updated_ms = (int64_t)ov_be64_get(p + 32);
     doc->value_count = (uint16_t)(p[40] << 8 | p[41]);
     size_t values_end = OV_SEARCH_DOC_HEADER + 4 * (size_t)doc->value_count;
     if (values_end > len)
@@ -257,12 +241,12 @@ int ov_search_doc_find(const ov_search_doc *doc, const char *term, size_t len, o
     uint32_t lo = 0, hi = doc->skip_count;
     while (lo < hi) {
         uint32_t mid = (lo + hi) / 2;
-        if (compare_at_offset(doc, ov_search_get32(doc->skips + 4 * mid), term, len) <= 0)
+        if (compare_at_offset(doc, ov_be32_get(doc->skips + 4 * mid), term, len) <= 0)
             lo = mid + 1;
         else
             hi = mid;
     }
-    uint32_t start = lo ? ov_search_get32(doc->skips + 4 * (lo - 1)) : 0;
+    uint32_t start = lo ? ov_be32_get(doc->skips + 4 * (lo - 1)) : 0;
     if (start > doc->terms_len)
         return OV_ESTORE;
     find_walk f = {term, len, fn, ctx, 0};
@@ -325,7 +309,7 @@ int ov_search_index_open(MDB_env *env, MDB_txn *txn, ov_search_index **out, int 
     }
     MDB_val key = {sizeof FORMAT_KEY - 1, FORMAT_KEY}, value;
     if (mdb_get(txn, ix->values, &key, &value) || value.mv_size != 4 ||
-        ov_search_get32(value.mv_data) != FORMAT_VERSION)
+        ov_be32_get(value.mv_data) != FORMAT_VERSION)
         *rebuild_needed = 1; /* new, or written by another version */
     *out = ix;
     return OV_OK;
@@ -387,7 +371,7 @@ int ov_search_index_clear(ov_search_index *ix, MDB_txn *txn)
 int ov_search_index_mark_complete(ov_search_index *ix, MDB_txn *txn)
 {
     uint8_t version[4];
-    put32(version, FORMAT_VERSION);
+    ov_be32_put(version, FORMAT_VERSION);
     MDB_val key = {sizeof FORMAT_KEY - 1, FORMAT_KEY}, value = {4, version};
     return from_mdb(mdb_put(txn, ix->values, &key, &value, 0));
 }
@@ -410,14 +394,14 @@ uint32_t ov_search_value_id(const ov_search_index *ix, MDB_txn *txn, int facet, 
     MDB_val key = {value_key(key_bytes, facet, value, len), key_bytes}, data;
     if (mdb_get(txn, ix->values, &key, &data) || data.mv_size != 4)
         return 0;
-    return ov_search_get32(data.mv_data);
+    return ov_be32_get(data.mv_data);
 }
 
 int ov_search_value_name(const ov_search_index *ix, MDB_txn *txn, uint32_t id, char *out,
                          size_t size)
 {
     uint8_t key_bytes[4];
-    put32(key_bytes, id);
+    ov_be32_put(key_bytes, id);
     MDB_val key = {4, key_bytes}, data;
     int rc = mdb_get(txn, ix->names, &key, &data);
     if (rc)
@@ -444,19 +428,19 @@ static int value_id_create(ov_search_index *ix, MDB_txn *txn, int facet, const c
     uint32_t n = 1;
     int rc = mdb_get(txn, ix->values, &key, &data);
     if (rc == 0 && data.mv_size == 4)
-        n = ov_search_get32(data.mv_data) + 1;
+        n = ov_be32_get(data.mv_data) + 1;
     else if (rc != MDB_NOTFOUND)
         return from_mdb(rc);
     if (n >= (1u << 24))
         return OV_EFULL;
     uint8_t number[4];
-    put32(number, n);
+    ov_be32_put(number, n);
     data = (MDB_val){4, number};
     if ((rc = mdb_put(txn, ix->values, &key, &data, 0)))
         return from_mdb(rc);
     *id = (uint32_t)facet << 24 | n;
     uint8_t key_bytes[100], id_bytes[4];
-    put32(id_bytes, *id);
+    ov_be32_put(id_bytes, *id);
     key = (MDB_val){value_key(key_bytes, facet, value, len), key_bytes};
     data = (MDB_val){4, id_bytes};
     if ((rc = mdb_put(txn, ix->values, &key, &data, 0)))
@@ -680,7 +664,7 @@ static int docno_of(ov_search_index *ix, MDB_txn *txn, const ov_id *id, uint32_t
     MDB_val key = {OV_ID_BYTES, (void *)id->bytes}, data;
     int rc = mdb_get(txn, ix->ids, &key, &data);
     if (rc == 0 && data.mv_size == 4) {
-        *docno = ov_search_get32(data.mv_data);
+        *docno = ov_be32_get(data.mv_data);
         return OV_OK;
     }
     if (rc != MDB_NOTFOUND && rc != 0)
@@ -691,17 +675,17 @@ static int docno_of(ov_search_index *ix, MDB_txn *txn, const ov_id *id, uint32_t
     uint32_t next = 0;
     rc = mdb_get(txn, ix->values, &counter_key, &counter);
     if (rc == 0 && counter.mv_size == 4)
-        next = ov_search_get32(counter.mv_data);
+        next = ov_be32_get(counter.mv_data);
     else if (rc != MDB_NOTFOUND)
         return from_mdb(rc);
     if (next == UINT32_MAX)
         return OV_EFULL;
     uint8_t bytes[4];
-    put32(bytes, next + 1);
+    ov_be32_put(bytes, next + 1);
     counter = (MDB_val){4, bytes};
     if ((rc = mdb_put(txn, ix->values, &counter_key, &counter, 0)))
         return from_mdb(rc);
-    put32(bytes, next);
+    ov_be32_put(bytes, next);
     data = (MDB_val){4, bytes};
     if ((rc = mdb_put(txn, ix->ids, &key, &data, 0)))
         return from_mdb(rc);
@@ -910,14 +894,12 @@ static int encode_doc(ov_search_index *ix, const ov_record_meta *meta, const jso
         h[17] |= OV_SEARCH_DOC_GENERATED;
     read_scores(meta->env.kind, record, h + 18);
     for (int c = 0; c < OV_SEARCH_CLASSES; c++)
-        put16(h + 26 + 2 * c, texts->length[c] > 65535 ? 65535 : texts->length[c]);
-    uint64_t updated = (uint64_t)meta->env.updated_ms;
-    for (int i = 7; i >= 0; i--, updated >>= 8)
-        h[32 + i] = (uint8_t)updated;
-    put16(h + 40, (uint32_t)values->count);
+        ov_be16_put(h + 26 + 2 * c, texts->length[c] > 65535 ? 65535 : texts->length[c]);
+    ov_be64_put(h + 32, (uint64_t)meta->env.updated_ms);
+    ov_be16_put(h + 40, (uint32_t)values->count);
     ix->buf_len = OV_SEARCH_DOC_HEADER;
     for (int i = 0; i < values->count; i++, ix->buf_len += 4)
-        put32(ix->buf + ix->buf_len, values->ids[i]);
+        ov_be32_put(ix->buf + ix->buf_len, values->ids[i]);
     size_t entries = 0;
     for (size_t i = 0; i < ix->term_count; i++)
         entries += !ix->terms[i].pair;
@@ -934,8 +916,8 @@ static int encode_doc(ov_search_index *ix, const ov_record_meta *meta, const jso
         if (t->pair)
             continue;
         if (entry++ % SKIP_EVERY == 0)
-            put32(ix->buf + skip_table + 4 * ((entry - 1) / SKIP_EVERY),
-                  (uint32_t)(ix->buf_len - first_entry));
+            ov_be32_put(ix->buf + skip_table + 4 * ((entry - 1) / SKIP_EVERY),
+                        (uint32_t)(ix->buf_len - first_entry));
         /* Positions as deltas, their byte count first so readers can skip the list. */
         size_t bytes = 0;
         uint32_t previous = 0;
@@ -978,7 +960,7 @@ int ov_search_index_update(ov_search_index *ix, MDB_txn *txn, const ov_record_me
     old_postings old;
     memset(&old, 0, sizeof old);
     uint8_t docno_bytes[4];
-    put32(docno_bytes, docno);
+    ov_be32_put(docno_bytes, docno);
     MDB_val key = {4, docno_bytes}, data;
     rc = mdb_get(txn, ix->docs, &key, &data);
     if (rc == 0) {

@@ -129,9 +129,4 @@ int ov_search_facet_number(const char *name);
 /* The weight class a record field's text belongs to. */
 int ov_search_field_class(ov_kind kind, const char *field);
 
-static inline uint32_t ov_search_get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 #endif

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "proto/buf.h"
 #include "proto/error.h"
 #include "server/search_index.h"
 
@@ -92,35 +93,6 @@ struct ov_wtxn {
 
 /* ---- Encoding helpers ----------------------------------------------------------------------- */
 
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
 static int from_mdb(int rc)
 {
     switch (rc) {
@@ -159,14 +131,14 @@ static void encode_record_header(uint8_t *p, const ov_record_meta *meta)
     p[1] = (uint8_t)meta->env.kind;
     p[2] = (uint8_t)meta->env.status;
     p[3] = 0;
-    put_be32(p + 4, meta->env.version);
-    put_be64(p + 8, (uint64_t)meta->env.created_ms);
-    put_be64(p + 16, (uint64_t)meta->env.updated_ms);
+    ov_be32_put(p + 4, meta->env.version);
+    ov_be64_put(p + 8, (uint64_t)meta->env.created_ms);
+    ov_be64_put(p + 16, (uint64_t)meta->env.updated_ms);
     memcpy(p + 24, meta->env.origin.bytes, OV_ID_BYTES);
     memcpy(p + 40, meta->env.author.bytes, OV_ID_BYTES);
     memcpy(p + 56, meta->content_hash, OV_HASH_BYTES);
-    put_be64(p + 88, meta->change_seq);
-    put_be64(p + 96, meta->log_seq);
+    ov_be64_put(p + 88, meta->change_seq);
+    ov_be64_put(p + 96, meta->log_seq);
 }
 
 /* Decodes a records value; OV_ESTORE when it is not one we wrote. */
@@ -182,14 +154,14 @@ static int decode_record(const ov_id *id, const MDB_val *value, ov_record_meta *
         meta->env.id = *id;
         meta->env.kind = (ov_kind)p[1];
         meta->env.status = (ov_status)p[2];
-        meta->env.version = get_be32(p + 4);
-        meta->env.created_ms = (int64_t)get_be64(p + 8);
-        meta->env.updated_ms = (int64_t)get_be64(p + 16);
+        meta->env.version = ov_be32_get(p + 4);
+        meta->env.created_ms = (int64_t)ov_be64_get(p + 8);
+        meta->env.updated_ms = (int64_t)ov_be64_get(p + 16);
         memcpy(meta->env.origin.bytes, p + 24, OV_ID_BYTES);
         memcpy(meta->env.author.bytes, p + 40, OV_ID_BYTES);
         memcpy(meta->content_hash, p + 56, OV_HASH_BYTES);
-        meta->change_seq = get_be64(p + 88);
-        meta->log_seq = get_be64(p + 96);
+        meta->change_seq = ov_be64_get(p + 88);
+        meta->log_seq = ov_be64_get(p + 96);
     }
     if (json)
         *json = (const char *)p + RECORD_HEADER_BYTES;
@@ -217,14 +189,14 @@ static void updated_key(uint8_t out[UPDATED_KEY_BYTES], ov_kind kind, int64_t up
                         const ov_id *id)
 {
     out[0] = (uint8_t)kind;
-    put_be64(out + 1, (uint64_t)updated_ms);
+    ov_be64_put(out + 1, (uint64_t)updated_ms);
     memcpy(out + 9, id->bytes, OV_ID_BYTES);
 }
 
 static void log_key(uint8_t out[LOG_KEY_BYTES], const ov_id *origin, uint64_t seq)
 {
     memcpy(out, origin->bytes, OV_ID_BYTES);
-    put_be64(out + OV_ID_BYTES, seq);
+    ov_be64_put(out + OV_ID_BYTES, seq);
 }
 
 static MDB_val val_of(const void *data, size_t size)
@@ -273,7 +245,7 @@ static int check_meta(ov_store *store, MDB_txn *txn)
     int rc = mdb_get(txn, store->meta, &key, &value);
     if (rc == MDB_NOTFOUND) {
         uint8_t schema[4];
-        put_be32(schema, SCHEMA_VERSION);
+        ov_be32_put(schema, SCHEMA_VERSION);
         value = val_of(schema, sizeof schema);
         rc = mdb_put(txn, store->meta, &key, &value, 0);
         if (rc)
@@ -284,7 +256,7 @@ static int check_meta(ov_store *store, MDB_txn *txn)
     }
     if (rc)
         return from_mdb(rc);
-    if (value.mv_size != 4 || get_be32(value.mv_data) != SCHEMA_VERSION)
+    if (value.mv_size != 4 || ov_be32_get(value.mv_data) != SCHEMA_VERSION)
         return OV_ESTORE;
     key = val_of(META_NODE, sizeof META_NODE - 1);
     rc = mdb_get(txn, store->meta, &key, &value);
@@ -841,7 +813,7 @@ static uint64_t read_change_seq(MDB_txn *txn, const ov_store *store)
     MDB_val key = val_of(META_CHANGE, sizeof META_CHANGE - 1), value;
     if (mdb_get(txn, store->meta, &key, &value) != 0 || value.mv_size != 8)
         return 0;
-    return get_be64(value.mv_data);
+    return ov_be64_get(value.mv_data);
 }
 
 int ov_read_changes(ov_read *read, uint64_t since, size_t limit, ov_change_fn fn, void *ctx,
@@ -855,7 +827,7 @@ int ov_read_changes(ov_read *read, uint64_t since, size_t limit, ov_change_fn fn
     if (rc)
         return from_mdb(rc);
     uint8_t seek[8];
-    put_be64(seek, since + 1);
+    ov_be64_put(seek, since + 1);
     MDB_val key = val_of(seek, sizeof seek), value;
     size_t delivered = 0;
     rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
@@ -864,7 +836,7 @@ int ov_read_changes(ov_read *read, uint64_t since, size_t limit, ov_change_fn fn
             rc = OV_ESTORE;
             break;
         }
-        uint64_t seq = get_be64(key.mv_data);
+        uint64_t seq = ov_be64_get(key.mv_data);
         ov_id id;
         memcpy(id.bytes, value.mv_data, OV_ID_BYTES);
         ov_record_meta meta;
@@ -1023,8 +995,8 @@ int ov_read_accounts(ov_read *read, ov_account_fn fn, void *ctx)
 static void decode_session(const uint8_t *p, ov_session *session)
 {
     memcpy(session->account.bytes, p, OV_ID_BYTES);
-    session->created_ms = (int64_t)get_be64(p + 16);
-    session->expires_ms = (int64_t)get_be64(p + 24);
+    session->created_ms = (int64_t)ov_be64_get(p + 16);
+    session->expires_ms = (int64_t)ov_be64_get(p + 24);
 }
 
 int ov_read_session(ov_read *read, const uint8_t token_hash[OV_HASH_BYTES], ov_session *session)
@@ -1207,13 +1179,13 @@ static int move_change(op_state *state, const ov_id *id, uint64_t old_seq, uint6
     MDB_val key = val_of(key_bytes, sizeof key_bytes), value;
     int rc;
     if (old_seq) {
-        put_be64(key_bytes, old_seq);
+        ov_be64_put(key_bytes, old_seq);
         rc = mdb_del(state->txn, state->store->changes, &key, NULL);
         if (rc && rc != MDB_NOTFOUND)
             return from_mdb(rc);
     }
     *new_seq = ++state->change_seq;
-    put_be64(key_bytes, *new_seq);
+    ov_be64_put(key_bytes, *new_seq);
     value = val_of(id->bytes, OV_ID_BYTES);
     rc = mdb_put(state->txn, state->store->changes, &key, &value, 0);
     if (rc)
@@ -1455,8 +1427,8 @@ static int apply_session(op_state *state, ov_write_op *op)
         return OV_EINVAL;
     uint8_t bytes[SESSION_VALUE_BYTES];
     memcpy(bytes, op->session.account.bytes, OV_ID_BYTES);
-    put_be64(bytes + 16, (uint64_t)op->session.created_ms);
-    put_be64(bytes + 24, (uint64_t)op->session.expires_ms);
+    ov_be64_put(bytes + 16, (uint64_t)op->session.created_ms);
+    ov_be64_put(bytes + 24, (uint64_t)op->session.expires_ms);
     MDB_val value = val_of(bytes, sizeof bytes);
     return from_mdb(mdb_put(state->txn, state->store->sessions, &key, &value, 0));
 }
