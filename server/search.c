@@ -430,6 +430,7 @@ typedef struct {
     int term[OV_SEARCH_TERMS_MAX];
     uint32_t offset[OV_SEARCH_TERMS_MAX];
     int by_pair; /* two words whose pair key decides the phrase exactly: no position check */
+    int pairs;   /* every neighbouring pair of the phrase is a query term */
 } phrase;
 
 typedef struct {
@@ -483,6 +484,7 @@ static void add_phrase_pairs(parsed *p, phrase *ph)
         if (add_key(p, key, n, 1) < 0)
             all = 0;
     }
+    ph->pairs = all;
     ph->by_pair = all && ph->count == 2;
 }
 
@@ -844,13 +846,31 @@ static int has_position(const uint32_t *list, uint32_t n, uint32_t want)
 }
 
 /* Whether the document holds every phrase, word after word (stopwords keep their place). */
-static int phrases_match(MDB_cursor *docs, const parsed *p, uint32_t docno)
+/* Whether a document that holds every pair of phrase ph holds the phrase itself, without reading
+ * positions: it does when each inner word occurs once in it, since then the pair before and the
+ * pair after that word meet at its one position. entry: the document's postings per query term. */
+static int decided_by_pairs(const parsed *p, const phrase *ph, const uint8_t *const *entry)
+{
+    if (ph->by_pair)
+        return 1;
+    if (!ph->pairs || !entry)
+        return 0;
+    for (int k = 1; k + 1 < ph->count; k++) {
+        const uint8_t *e = entry[ph->term[k]];
+        if (!e || p->terms[ph->term[k]].prefix[0] || e[4] + e[5] + (e[6] << 8 | e[7]) != 1)
+            return 0;
+    }
+    return 1;
+}
+
+static int phrases_match(MDB_cursor *docs, const parsed *p, uint32_t docno,
+                         const uint8_t *const *entry)
 {
     if (!p->phrase_count)
         return 1;
     int needed = 0;
     for (int i = 0; i < p->phrase_count; i++)
-        needed |= !p->phrases[i].by_pair;
+        needed |= !decided_by_pairs(p, &p->phrases[i], entry);
     if (!needed)
         return 1;
     uint8_t key_bytes[4] = {(uint8_t)(docno >> 24), (uint8_t)(docno >> 16), (uint8_t)(docno >> 8),
@@ -863,7 +883,7 @@ static int phrases_match(MDB_cursor *docs, const parsed *p, uint32_t docno)
         ov_search_doc_decode(value.mv_data, value.mv_size, &doc))
         return 0;
     for (int i = 0; i < p->phrase_count; i++) {
-        if (p->phrases[i].by_pair)
+        if (decided_by_pairs(p, &p->phrases[i], entry))
             continue;
         phrase_walk w;
         memset(&w, 0, sizeof w);
@@ -1515,7 +1535,7 @@ static void consider(run_state *r, uint32_t docno, const uint8_t *const *entry)
     uint32_t failed = filters_failed(s, r->f, c);
     if (failed & (failed - 1))
         return; /* two or more groups failed: counts for none */
-    if (!phrases_match(r->docs, r->p, docno))
+    if (!phrases_match(r->docs, r->p, docno, entry))
         return;
     if (failed) {
         int group = __builtin_ctz(failed);
