@@ -622,6 +622,17 @@ static int fetch_term(ov_search *s, MDB_cursor *cursor, qterm *t)
         return OV_OK;
     }
     qsort(found, nfound, sizeof *found, compare_expansion);
+    /* Most frequent first, and no more postings than the documents hold: a short prefix of common
+     * words ("lee") already matches nearly everything with its first list, and the rare words it
+     * also begins come back as soon as one more letter is typed. */
+    size_t budget = s->live ? s->live : 1, read = t->list.n, lists = 0;
+    while (lists < nfound && lists < PREFIX_KEYS && read < budget)
+        read += found[lists++].count;
+    if (t->list.n == 0 && lists == 1) { /* one list: nothing to unite */
+        rc = read_postings(cursor, found[0].key, found[0].len, &t->list);
+        free(found);
+        return rc;
+    }
     if (s->doc_slots > s->union_cap) {
         uint64_t *grown = realloc(s->union_acc, s->doc_slots * sizeof *grown);
         if (!grown) {
@@ -634,12 +645,7 @@ static int fetch_term(ov_search *s, MDB_cursor *cursor, qterm *t)
     uint64_t *acc = s->union_acc;
     memset(acc, 0, s->doc_slots * sizeof *acc);
     accumulate(acc, s->doc_slots, &t->list);
-    /* Most frequent first, and no more postings than twice the documents: a short prefix of
-     * common words ("le") already matches nearly everything after a few lists, and the rare
-     * words it also begins come back as soon as one more letter is typed. */
-    size_t budget = 2 * (size_t)(s->live ? s->live : 1), read = t->list.n;
-    for (size_t i = 0; i < nfound && i < PREFIX_KEYS && rc == OV_OK && read < budget; i++) {
-        read += found[i].count;
+    for (size_t i = 0; i < lists && rc == OV_OK; i++) {
         plist more;
         rc = read_postings(cursor, found[i].key, found[i].len, &more);
         if (rc == OV_OK)
