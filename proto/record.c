@@ -995,9 +995,25 @@ int ov_record_envelope(const json_t *record, ov_envelope *env)
 
 /* ---- Facets ---------------------------------------------------------------------------------- */
 
+void ov_record_scan_best(const json_t *record, uint8_t best[OV_BOUWSTENEN])
+{
+    const json_t *scan = json_object_get(record, "scan");
+    for (int b = 0; b < OV_BOUWSTENEN; b++) {
+        const json_t *block = json_object_get(scan, ov_bouwsteen_slug[b]);
+        best[b] = 0;
+        for (int l = 0; l < 2; l++) {
+            const json_t *score =
+                json_object_get(json_object_get(block, ov_scan_level[l]), "score");
+            if (json_is_integer(score) && json_integer_value(score) > best[b] &&
+                json_integer_value(score) <= 5)
+                best[b] = (uint8_t)json_integer_value(score);
+        }
+    }
+}
+
 static int emit(ov_facet_fn fn, void *ctx, const char *facet, const char *value)
 {
-    if (!value || !*value || strlen(value) > 96)
+    if (!value || !*value || strlen(value) > OV_RECORD_FACET_VALUE_MAX)
         return 0;
     return fn(ctx, facet, value);
 }
@@ -1116,19 +1132,11 @@ int ov_record_facets(ov_kind kind, const json_t *record, ov_facet_fn fn, void *c
             rc = emit_member(fn, ctx, record, "phase", "phase");
         if (!rc)
             rc = emit_themes(fn, ctx, record);
-        const json_t *scan = json_object_get(record, "scan");
-        for (int b = 0; !rc && b < OV_BOUWSTENEN; b++) {
-            const json_t *block = json_object_get(scan, ov_bouwsteen_slug[b]);
-            json_int_t best = 0;
-            for (int l = 0; l < 2; l++) {
-                const json_t *score =
-                    json_object_get(json_object_get(block, ov_scan_level[l]), "score");
-                if (json_is_integer(score) && json_integer_value(score) > best)
-                    best = json_integer_value(score);
-            }
-            if (best >= 3)
+        uint8_t best[OV_BOUWSTENEN];
+        ov_record_scan_best(record, best);
+        for (int b = 0; !rc && b < OV_BOUWSTENEN; b++)
+            if (best[b] >= 3)
                 rc = emit(fn, ctx, "bouwsteen", ov_bouwsteen_slug[b]);
-        }
         break;
     }
     case OV_KIND_LESSON:

@@ -138,7 +138,8 @@ int ov_record_texts(ov_kind kind, const json_t *record, ov_text_field_fn fn, voi
  *   "state"     requests: open | taken | closed
  *   "availability" people: their availability
  *   "brin"      schools: BRIN code and vestiging ("12AB00")
- * Values are at most 96 bytes; longer ones are skipped. */
+ * Values are at most OV_RECORD_FACET_VALUE_MAX bytes; longer ones are skipped. */
+#define OV_RECORD_FACET_VALUE_MAX 96
 typedef int (*ov_facet_fn)(void *ctx, const char *facet, const char *value);
 int ov_record_facets(ov_kind kind, const json_t *record, ov_facet_fn fn, void *ctx);
 
@@ -155,5 +156,8 @@ extern const char *const ov_bouwsteen_title_nl[OV_BOUWSTENEN];
 extern const char *const ov_bouwsteen_title_en[OV_BOUWSTENEN];
 /* The two levels of the scan: "innovatieteam" and "omgeving". */
 extern const char *const ov_scan_level[2];
+
+/* The best scan score per building block, of either level (0: not assessed, else 1..5). */
+void ov_record_scan_best(const json_t *record, uint8_t best[OV_BOUWSTENEN]);
 
 #endif

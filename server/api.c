@@ -709,8 +709,8 @@ static int parse_list_query(ov_http_request *req, ov_kind kind, const ov_princip
                 const char *comma = strchr(p, ',');
                 size_t len = comma ? (size_t)(comma - p) : strlen(p);
                 if (len > 0) {
-                    if (filter->value_count >= OV_LIST_MAX_VALUES || len > 96 ||
-                        used + len + 1 > storage_size) {
+                    if (filter->value_count >= OV_LIST_MAX_VALUES ||
+                        len > OV_RECORD_FACET_VALUE_MAX || used + len + 1 > storage_size) {
                         snprintf(detail, detail_size, "too many or too long values for %s",
                                  ov_record_facet_names[f]);
                         return OV_EINVAL;

@@ -95,9 +95,9 @@ static int read_filters(ov_http_request *req, request_query *rq, char *detail, s
                 const char *comma = strchr(p, ',');
                 size_t len = comma ? (size_t)(comma - p) : strlen(p);
                 if (len > 0) {
-                    if (filter->count >= OV_SEARCH_VALUES_MAX || len > 96) {
-                        snprintf(detail, size, "at most %d values of at most 96 bytes for %s",
-                                 OV_SEARCH_VALUES_MAX, name);
+                    if (filter->count >= OV_SEARCH_VALUES_MAX || len > OV_RECORD_FACET_VALUE_MAX) {
+                        snprintf(detail, size, "at most %d values of at most %d bytes for %s",
+                                 OV_SEARCH_VALUES_MAX, OV_RECORD_FACET_VALUE_MAX, name);
                         return -1;
                     }
                     if (is_bouwsteen) {

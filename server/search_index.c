@@ -5,23 +5,24 @@
  */
 #include "server/search_index.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "proto/buf.h"
 #include "proto/error.h"
 #include "proto/id.h"
+#include "server/lmdb_error.h"
 
 #define TERMS_MAX     16384 /* distinct terms and pairs of one record; more are not indexed */
 #define POSITIONS_MAX 1024  /* positions kept per term of one record (phrases beyond: not found) */
 #define TEXT_GAP      4     /* positions between two texts, so a phrase never spans them */
 #define VALUES_MAX    256   /* facet values of one record */
 #define SKIP_EVERY    16    /* forward-list entries per skip-table offset */
+#define DOC_MAX       (16u << 20) /* bytes of one document row: far above any record's terms */
 /* Keys of search_values that are not facet values (facet values start with a facet number). */
 #define DOCNO_COUNTER  "\377\377docno"
 #define FORMAT_KEY     "\377\377format"
-#define FORMAT_VERSION 3 /* of search_docs and the postings; another means: rebuild */
+#define FORMAT_VERSION 4 /* of the search databases; another means: rebuild */
 #define FACET_COUNTER  0xFF
 
 struct ov_search_index {
@@ -37,8 +38,6 @@ struct ov_search_index {
     char previous[OV_TEXT_TERM_MAX + 1]; /* the text's previous term, for pairs */
     size_t previous_len;
     uint32_t previous_position;
-    uint8_t *buf;
-    size_t buf_len, buf_cap;
 };
 
 struct term_entry {
@@ -97,32 +96,31 @@ int ov_search_varint(const uint8_t **p, const uint8_t *end, uint32_t *out)
     return 0;
 }
 
-static int buf_reserve(ov_search_index *ix, size_t more)
+static uint32_t varint_size(uint32_t v)
 {
-    if (ix->buf_len + more <= ix->buf_cap)
-        return OV_OK;
-    size_t cap = ix->buf_cap ? ix->buf_cap : 4096;
-    while (cap < ix->buf_len + more)
-        cap *= 2;
-    uint8_t *grown = realloc(ix->buf, cap);
-    if (!grown)
-        return OV_ENOMEM;
-    ix->buf = grown;
-    ix->buf_cap = cap;
-    return OV_OK;
+    uint32_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
 }
 
-static void buf_varint(ov_search_index *ix, uint32_t v)
+/* Appends v as a varint (7 bits a byte, low first). */
+static void append_varint(ov_buf *out, uint32_t v)
 {
+    uint8_t bytes[5];
+    size_t n = 0;
     while (v >= 0x80) {
-        ix->buf[ix->buf_len++] = (uint8_t)(v | 0x80);
+        bytes[n++] = (uint8_t)(v | 0x80);
         v >>= 7;
     }
-    ix->buf[ix->buf_len++] = (uint8_t)v;
+    bytes[n++] = (uint8_t)v;
+    ov_buf_append(out, bytes, n);
 }
 
-static void posting_value(uint8_t out[OV_SEARCH_POSTING_BYTES], uint32_t docno,
-                          const uint32_t counts[OV_SEARCH_CLASSES])
+void ov_search_posting_encode(uint8_t out[OV_SEARCH_POSTING_BYTES], uint32_t docno,
+                              const uint32_t counts[OV_SEARCH_CLASSES])
 {
     ov_be32_put(out, docno);
     out[4] = (uint8_t)(counts[0] > 255 ? 255 : counts[0]);
@@ -261,21 +259,11 @@ int ov_search_doc_find(const ov_search_doc *doc, const char *term, size_t len, o
 
 static int from_mdb(int rc)
 {
-    switch (rc) {
-    case 0:
-        return OV_OK;
-    case MDB_MAP_FULL:
-        return OV_EFULL;
-    case ENOMEM:
-        return OV_ENOMEM;
-    default:
-        return OV_ESTORE;
-    }
+    return ov_lmdb_error(rc);
 }
 
-int ov_search_index_open(MDB_env *env, MDB_txn *txn, ov_search_index **out, int *rebuild_needed)
+int ov_search_index_open(MDB_txn *txn, ov_search_index **out, int *rebuild_needed)
 {
-    (void)env;
     *out = NULL;
     *rebuild_needed = 0;
     ov_search_index *ix = calloc(1, sizeof *ix);
@@ -286,9 +274,6 @@ int ov_search_index_open(MDB_env *env, MDB_txn *txn, ov_search_index **out, int 
         free(ix);
         return rc;
     }
-    MDB_dbi probe;
-    if (mdb_dbi_open(txn, "search_docs", 0, &probe) == MDB_NOTFOUND)
-        *rebuild_needed = 1;
     struct {
         const char *name;
         unsigned flags;
@@ -323,7 +308,6 @@ void ov_search_index_free(ov_search_index *ix)
         free(ix->terms[i].positions);
     free(ix->terms);
     free(ix->slots);
-    free(ix->buf);
     ov_text_free(ix->text);
     free(ix);
 }
@@ -378,6 +362,29 @@ int ov_search_index_mark_complete(ov_search_index *ix, MDB_txn *txn)
 
 /* ---- Facet values --------------------------------------------------------------------------- */
 
+/* Takes the next number of a counter kept in search_values under key: first (when the counter is
+ * new) and up, at most last (then OV_EFULL). */
+static int take_number(ov_search_index *ix, MDB_txn *txn, const void *key_bytes, size_t key_len,
+                       uint32_t first, uint32_t last, uint32_t *out)
+{
+    MDB_val key = {key_len, (void *)key_bytes}, data;
+    uint32_t n = first;
+    int rc = mdb_get(txn, ix->values, &key, &data);
+    if (rc == 0 && data.mv_size == 4)
+        n = ov_be32_get(data.mv_data);
+    else if (rc != MDB_NOTFOUND)
+        return from_mdb(rc);
+    if (n > last)
+        return OV_EFULL;
+    uint8_t next[4];
+    ov_be32_put(next, n + 1);
+    data = (MDB_val){4, next};
+    if ((rc = mdb_put(txn, ix->values, &key, &data, 0)))
+        return from_mdb(rc);
+    *out = n;
+    return OV_OK;
+}
+
 static size_t value_key(uint8_t *out, int facet, const char *value, size_t len)
 {
     out[0] = (uint8_t)facet;
@@ -385,16 +392,30 @@ static size_t value_key(uint8_t *out, int facet, const char *value, size_t len)
     return len + 1;
 }
 
+/* A facet value's id: *id 0 when the index has never seen it; OV_EINVAL for an empty or overlong
+ * value, which is never a facet value. */
+static int lookup_value(const ov_search_index *ix, MDB_txn *txn, int facet, const char *value,
+                        uint32_t *id)
+{
+    *id = 0;
+    size_t len = strlen(value);
+    if (len == 0 || len > OV_RECORD_FACET_VALUE_MAX)
+        return OV_EINVAL;
+    uint8_t key_bytes[OV_RECORD_FACET_VALUE_MAX + 1];
+    MDB_val key = {value_key(key_bytes, facet, value, len), key_bytes}, data;
+    int rc = mdb_get(txn, ix->values, &key, &data);
+    if (rc == MDB_NOTFOUND)
+        return OV_OK;
+    if (rc || data.mv_size != 4)
+        return OV_ESTORE;
+    *id = ov_be32_get(data.mv_data);
+    return OV_OK;
+}
+
 uint32_t ov_search_value_id(const ov_search_index *ix, MDB_txn *txn, int facet, const char *value)
 {
-    size_t len = strlen(value);
-    if (len == 0 || len > 96)
-        return 0;
-    uint8_t key_bytes[100];
-    MDB_val key = {value_key(key_bytes, facet, value, len), key_bytes}, data;
-    if (mdb_get(txn, ix->values, &key, &data) || data.mv_size != 4)
-        return 0;
-    return ov_be32_get(data.mv_data);
+    uint32_t id;
+    return lookup_value(ix, txn, facet, value, &id) == OV_OK ? id : 0;
 }
 
 int ov_search_value_name(const ov_search_index *ix, MDB_txn *txn, uint32_t id, char *out,
@@ -417,29 +438,18 @@ int ov_search_value_name(const ov_search_index *ix, MDB_txn *txn, uint32_t id, c
 static int value_id_create(ov_search_index *ix, MDB_txn *txn, int facet, const char *value,
                            uint32_t *id)
 {
-    *id = ov_search_value_id(ix, txn, facet, value);
-    if (*id)
-        return OV_OK;
+    int rc = lookup_value(ix, txn, facet, value, id);
+    if (rc || *id)
+        return rc;
     size_t len = strlen(value);
-    if (len == 0 || len > 96)
-        return OV_EINVAL;
     uint8_t counter_key[2] = {FACET_COUNTER, (uint8_t)facet};
-    MDB_val key = {2, counter_key}, data;
-    uint32_t n = 1;
-    int rc = mdb_get(txn, ix->values, &key, &data);
-    if (rc == 0 && data.mv_size == 4)
-        n = ov_be32_get(data.mv_data) + 1;
-    else if (rc != MDB_NOTFOUND)
-        return from_mdb(rc);
-    if (n >= (1u << 24))
-        return OV_EFULL;
-    uint8_t number[4];
-    ov_be32_put(number, n);
-    data = (MDB_val){4, number};
-    if ((rc = mdb_put(txn, ix->values, &key, &data, 0)))
-        return from_mdb(rc);
+    uint32_t n;
+    rc = take_number(ix, txn, counter_key, sizeof counter_key, 1, (1u << 24) - 1, &n);
+    if (rc)
+        return rc;
     *id = (uint32_t)facet << 24 | n;
-    uint8_t key_bytes[100], id_bytes[4];
+    MDB_val key, data;
+    uint8_t key_bytes[OV_RECORD_FACET_VALUE_MAX + 1], id_bytes[4];
     ov_be32_put(id_bytes, *id);
     key = (MDB_val){value_key(key_bytes, facet, value, len), key_bytes};
     data = (MDB_val){4, id_bytes};
@@ -671,20 +681,11 @@ static int docno_of(ov_search_index *ix, MDB_txn *txn, const ov_id *id, uint32_t
         return from_mdb(rc);
     if (!create)
         return OV_ENOTFOUND;
-    MDB_val counter_key = {sizeof DOCNO_COUNTER - 1, DOCNO_COUNTER}, counter;
-    uint32_t next = 0;
-    rc = mdb_get(txn, ix->values, &counter_key, &counter);
-    if (rc == 0 && counter.mv_size == 4)
-        next = ov_be32_get(counter.mv_data);
-    else if (rc != MDB_NOTFOUND)
-        return from_mdb(rc);
-    if (next == UINT32_MAX)
-        return OV_EFULL;
+    uint32_t next;
+    rc = take_number(ix, txn, DOCNO_COUNTER, sizeof DOCNO_COUNTER - 1, 0, UINT32_MAX - 1, &next);
+    if (rc)
+        return rc;
     uint8_t bytes[4];
-    ov_be32_put(bytes, next + 1);
-    counter = (MDB_val){4, bytes};
-    if ((rc = mdb_put(txn, ix->values, &counter_key, &counter, 0)))
-        return from_mdb(rc);
     ov_be32_put(bytes, next);
     data = (MDB_val){4, bytes};
     if ((rc = mdb_put(txn, ix->ids, &key, &data, 0)))
@@ -807,7 +808,7 @@ static int posting_write(MDB_txn *txn, ov_search_index *ix, uint32_t docno, cons
                          size_t len, const uint32_t counts[OV_SEARCH_CLASSES], int remove)
 {
     uint8_t value[OV_SEARCH_POSTING_BYTES];
-    posting_value(value, docno, counts);
+    ov_search_posting_encode(value, docno, counts);
     MDB_val k = {len, (void *)key}, data = {sizeof value, value};
     int rc =
         remove ? mdb_del(txn, ix->postings, &k, &data) : mdb_put(txn, ix->postings, &k, &data, 0);
@@ -819,8 +820,8 @@ static int posting_write(MDB_txn *txn, ov_search_index *ix, uint32_t docno, cons
 static int same_posting(const uint32_t a[OV_SEARCH_CLASSES], const uint32_t b[OV_SEARCH_CLASSES])
 {
     uint8_t x[OV_SEARCH_POSTING_BYTES], y[OV_SEARCH_POSTING_BYTES];
-    posting_value(x, 0, a);
-    posting_value(y, 0, b);
+    ov_search_posting_encode(x, 0, a);
+    ov_search_posting_encode(y, 0, b);
     return !memcmp(x, y, sizeof x);
 }
 
@@ -856,17 +857,7 @@ static void read_scores(ov_kind kind, const json_t *record, uint8_t scores[OV_BO
 {
     memset(scores, 0, OV_BOUWSTENEN);
     if (kind == OV_KIND_CASE) {
-        const json_t *scan = json_object_get(record, "scan");
-        for (int b = 0; b < OV_BOUWSTENEN && scan; b++) {
-            const json_t *block = json_object_get(scan, ov_bouwsteen_slug[b]);
-            for (int l = 0; l < 2 && block; l++) {
-                const json_t *score =
-                    json_object_get(json_object_get(block, ov_scan_level[l]), "score");
-                if (json_is_integer(score) && json_integer_value(score) > scores[b] &&
-                    json_integer_value(score) <= 5)
-                    scores[b] = (uint8_t)json_integer_value(score);
-            }
-        }
+        ov_record_scan_best(record, scores);
     } else if (kind == OV_KIND_LESSON) {
         size_t i;
         const json_t *item;
@@ -879,15 +870,12 @@ static void read_scores(ov_kind kind, const json_t *record, uint8_t scores[OV_BO
     }
 }
 
-/* Appends the new document value to ix->buf. */
-static int encode_doc(ov_search_index *ix, const ov_record_meta *meta, const json_t *record,
-                      const text_walk *texts, const value_walk *values)
+/* Encodes the new document row into out (search_index.h, ov_search_doc_decode reads it). */
+static void encode_doc(ov_search_index *ix, const ov_record_meta *meta, const json_t *record,
+                       const text_walk *texts, const value_walk *values, ov_buf *out)
 {
-    ix->buf_len = 0;
-    if (buf_reserve(ix, OV_SEARCH_DOC_HEADER + 4 * (size_t)values->count))
-        return OV_ENOMEM;
-    uint8_t *h = ix->buf;
-    memset(h, 0, OV_SEARCH_DOC_HEADER);
+    uint8_t h[OV_SEARCH_DOC_HEADER];
+    memset(h, 0, sizeof h);
     memcpy(h, meta->env.id.bytes, OV_ID_BYTES);
     h[16] = (uint8_t)meta->env.kind;
     if (json_is_true(json_object_get(record, "generated")))
@@ -897,51 +885,41 @@ static int encode_doc(ov_search_index *ix, const ov_record_meta *meta, const jso
         ov_be16_put(h + 26 + 2 * c, texts->length[c] > 65535 ? 65535 : texts->length[c]);
     ov_be64_put(h + 32, (uint64_t)meta->env.updated_ms);
     ov_be16_put(h + 40, (uint32_t)values->count);
-    ix->buf_len = OV_SEARCH_DOC_HEADER;
-    for (int i = 0; i < values->count; i++, ix->buf_len += 4)
-        ov_be32_put(ix->buf + ix->buf_len, values->ids[i]);
+    ov_buf_append(out, h, sizeof h);
+    for (int i = 0; i < values->count; i++) {
+        uint8_t id[4];
+        ov_be32_put(id, values->ids[i]);
+        ov_buf_append(out, id, sizeof id);
+    }
+    /* The skip table: its size, then room for the offsets, filled in as the entries go out. */
     size_t entries = 0;
     for (size_t i = 0; i < ix->term_count; i++)
         entries += !ix->terms[i].pair;
     uint32_t skips = (uint32_t)((entries + SKIP_EVERY - 1) / SKIP_EVERY);
-    if (buf_reserve(ix, 5 + 4 * (size_t)skips))
-        return OV_ENOMEM;
-    buf_varint(ix, skips);
-    size_t skip_table = ix->buf_len;
-    ix->buf_len += 4 * (size_t)skips;
-    size_t first_entry = ix->buf_len, entry = 0;
-    uint8_t deltas[5 * POSITIONS_MAX];
-    for (size_t i = 0; i < ix->term_count; i++) {
+    append_varint(out, skips);
+    size_t skip_table = out->len;
+    for (uint32_t i = 0; i < skips; i++)
+        ov_buf_append(out, "\0\0\0\0", 4);
+    size_t first_entry = out->len, entry = 0;
+    for (size_t i = 0; i < ix->term_count && !out->failed; i++) {
         struct term_entry *t = &ix->terms[i];
         if (t->pair)
             continue;
         if (entry++ % SKIP_EVERY == 0)
-            ov_be32_put(ix->buf + skip_table + 4 * ((entry - 1) / SKIP_EVERY),
-                        (uint32_t)(ix->buf_len - first_entry));
+            ov_be32_put((uint8_t *)out->data + skip_table + 4 * ((entry - 1) / SKIP_EVERY),
+                        (uint32_t)(out->len - first_entry));
         /* Positions as deltas, their byte count first so readers can skip the list. */
-        size_t bytes = 0;
-        uint32_t previous = 0;
-        for (uint32_t p = 0; p < t->position_count; p++) {
-            uint32_t v = t->positions[p] - previous;
-            previous = t->positions[p];
-            while (v >= 0x80) {
-                deltas[bytes++] = (uint8_t)(v | 0x80);
-                v >>= 7;
-            }
-            deltas[bytes++] = (uint8_t)v;
-        }
-        if (buf_reserve(ix, t->len + 1 + 5 * 5 + bytes))
-            return OV_ENOMEM;
-        memcpy(ix->buf + ix->buf_len, t->term, (size_t)t->len + 1);
-        ix->buf_len += (size_t)t->len + 1;
+        uint32_t bytes = 0;
+        for (uint32_t p = 0; p < t->position_count; p++)
+            bytes += varint_size(t->positions[p] - (p ? t->positions[p - 1] : 0));
+        ov_buf_append(out, t->term, (size_t)t->len + 1);
         for (int c = 0; c < OV_SEARCH_CLASSES; c++)
-            buf_varint(ix, t->counts[c]);
-        buf_varint(ix, t->position_count);
-        buf_varint(ix, (uint32_t)bytes);
-        memcpy(ix->buf + ix->buf_len, deltas, bytes);
-        ix->buf_len += bytes;
+            append_varint(out, t->counts[c]);
+        append_varint(out, t->position_count);
+        append_varint(out, bytes);
+        for (uint32_t p = 0; p < t->position_count; p++)
+            append_varint(out, t->positions[p] - (p ? t->positions[p - 1] : 0));
     }
-    return OV_OK;
 }
 
 int ov_search_index_update(ov_search_index *ix, MDB_txn *txn, const ov_record_meta *meta,
@@ -1008,9 +986,14 @@ int ov_search_index_update(ov_search_index *ix, MDB_txn *txn, const ov_record_me
         return values.rc;
     qsort(values.ids, (size_t)values.count, sizeof *values.ids, compare_u32);
 
-    rc = encode_doc(ix, meta, record, &texts, &values);
-    if (rc)
-        return rc;
-    data = (MDB_val){ix->buf_len, ix->buf};
-    return from_mdb(mdb_put(txn, ix->docs, &key, &data, 0));
+    ov_buf row;
+    ov_buf_init(&row, DOC_MAX);
+    encode_doc(ix, meta, record, &texts, &values, &row);
+    rc = row.failed;
+    if (!rc) {
+        data = (MDB_val){row.len, row.data};
+        rc = from_mdb(mdb_put(txn, ix->docs, &key, &data, 0));
+    }
+    ov_buf_free(&row);
+    return rc;
 }

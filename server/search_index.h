@@ -51,13 +51,19 @@ size_t ov_search_pair_key(char *out, const char *a, size_t a_len, const char *b,
                           uint32_t gap);
 
 #define OV_SEARCH_POSTING_BYTES 8
-#define OV_SEARCH_DOC_HEADER    44
+
+/* A posting entry: docno, then the counts in title (u8), summary (u8) and body (u16), each capped
+ * at its field's largest value. */
+void ov_search_posting_encode(uint8_t out[OV_SEARCH_POSTING_BYTES], uint32_t docno,
+                              const uint32_t counts[OV_SEARCH_CLASSES]);
+#define OV_SEARCH_DOC_HEADER 44
 
 typedef struct ov_search_index ov_search_index;
 
-/* Opens (creating) the databases in txn. *rebuild_needed is set when the index was created now
- * while records may exist (an older store): the caller then runs ov_search_index_rebuild. */
-int ov_search_index_open(MDB_env *env, MDB_txn *txn, ov_search_index **out, int *rebuild_needed);
+/* Opens (creating) the databases in txn. *rebuild_needed is set when the index is new, of another
+ * format version, or a rebuild of it was cut short: the caller then runs ov_store_search_rebuild.
+ */
+int ov_search_index_open(MDB_txn *txn, ov_search_index **out, int *rebuild_needed);
 void ov_search_index_free(ov_search_index *index);
 
 /* Brings the index in line with one stored record version (meta and its parsed record): indexes

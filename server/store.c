@@ -26,6 +26,7 @@
 
 #include "proto/buf.h"
 #include "proto/error.h"
+#include "server/lmdb_error.h"
 #include "server/search_index.h"
 
 #define SCHEMA_VERSION   1
@@ -95,18 +96,7 @@ struct ov_wtxn {
 
 static int from_mdb(int rc)
 {
-    switch (rc) {
-    case MDB_SUCCESS:
-        return OV_OK;
-    case MDB_NOTFOUND:
-        return OV_ENOTFOUND;
-    case MDB_MAP_FULL:
-        return OV_EFULL;
-    case ENOMEM:
-        return OV_ENOMEM;
-    default:
-        return OV_ESTORE;
-    }
+    return ov_lmdb_error(rc);
 }
 
 /* Cursor loops end with a mix of codes: LMDB's (-30799..-30780), errno (positive), ours (-1..-20)
@@ -313,7 +303,7 @@ int ov_store_open(const ov_store_options *options, ov_store **out)
     if (!rc)
         rc = check_meta(store, txn);
     if (!rc)
-        rc = ov_search_index_open(store->env, txn, &store->search, &search_rebuild);
+        rc = ov_search_index_open(txn, &store->search, &search_rebuild);
     if (rc) {
         mdb_txn_abort(txn);
         goto fail;
