@@ -60,11 +60,13 @@ typedef struct {
     uint16_t length[OV_SEARCH_CLASSES];
 } column_cold;
 
-/* The name of the record a facet value refers to, as of the record's change. */
+/* What a facet value is called, read once: its text, and for values that are record ids (region,
+ * school) the record's name as of its change label_seq, as a JSON string literal. */
 typedef struct {
-    uint64_t change_seq;
-    char *text;
-} label;
+    char *name;
+    char *label;
+    uint64_t label_seq;
+} value_info;
 
 struct ov_search {
     ov_store *store;
@@ -82,10 +84,8 @@ struct ov_search {
     uint32_t facet_max[OV_SEARCH_FACETS_MAX];
     uint32_t *counts[OV_SEARCH_FACETS_MAX];
     uint32_t counts_cap[OV_SEARCH_FACETS_MAX];
-    char **names[OV_SEARCH_FACETS_MAX]; /* value texts by n, read once */
-    uint32_t names_cap[OV_SEARCH_FACETS_MAX];
-    label *labels[OV_SEARCH_FACETS_MAX]; /* names of the records region and school values are */
-    uint32_t labels_cap[OV_SEARCH_FACETS_MAX];
+    value_info *values[OV_SEARCH_FACETS_MAX]; /* by value number n */
+    uint32_t values_cap[OV_SEARCH_FACETS_MAX];
     /* The average field lengths the columns' inv_norm are for: the true averages rounded to a 1 %
      * grid, so norms are recomputed only when an average moves that much, and two processes with
      * the same data rank the same. */
@@ -120,12 +120,11 @@ void ov_search_free(ov_search *s)
         return;
     for (int f = 0; f < OV_SEARCH_FACETS_MAX; f++) {
         free(s->counts[f]);
-        for (uint32_t n = 0; n < s->names_cap[f]; n++)
-            free(s->names[f][n]);
-        free(s->names[f]);
-        for (uint32_t n = 0; n < s->labels_cap[f]; n++)
-            free(s->labels[f][n].text);
-        free(s->labels[f]);
+        for (uint32_t n = 0; n < s->values_cap[f]; n++) {
+            free(s->values[f][n].name);
+            free(s->values[f][n].label);
+        }
+        free(s->values[f]);
     }
     free(s->docs);
     free(s->cold);
@@ -418,8 +417,7 @@ typedef struct {
     plist list;
     size_t at; /* intersection cursor */
     double idf;
-    int optional; /* similar-search: any term may match */
-    int pair;     /* a pair of a phrase's neighbouring words (search_index.h) */
+    int pair; /* a pair of a phrase's neighbouring words (search_index.h) */
 } qterm;
 
 /* Query terms: the words (at most OV_SEARCH_TERMS_MAX) and the pairs of their phrases. */
@@ -666,17 +664,9 @@ static int fetch_term(ov_search *s, MDB_cursor *cursor, qterm *t)
         uint64_t a = acc[d];
         if (!a)
             continue;
-        uint32_t t0 = (uint32_t)(a & 0xFFFF), t1 = (uint32_t)(a >> 16 & 0xFFFF),
-                 t2 = (uint32_t)(a >> 32);
-        e[0] = (uint8_t)(d >> 24);
-        e[1] = (uint8_t)(d >> 16);
-        e[2] = (uint8_t)(d >> 8);
-        e[3] = (uint8_t)d;
-        e[4] = (uint8_t)(t0 > 255 ? 255 : t0);
-        e[5] = (uint8_t)(t1 > 255 ? 255 : t1);
-        t2 = t2 > 65535 ? 65535 : t2;
-        e[6] = (uint8_t)(t2 >> 8);
-        e[7] = (uint8_t)t2;
+        uint32_t counts[OV_SEARCH_CLASSES] = {(uint32_t)(a & 0xFFFF), (uint32_t)(a >> 16 & 0xFFFF),
+                                              (uint32_t)(a >> 32)};
+        ov_search_posting_encode(e, d, counts);
         e += OV_SEARCH_POSTING_BYTES;
     }
     free(t->list.data);
@@ -806,7 +796,6 @@ typedef struct {
     const phrase *ph;
     uint32_t *positions[OV_SEARCH_TERMS_MAX];
     uint32_t counts[OV_SEARCH_TERMS_MAX];
-    const char *last; /* the phrase term that sorts last: the walk stops after it */
 } phrase_walk;
 
 static int take_positions(void *ctx, const char *term, size_t len,
@@ -815,11 +804,6 @@ static int take_positions(void *ctx, const char *term, size_t len,
 {
     (void)counts;
     phrase_walk *w = ctx;
-    /* The forward list is sorted by term: past the phrase's last term nothing more is needed. */
-    size_t last_len = strlen(w->last);
-    int cmp = memcmp(term, w->last, len < last_len ? len : last_len);
-    if (cmp > 0 || (cmp == 0 && len > last_len))
-        return 1;
     for (int k = 0; k < w->ph->count; k++) {
         const qterm *t = &w->p->terms[w->ph->term[k]];
         if (t->len != len || memcmp(t->term, term, len) || w->positions[k])
@@ -851,7 +835,6 @@ static int has_position(const uint32_t *list, uint32_t n, uint32_t want)
     return lo < n && list[lo] == want;
 }
 
-/* Whether the document holds every phrase, word after word (stopwords keep their place). */
 /* Whether a document that holds every pair of phrase ph holds the phrase itself, without reading
  * positions: it does when each inner word occurs once in it, since then the pair before and the
  * pair after that word meet at its one position. entry: the document's postings per query term. */
@@ -869,6 +852,7 @@ static int decided_by_pairs(const parsed *p, const phrase *ph, const uint8_t *co
     return 1;
 }
 
+/* Whether the document holds every phrase, word after word (stopwords keep their place). */
 static int phrases_match(MDB_cursor *docs, const parsed *p, uint32_t docno,
                          const uint8_t *const *entry)
 {
@@ -879,8 +863,8 @@ static int phrases_match(MDB_cursor *docs, const parsed *p, uint32_t docno,
         needed |= !decided_by_pairs(p, &p->phrases[i], entry);
     if (!needed)
         return 1;
-    uint8_t key_bytes[4] = {(uint8_t)(docno >> 24), (uint8_t)(docno >> 16), (uint8_t)(docno >> 8),
-                            (uint8_t)docno};
+    uint8_t key_bytes[4];
+    ov_be32_put(key_bytes, docno);
     MDB_val key = {4, key_bytes}, value;
     ov_search_doc doc;
     /* A cursor, not mdb_get: candidates come in docno order, and a positioned cursor finds the
@@ -895,10 +879,6 @@ static int phrases_match(MDB_cursor *docs, const parsed *p, uint32_t docno,
         memset(&w, 0, sizeof w);
         w.p = p;
         w.ph = &p->phrases[i];
-        w.last = p->terms[w.ph->term[0]].term;
-        for (int k = 1; k < w.ph->count; k++)
-            if (strcmp(p->terms[w.ph->term[k]].term, w.last) > 0)
-                w.last = p->terms[w.ph->term[k]].term;
         int ok = 1;
         for (int k = 0; k < w.ph->count && ok; k++) {
             const qterm *t = &p->terms[w.ph->term[k]];
@@ -1071,6 +1051,8 @@ static int may_contain(const parsed *p, const char *text, size_t len)
 {
     for (int i = 0; i < p->count; i++) {
         const qterm *t = &p->terms[i];
+        if (t->pair)
+            continue; /* its words are terms of their own */
         const char *probe = t->prefix[0] ? t->prefix : t->term;
         size_t n = strlen(probe) < 4 ? strlen(probe) : 4;
         for (size_t k = 0; k < n; k++)
@@ -1249,26 +1231,34 @@ static void append_hit(ov_search *s, ov_read *read, const parsed *p, const hit *
 
 /* ---- Facet output --------------------------------------------------------------------------- */
 
-static const char *value_name(ov_search *s, MDB_txn *txn, int facet, uint32_t n)
+static value_info *value_slot(ov_search *s, int facet, uint32_t n)
 {
-    if (n >= s->names_cap[facet]) {
-        uint32_t cap = s->names_cap[facet] ? s->names_cap[facet] : 64;
+    if (n >= s->values_cap[facet]) {
+        uint32_t cap = s->values_cap[facet] ? s->values_cap[facet] : 64;
         while (cap <= n)
             cap *= 2;
-        char **grown = realloc(s->names[facet], cap * sizeof *grown);
+        value_info *grown = realloc(s->values[facet], cap * sizeof *grown);
         if (!grown)
             return NULL;
-        memset(grown + s->names_cap[facet], 0, (cap - s->names_cap[facet]) * sizeof *grown);
-        s->names[facet] = grown;
-        s->names_cap[facet] = cap;
+        memset(grown + s->values_cap[facet], 0, (cap - s->values_cap[facet]) * sizeof *grown);
+        s->values[facet] = grown;
+        s->values_cap[facet] = cap;
     }
-    if (!s->names[facet][n]) {
-        char text[128];
+    return &s->values[facet][n];
+}
+
+static const char *value_name(ov_search *s, MDB_txn *txn, int facet, uint32_t n)
+{
+    value_info *v = value_slot(s, facet, n);
+    if (!v)
+        return NULL;
+    if (!v->name) {
+        char text[OV_RECORD_FACET_VALUE_MAX + 1];
         if (ov_search_value_name(s->index, txn, (uint32_t)facet << 24 | n, text, sizeof text))
             return NULL;
-        s->names[facet][n] = strdup(text);
+        v->name = strdup(text);
     }
-    return s->names[facet][n];
+    return v->name;
 }
 
 typedef struct {
@@ -1314,31 +1304,22 @@ static void append_label(ov_search *s, ov_read *read, int facet, uint32_t n, con
     size_t len;
     if (ov_id_parse(value, strlen(value), &id) || ov_read_record(read, &id, &meta, &json, &len))
         return;
-    if (n >= s->labels_cap[facet]) {
-        uint32_t cap = s->labels_cap[facet] ? s->labels_cap[facet] : 64;
-        while (cap <= n)
-            cap *= 2;
-        label *grown = realloc(s->labels[facet], cap * sizeof *grown);
-        if (!grown)
-            return;
-        memset(grown + s->labels_cap[facet], 0, (cap - s->labels_cap[facet]) * sizeof *grown);
-        s->labels[facet] = grown;
-        s->labels_cap[facet] = cap;
-    }
-    label *l = &s->labels[facet][n];
-    if (!l->text || l->change_seq != meta.change_seq) {
+    value_info *v = value_slot(s, facet, n);
+    if (!v)
+        return;
+    if (!v->label || v->label_seq != meta.change_seq) {
         member_lookup lookup = {ov_record_title_field(meta.env.kind), NULL, 0};
         ov_canon_each_member(json, len, find_member, &lookup);
         if (!lookup.value || lookup.value[0] != '"')
             return;
-        free(l->text);
-        l->text = strndup(lookup.value, lookup.len); /* the JSON literal, ready to append */
-        l->change_seq = meta.change_seq;
-        if (!l->text)
+        free(v->label);
+        v->label = strndup(lookup.value, lookup.len); /* the JSON literal, ready to append */
+        v->label_seq = meta.change_seq;
+        if (!v->label)
             return;
     }
     ov_buf_append_str(out, ",\"label\":");
-    ov_buf_append_str(out, l->text);
+    ov_buf_append_str(out, v->label);
 }
 
 static void append_facets(ov_search *s, ov_read *read, const extra_counts *extra, ov_buf *out)
@@ -1432,7 +1413,7 @@ static int compare_similar(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-/* The text's most telling words (tf × idf), as optional query terms. */
+/* The text's most telling words (tf × idf), as query terms any of which may match. */
 static int parse_similar(ov_search *s, MDB_txn *txn, const char *text, size_t len, parsed *p)
 {
     memset(p, 0, sizeof *p);
@@ -1459,9 +1440,7 @@ static int parse_similar(ov_search *s, MDB_txn *txn, const char *text, size_t le
     for (size_t i = 0; !rc && i < st.count && p->count < SIMILAR_TERMS; i++) {
         if (st.items[i].weight <= 0)
             break;
-        int t = add_term(p, st.items[i].term, st.items[i].len);
-        if (t >= 0)
-            p->terms[t].optional = 1;
+        add_term(p, st.items[i].term, st.items[i].len);
     }
     free(st.items);
     return rc;
@@ -1760,11 +1739,12 @@ int ov_search_run(ov_search *s, ov_read *read, const ov_search_query *q, ov_buf 
                r.prefer[1] == UINT32_MAX;
     r.bar_root.docno = UINT32_MAX;
     if (!rc) {
-        if (p->count == 0) {
+        if (q->similar) {
+            /* A text with no word the index knows is like nothing (not like everything). */
+            match_any(&r, p->terms, p->count);
+        } else if (p->count == 0) {
             for (uint32_t d = 0; d < s->doc_slots; d++)
                 consider(&r, d, NULL);
-        } else if (q->similar) {
-            match_any(&r, p->terms, p->count);
         } else {
             match_all(&r, p->terms, p->count);
         }

@@ -190,6 +190,8 @@ def test_similar_and_matches():
         check(any("tussenjaar" in h["title"].lower() for h in like["hits"][:2]),
               "a draft's text finds the existing tussenjaar cases", titles(like))
         check_eq(node.get("/api/v1/search?q=x&like=y").status, 400, "q and like exclude each other")
+        check_eq(search(node, like="qwzxv de het")["total"], 0,
+                 "a text with no known word is like nothing, not like everything")
         request = node.get("/api/v1/requests?limit=1").json["items"][0]
         matches = node.get(f"/api/v1/requests/{request['id']}/matches?limit=5")
         check_eq(matches.status, 200, f"matches {matches.body[:300]!r}")
