@@ -1116,15 +1116,6 @@ static int split_path(const char *path, char segments[3][64])
     return count;
 }
 
-static void method_not_allowed(ov_http_request *req, const char *allow, const char *route)
-{
-    char headers[96];
-    snprintf(headers, sizeof headers, "Allow: %s\r\n", allow);
-    char detail[128];
-    snprintf(detail, sizeof detail, "this address accepts %s", allow);
-    ov_problem_respond(req, 405, detail, NULL, headers, route);
-}
-
 static void route_api(ov_node *node, ov_http_request *req, const char *rest)
 {
     ov_http_method method = ov_http_request_method(req);
@@ -1145,21 +1136,28 @@ static void route_api(ov_node *node, ov_http_request *req, const char *rest)
         if (method == OV_HTTP_GET || method == OV_HTTP_HEAD)
             handle_changes(node, req, &who, "/api/v1/changes");
         else
-            method_not_allowed(req, "GET, HEAD", "/api/v1/changes");
+            ov_problem_method_not_allowed(req, "GET, HEAD", "/api/v1/changes");
+        return;
+    }
+    if (n == 1 && strcmp(seg[0], "search") == 0) {
+        if (method == OV_HTTP_GET || method == OV_HTTP_HEAD)
+            ov_search_api_search(node, req);
+        else
+            ov_problem_method_not_allowed(req, "GET, HEAD", OV_SEARCH_API_ROUTE);
         return;
     }
     if (n == 1 && strcmp(seg[0], "log") == 0) {
         if (method == OV_HTTP_GET || method == OV_HTTP_HEAD)
             handle_log(node, req, "/api/v1/log");
         else
-            method_not_allowed(req, "GET, HEAD", "/api/v1/log");
+            ov_problem_method_not_allowed(req, "GET, HEAD", "/api/v1/log");
         return;
     }
     if (n == 1 && strcmp(seg[0], "node") == 0) {
         if (method == OV_HTTP_GET || method == OV_HTTP_HEAD)
             handle_node_info(node, req, "/api/v1/node");
         else
-            method_not_allowed(req, "GET, HEAD", "/api/v1/node");
+            ov_problem_method_not_allowed(req, "GET, HEAD", "/api/v1/node");
         return;
     }
     ov_kind kind;
@@ -1177,7 +1175,7 @@ static void route_api(ov_node *node, ov_http_request *req, const char *rest)
         else if (method == OV_HTTP_POST)
             handle_create(node, req, kind, &who, route);
         else
-            method_not_allowed(req, "GET, HEAD, POST", route);
+            ov_problem_method_not_allowed(req, "GET, HEAD, POST", route);
         return;
     }
     ov_id id;
@@ -1195,7 +1193,7 @@ static void route_api(ov_node *node, ov_http_request *req, const char *rest)
         else if (method == OV_HTTP_DELETE)
             handle_change(node, req, kind, &id, &who, OV_AUTH_DELETE, route);
         else
-            method_not_allowed(req, "GET, HEAD, PUT, DELETE", route);
+            ov_problem_method_not_allowed(req, "GET, HEAD, PUT, DELETE", route);
         return;
     }
     if (strcmp(seg[2], "publish") == 0 || strcmp(seg[2], "unpublish") == 0) {
@@ -1204,7 +1202,17 @@ static void route_api(ov_node *node, ov_http_request *req, const char *rest)
         if (method == OV_HTTP_POST)
             handle_change(node, req, kind, &id, &who, OV_AUTH_PUBLISH, route);
         else
-            method_not_allowed(req, "POST", route);
+            ov_problem_method_not_allowed(req, "POST", route);
+        return;
+    }
+    int matches = strcmp(seg[2], "matches") == 0 && kind == OV_KIND_REQUEST;
+    if (matches || strcmp(seg[2], "similar") == 0) {
+        if (method == OV_HTTP_GET || method == OV_HTTP_HEAD)
+            ov_search_api_similar(node, req, kind, &id, matches);
+        else
+            ov_problem_method_not_allowed(req, "GET, HEAD",
+                                          matches ? OV_SEARCH_API_ROUTE_MATCHES
+                                                  : OV_SEARCH_API_ROUTE_SIMILAR);
         return;
     }
     if (strcmp(seg[2], "take") == 0 && kind == OV_KIND_REQUEST) {
@@ -1212,7 +1220,7 @@ static void route_api(ov_node *node, ov_http_request *req, const char *rest)
         if (method == OV_HTTP_POST)
             handle_change(node, req, kind, &id, &who, OV_AUTH_TAKE, route);
         else
-            method_not_allowed(req, "POST", route);
+            ov_problem_method_not_allowed(req, "POST", route);
         return;
     }
     ov_problem_respond(req, 404, NULL, NULL, NULL, "/api/v1/other");
@@ -1237,7 +1245,7 @@ void ov_api_handle(void *app, ov_http_request *req)
                                "/api/other");
             return;
         }
-        if (ov_session_api_route(node, req) || ov_search_api_route(node, req, path))
+        if (ov_session_api_route(node, req))
             return;
         route_api(node, req, path + 8);
         return;

@@ -183,6 +183,14 @@ void ov_problem_respond_error(ov_http_request *req, int rc, const char *route)
     }
 }
 
+void ov_problem_method_not_allowed(ov_http_request *req, const char *allow, const char *route)
+{
+    char headers[128], detail[128];
+    snprintf(headers, sizeof headers, "Allow: %s\r\n", allow);
+    snprintf(detail, sizeof detail, "this address accepts %s", allow);
+    ov_problem_respond(req, 405, detail, NULL, headers, route);
+}
+
 json_t *ov_problem_read_json_object(ov_http_request *req, const char *route)
 {
     const char *type = ov_http_request_header(req, "content-type");

@@ -25,6 +25,9 @@ void ov_problem_respond(ov_http_request *request, int status, const char *detail
  * that can say more (which account, which record) answer those cases themselves first. */
 void ov_problem_respond_error(ov_http_request *request, int rc, const char *route);
 
+/* Answers 405 with an Allow header and a detail naming the methods allow lists ("GET, HEAD"). */
+void ov_problem_method_not_allowed(ov_http_request *request, const char *allow, const char *route);
+
 /* Reads the request body as one JSON object: checks Content-Type (415), parses strictly (400 with
  * line and column, see canon.h) and requires an object (422). On failure the request has been
  * answered and NULL is returned; on success the caller owns the object (json_decref). */

@@ -1,7 +1,8 @@
 /*
  * GET /api/v1/search and the searches built on it: similar records
  * (GET /api/v1/{kind}/{id}/similar) and brigadiers who match a help request
- * (GET /api/v1/requests/{id}/matches). Parameters are checked here; search.c does the work.
+ * (GET /api/v1/requests/{id}/matches). api.c routes to them; parameters are checked here and
+ * search.c does the work.
  */
 #include "server/search_api.h"
 
@@ -16,11 +17,8 @@
 #include "server/problem.h"
 #include "server/search.h"
 
-#define ROUTE_SEARCH  "/api/v1/search"
-#define ROUTE_SIMILAR "/api/v1/{kind}/{id}/similar"
-#define ROUTE_MATCHES "/api/v1/requests/{id}/matches"
-#define ANSWER_MAX    (8u << 20)
-#define VALUE_BYTES   4096 /* room for the filter values of one query */
+#define ANSWER_MAX  (8u << 20)
+#define VALUE_BYTES 4096 /* room for the filter values of one query */
 
 typedef struct {
     ov_search_query query;
@@ -150,11 +148,11 @@ static void run(ov_node *node, ov_http_request *req, request_query *rq, ov_read 
     ov_buf_free(&out);
 }
 
-static void handle_search(ov_node *node, ov_http_request *req)
+void ov_search_api_search(ov_node *node, ov_http_request *req)
 {
     request_query *rq = calloc(1, sizeof *rq);
     if (!rq) {
-        ov_problem_respond_error(req, OV_ENOMEM, ROUTE_SEARCH);
+        ov_problem_respond_error(req, OV_ENOMEM, OV_SEARCH_API_ROUTE);
         return;
     }
     char detail[200];
@@ -164,7 +162,7 @@ static void handle_search(ov_node *node, ov_http_request *req)
         ov_problem_respond(req, 400,
                            "send q (words to find) or like (a text to find similar "
                            "records for), not both",
-                           NULL, NULL, ROUTE_SEARCH);
+                           NULL, NULL, OV_SEARCH_API_ROUTE);
         free(rq);
         return;
     }
@@ -178,16 +176,16 @@ static void handle_search(ov_node *node, ov_http_request *req)
         rq->query.similar_len = strlen(like);
     }
     if (read_filters(req, rq, detail, sizeof detail)) {
-        ov_problem_respond(req, 400, detail, NULL, NULL, ROUTE_SEARCH);
+        ov_problem_respond(req, 400, detail, NULL, NULL, OV_SEARCH_API_ROUTE);
         free(rq);
         return;
     }
     ov_read *read = NULL;
     int rc = ov_read_begin(node->store, &read);
     if (rc)
-        ov_problem_respond_error(req, rc, ROUTE_SEARCH);
+        ov_problem_respond_error(req, rc, OV_SEARCH_API_ROUTE);
     else
-        run(node, req, rq, read, ROUTE_SEARCH);
+        run(node, req, rq, read, OV_SEARCH_API_ROUTE);
     ov_read_end(read);
     free(rq);
 }
@@ -213,10 +211,10 @@ static int join_text(void *ctx, const char *field, const char *text, size_t len)
 }
 
 /* Records similar to a stored one (its texts), or brigadiers matching a help request. */
-static void handle_similar(ov_node *node, ov_http_request *req, ov_kind kind, const ov_id *id,
+void ov_search_api_similar(ov_node *node, ov_http_request *req, ov_kind kind, const ov_id *id,
                            int matches)
 {
-    const char *route = matches ? ROUTE_MATCHES : ROUTE_SIMILAR;
+    const char *route = matches ? OV_SEARCH_API_ROUTE_MATCHES : OV_SEARCH_API_ROUTE_SIMILAR;
     request_query *rq = calloc(1, sizeof *rq);
     char detail[200];
     if (!rq) {
@@ -272,46 +270,4 @@ static void handle_similar(ov_node *node, ov_http_request *req, ov_kind kind, co
     free(joined.text);
     ov_read_end(read);
     free(rq);
-}
-
-int ov_search_api_route(ov_node *node, ov_http_request *req, const char *path)
-{
-    ov_http_method method = ov_http_request_method(req);
-    int readable = method == OV_HTTP_GET || method == OV_HTTP_HEAD;
-    if (!strcmp(path, "/api/v1/search")) {
-        if (readable)
-            handle_search(node, req);
-        else
-            ov_problem_respond(req, 405, "this address accepts GET, HEAD", NULL,
-                               "Allow: GET, HEAD\r\n", ROUTE_SEARCH);
-        return 1;
-    }
-    /* /api/v1/{collection}/{id}/similar and /api/v1/requests/{id}/matches */
-    const char *rest = path + strlen("/api/v1/");
-    const char *slash = strchr(rest, '/');
-    if (strncmp(path, "/api/v1/", 8) || !slash)
-        return 0;
-    ov_kind kind;
-    if (ov_kind_parse_collection(rest, (size_t)(slash - rest), &kind))
-        return 0;
-    const char *id_text = slash + 1, *tail = strchr(id_text, '/');
-    if (!tail || (strcmp(tail, "/similar") && strcmp(tail, "/matches")))
-        return 0;
-    int matches = !strcmp(tail, "/matches");
-    const char *route = matches ? ROUTE_MATCHES : ROUTE_SIMILAR;
-    if (matches && kind != OV_KIND_REQUEST)
-        return 0;
-    if (!readable) {
-        ov_problem_respond(req, 405, "this address accepts GET, HEAD", NULL, "Allow: GET, HEAD\r\n",
-                           route);
-        return 1;
-    }
-    ov_id id;
-    if (ov_id_parse(id_text, (size_t)(tail - id_text), &id)) {
-        ov_problem_respond(req, 404, "record ids are 26 characters of Crockford base32", NULL, NULL,
-                           route);
-        return 1;
-    }
-    handle_similar(node, req, kind, &id, matches);
-    return 1;
 }

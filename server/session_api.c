@@ -75,14 +75,6 @@ static void respond_error(ov_http_request *req, int rc, const char *route)
     }
 }
 
-static void method_not_allowed(ov_http_request *req, const char *allow, const char *route)
-{
-    char headers[96], detail[96];
-    snprintf(headers, sizeof headers, "Allow: %s\r\n", allow);
-    snprintf(detail, sizeof detail, "this address accepts %s", allow);
-    ov_problem_respond(req, 405, detail, NULL, headers, route);
-}
-
 /* ---- Tokens ---------------------------------------------------------------------------------- */
 
 static int token_char(char c)
@@ -908,7 +900,7 @@ static void route_accounts(ov_node *node, ov_http_request *req, const char *rest
                       ? (method == OV_HTTP_GET || method == OV_HTTP_HEAD || method == OV_HTTP_PUT)
                       : (method == OV_HTTP_GET || method == OV_HTTP_HEAD || method == OV_HTTP_POST);
     if (!allowed) {
-        method_not_allowed(req, rest ? "GET, HEAD, PUT" : "GET, HEAD, POST", route);
+        ov_problem_method_not_allowed(req, rest ? "GET, HEAD, PUT" : "GET, HEAD, POST", route);
         return;
     }
     caller c;
@@ -946,7 +938,7 @@ int ov_session_api_route(ov_node *node, ov_http_request *req)
         else if (method == OV_HTTP_DELETE)
             handle_logout(node, req);
         else
-            method_not_allowed(req, "GET, HEAD, POST, DELETE", ROUTE_SESSION);
+            ov_problem_method_not_allowed(req, "GET, HEAD, POST, DELETE", ROUTE_SESSION);
         return 1;
     }
     if (strcmp(path, ROUTE_ACCOUNTS) == 0) {
