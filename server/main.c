@@ -180,8 +180,9 @@ static int run_import(const ov_config *config, int argc, char **operands)
     return report.rejected > 0 ? 3 : 0;
 }
 
-/* `olievlekd reindex`: rebuilds the search index from the records (the node must be stopped:
- * LMDB allows one writer, and a running node's writer would wait on this one). */
+/* `olievlekd reindex`: rebuilds the search index from the records. Best with the node stopped:
+ * beside a running node its batches take turns with the node's writes, and searches see the
+ * index partly rebuilt until the command ends (the node notices the rebuild and reloads). */
 static int run_reindex(const ov_config *config, int argc)
 {
     if (argc > 1) {

@@ -79,6 +79,7 @@ struct ov_search {
     size_t pool_len, pool_cap, pool_dead;
     uint64_t synced;
     int loaded;
+    uint32_t generation; /* of the index the columns were loaded from */
     uint32_t live;
     uint64_t total_length[OV_SEARCH_CLASSES];
     uint32_t facet_max[OV_SEARCH_FACETS_MAX];
@@ -338,11 +339,14 @@ static int sync_columns(ov_search *s, ov_read *read)
 {
     MDB_txn *txn = ov_read_txn(read);
     uint64_t last = ov_read_last_change(read);
-    if (!s->loaded || last < s->synced || last - s->synced > RESYNC_FULL) {
+    uint32_t generation = ov_search_index_generation(s->index, txn);
+    if (!s->loaded || generation != s->generation || last < s->synced ||
+        last - s->synced > RESYNC_FULL) {
         int rc = load_all(s, txn);
         if (rc)
             return rc;
         s->loaded = 1;
+        s->generation = generation;
         s->synced = last;
         return OV_OK;
     }

@@ -22,6 +22,7 @@
 /* Keys of search_values that are not facet values (facet values start with a facet number). */
 #define DOCNO_COUNTER  "\377\377docno"
 #define FORMAT_KEY     "\377\377format"
+#define GENERATION_KEY "\377\377generation"
 #define FORMAT_VERSION 4 /* of the search databases; another means: rebuild */
 #define FACET_COUNTER  0xFF
 
@@ -341,15 +342,27 @@ MDB_dbi ov_search_index_ids(const ov_search_index *ix)
     return ix->ids;
 }
 
+uint32_t ov_search_index_generation(const ov_search_index *ix, MDB_txn *txn)
+{
+    MDB_val key = {sizeof GENERATION_KEY - 1, GENERATION_KEY}, value;
+    if (mdb_get(txn, ix->values, &key, &value) || value.mv_size != 4)
+        return 0;
+    return ov_be32_get(value.mv_data);
+}
+
 int ov_search_index_clear(ov_search_index *ix, MDB_txn *txn)
 {
+    uint32_t generation = ov_search_index_generation(ix, txn) + 1;
     MDB_dbi all[] = {ix->postings, ix->docs, ix->ids, ix->values, ix->names};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
         int rc = mdb_drop(txn, all[i], 0);
         if (rc)
             return from_mdb(rc);
     }
-    return OV_OK;
+    uint8_t bytes[4];
+    ov_be32_put(bytes, generation);
+    MDB_val key = {sizeof GENERATION_KEY - 1, GENERATION_KEY}, value = {4, bytes};
+    return from_mdb(mdb_put(txn, ix->values, &key, &value, 0));
 }
 
 int ov_search_index_mark_complete(ov_search_index *ix, MDB_txn *txn)

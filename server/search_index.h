@@ -77,6 +77,10 @@ int ov_search_index_update(ov_search_index *index, MDB_txn *txn, const ov_record
 int ov_search_index_clear(ov_search_index *index, MDB_txn *txn);
 int ov_search_index_mark_complete(ov_search_index *index, MDB_txn *txn);
 
+/* Counts the clears: document numbers of one generation mean nothing in another, so whatever
+ * holds them (search's columns) starts over when it changes — e.g. after `olievlekd reindex`. */
+uint32_t ov_search_index_generation(const ov_search_index *index, MDB_txn *txn);
+
 /* ---- Reading (any thread, any read transaction) ---------------------------------------------- */
 
 /* A document's header as stored in search_docs. */
