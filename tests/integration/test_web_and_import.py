@@ -21,11 +21,11 @@ def test_static_files():
 
         css = node.get("/olievlek.css")
         check(css.header("content-type").startswith("text/css"), "CSS type", css.headers)
-        js = node.get("/olievlek.js", headers={"Accept-Encoding": "gzip"})
+        js = node.get("/js/app.js", headers={"Accept-Encoding": "gzip"})
         check(js.header("content-type").startswith(("text/javascript", "application/javascript")),
               "JS type", js.headers)
         check_eq(js.header("content-encoding"), "gzip", "compressed when asked")
-        with open(os.path.join(SOURCE_DIR, "web", "olievlek.js"), "rb") as f:
+        with open(os.path.join(SOURCE_DIR, "web", "js", "app.js"), "rb") as f:
             check_eq(gzip.decompress(js.body), f.read(), "compressed bytes are the file")
 
         route = node.get("/zaken/01KDVDNA0V1M2000000000000V")

@@ -10,6 +10,7 @@ const routes = [];
 let leaving = [];
 let generation = 0;
 let firstRender = true;
+let renderedUrl = null;
 
 export function addRoute(pattern, page) {
   routes.push({ pattern, page });
@@ -29,6 +30,8 @@ function onClick(event) {
   if (!a || a.target || a.hasAttribute("download")) return;
   const url = new URL(a.href, location.href);
   if (url.origin !== location.origin || url.pathname.startsWith("/api/") || url.pathname === "/metrics") return;
+  // A link to a place on this page (the skip link) is the browser's to follow.
+  if (url.pathname === location.pathname && url.search === location.search && url.hash) return;
   event.preventDefault();
   if (url.pathname === location.pathname && url.search === location.search) return;
   navigate(url.pathname + url.search + url.hash);
@@ -41,6 +44,7 @@ export async function render() {
   leaving = [];
   const main = document.getElementById("inhoud");
   const path = location.pathname;
+  renderedUrl = path + location.search;
   const query = new URLSearchParams(location.search);
   const ctx = {
     query,
@@ -75,6 +79,7 @@ export async function render() {
 
 export function startRouter() {
   document.addEventListener("click", onClick);
-  window.addEventListener("popstate", () => render());
+  // Following a link to a place on the page (#inhoud) also fires popstate: not a new page.
+  window.addEventListener("popstate", () => { if (location.pathname + location.search !== renderedUrl) render(); });
   return render();
 }
