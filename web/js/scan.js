@@ -1,21 +1,12 @@
 // The bouwstenen scan of a case: seven building blocks, each scored 1–5 (or not assessed) at two
 // levels, innovatieteam and omgeving, with notes on where an intervention could help. Drawn as an
-// SVG bar chart for the eye, and as a table with the same data for screen readers (visually
+// bar chart for the eye, and as a table with the same data for screen readers (visually
 // hidden until asked for, so sighted keyboard users can open it too).
 
 import { el, uniqueId } from "./dom.js";
 import { BOUWSTENEN, label, t } from "./i18n.js";
 
-const SVG = "http://www.w3.org/2000/svg";
 const LEVELS = ["innovatieteam", "omgeving"];
-const WIDTH = 640, LEFT = 118, RIGHT = 40, ROW = 66, BAR = 16;
-
-function svg(tag, attrs = {}, ...children) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
-  for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  return node;
-}
 
 function cell(scan, block, level) {
   const part = scan && scan[block] && scan[block][level];
@@ -26,40 +17,27 @@ export function hasScan(scan) {
   return !!scan && BOUWSTENEN.some((b) => LEVELS.some((l) => cell(scan, b, l)));
 }
 
-function chart(scan, describedBy) {
-  const plot = WIDTH - LEFT - RIGHT;
-  const height = BOUWSTENEN.length * ROW + 28;
-  const root = svg("svg", {
-    viewBox: `0 0 ${WIDTH} ${height}`, class: "scan-chart", role: "img",
-    "aria-label": t("scan.title"), "aria-describedby": describedBy, focusable: "false",
-  });
-  for (let score = 0; score <= 5; score++) {
-    const x = LEFT + (plot * score) / 5;
-    root.append(svg("text", { x, y: height - 6, class: "axis", "text-anchor": "middle" }, score));
-  }
-  BOUWSTENEN.forEach((block, index) => {
-    const top = index * ROW + 4;
-    // Grid lines behind each block's bars only, so they never cross its title.
-    for (let score = 0; score <= 5; score++) {
-      const x = LEFT + (plot * score) / 5;
-      root.append(svg("line", { x1: x, x2: x, y1: top + 18, y2: top + 22 + 2 * (BAR + 4), class: "grid" }));
-    }
-    root.append(svg("text", { x: 0, y: top + 13, class: "block" }, `${index + 1}. ${label("bouwsteen", block)}`));
-    LEVELS.forEach((level, row) => {
-      const y = top + 20 + row * (BAR + 4);
-      root.append(svg("text", { x: 0, y: y + BAR - 4, class: "level" }, t(`level.${level}`)));
-      const value = cell(scan, block, level);
-      const score = value && Number.isInteger(value.score) ? value.score : null;
-      if (score === null) {
-        root.append(svg("rect", { x: LEFT, y, width: plot, height: BAR, class: "unscored" }));
-        root.append(svg("text", { x: LEFT + 6, y: y + BAR - 4, class: "value" }, t("scan.unscored")));
-      } else {
-        root.append(svg("rect", { x: LEFT, y, width: (plot * score) / 5, height: BAR, class: `bar ${level}` }));
-        root.append(svg("text", { x: LEFT + (plot * score) / 5 + 6, y: y + BAR - 4, class: "value" }, score));
-      }
-    });
-  });
-  return root;
+// Bars in HTML and CSS rather than SVG, so titles wrap and the chart stays readable at 360 px.
+// The chart is for the eye; the table below carries the same data for screen readers.
+function chart(scan) {
+  return el("div", { class: "scan-chart", "aria-hidden": "true" },
+    BOUWSTENEN.map((block, index) => el("div", { class: "scan-row", "data-block": block },
+      el("p", { class: "block" }, `${index + 1}. ${label("bouwsteen", block)}`),
+      LEVELS.map((level) => {
+        const value = cell(scan, block, level);
+        const score = value && Number.isInteger(value.score) ? value.score : null;
+        return el("div", { class: "bar-row" },
+          el("span", { class: "level" }, t(`level.${level}`)),
+          el("span", { class: "track" }, score === null
+            ? el("span", { class: "unscored" }, t("scan.unscored"))
+            : el("span", { class: `bar ${level}`, style: `width: ${score * 20}%` })),
+          el("span", { class: "value" }, score === null ? "–" : String(score)));
+      }),
+      LEVELS.map((level) => {
+        const value = cell(scan, block, level);
+        return value && value.note ? el("p", { class: "note" }, el("span", { class: `swatch ${level}` }), `${t(`level.${level}`)}: ${value.note}`) : null;
+      }))),
+    el("div", { class: "bar-row scale" }, el("span", { class: "level" }), el("span", { class: "track ticks" }, [0, 1, 2, 3, 4, 5].map((n) => el("span", {}, String(n)))), el("span", { class: "value" })));
 }
 
 function scoreText(value) {
@@ -81,17 +59,6 @@ function table(scan, captionId) {
     el("tbody", {}, rows));
 }
 
-// The notes, readable beside the chart. Screen readers get them in the table.
-function notes(scan) {
-  const items = [];
-  BOUWSTENEN.forEach((block, index) => {
-    const parts = LEVELS.map((level) => [level, cell(scan, block, level)]).filter(([, v]) => v && v.note);
-    if (parts.length) items.push(el("li", {}, el("strong", {}, `${index + 1}. ${label("bouwsteen", block)}`),
-      parts.map(([level, v]) => el("p", {}, el("span", { class: `swatch ${level}` }), `${t(`level.${level}`)}: ${v.note}`))));
-  });
-  return items.length ? el("ul", { class: "scan-notes", "aria-hidden": "true" }, items) : null;
-}
-
 export function scanView(scan) {
   if (!hasScan(scan)) return el("p", {}, t("scan.none"));
   const captionId = uniqueId("scan-caption");
@@ -108,8 +75,7 @@ export function scanView(scan) {
     el("p", { class: "legend", "aria-hidden": "true" },
       el("span", { class: "swatch innovatieteam" }), t("level.innovatieteam"), " ",
       el("span", { class: "swatch omgeving" }), t("level.omgeving")),
-    chart(scan, captionId),
-    notes(scan),
+    chart(scan),
     toggle,
     tableBox);
 }
