@@ -133,15 +133,22 @@ typedef struct {
     uint64_t body_deadline_ns;
     /* A websocket upgrade: the credentials seen at the upgrade, until the socket is open. */
     char *upgrade_cookie, *upgrade_authorization;
-    struct ov_ws *ws; /* once open */
+    int endpoint;     /* the websocket endpoint the upgrade was admitted to */
+    struct ov_ws *ws; /* once open (server side), or from the dial on (client side) */
 } connection;
 
 struct ov_ws {
     struct lws *wsi; /* NULL once lws closed the connection */
     ov_http_server *server;
-    void *conn; /* the application's state */
-    char *rx;   /* a message arriving in fragments */
-    size_t rx_len;
+    const ov_ws_handlers *handlers;
+    void *app;             /* what open receives */
+    void *conn;            /* the application's state */
+    int client;            /* dialled by this node */
+    int dialling;          /* inside ov_ws_connect's call to lws */
+    int destroyed_in_dial; /* lws gave the dial up before returning */
+    int opened;            /* open was called (and returned conn) */
+    char *rx;              /* a message arriving in fragments */
+    size_t rx_len, rx_cap;
     int close_code; /* ov_ws_close was called: send this close frame when writable */
     char close_reason[124];
 };
@@ -1097,12 +1104,17 @@ static void connection_destroy(struct lws *wsi)
     lws_set_opaque_user_data(wsi, NULL);
     free(conn->upgrade_cookie);
     free(conn->upgrade_authorization);
+    if (conn->ws && conn->ws->dialling) { /* ov_ws_connect cleans up and reports instead */
+        conn->ws->wsi = NULL;
+        conn->ws->destroyed_in_dial = 1;
+        return;
+    }
     if (conn->ws) {
         ov_ws *ws = conn->ws;
-        ov_http_server *server = ws->server;
         ws->wsi = NULL;
-        if (ws->conn && server->options.ws)
-            server->options.ws->closed(ws->conn);
+        /* A dialled connection tells its owner it ended even when it never opened. */
+        if (ws->client ? ws->conn != NULL : ws->opened && ws->conn != NULL)
+            ws->handlers->closed(ws->conn);
         free(ws->rx);
         free(ws);
     }
@@ -1163,25 +1175,36 @@ static int refuse_upgrade(struct lws *wsi, int status, const char *detail, unsig
 
 static int confirm_upgrade(ov_http_server *server, struct lws *wsi, const char *upgrade_to)
 {
-    const ov_ws_handlers *handlers = server ? server->options.ws : NULL;
     connection *conn = connection_of(wsi);
-    if (!handlers || !conn)
+    int any = 0;
+    for (int i = 0; server && i < OV_HTTP_WS_ENDPOINTS; i++)
+        any |= server->options.ws[i].handlers != NULL;
+    if (!any || !conn)
         return refuse_upgrade(wsi, 400, "this node upgrades no connection to a websocket", 0);
     if (!upgrade_to || strcasecmp(upgrade_to, "websocket") != 0)
         return refuse_upgrade(wsi, 400, "only upgrades to websocket are supported", 0);
     char *path = header_copy(wsi, WSI_TOKEN_GET_URI);
-    int path_ok = path && strcmp(path, handlers->path) == 0;
+    int chosen = -1;
+    for (int i = 0; path && i < OV_HTTP_WS_ENDPOINTS; i++)
+        if (server->options.ws[i].handlers &&
+            strcmp(path, server->options.ws[i].handlers->path) == 0)
+            chosen = i;
     free(path);
-    if (!path_ok)
+    if (chosen < 0)
         return refuse_upgrade(wsi, 400, "websockets are served at /api/v1/live only", 0);
+    const ov_ws_handlers *handlers = server->options.ws[chosen].handlers;
     char *offered = header_copy(wsi, WSI_TOKEN_PROTOCOL);
     int protocol_ok = offered && list_has_token(offered, handlers->subprotocol);
     free(offered);
-    if (!protocol_ok)
-        return refuse_upgrade(wsi, 400,
-                              "send the header Sec-WebSocket-Protocol: olievlek.v1 (the only "
-                              "subprotocol this node speaks)",
-                              0);
+    if (!protocol_ok) {
+        char detail[160];
+        snprintf(detail, sizeof detail,
+                 "send the header Sec-WebSocket-Protocol: %s (the only subprotocol this node "
+                 "speaks on this path)",
+                 handlers->subprotocol);
+        return refuse_upgrade(wsi, 400, detail, 0);
+    }
+    conn->endpoint = chosen;
     char peer[PEER_MAX];
     peer_address(wsi, peer);
     free(conn->upgrade_cookie);
@@ -1191,8 +1214,9 @@ static int confirm_upgrade(ov_http_server *server, struct lws *wsi, const char *
     ov_ws_upgrade up = {peer, conn->upgrade_cookie, conn->upgrade_authorization};
     const char *detail = NULL;
     unsigned retry_after_s = 0;
-    int status =
-        handlers->admit ? handlers->admit(server->options.ws_app, &up, &detail, &retry_after_s) : 0;
+    int status = handlers->admit
+                     ? handlers->admit(server->options.ws[chosen].app, &up, &detail, &retry_after_s)
+                     : 0;
     if (status)
         return refuse_upgrade(wsi, status, detail ? detail : "not now", retry_after_s);
     return 0;
@@ -1201,21 +1225,36 @@ static int confirm_upgrade(ov_http_server *server, struct lws *wsi, const char *
 static int ws_opened(ov_http_server *server, struct lws *wsi)
 {
     connection *conn = connection_of(wsi);
-    const ov_ws_handlers *handlers = server ? server->options.ws : NULL;
-    if (!conn || !handlers)
+    if (!conn || !server)
+        return -1;
+    if (conn->ws && conn->ws->client) { /* a dialled connection: its ws exists since the dial */
+        ov_ws *ws = conn->ws;
+        ws->opened = 1;
+        void *state = ws->handlers->open(ws->app, ws, NULL);
+        if (!state) {
+            ws->conn = NULL; /* the owner refused it: no closed() for what it gave up */
+            return -1;
+        }
+        return 0;
+    }
+    const ov_ws_endpoint *endpoint = &server->options.ws[conn->endpoint];
+    if (!endpoint->handlers)
         return -1;
     ov_ws *ws = calloc(1, sizeof *ws);
     if (!ws)
         return -1;
     ws->wsi = wsi;
     ws->server = server;
+    ws->handlers = endpoint->handlers;
+    ws->app = endpoint->app;
     conn->ws = ws;
     /* The handshake's own timer must not cut the websocket off later. */
     lws_set_timer_usecs(wsi, LWS_SET_TIMER_USEC_CANCEL);
     char peer[PEER_MAX];
     peer_address(wsi, peer);
     ov_ws_upgrade up = {peer, conn->upgrade_cookie, conn->upgrade_authorization};
-    ws->conn = handlers->open(server->options.ws_app, ws, &up);
+    ws->conn = ws->handlers->open(ws->app, ws, &up);
+    ws->opened = ws->conn != NULL;
     free(conn->upgrade_cookie);
     free(conn->upgrade_authorization);
     conn->upgrade_cookie = conn->upgrade_authorization = NULL;
@@ -1231,15 +1270,17 @@ static int ws_close_now(ov_ws *ws)
 
 static int ws_received(ov_http_server *server, struct lws *wsi, const char *in, size_t len)
 {
+    (void)server;
     connection *conn = connection_of(wsi);
     ov_ws *ws = conn ? conn->ws : NULL;
-    if (!ws || !ws->conn || ws->close_code)
+    if (!ws || !ws->conn || !ws->opened || ws->close_code)
         return 0;
-    const ov_ws_handlers *handlers = server->options.ws;
+    const ov_ws_handlers *handlers = ws->handlers;
     size_t max = handlers->max_message ? handlers->max_message : WS_MAX_MESSAGE_DEFAULT;
-    if (lws_frame_is_binary(wsi)) {
+    if (!lws_frame_is_binary(wsi) != !handlers->binary) {
         ws->close_code = LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE;
-        snprintf(ws->close_reason, sizeof ws->close_reason, "only text messages (JSON)");
+        snprintf(ws->close_reason, sizeof ws->close_reason,
+                 handlers->binary ? "only binary messages" : "only text messages (JSON)");
         return ws_close_now(ws);
     }
     int first = lws_is_first_fragment(wsi),
@@ -1252,10 +1293,19 @@ static int ws_received(ov_http_server *server, struct lws *wsi, const char *in, 
     }
     if (ws->rx_len + len > max)
         goto too_big;
-    if (!ws->rx) {
-        ws->rx = malloc(max);
-        if (!ws->rx)
+    if (ws->rx_len + len > ws->rx_cap) {
+        /* Grown as the message arrives (doubling, up to max), so a large limit costs memory
+         * only for messages that are actually large. */
+        size_t cap = ws->rx_cap ? ws->rx_cap : 4096;
+        while (cap < ws->rx_len + len)
+            cap *= 2;
+        if (cap > max)
+            cap = max;
+        char *grown = realloc(ws->rx, cap);
+        if (!grown)
             return -1;
+        ws->rx = grown;
+        ws->rx_cap = cap;
     }
     memcpy(ws->rx + ws->rx_len, in, len);
     ws->rx_len += len;
@@ -1265,6 +1315,7 @@ static int ws_received(ov_http_server *server, struct lws *wsi, const char *in, 
         handlers->message(ws->conn, ws->rx, n);
         free(ws->rx); /* idle connections keep no receive buffer */
         ws->rx = NULL;
+        ws->rx_cap = 0;
     }
     return 0;
 too_big:
@@ -1281,27 +1332,36 @@ static int on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *
     ov_http_server *server = context ? lws_context_user(context) : NULL;
     switch (reason) {
     case LWS_CALLBACK_ESTABLISHED:
+    case LWS_CALLBACK_CLIENT_ESTABLISHED:
         return ws_opened(server, wsi);
     case LWS_CALLBACK_RECEIVE:
+    case LWS_CALLBACK_CLIENT_RECEIVE:
         return ws_received(server, wsi, in, len);
-    case LWS_CALLBACK_RECEIVE_PONG: {
+    case LWS_CALLBACK_RECEIVE_PONG:
+    case LWS_CALLBACK_CLIENT_RECEIVE_PONG: {
         connection *conn = connection_of(wsi);
         ov_ws *ws = conn ? conn->ws : NULL;
-        if (ws && ws->conn && server->options.ws->pong)
-            server->options.ws->pong(ws->conn);
+        if (ws && ws->conn && ws->opened && ws->handlers->pong)
+            ws->handlers->pong(ws->conn);
         return 0;
     }
-    case LWS_CALLBACK_SERVER_WRITEABLE: {
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+    case LWS_CALLBACK_CLIENT_WRITEABLE: {
         connection *conn = connection_of(wsi);
         ov_ws *ws = conn ? conn->ws : NULL;
         if (!ws)
             return 0;
         if (ws->close_code)
             return ws_close_now(ws);
-        if (ws->conn && server->options.ws->writable)
-            server->options.ws->writable(ws->conn);
+        if (ws->conn && ws->opened && ws->handlers->writable)
+            ws->handlers->writable(ws->conn);
         return ws->close_code && !lws_partial_buffered(wsi) ? ws_close_now(ws) : 0;
     }
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        /* lws destroys the wsi after this; WSI_DESTROY tells the owner. */
+        if (in && len)
+            ov_jlog_info("http.ws_connect_failed", "error", (const char *)in, NULL);
+        return 0;
     case LWS_CALLBACK_WSI_DESTROY:
         connection_destroy(wsi);
         return 0;
@@ -1312,12 +1372,12 @@ static int on_ws_event(struct lws *wsi, enum lws_callback_reasons reason, void *
 
 int ov_ws_ready(const ov_ws *ws)
 {
-    return ws && ws->wsi && !ws->close_code && !lws_partial_buffered(ws->wsi);
+    return ws && ws->wsi && ws->opened && !ws->close_code && !lws_partial_buffered(ws->wsi);
 }
 
 int ov_ws_send(ov_ws *ws, const char *head, size_t head_len, const char *body, size_t body_len)
 {
-    if (!ws || !ws->wsi || ws->close_code)
+    if (!ws || !ws->wsi || !ws->opened || ws->close_code)
         return OV_EIO;
     if (lws_partial_buffered(ws->wsi))
         return OV_EAGAIN;
@@ -1336,7 +1396,8 @@ int ov_ws_send(ov_ws *ws, const char *head, size_t head_len, const char *body, s
     if (body_len)
         memcpy(p + head_len, body, body_len);
     /* lws sends what the socket takes and keeps the rest (lws_partial_buffered) until POLLOUT. */
-    int n = lws_write(ws->wsi, p, head_len + body_len, LWS_WRITE_TEXT);
+    int n = lws_write(ws->wsi, p, head_len + body_len,
+                      ws->handlers->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
     if (n < 0) {
         ws->close_code = LWS_CLOSE_STATUS_ABNORMAL_CLOSE;
         lws_set_timeout(ws->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
@@ -1375,6 +1436,68 @@ void ov_ws_close(ov_ws *ws, int code, const char *reason)
     lws_callback_on_writable(ws->wsi);
 }
 
+int ov_ws_connect(ov_http_server *server, const char *url, const ov_ws_handlers *handlers,
+                  void *conn_state, ov_ws **out)
+{
+    if (!server || !server->context || server->stopping || !url || !handlers || !conn_state)
+        return OV_EINVAL;
+    char copy[512];
+    if (strlen(url) >= sizeof copy - 1)
+        return OV_EINVAL;
+    snprintf(copy, sizeof copy, "%s", url);
+    const char *scheme = NULL, *address = NULL, *path = NULL;
+    int port = 0;
+    if (lws_parse_uri(copy, &scheme, &address, &port, &path) != 0 || !address[0])
+        return OV_EINVAL;
+    int tls = strcmp(scheme, "wss") == 0 || strcmp(scheme, "https") == 0;
+    if (!tls && strcmp(scheme, "ws") != 0 && strcmp(scheme, "http") != 0)
+        return OV_EINVAL;
+    char full_path[512];
+    snprintf(full_path, sizeof full_path, "/%s", path);
+
+    connection *conn = calloc(1, sizeof *conn);
+    ov_ws *ws = calloc(1, sizeof *ws);
+    if (!conn || !ws) {
+        free(conn);
+        free(ws);
+        return OV_ENOMEM;
+    }
+    ws->server = server;
+    ws->handlers = handlers;
+    ws->app = conn_state;
+    ws->conn = conn_state;
+    ws->client = 1;
+    conn->ws = ws;
+
+    struct lws_client_connect_info info;
+    memset(&info, 0, sizeof info);
+    info.context = server->context;
+    info.vhost = server->vhost;
+    info.address = address;
+    info.port = port;
+    info.path = full_path;
+    info.host = address;
+    info.origin = address;
+    info.protocol = handlers->subprotocol;
+    info.local_protocol_name = handlers->subprotocol;
+    info.ssl_connection = tls ? LCCSCF_USE_SSL : 0;
+    info.opaque_user_data = conn;
+    ws->dialling = 1;
+    struct lws *wsi = lws_client_connect_via_info(&info);
+    ws->dialling = 0;
+    if (!wsi || ws->destroyed_in_dial) {
+        /* lws refused at once (and may have destroyed the wsi already): nothing was reported
+         * to the owner, and nothing will be. */
+        free(conn);
+        free(ws);
+        return OV_EIO;
+    }
+    ws->wsi = wsi;
+    if (out)
+        *out = ws;
+    return OV_OK;
+}
+
 /* libuv's backend fd, adopted as a raw file: readable means libuv has events to process. */
 static int on_uv_backend_event(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                                void *in, size_t len)
@@ -1401,6 +1524,8 @@ static const struct lws_protocols protocols[] = {
      * arrive in pieces and are joined) keeps an idle subscriber cheap; tx_packet_size lets one
      * send() carry a whole message. */
     {"olievlek.v1", on_ws_event, 0, 512, 0, NULL, 64u << 10},
+    /* Node to node (docs/protocol.md §8): few connections, large runs of log entries. */
+    {"olievlek.peer.v1", on_ws_event, 0, 16u << 10, 0, NULL, 256u << 10},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 

@@ -36,9 +36,12 @@ typedef enum {
 typedef void (*ov_http_handler)(void *app, ov_http_request *request);
 
 /* ---- Websockets ---------------------------------------------------------------------------
- * One path may be upgraded to a websocket with one subprotocol. Any other upgrade is answered
- * 400 with a problem document saying what to send. Messages are whole text messages (fragments
- * are joined, up to max_message bytes; more is closed with 1009, binary frames with 1003). */
+ * A few paths may be upgraded to a websocket, each with one subprotocol (the live updates, the
+ * node-to-node federation). Any other upgrade is answered 400 with a problem document saying
+ * what to send. Messages are whole messages, text or binary as the endpoint says (fragments are
+ * joined, up to max_message bytes; more is closed with 1009, frames of the other kind with
+ * 1003). The node can also dial out: ov_ws_connect opens a client websocket with the same
+ * handlers and sending functions. */
 typedef struct ov_ws ov_ws;
 
 typedef struct {
@@ -51,23 +54,34 @@ typedef struct {
     const char *path;        /* e.g. "/api/v1/live" */
     const char *subprotocol; /* e.g. "olievlek.v1" */
     size_t max_message;      /* bytes of one incoming message; 0 = 8 KiB */
+    int binary;              /* messages are binary (1) or text (0), both ways */
     /* May this upgrade go ahead? 0 admits; otherwise an HTTP status to answer with (429, 503),
      * *detail the English explanation (a constant string) and *retry_after_s, when not 0, a
      * Retry-After header. */
     int (*admit)(void *app, const ov_ws_upgrade *upgrade, const char **detail,
                  unsigned *retry_after_s);
-    /* The websocket is open: returns the application's state for it, or NULL to close. */
+    /* The websocket is open: returns the application's state for it, or NULL to close. For a
+     * connection the node dialled (ov_ws_connect), app is the state given there and upgrade is
+     * NULL. */
     void *(*open)(void *app, ov_ws *ws, const ov_ws_upgrade *upgrade);
     void (*message)(void *conn, const char *text, size_t len);
     /* ov_ws_want_writable was called and the connection can take more. */
     void (*writable)(void *conn);
     /* The peer answered a ping (ov_ws_ping) with a pong. May be NULL. */
     void (*pong)(void *conn);
-    /* The connection is gone; ws must not be used after this returns. */
+    /* The connection is gone; ws must not be used after this returns. For a dialled connection
+     * this is called exactly once, also when it never opened. */
     void (*closed)(void *conn);
 } ov_ws_handlers;
 
-/* Sends one text message: head then body, joined (either may be empty). OV_OK when handed to the
+#define OV_HTTP_WS_ENDPOINTS 2
+typedef struct {
+    const ov_ws_handlers *handlers; /* NULL: unused slot */
+    void *app;                      /* passed to admit and open */
+} ov_ws_endpoint;
+
+/* Sends one message (text or binary, as the endpoint's handlers say): head then body, joined
+ * (either may be empty). OV_OK when handed to the
  * connection; OV_EAGAIN when the connection still holds unsent output (nothing was sent: call
  * ov_ws_want_writable and send from the writable handler); OV_EIO when it is closing. */
 int ov_ws_send(ov_ws *ws, const char *head, size_t head_len, const char *body, size_t body_len);
@@ -89,8 +103,7 @@ typedef struct {
     unsigned keepalive_timeout_s; /* idle keep-alive connections are closed; 0 = 60 */
     ov_http_handler handler;
     void *app;
-    const ov_ws_handlers *ws; /* NULL: every websocket upgrade is refused */
-    void *ws_app;             /* passed to ws->admit and ws->open */
+    ov_ws_endpoint ws[OV_HTTP_WS_ENDPOINTS]; /* none: every websocket upgrade is refused */
 } ov_http_options;
 
 /* Starts listening on loop. Open connections are bounded by the process's open-file limit, which
@@ -101,6 +114,14 @@ int ov_http_start(uv_loop_t *loop, const ov_http_options *options, ov_http_serve
  * (see http.c for why). Replaces uv_run(loop, UV_RUN_DEFAULT) while the server exists; returns
  * uv_run's result once the server is stopped and the loop has nothing left to do. */
 int ov_http_run(ov_http_server *server);
+/* Dials a websocket: url is ws://host:port/path (wss:// for TLS), with handlers->subprotocol.
+ * handlers->open(conn, ws, NULL) follows once it is open, handlers->closed(conn) when it ends or
+ * fails (always later, on the loop, never from inside this call). OV_OK; OV_EINVAL for a URL
+ * this cannot dial; OV_EIO when the connection cannot even be started (then nothing is called).
+ * *out (may be NULL) is the ws, usable with ov_ws_close before it opens. */
+int ov_ws_connect(ov_http_server *server, const char *url, const ov_ws_handlers *handlers,
+                  void *conn, ov_ws **out);
+
 /* The bound port (useful with port 0). */
 int ov_http_port(const ov_http_server *server);
 /* Stops accepting, closes connections once their pending answers are written, and calls

@@ -325,8 +325,7 @@ static int serve(const ov_config *config)
             .request_timeout_s = config->request_timeout_s,
             .handler = ov_api_handle,
             .app = node,
-            .ws = ov_live_ws_handlers(),
-            .ws_app = node->live,
+            .ws = {{ov_live_ws_handlers(), node->live}},
         };
         rc = ov_http_start(&loop, &http, &node->http);
         if (rc != OV_OK)
