@@ -21,6 +21,7 @@
 #include "proto/record.h"
 #include "server/auth.h"
 #include "server/config.h"
+#include "server/federation.h"
 #include "server/metrics.h"
 #include "server/problem.h"
 #include "server/search.h"
@@ -862,6 +863,24 @@ static void handle_changes(ov_node *node, ov_http_request *req, const ov_princip
     ov_buf_free(&out);
 }
 
+typedef struct {
+    ov_buf *out;
+    int count;
+} origins_ctx;
+
+static int on_origin(void *ctx, const ov_log_head *head, const uint8_t pub[OV_PUBKEY_BYTES])
+{
+    (void)pub;
+    origins_ctx *o = ctx;
+    char id[OV_ID_CHARS + 1], hash[2 * OV_HASH_BYTES + 1], time[32];
+    ov_id_format(&head->origin, id);
+    ov_hex_encode(head->hash, sizeof head->hash, hash);
+    ov_time_format(head->time_ms, time);
+    ov_buf_printf(o->out, "%s{\"origin\":\"%s\",\"seq\":%llu,\"hash\":\"%s\",\"time\":\"%s\"}",
+                  o->count++ ? "," : "", id, (unsigned long long)head->seq, hash, time);
+    return o->out->failed;
+}
+
 static void handle_node_info(ov_node *node, ov_http_request *req, const char *route)
 {
     ov_read *read = NULL;
@@ -901,6 +920,17 @@ static void handle_node_info(ov_node *node, ov_http_request *req, const char *ro
     } else {
         ov_buf_append_str(&out, ",\"head\":null");
     }
+    /* The logs this node holds (its own and its peers'), and its peers. */
+    ov_buf_append_str(&out, ",\"origins\":[");
+    origins_ctx origins = {&out, 0};
+    ov_read_heads(read, on_origin, &origins);
+    ov_buf_printf(&out,
+                  "],\"forks\":%llu,\"peers\":", (unsigned long long)ov_read_fork_count(read));
+    json_t *peers = ov_federation_peers_json(node->federation);
+    char *peers_text = peers ? json_dumps(peers, JSON_COMPACT) : NULL;
+    ov_buf_append_str(&out, peers_text ? peers_text : "[]");
+    free(peers_text);
+    json_decref(peers);
     ov_buf_append_str(&out, "}");
     ov_read_end(read);
     respond_buf(req, 200, &out, "Cache-Control: no-cache\r\n", route);
@@ -922,15 +952,8 @@ static int on_log_entry(void *ctx, const ov_log_entry *entry, const char *conten
     ov_buf_printf(log->out,
                   "%s{\"seq\":%llu,\"entry\":\"%s\",\"content\":", log->count++ ? "," : "",
                   (unsigned long long)entry->seq, hex);
-    /* The log is public: only public content travels; drafts are replicated as hashes. */
-    int public_content = 0;
-    if (content) {
-        json_t *record = json_loadb(content, len, 0, NULL);
-        const char *status = json_string_value(json_object_get(record, "status"));
-        public_content = status && strcmp(status, "draft") != 0;
-        json_decref(record);
-    }
-    if (public_content)
+    /* The log is public: the store gives out only public content; drafts travel as hashes. */
+    if (content)
         ov_buf_append_json_string(log->out, content, len);
     else
         ov_buf_append_str(log->out, "null");
@@ -1050,6 +1073,7 @@ static void handle_metrics(ov_node *node, ov_http_request *req)
         ov_search_index_bytes(ov_store_search_index(node->store), ov_read_txn(read), &search_bytes);
         ov_read_end(read);
     }
+    ov_federation_publish_metrics(node->federation);
     ov_metrics_set_gauge("olievlek_search_index_bytes", "Bytes of the search index in the store",
                          (double)search_bytes);
     if (node->search)

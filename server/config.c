@@ -64,6 +64,8 @@ static const setting settings[] = {
      "seconds between live heartbeats; silent clients go after three (default 30)"},
     {"live_queue", SETTING_UINT, offsetof(ov_config, live_queue), sizeof(unsigned),
      "changes queued for a live connection before it is closed as too slow (default 256)"},
+    {"peers", SETTING_TEXT, TEXT(peers),
+     "nodes to federate with: NODEID@ws://host:port to dial, NODEID to accept; comma-separated"},
     {"log_level", SETTING_LEVEL, offsetof(ov_config, log_level), sizeof(int),
      "debug, info, warn or error (default info)"},
 };

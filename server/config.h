@@ -26,6 +26,7 @@ typedef struct ov_config {
     unsigned live_handshakes_per_s; /* new live websockets per second from one address */
     unsigned live_heartbeat_s;      /* seconds between heartbeats */
     unsigned live_queue;            /* changes queued for one connection before it is closed */
+    char peers[4096]; /* "NODEID@ws://host:port,NODEID" (federation.h); empty: no peers */
 } ov_config;
 
 void ov_config_defaults(ov_config *config);

@@ -1253,6 +1253,7 @@ static int ws_opened(ov_http_server *server, struct lws *wsi)
     char peer[PEER_MAX];
     peer_address(wsi, peer);
     ov_ws_upgrade up = {peer, conn->upgrade_cookie, conn->upgrade_authorization};
+    ws->opened = 1; /* open may already send */
     ws->conn = ws->handlers->open(ws->app, ws, &up);
     ws->opened = ws->conn != NULL;
     free(conn->upgrade_cookie);

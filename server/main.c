@@ -29,6 +29,7 @@
 #include "server/http.h"
 #include "server/import.h"
 #include "server/jlog.h"
+#include "server/federation.h"
 #include "server/live.h"
 #include "server/search.h"
 #include "server/node.h"
@@ -83,14 +84,17 @@ static void on_signal(uv_signal_t *handle, int signum)
     state->node.shutting_down = 1;
     ov_jlog_info("node.stopping", "signal", signum == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
     ov_live_stop(state->node.live);
+    ov_federation_stop(state->node.federation);
     ov_writer_stop(state->node.writer, on_writer_stopped, state);
 }
 
-/* The writer committed a batch: live subscribers get what is new in the change feed. */
+/* The writer committed a batch: live subscribers get what is new in the change feed, and peers
+ * what is new in the logs. */
 static void on_committed(void *arg)
 {
     ov_node *node = arg;
     ov_live_notify(node->live);
+    ov_federation_notify(node->federation);
 }
 
 /* Every connection is a descriptor, and lws sizes its connection table by the open-file limit:
@@ -290,6 +294,16 @@ static int serve(const ov_config *config)
         .queue = config->live_queue,
     };
     int rc = ov_live_new(node, &live_options, &node->live);
+    ov_peer_config peers[OV_FEDERATION_MAX_PEERS];
+    int peer_count = 0;
+    char peers_error[256];
+    if (rc == OV_OK &&
+        (rc = ov_federation_parse_peers(config->peers, peers, OV_FEDERATION_MAX_PEERS, &peer_count,
+                                        peers_error, sizeof peers_error)) != OV_OK)
+        ov_jlog_error("config.invalid", "detail", peers_error, NULL);
+    if (rc == OV_OK &&
+        (rc = ov_federation_new(node, peers, peer_count, &node->federation)) != OV_OK)
+        ov_jlog_error("config.invalid", "detail", "peers: a peer is this node itself", NULL);
     ov_writer_options writer_options = {
         .max_batch = config->writer_max_batch,
         .on_committed = on_committed,
@@ -325,7 +339,8 @@ static int serve(const ov_config *config)
             .request_timeout_s = config->request_timeout_s,
             .handler = ov_api_handle,
             .app = node,
-            .ws = {{ov_live_ws_handlers(), node->live}},
+            .ws = {{ov_live_ws_handlers(), node->live},
+                   {ov_federation_ws_handlers(), node->federation}},
         };
         rc = ov_http_start(&loop, &http, &node->http);
         if (rc != OV_OK)
@@ -342,6 +357,11 @@ static int serve(const ov_config *config)
             ov_live_stop(node->live);
             uv_run(&loop, UV_RUN_DEFAULT);
             ov_live_free(node->live);
+        }
+        if (node->federation) {
+            ov_federation_stop(node->federation);
+            uv_run(&loop, UV_RUN_DEFAULT);
+            ov_federation_free(node->federation);
         }
         ov_static_files_free(node->web);
         ov_auth_free(node->auth);
@@ -364,9 +384,11 @@ static int serve(const ov_config *config)
     ov_jlog_info("node.ready", "node", node_id, "host", config->listen_host, "port", port,
                  "data_dir", config->data_dir, NULL);
 
+    ov_federation_start(node->federation);
     ov_http_run(node->http);
 
     ov_http_free(node->http);
+    ov_federation_free(node->federation);
     ov_live_free(node->live);
     ov_writer_free(node->writer);
     ov_static_files_free(node->web);

@@ -31,12 +31,13 @@ typedef struct ov_node {
     ov_store *store;
     ov_writer *writer;
     ov_http_server *http;
-    struct ov_live *live;           /* live updates (live.h) */
-    struct ov_search *search;       /* search (search.h); loop thread */
-    struct ov_auth *auth;           /* rate limits for logins (auth.h) */
-    struct ov_static_files *web;    /* the web client's files (static_files.h) */
-    const struct ov_config *config; /* config.h */
-    ov_keypair *key;                /* node key, also borrowed by the store */
+    struct ov_live *live;             /* live updates (live.h) */
+    struct ov_federation *federation; /* peers (federation.h) */
+    struct ov_search *search;         /* search (search.h); loop thread */
+    struct ov_auth *auth;             /* rate limits for logins (auth.h) */
+    struct ov_static_files *web;      /* the web client's files (static_files.h) */
+    const struct ov_config *config;   /* config.h */
+    ov_keypair *key;                  /* node key, also borrowed by the store */
     int64_t started_ms;
     int shutting_down; /* set on SIGTERM: new writes get 503 */
     ov_school_region school_regions[OV_SCHOOL_REGION_SLOTS]; /* loop thread only */

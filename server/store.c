@@ -26,6 +26,7 @@
 
 #include "proto/buf.h"
 #include "proto/error.h"
+#include "proto/sync.h"
 #include "server/lmdb_error.h"
 #include "server/search_index.h"
 
@@ -72,6 +73,7 @@ struct ov_read {
 struct ov_store {
     MDB_env *env;
     MDB_dbi records, index, updated, log, heads, changes, accounts, usernames, sessions, meta;
+    MDB_dbi checkpoints, forks;
     ov_search_index *search;
     ov_id node_id;
     const ov_keypair *key;
@@ -213,11 +215,18 @@ static int open_dbs(ov_store *store, MDB_txn *txn)
         const char *name;
         MDB_dbi *dbi;
     } dbs[] = {
-        {"records", &store->records},   {"index", &store->index},
-        {"updated", &store->updated},   {"log", &store->log},
-        {"heads", &store->heads},       {"changes", &store->changes},
-        {"accounts", &store->accounts}, {"usernames", &store->usernames},
-        {"sessions", &store->sessions}, {"meta", &store->meta},
+        {"records", &store->records},
+        {"index", &store->index},
+        {"updated", &store->updated},
+        {"log", &store->log},
+        {"heads", &store->heads},
+        {"changes", &store->changes},
+        {"accounts", &store->accounts},
+        {"usernames", &store->usernames},
+        {"sessions", &store->sessions},
+        {"meta", &store->meta},
+        {"checkpoints", &store->checkpoints},
+        {"forks", &store->forks},
     };
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         int rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
@@ -887,8 +896,9 @@ int ov_read_log(ov_read *read, const ov_id *origin, uint64_t from_seq, size_t li
             rc = OV_ESTORE;
             break;
         }
-        /* Content travels only while it is still the record's current version: superseded and
-         * erased content is gone, the chain still verifies through the hashes. */
+        /* Content travels only while it is still the record's current, public version:
+         * superseded, erased and draft content is not given out; the chain still verifies
+         * through the hashes. */
         const char *content = NULL;
         size_t len = 0;
         ov_record_meta meta;
@@ -896,6 +906,7 @@ int ov_read_log(ov_read *read, const ov_id *origin, uint64_t from_seq, size_t li
         size_t json_len;
         if ((entry.op == OV_OP_PUT || entry.op == OV_OP_DELETE) &&
             get_record(read->txn, read->store, &entry.record, &meta, &json, &json_len) == OV_OK &&
+            meta.env.status != OV_STATUS_DRAFT &&
             memcmp(meta.content_hash, entry.content_hash, OV_HASH_BYTES) == 0) {
             content = json;
             len = json_len;
@@ -1100,8 +1111,8 @@ static int index_version(op_state *state, const ov_id *id, ov_kind kind, ov_stat
     return rc > 0 ? OV_OK : rc;
 }
 
-static int last_log_entry(MDB_txn *txn, const ov_store *store, uint64_t *seq,
-                          uint8_t hash[OV_HASH_BYTES], int64_t *time_ms)
+static int last_log_entry_of(MDB_txn *txn, const ov_store *store, const ov_id *origin,
+                             uint64_t *seq, uint8_t hash[OV_HASH_BYTES], int64_t *time_ms)
 {
     *seq = 0;
     memset(hash, 0, OV_HASH_BYTES);
@@ -1111,7 +1122,7 @@ static int last_log_entry(MDB_txn *txn, const ov_store *store, uint64_t *seq,
     if (rc)
         return from_mdb(rc);
     uint8_t seek[LOG_KEY_BYTES];
-    log_key(seek, &store->node_id, UINT64_MAX);
+    log_key(seek, origin, UINT64_MAX);
     MDB_val key = val_of(seek, sizeof seek), value;
     rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
     if (rc == MDB_NOTFOUND)
@@ -1119,7 +1130,7 @@ static int last_log_entry(MDB_txn *txn, const ov_store *store, uint64_t *seq,
     else if (rc == 0 && !(key.mv_size == LOG_KEY_BYTES && !memcmp(key.mv_data, seek, sizeof seek)))
         rc = mdb_cursor_get(cursor, &key, &value, MDB_PREV);
     if (rc == 0 && key.mv_size == LOG_KEY_BYTES &&
-        memcmp(key.mv_data, store->node_id.bytes, OV_ID_BYTES) == 0) {
+        memcmp(key.mv_data, origin->bytes, OV_ID_BYTES) == 0) {
         ov_log_entry entry;
         if (ov_log_entry_decode(value.mv_data, value.mv_size, &entry) != OV_OK) {
             rc = OV_ESTORE;
@@ -1135,6 +1146,12 @@ static int last_log_entry(MDB_txn *txn, const ov_store *store, uint64_t *seq,
     }
     mdb_cursor_close(cursor);
     return rc;
+}
+
+static int last_log_entry(MDB_txn *txn, const ov_store *store, uint64_t *seq,
+                          uint8_t hash[OV_HASH_BYTES], int64_t *time_ms)
+{
+    return last_log_entry_of(txn, store, &store->node_id, seq, hash, time_ms);
 }
 
 static int append_log(op_state *state, uint8_t op, const ov_id *record,
@@ -1199,6 +1216,10 @@ static int move_updated(op_state *state, const ov_record_meta *old, const ov_rec
     return from_mdb(mdb_put(state->txn, state->store->updated, &key, &empty, 0));
 }
 
+static int store_record_row(op_state *state, ov_record_meta *meta, const json_t *record,
+                            const char *canon, size_t canon_len, const ov_record_meta *old,
+                            const json_t *old_record);
+
 /* Stores a sealed version: log entry, change feed, indexes, then the record row itself. old and
  * old_record describe the version it replaces (NULL for a create). */
 static int store_version(op_state *state, ov_write_op *op, uint8_t log_op, ov_record_meta *meta,
@@ -1211,7 +1232,15 @@ static int store_version(op_state *state, ov_write_op *op, uint8_t log_op, ov_re
     if (rc)
         return rc;
     meta->log_seq = state->log_seq;
-    rc = move_change(state, &meta->env.id, old ? old->change_seq : 0, &meta->change_seq);
+    return store_record_row(state, meta, record, canon, canon_len, old, old_record);
+}
+
+/* The record side of a version: change feed, indexes, search, updated time, the row. */
+static int store_record_row(op_state *state, ov_record_meta *meta, const json_t *record,
+                            const char *canon, size_t canon_len, const ov_record_meta *old,
+                            const json_t *old_record)
+{
+    int rc = move_change(state, &meta->env.id, old ? old->change_seq : 0, &meta->change_seq);
     if (rc)
         return rc;
     if (old) {
@@ -1448,6 +1477,325 @@ static int revoke_sessions(op_state *state, const ov_id *account)
     return rc == MDB_NOTFOUND ? OV_OK : from_mdb(rc);
 }
 
+/* ---- Checkpoints and replicated runs (docs/protocol.md §8) --------------------------------- */
+
+static int put_checkpoint(MDB_txn *txn, const ov_store *store, const ov_log_head *head)
+{
+    uint8_t key_bytes[LOG_KEY_BYTES], bytes[OV_LOG_HEAD_BYTES];
+    log_key(key_bytes, &head->origin, head->seq);
+    ov_log_head_encode(head, bytes);
+    MDB_val key = val_of(key_bytes, sizeof key_bytes), value = val_of(bytes, sizeof bytes);
+    return from_mdb(mdb_put(txn, store->checkpoints, &key, &value, 0));
+}
+
+int ov_read_heads(ov_read *read, ov_head_fn fn, void *ctx)
+{
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open(read->txn, read->store->heads, &cursor);
+    if (rc)
+        return from_mdb(rc);
+    MDB_val key, value;
+    rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST);
+    while (rc == 0) {
+        ov_log_head head;
+        if (key.mv_size != OV_ID_BYTES || value.mv_size != HEAD_VALUE_BYTES ||
+            ov_log_head_decode(value.mv_data, OV_LOG_HEAD_BYTES, &head) != OV_OK) {
+            rc = OV_ESTORE;
+            break;
+        }
+        /* This node's own head as the store's reader sees it (see ov_read_head). */
+        ov_log_head shown;
+        uint8_t pub[OV_PUBKEY_BYTES];
+        if (ov_read_head(read, &head.origin, &shown, pub) == OV_OK) {
+            rc = fn(ctx, &shown, pub);
+            if (rc < 0)
+                break;
+        }
+        rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT);
+    }
+    mdb_cursor_close(cursor);
+    return settle(rc);
+}
+
+int ov_read_checkpoint(ov_read *read, const ov_id *origin, uint64_t from, uint64_t batch,
+                       ov_log_head *head)
+{
+    if (from == 0 || batch == 0)
+        return OV_EINVAL;
+    ov_log_head newest;
+    int rc = ov_read_head(read, origin, &newest, NULL);
+    if (rc)
+        return rc;
+    if (newest.seq < from)
+        return OV_ENOTFOUND;
+    uint64_t last = from + batch - 1 < from ? UINT64_MAX : from + batch - 1;
+    if (last >= newest.seq) { /* the newest head ends the run: the common case when live */
+        *head = newest;
+        return OV_OK;
+    }
+    MDB_cursor *cursor;
+    rc = mdb_cursor_open(read->txn, read->store->checkpoints, &cursor);
+    if (rc)
+        return from_mdb(rc);
+    /* The highest checkpoint at or below last: seek past it, step back. */
+    uint8_t seek[LOG_KEY_BYTES];
+    log_key(seek, origin, last + 1);
+    MDB_val key = val_of(seek, sizeof seek), value;
+    rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
+    rc = rc == 0 || rc == MDB_NOTFOUND
+             ? mdb_cursor_get(cursor, &key, &value, rc == 0 ? MDB_PREV : MDB_LAST)
+             : rc;
+    int found = 0;
+    if (rc == 0 && key.mv_size == LOG_KEY_BYTES && !memcmp(key.mv_data, origin->bytes, 16) &&
+        ov_be64_get((const uint8_t *)key.mv_data + 16) >= from)
+        found = 1;
+    if (!found) { /* none within the batch: the next one after it */
+        log_key(seek, origin, from);
+        key = val_of(seek, sizeof seek);
+        rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
+        found = rc == 0 && key.mv_size == LOG_KEY_BYTES &&
+                !memcmp(key.mv_data, origin->bytes, 16) &&
+                ov_be64_get((const uint8_t *)key.mv_data + 16) <= newest.seq;
+    }
+    if (found && ov_log_head_decode(value.mv_data, value.mv_size, head) != OV_OK)
+        rc = OV_ESTORE;
+    mdb_cursor_close(cursor);
+    if (rc && rc != MDB_NOTFOUND)
+        return settle(rc);
+    if (!found) {
+        *head = newest; /* a log from before checkpoints were kept: only its newest head */
+    }
+    return OV_OK;
+}
+
+uint64_t ov_read_fork_count(ov_read *read)
+{
+    MDB_stat st;
+    return mdb_stat(read->txn, read->store->forks, &st) == 0 ? st.ms_entries : 0;
+}
+
+/* A content of a run, parsed and checked against what is stored before anything is written. */
+typedef struct {
+    json_t *record;      /* the content, or NULL */
+    ov_record_meta meta; /* its envelope and hashes (when record) */
+    int have_old;        /* a version of the record is stored */
+    ov_record_meta old;  /* that version */
+    json_t *old_record;  /* parsed, for removing its index rows */
+} run_item_plan;
+
+static void free_plans(run_item_plan *plans, uint32_t n)
+{
+    for (uint32_t i = 0; plans && i < n; i++) {
+        json_decref(plans[i].record);
+        json_decref(plans[i].old_record);
+    }
+    free(plans);
+}
+
+static int plan_item(op_state *state, const ov_sync_item *item, run_item_plan *plan)
+{
+    memset(plan, 0, sizeof *plan);
+    ov_record_meta old;
+    const char *old_json;
+    size_t old_len;
+    int rc =
+        item->entry.op == OV_OP_PUT || item->entry.op == OV_OP_DELETE
+            ? get_record(state->txn, state->store, &item->entry.record, &old, &old_json, &old_len)
+            : OV_ENOTFOUND;
+    if (rc == OV_OK) {
+        /* A record id of another origin: the run would take over what is not its own. */
+        if (!id_equal(&old.env.origin, &item->entry.origin))
+            return OV_ESCHEMA;
+        plan->have_old = 1;
+        plan->old = old;
+        plan->old_record = json_loadb(old_json, old_len, 0, NULL);
+        if (!plan->old_record)
+            return OV_ESTORE;
+    } else if (rc != OV_ENOTFOUND) {
+        return rc;
+    }
+    if (!item->content)
+        return OV_OK;
+    if (item->content_len > RECORD_MAX_BYTES)
+        return OV_ETOOBIG;
+    plan->record = json_loadb(item->content, item->content_len, 0, NULL);
+    if (!plan->record || ov_record_envelope(plan->record, &plan->meta.env) != OV_OK)
+        return OV_ESCHEMA;
+    if (!id_equal(&plan->meta.env.id, &item->entry.record) ||
+        !id_equal(&plan->meta.env.origin, &item->entry.origin))
+        return OV_ESCHEMA;
+    memcpy(plan->meta.content_hash, item->entry.content_hash, OV_HASH_BYTES);
+    plan->meta.log_seq = item->entry.seq;
+    return OV_OK;
+}
+
+/* A version the origin did not make public (a draft after a published one): the replica keeps
+ * only an envelope stub in the draft state, so lists, search and feed readers see the record
+ * leave, and the stale public content is no longer given out. */
+static int withdraw_record(op_state *state, const ov_sync_item *item, run_item_plan *plan)
+{
+    ov_record_meta meta = plan->old;
+    meta.env.status = OV_STATUS_DRAFT;
+    meta.env.version = plan->old.env.version < UINT32_MAX ? plan->old.env.version + 1 : UINT32_MAX;
+    meta.env.updated_ms = item->entry.time_ms;
+    memcpy(meta.content_hash, item->entry.content_hash, OV_HASH_BYTES);
+    meta.log_seq = item->entry.seq;
+    char *canon = NULL;
+    size_t canon_len = 0;
+    uint8_t ignored[OV_HASH_BYTES];
+    json_t *stub = json_object();
+    int rc = stub ? ov_record_seal(stub, &meta.env, NULL, &canon, &canon_len, ignored) : OV_ENOMEM;
+    json_t *record = rc == OV_OK ? json_loadb(canon, canon_len, 0, NULL) : NULL;
+    if (rc == OV_OK && !record)
+        rc = OV_ENOMEM;
+    if (rc == OV_OK)
+        rc = store_record_row(state, &meta, record, canon, canon_len, &plan->old, plan->old_record);
+    json_decref(stub);
+    json_decref(record);
+    free(canon);
+    return rc;
+}
+
+static int store_fork_evidence(op_state *state, const ov_sync_run *run, const ov_sync_item *item)
+{
+    uint8_t key_bytes[LOG_KEY_BYTES],
+        value_bytes[OV_LOG_ENTRY_BYTES + OV_LOG_HEAD_BYTES + OV_PUBKEY_BYTES];
+    log_key(key_bytes, &run->origin, item->entry.seq);
+    memcpy(value_bytes, item->entry_bytes, OV_LOG_ENTRY_BYTES);
+    memcpy(value_bytes + OV_LOG_ENTRY_BYTES, run->head_bytes, OV_LOG_HEAD_BYTES);
+    memcpy(value_bytes + OV_LOG_ENTRY_BYTES + OV_LOG_HEAD_BYTES, run->public_key, OV_PUBKEY_BYTES);
+    MDB_val key = val_of(key_bytes, sizeof key_bytes),
+            value = val_of(value_bytes, sizeof value_bytes);
+    return from_mdb(mdb_put(state->txn, state->store->forks, &key, &value, 0));
+}
+
+/* Stores a run another node sent (its key, signature, chain and contents were checked by
+ * ov_sync_run_check before it was queued): the entries beyond what is stored, their records,
+ * and the head as a checkpoint. Everything that can refuse the run is checked before the first
+ * write. */
+static int apply_run(op_state *state, ov_write_op *op)
+{
+    ov_sync_message m;
+    if (!op->run || ov_sync_decode(op->run, op->run_len, &m) != OV_OK || m.type != OV_SYNC_ENTRIES)
+        return OV_EINVAL;
+    const ov_sync_run *run = &m.u.run;
+    uint64_t tail = 0;
+    uint8_t tail_hash[OV_HASH_BYTES];
+    int64_t tail_time;
+    int rc =
+        last_log_entry_of(state->txn, state->store, &run->origin, &tail, tail_hash, &tail_time);
+    if (rc)
+        return rc;
+    op->tail_seq = tail;
+    uint64_t first_seq = run->head.seq - run->count + 1;
+    if (first_seq > tail + 1)
+        return OV_ECHAIN; /* a gap: the receiver asks from tail + 1 */
+
+    /* Entries already stored must be the same ones; a different one is a fork. */
+    size_t offset = 0;
+    ov_sync_item item;
+    uint32_t index = 0, fresh_from = run->count;
+    while (ov_sync_run_next(run, &offset, &item)) {
+        if (item.entry.seq > tail) {
+            fresh_from = index;
+            break;
+        }
+        uint8_t key_bytes[LOG_KEY_BYTES];
+        log_key(key_bytes, &run->origin, item.entry.seq);
+        MDB_val key = val_of(key_bytes, sizeof key_bytes), value;
+        rc = mdb_get(state->txn, state->store->log, &key, &value);
+        if (rc)
+            return from_mdb(rc);
+        if (value.mv_size != OV_LOG_ENTRY_BYTES ||
+            memcmp(value.mv_data, item.entry_bytes, OV_LOG_ENTRY_BYTES) != 0) {
+            op->fork = 1;
+            return store_fork_evidence(state, run, &item);
+        }
+        index++;
+    }
+    if (fresh_from == run->count) {
+        op->applied = 0; /* all duplicates */
+        return OV_OK;
+    }
+    if (id_equal(&run->origin, &state->store->node_id))
+        return OV_EDENIED; /* this node's own log beyond its end: never from elsewhere */
+    if (item.entry.seq != tail + 1 ||
+        (tail == 0 ? ov_log_entry_follows(NULL, &run->origin, 0, &item.entry)
+                   : ov_log_entry_follows(tail_hash, &run->origin, tail, &item.entry)) != OV_OK)
+        return OV_ECHAIN;
+
+    /* Plan every fresh entry: parse contents, find the versions they replace. */
+    uint32_t fresh = run->count - fresh_from;
+    run_item_plan *plans = calloc(fresh, sizeof *plans);
+    if (!plans)
+        return OV_ENOMEM;
+    size_t fresh_offset = offset - (OV_LOG_ENTRY_BYTES + 4 + item.content_len);
+    offset = fresh_offset;
+    for (uint32_t i = 0; i < fresh && ov_sync_run_next(run, &offset, &item); i++) {
+        rc = plan_item(state, &item, &plans[i]);
+        if (rc) {
+            free_plans(plans, fresh);
+            return rc;
+        }
+    }
+    /* Two entries of one run may change the same record: later plans must see the earlier
+     * version as their old one, so plans are refreshed as the writes go (below). */
+    offset = fresh_offset;
+    for (uint32_t i = 0; i < fresh && ov_sync_run_next(run, &offset, &item); i++) {
+        uint8_t key_bytes[LOG_KEY_BYTES];
+        log_key(key_bytes, &run->origin, item.entry.seq);
+        MDB_val key = val_of(key_bytes, sizeof key_bytes),
+                value = val_of(item.entry_bytes, OV_LOG_ENTRY_BYTES);
+        rc = from_mdb(mdb_put(state->txn, state->store->log, &key, &value, MDB_NOOVERWRITE));
+        if (rc)
+            break;
+        run_item_plan *plan = &plans[i];
+        if (i > 0 && (item.entry.op == OV_OP_PUT || item.entry.op == OV_OP_DELETE)) {
+            json_decref(plan->old_record);
+            plan->old_record = NULL;
+            plan->have_old = 0;
+            ov_record_meta old;
+            const char *old_json;
+            size_t old_len;
+            if (get_record(state->txn, state->store, &item.entry.record, &old, &old_json,
+                           &old_len) == OV_OK) {
+                plan->have_old = 1;
+                plan->old = old;
+                plan->old_record = json_loadb(old_json, old_len, 0, NULL);
+                if (!plan->old_record) {
+                    rc = OV_ESTORE;
+                    break;
+                }
+            }
+        }
+        if (plan->record) {
+            char *canon = (char *)item.content; /* canonical already (checked) */
+            rc = store_record_row(state, &plan->meta, plan->record, canon, item.content_len,
+                                  plan->have_old ? &plan->old : NULL, plan->old_record);
+        } else if (plan->have_old && item.entry.op == OV_OP_PUT &&
+                   plan->old.env.status != OV_STATUS_DRAFT) {
+            rc = withdraw_record(state, &item, plan);
+        }
+        if (rc)
+            break;
+    }
+    free_plans(plans, fresh);
+    if (rc)
+        return rc;
+    op->applied = fresh;
+    op->tail_seq = run->head.seq;
+    /* The newest head and every head as a checkpoint, so this node serves the run on. */
+    uint8_t head_value[HEAD_VALUE_BYTES];
+    memcpy(head_value, run->head_bytes, OV_LOG_HEAD_BYTES);
+    memcpy(head_value + OV_LOG_HEAD_BYTES, run->public_key, OV_PUBKEY_BYTES);
+    MDB_val key = val_of(run->origin.bytes, OV_ID_BYTES),
+            value = val_of(head_value, sizeof head_value);
+    rc = from_mdb(mdb_put(state->txn, state->store->heads, &key, &value, 0));
+    if (rc == OV_OK)
+        rc = put_checkpoint(state->txn, state->store, &run->head);
+    return rc;
+}
+
 /* Rewrites the stored head with itself, so its pages are already copied into this transaction:
  * signing the new head at commit then needs no fresh page, and a batch whose last op found the map
  * full can still commit the ops before it. */
@@ -1534,6 +1882,9 @@ void ov_store_apply(ov_wtxn *w, ov_write_op *op, int64_t now_ms)
     case OV_WRITE_SESSIONS_REVOKE:
         rc = revoke_sessions(&state, &op->account_id);
         break;
+    case OV_WRITE_LOG_APPLY:
+        rc = apply_run(&state, op);
+        break;
     default:
         rc = OV_EINVAL;
         break;
@@ -1582,6 +1933,8 @@ int ov_store_write_commit_ex(ov_wtxn *w, int sign_head)
             MDB_val key = val_of(head.origin.bytes, OV_ID_BYTES),
                     value = val_of(bytes, sizeof bytes);
             rc = from_mdb(mdb_put(w->txn, w->store->heads, &key, &value, 0));
+            if (rc == OV_OK)
+                rc = put_checkpoint(w->txn, w->store, &head);
         }
         if (rc) {
             mdb_txn_abort(w->txn);

@@ -8,7 +8,9 @@
  *             region, sector, phase, theme, bouwsteen, status, … — see ov_record_facets)
  *   updated   kind ‖ updated_ms ‖ record id → ∅             (recently changed first)
  *   log       origin ‖ seq → 114-byte log entry            (every origin's hash-chained log)
- *   heads     origin → 128-byte signed head ‖ 65-byte public key
+ *   heads     origin → 128-byte signed head ‖ 65-byte public key   (the newest, per origin)
+ *   checkpoints origin ‖ seq → 128-byte signed head               (every head signed or received)
+ *   forks     origin ‖ seq → entry ‖ head ‖ key that contradict the stored log (evidence)
  *   changes   change seq → record id                        (this node's change feed: one row
  *             per record, at the position of its latest change; older rows are deleted, so
  *             reading from N yields every record changed after N exactly once, in order)
@@ -130,10 +132,23 @@ uint64_t ov_read_last_change(ov_read *read);
 int ov_read_head(ov_read *read, const ov_id *origin, ov_log_head *head,
                  uint8_t pub[OV_PUBKEY_BYTES]);
 /* Up to limit log entries of origin from seq from_seq on. For each: the entry, and its record's
- * canonical bytes if they are still the current version (else NULL, 0). */
+ * canonical bytes if they are still the current, public version (published or a tombstone;
+ * else NULL, 0). */
 typedef int (*ov_log_fn)(void *ctx, const ov_log_entry *entry, const char *content, size_t len);
 int ov_read_log(ov_read *read, const ov_id *origin, uint64_t from_seq, size_t limit, ov_log_fn fn,
                 void *ctx);
+
+/* Every origin this node holds a log of, in origin order, with its newest head (as ov_read_head
+ * gives it) and key. fn returns negative to stop. */
+typedef int (*ov_head_fn)(void *ctx, const ov_log_head *head, const uint8_t pub[OV_PUBKEY_BYTES]);
+int ov_read_heads(ov_read *read, ov_head_fn fn, void *ctx);
+/* The checkpoint (a signed head kept for that seq) that ends a run of origin's entries starting
+ * at from with at most batch entries: the highest within from … from+batch-1, else the lowest
+ * above (a sparse log), else the newest head. OV_ENOTFOUND when nothing from `from` on is held. */
+int ov_read_checkpoint(ov_read *read, const ov_id *origin, uint64_t from, uint64_t batch,
+                       ov_log_head *head);
+/* Fork evidence kept (entries that contradict a stored log). */
+uint64_t ov_read_fork_count(ov_read *read);
 
 /* Accounts. The account JSON is documented in auth.h. *account is a new reference (decref). */
 int ov_read_account(ov_read *read, const ov_id *id, json_t **account);
@@ -168,6 +183,7 @@ typedef enum {
     OV_WRITE_SESSION_PUT,     /* token_hash, session */
     OV_WRITE_SESSION_DELETE,  /* token_hash; deleting an absent session is OV_OK */
     OV_WRITE_SESSIONS_REVOKE, /* account_id: deletes every session of that account */
+    OV_WRITE_LOG_APPLY,       /* run: another origin's entries (federation.h, sync.h) */
 } ov_write_type;
 
 typedef struct ov_write_op ov_write_op;
@@ -185,6 +201,10 @@ struct ov_write_op {
     json_t *account;
     uint8_t token_hash[OV_HASH_BYTES];
     ov_session session;
+    /* LOG_APPLY: an ENTRIES message (proto/sync.h) that passed ov_sync_run_check; borrowed,
+     * valid until on_done. */
+    const uint8_t *run;
+    size_t run_len;
 
     /* Results, set before completion. result: OV_OK; OV_ENOTFOUND (no such record or a kind
      * mismatch); OV_ECONFLICT (if_version stale, the current version is in meta); OV_EEXISTS
@@ -197,6 +217,15 @@ struct ov_write_op {
     ov_record_meta meta;
     char *canon;
     size_t canon_len;
+    /* LOG_APPLY results. result: OV_OK (applied entries stored, 0 when all were duplicates; or
+     * fork set: an entry differs from the stored one at its seq, the evidence was kept and
+     * nothing else stored); OV_ECHAIN (the run does not follow the stored log: tail_seq is the
+     * newest seq held, ask from tail_seq + 1); OV_EDENIED (entries of this node's own log
+     * beyond its end); OV_ESCHEMA (a content that takes over another origin's record id, or
+     * does not parse). tail_seq is the origin's newest seq after the op. */
+    uint32_t applied;
+    uint64_t tail_seq;
+    int fork;
 
     /* Completion, called once on the submitting loop's thread (see writer.h). */
     void (*on_done)(ov_write_op *op);
