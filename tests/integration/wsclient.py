@@ -36,11 +36,12 @@ def upgrade_request(path="/api/v1/live", protocol="olievlek.v1", headers=None):
 
 
 class Live:
-    def __init__(self, port, protocol="olievlek.v1", headers=None, timeout=10, rcvbuf=None):
+    def __init__(self, port, protocol="olievlek.v1", headers=None, timeout=10, rcvbuf=None,
+                 path="/api/v1/live"):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        request, key = upgrade_request(protocol=protocol, headers=headers)
+        request, key = upgrade_request(path=path, protocol=protocol, headers=headers)
         self.sock.sendall(request)
         self.buf = b""
         deadline = time.monotonic() + timeout
