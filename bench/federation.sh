@@ -37,7 +37,11 @@ PORT_A=18201; PORT_B=18202
 "$BUILD/olievlekd" --data-dir "$SEED" --listen 127.0.0.1:$PORT_A --peers "$B_ID" 2>"$WORK/a.log" &
 for _ in $(seq 600); do grep -q node.ready "$WORK/a.log" && break; sleep 0.1; done
 node_json() { curl -s "http://127.0.0.1:$1/api/v1/node"; }
-seq_of() { node_json "$1" | python3 -c "import json,sys; d=json.load(sys.stdin); print(next((o['seq'] for o in d['origins'] if o['origin']=='$A_ID'), 0))"; }
+seq_of() { node_json "$1" | python3 -c "
+import json,sys
+try: d=json.load(sys.stdin)
+except ValueError: d={'origins':[]}
+print(next((o['seq'] for o in d['origins'] if o['origin']=='$A_ID'), 0))"; }
 HEAD=$(seq_of $PORT_A)
 echo "origin A: $HEAD log entries"
 

@@ -89,8 +89,13 @@ struct peer_link {
     size_t out_bytes;
     rx_msg *rx_head, *rx_tail;
     size_t rx_count, rx_bytes;
-    int busy; /* a run is being checked or stored */
-    int gone; /* the websocket is closed; freed when not busy */
+    /* The pipeline: one run checked on the thread pool while the one before is stored. */
+    int checking;                /* a run is on the thread pool */
+    struct check_job *ready;     /* checked, waiting for the writer */
+    int applying;                /* a run is with the writer */
+    ov_id wanted_origin;         /* the last WANT sent ... */
+    uint64_t wanted_from;        /* ... and where it asked from (0: none) */
+    int gone; /* the websocket is closed; freed when nothing is in the pipeline */
     known_pos *known;
     size_t known_count, known_cap;
 };
@@ -334,36 +339,44 @@ static uint64_t send_run(peer_link *l, ov_read *read, const ov_id *origin, uint6
     return end.seq;
 }
 
-/* Everything this node holds that the peer lacks, as far as the send queue allows. */
+/* What the peer lacks, one run per origin. A peer far behind (more than a batch) gets only the
+ * first run after its summary; it asks for the rest itself (WANT), one run at a time, so a
+ * catch-up is paced by the receiver. A peer that is close behind — the live case — gets the
+ * new entries at once. */
 typedef struct {
     peer_link *link;
     ov_read *read;
+    int first; /* just after the peer's summary */
 } push_ctx;
 
 static int on_head_push(void *ctx, const ov_log_head *head, const uint8_t pub[OV_PUBKEY_BYTES])
 {
     (void)pub;
     push_ctx *p = ctx;
-    while (p->link->out_bytes < TX_QUEUE_BYTES && p->link->state == LINK_LIVE) {
-        uint64_t have = known_seq(p->link, &head->origin);
-        if (have >= head->seq)
-            break;
-        if (!send_run(p->link, p->read, &head->origin, have + 1, BATCH))
-            break;
-    }
+    if (p->link->out_bytes >= TX_QUEUE_BYTES || p->link->state != LINK_LIVE)
+        return 0;
+    uint64_t have = known_seq(p->link, &head->origin);
+    if (have >= head->seq || (!p->first && head->seq - have > BATCH))
+        return 0;
+    send_run(p->link, p->read, &head->origin, have + 1, BATCH);
     return 0;
 }
 
-static void push(peer_link *l)
+static void push_runs(peer_link *l, int first)
 {
     if (l->state != LINK_LIVE)
         return;
     ov_read *read = NULL;
     if (ov_read_begin(l->fed->node->store, &read) != OV_OK)
         return;
-    push_ctx ctx = {l, read};
+    push_ctx ctx = {l, read, first};
     ov_read_heads(read, on_head_push, &ctx);
     ov_read_end(read);
+}
+
+static void push(peer_link *l)
+{
+    push_runs(l, 0);
 }
 
 void ov_federation_notify(ov_federation *fed)
@@ -590,7 +603,7 @@ static void on_summary(peer_link *l, const ov_sync_summary *summary)
         known_raise(l, &pos.origin, pos.seq);
     }
     l->state = LINK_LIVE;
-    push(l); /* sends, per origin, from the summary's seq + 1 what we hold beyond it */
+    push_runs(l, 1); /* per origin, from the summary's seq + 1, the first run of what it lacks */
 }
 
 static void on_want(peer_link *l, const ov_sync_want *want)
@@ -612,7 +625,7 @@ static void on_want(peer_link *l, const ov_sync_want *want)
 
 /* ---- Runs in ------------------------------------------------------------------------------- */
 
-typedef struct {
+typedef struct check_job {
     uv_work_t work;
     peer_link *link;
     rx_msg *msg;
@@ -620,11 +633,31 @@ typedef struct {
     ov_sync_message decoded;
 } check_job;
 
+static int link_busy(const peer_link *l)
+{
+    return l->checking || l->applying || l->ready;
+}
+
+/* Asks for origin's entries from `from`, unless that is what was asked last. */
+static void send_want(peer_link *l, const ov_id *origin, uint64_t from)
+{
+    if (l->gone || (l->wanted_from == from && ov_id_compare(&l->wanted_origin, origin) == 0))
+        return;
+    l->wanted_origin = *origin;
+    l->wanted_from = from;
+    ov_sync_want want = {*origin, from, BATCH};
+    ov_buf buf;
+    ov_buf_init(&buf, 64);
+    ov_sync_encode_want(&buf, &want);
+    send_buf(l, &buf);
+    ov_buf_free(&buf);
+}
+
 static void process_next(peer_link *l);
 
 static void link_maybe_free(peer_link *l)
 {
-    if (!l->gone || l->busy)
+    if (!l->gone || link_busy(l))
         return;
     ov_federation *fed = l->fed;
     for (peer_link **pp = &fed->links; *pp; pp = &(*pp)->next)
@@ -646,6 +679,8 @@ static void link_maybe_free(peer_link *l)
     free(l);
 }
 
+static void submit_run(peer_link *l, check_job *job);
+
 static void on_applied(ov_write_op *op)
 {
     check_job *job = op->user;
@@ -662,24 +697,13 @@ static void on_applied(ov_write_op *op)
             l->peer->entries_in += op->applied;
         }
         known_raise(l, &run->origin, run->head.seq);
-        if (!l->gone && run->head.seq < run->newest) {
-            ov_sync_want want = {run->origin, run->head.seq + 1, BATCH};
-            ov_buf buf;
-            ov_buf_init(&buf, 64);
-            ov_sync_encode_want(&buf, &want);
-            send_buf(l, &buf);
-            ov_buf_free(&buf);
-        }
+        if (run->head.seq < run->newest) /* unless asked already when the run arrived */
+            send_want(l, &run->origin, run->head.seq + 1);
     } else if (op->result == OV_ECHAIN) {
-        /* A gap (a push overtook a missing run): ask for what follows what we hold. */
-        if (!l->gone) {
-            ov_sync_want want = {run->origin, op->tail_seq + 1, BATCH};
-            ov_buf buf;
-            ov_buf_init(&buf, 64);
-            ov_sync_encode_want(&buf, &want);
-            send_buf(l, &buf);
-            ov_buf_free(&buf);
-        }
+        /* A gap (a push overtook a missing run): ask for what follows what we hold. A run read
+         * ahead of it is refused the same way and asks the same, once. */
+        l->wanted_from = 0;
+        send_want(l, &run->origin, op->tail_seq + 1);
     } else if (op->result == OV_EDENIED) {
         ov_jlog_warn("peer.run_refused", "detail", "entries of this node's own log beyond its end",
                      NULL);
@@ -691,11 +715,40 @@ static void on_applied(ov_write_op *op)
     free(job->msg);
     free(job);
     ov_write_op_free(op);
-    l->busy = 0;
+    l->applying = 0;
+    if (l->ready && !l->gone && l->state != LINK_CLOSING) {
+        check_job *next = l->ready;
+        l->ready = NULL;
+        submit_run(l, next);
+    } else if (l->ready) {
+        free(l->ready->msg);
+        free(l->ready);
+        l->ready = NULL;
+    }
     if (l->gone)
         link_maybe_free(l);
     else
         process_next(l);
+}
+
+/* Hands a checked run to the writer, which stores runs in the order they are submitted. */
+static void submit_run(peer_link *l, check_job *job)
+{
+    ov_write_op *op = ov_write_op_new(OV_WRITE_LOG_APPLY);
+    if (op) {
+        /* The op reads the run from the message bytes, which the job keeps until on_applied. */
+        op->run = job->msg->data;
+        op->run_len = job->msg->len;
+        op->on_done = on_applied;
+        op->user = job;
+        if (ov_writer_submit(l->fed->node->writer, op) == OV_OK) {
+            l->applying = 1;
+            return;
+        }
+        ov_write_op_free(op);
+    }
+    free(job->msg);
+    free(job);
 }
 
 static void check_work(uv_work_t *work)
@@ -710,36 +763,35 @@ static void check_done(uv_work_t *work, int status)
     check_job *job = work->data;
     peer_link *l = job->link;
     ov_federation *fed = l->fed;
-    if (status == 0 && job->rc == OV_OK && !l->gone && !fed->stopped) {
-        ov_write_op *op = ov_write_op_new(OV_WRITE_LOG_APPLY);
-        if (op) {
-            /* The op reads the run from the message bytes, which the job keeps until on_applied. */
-            op->run = job->msg->data;
-            op->run_len = job->msg->len;
-            op->on_done = on_applied;
-            op->user = job;
-            if (ov_writer_submit(fed->node->writer, op) == OV_OK)
-                return;
-            ov_write_op_free(op);
-        }
+    l->checking = 0;
+    if (status == 0 && job->rc == OV_OK && !l->gone && !fed->stopped &&
+        l->state != LINK_CLOSING) {
+        if (l->applying)
+            l->ready = job; /* stored after the run before it */
+        else
+            submit_run(l, job);
+        job = NULL;
     } else if (status == 0 && job->rc != OV_OK && !l->gone) {
         link_fail(l, job->rc == OV_EBADSIG ? REJECT_FORGED : REJECT_CHAIN, 4005,
                   job->rc == OV_EBADSIG  ? "a run whose key or signature does not verify"
                   : job->rc == OV_ECHAIN ? "a run whose entries do not chain to its head"
                                          : "a run whose content does not match its entries");
     }
-    free(job->msg);
-    free(job);
-    l->busy = 0;
+    if (job) {
+        free(job->msg);
+        free(job);
+    }
     if (l->gone)
         link_maybe_free(l);
     else
         process_next(l);
 }
 
+/* Starts checking the next received run, while the writer may still store the one before (one
+ * checked run waits at most). */
 static void process_next(peer_link *l)
 {
-    if (l->busy || !l->rx_head || l->gone || l->state == LINK_CLOSING)
+    if (l->checking || l->ready || !l->rx_head || l->gone || l->state == LINK_CLOSING)
         return;
     rx_msg *m = l->rx_head;
     l->rx_head = m->next;
@@ -756,9 +808,9 @@ static void process_next(peer_link *l)
     job->link = l;
     job->msg = m;
     job->work.data = job;
-    l->busy = 1;
+    l->checking = 1;
     if (uv_queue_work(l->fed->node->loop, &job->work, check_work, check_done) != 0) {
-        l->busy = 0;
+        l->checking = 0;
         free(job);
         free(m);
     }
@@ -774,6 +826,12 @@ static void on_entries(peer_link *l, const uint8_t *data, size_t len)
         link_fail(l, REJECT_OVERLOAD, 1008, "more runs than this node has asked for");
         return;
     }
+    /* Read ahead: a catch-up asks for the next run as soon as one arrives, so the sender, the
+     * checks and the writer work at the same time; at most two runs wait here for that. */
+    ov_sync_message decoded;
+    if (ov_sync_decode(data, len, &decoded) == OV_OK &&
+        decoded.u.run.head.seq < decoded.u.run.newest && l->rx_count < 2)
+        send_want(l, &decoded.u.run.origin, decoded.u.run.head.seq + 1);
     rx_msg *m = malloc(sizeof *m + len);
     if (!m)
         return;
@@ -1014,7 +1072,12 @@ void ov_federation_free(ov_federation *fed)
     while (fed->links) {
         peer_link *l = fed->links;
         l->gone = 1;
-        l->busy = 0;
+        l->checking = l->applying = 0;
+        if (l->ready) {
+            free(l->ready->msg);
+            free(l->ready);
+            l->ready = NULL;
+        }
         link_maybe_free(l);
     }
     free(fed);
