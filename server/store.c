@@ -7,7 +7,18 @@
  * nested transaction, so an op that fails (stale version, deleted record, full map) is undone
  * alone while the others of the batch still commit. The batch's log position and change position
  * live in the ov_wtxn and advance only when an op's nested transaction commits. Commit signs the
- * new log head once per batch and relies on LMDB's default durability (fsync before return).
+ * new log head once per batch.
+ *
+ * Durability: the environment runs with MDB_NOMETASYNC. LMDB's commit writes the transaction's
+ * pages, fdatasyncs them, and then writes the meta page that makes them the current state; with
+ * the flag, that meta page is not flushed by the commit itself but by the next fdatasync of the
+ * file: the next commit's, or ov_store_sync. Until then a crash may undo that last commit (never
+ * an earlier one, and never leave a broken store: docs/architecture.md, "Durable writes"). Every
+ * commit in this file is followed by ov_store_sync, except ov_store_write_commit_unflushed, whose
+ * caller (the writer) flushes on another thread while it builds the next batch. Readers see such
+ * a commit at once, so the positions that others resume from are served only up to what the last
+ * flush covered: the change feed (ov_read_changes, ov_read_last_change) and this node's signed
+ * head (ov_read_head). A position handed out is never undone by a crash and then reused.
  *
  * Reads use read-only snapshots recycled through a small free list (MDB_NOTLS makes a reset
  * snapshot usable from any thread), so a GET costs no malloc. Key and value layouts are in
@@ -69,6 +80,13 @@ struct ov_read {
     ov_read *next;
 };
 
+/* The change feed position and this node's signed head as of one commit. */
+typedef struct {
+    uint64_t change_seq;
+    int has_head;
+    uint8_t head[HEAD_VALUE_BYTES];
+} feed_state;
+
 struct ov_store {
     MDB_env *env;
     MDB_dbi records, index, updated, log, heads, changes, accounts, usernames, sessions, meta;
@@ -79,6 +97,10 @@ struct ov_store {
     pthread_mutex_t pool_lock;
     ov_read *pool;
     size_t pool_count;
+    /* Guarded by durable_lock: the state of the last commit, and of the last commit a flush
+     * covered (what readers of the feed and the head get to see). */
+    pthread_mutex_t durable_lock;
+    feed_state committed, durable;
 };
 
 struct ov_wtxn {
@@ -257,6 +279,25 @@ static int check_meta(ov_store *store, MDB_txn *txn)
     return OV_OK;
 }
 
+static uint64_t read_change_seq(MDB_txn *txn, const ov_store *store);
+
+static int load_feed_state(const ov_store *store, MDB_txn *txn, feed_state *state)
+{
+    memset(state, 0, sizeof *state);
+    state->change_seq = read_change_seq(txn, store);
+    MDB_val key = val_of(store->node_id.bytes, OV_ID_BYTES), value;
+    int rc = mdb_get(txn, store->heads, &key, &value);
+    if (rc == MDB_NOTFOUND)
+        return OV_OK;
+    if (rc)
+        return from_mdb(rc);
+    if (value.mv_size != HEAD_VALUE_BYTES)
+        return OV_ESTORE;
+    state->has_head = 1;
+    memcpy(state->head, value.mv_data, HEAD_VALUE_BYTES);
+    return OV_OK;
+}
+
 int ov_store_open(const ov_store_options *options, ov_store **out)
 {
     *out = NULL;
@@ -272,6 +313,7 @@ int ov_store_open(const ov_store_options *options, ov_store **out)
     ov_keypair_public(options->key, store->pub);
     ov_log_node_id(store->pub, &store->node_id);
     pthread_mutex_init(&store->pool_lock, NULL);
+    pthread_mutex_init(&store->durable_lock, NULL);
 
     MDB_txn *txn = NULL;
     rc = mdb_env_create(&store->env);
@@ -288,7 +330,7 @@ int ov_store_open(const ov_store_options *options, ov_store **out)
         rc = from_mdb(rc);
         goto fail;
     }
-    rc = mdb_env_open(store->env, options->dir, MDB_NOTLS, 0600);
+    rc = mdb_env_open(store->env, options->dir, MDB_NOTLS | MDB_NOMETASYNC, 0600);
     if (rc) {
         rc = (rc == ENOENT || rc == EACCES || rc == EROFS || rc == ENOTDIR) ? OV_EIO : from_mdb(rc);
         goto fail;
@@ -304,11 +346,16 @@ int ov_store_open(const ov_store_options *options, ov_store **out)
         rc = check_meta(store, txn);
     if (!rc)
         rc = ov_search_index_open(txn, &store->search, &search_rebuild);
+    if (!rc)
+        rc = load_feed_state(store, txn, &store->committed);
     if (rc) {
         mdb_txn_abort(txn);
         goto fail;
     }
+    store->durable = store->committed; /* durable once the sync below returns */
     rc = mdb_txn_commit(txn);
+    if (!rc)
+        rc = mdb_env_sync(store->env, 1);
     if (rc) {
         rc = from_mdb(rc);
         goto fail;
@@ -327,6 +374,7 @@ int ov_store_open(const ov_store_options *options, ov_store **out)
     if (rc) {
         ov_search_index_free(store->search);
         mdb_env_close(store->env);
+        pthread_mutex_destroy(&store->durable_lock);
         pthread_mutex_destroy(&store->pool_lock);
         free(store);
         return rc;
@@ -338,6 +386,7 @@ fail:
     ov_search_index_free(store->search);
     if (store->env)
         mdb_env_close(store->env);
+    pthread_mutex_destroy(&store->durable_lock);
     pthread_mutex_destroy(&store->pool_lock);
     free(store);
     return rc;
@@ -353,8 +402,10 @@ void ov_store_close(ov_store *store)
         mdb_txn_abort(read->txn);
         free(read);
     }
+    ov_store_sync(store); /* a last unflushed commit is durable once the store is closed */
     mdb_env_close(store->env);
     ov_search_index_free(store->search);
+    pthread_mutex_destroy(&store->durable_lock);
     pthread_mutex_destroy(&store->pool_lock);
     free(store);
 }
@@ -430,7 +481,8 @@ static int rebuild_batch(ov_store *store, ov_id *after, int first, int *done)
         mdb_txn_abort(txn);
         return rc;
     }
-    return from_mdb(mdb_txn_commit(txn));
+    rc = mdb_txn_commit(txn);
+    return rc ? from_mdb(rc) : ov_store_sync(store);
 }
 
 int ov_store_search_rebuild(ov_store *store)
@@ -809,8 +861,14 @@ static uint64_t read_change_seq(MDB_txn *txn, const ov_store *store)
 int ov_read_changes(ov_read *read, uint64_t since, size_t limit, ov_change_fn fn, void *ctx,
                     uint64_t *last)
 {
+    return ov_read_changes_upto(read, since, ov_read_last_change(read), limit, fn, ctx, last);
+}
+
+int ov_read_changes_upto(ov_read *read, uint64_t since, uint64_t upto, size_t limit,
+                         ov_change_fn fn, void *ctx, uint64_t *last)
+{
     *last = since;
-    if (limit == 0 || since == UINT64_MAX)
+    if (limit == 0 || since >= upto)
         return OV_OK;
     MDB_cursor *cursor;
     int rc = mdb_cursor_open(read->txn, read->store->changes, &cursor);
@@ -827,6 +885,8 @@ int ov_read_changes(ov_read *read, uint64_t since, size_t limit, ov_change_fn fn
             break;
         }
         uint64_t seq = ov_be64_get(key.mv_data);
+        if (seq > upto)
+            break;
         ov_id id;
         memcpy(id.bytes, value.mv_data, OV_ID_BYTES);
         ov_record_meta meta;
@@ -846,9 +906,18 @@ int ov_read_changes(ov_read *read, uint64_t since, size_t limit, ov_change_fn fn
     return settle(rc);
 }
 
-uint64_t ov_read_last_change(ov_read *read)
+uint64_t ov_read_snapshot_change(ov_read *read)
 {
     return read_change_seq(read->txn, read->store);
+}
+
+uint64_t ov_read_last_change(ov_read *read)
+{
+    uint64_t snapshot = read_change_seq(read->txn, read->store);
+    pthread_mutex_lock(&read->store->durable_lock);
+    uint64_t durable = read->store->durable.change_seq;
+    pthread_mutex_unlock(&read->store->durable_lock);
+    return snapshot < durable ? snapshot : durable;
 }
 
 int ov_read_head(ov_read *read, const ov_id *origin, ov_log_head *head,
@@ -860,10 +929,30 @@ int ov_read_head(ov_read *read, const ov_id *origin, ov_log_head *head,
         return from_mdb(rc);
     if (value.mv_size != HEAD_VALUE_BYTES)
         return OV_ESTORE;
-    if (head && ov_log_head_decode(value.mv_data, OV_LOG_HEAD_BYTES, head) != OV_OK)
+    ov_log_head stored;
+    if (ov_log_head_decode(value.mv_data, OV_LOG_HEAD_BYTES, &stored) != OV_OK)
         return OV_ESTORE;
+    const uint8_t *bytes = value.mv_data;
+    uint8_t durable[HEAD_VALUE_BYTES];
+    if (id_equal(origin, &read->store->node_id)) {
+        /* Our own head, as far as a flush has covered it: a head signed by a commit that is not
+         * yet durable could be undone by a crash and then signed again over other entries. */
+        pthread_mutex_lock(&read->store->durable_lock);
+        int has = read->store->durable.has_head;
+        memcpy(durable, read->store->durable.head, sizeof durable);
+        pthread_mutex_unlock(&read->store->durable_lock);
+        ov_log_head older;
+        if (!has || ov_log_head_decode(durable, OV_LOG_HEAD_BYTES, &older) != OV_OK)
+            return OV_ENOTFOUND;
+        if (older.seq < stored.seq) {
+            stored = older;
+            bytes = durable;
+        }
+    }
+    if (head)
+        *head = stored;
     if (pub)
-        memcpy(pub, (const uint8_t *)value.mv_data + OV_LOG_HEAD_BYTES, OV_PUBKEY_BYTES);
+        memcpy(pub, bytes + OV_LOG_HEAD_BYTES, OV_PUBKEY_BYTES);
     return OV_OK;
 }
 
@@ -1564,7 +1653,31 @@ int ov_store_write_commit(ov_wtxn *w)
 
 int ov_store_write_commit_ex(ov_wtxn *w, int sign_head)
 {
+    ov_store *store = w->store;
+    int rc = ov_store_write_commit_unflushed(w, sign_head);
+    return rc ? rc : ov_store_sync(store);
+}
+
+int ov_store_sync(ov_store *store)
+{
+    /* What is committed now is covered by the fdatasync that follows. */
+    pthread_mutex_lock(&store->durable_lock);
+    feed_state covered = store->committed;
+    pthread_mutex_unlock(&store->durable_lock);
+    if (mdb_env_sync(store->env, 1))
+        return OV_EIO;
+    pthread_mutex_lock(&store->durable_lock);
+    if (covered.change_seq >= store->durable.change_seq) /* two flushes may end out of order */
+        store->durable = covered;
+    pthread_mutex_unlock(&store->durable_lock);
+    return OV_OK;
+}
+
+int ov_store_write_commit_unflushed(ov_wtxn *w, int sign_head)
+{
     int rc = OV_OK;
+    int signed_now = 0;
+    uint8_t bytes[HEAD_VALUE_BYTES];
     if (sign_head && w->log_seq != w->signed_seq) {
         /* One signature vouches for every entry up to the new head: this batch's and those of
          * batches committed without signing. */
@@ -1576,7 +1689,7 @@ int ov_store_write_commit_ex(ov_wtxn *w, int sign_head)
         head.time_ms = w->log_time;
         rc = ov_log_head_sign(&head, w->store->key);
         if (rc == OV_OK) {
-            uint8_t bytes[HEAD_VALUE_BYTES];
+            signed_now = 1;
             ov_log_head_encode(&head, bytes);
             memcpy(bytes + OV_LOG_HEAD_BYTES, w->store->pub, OV_PUBKEY_BYTES);
             MDB_val key = val_of(head.origin.bytes, OV_ID_BYTES),
@@ -1589,10 +1702,19 @@ int ov_store_write_commit_ex(ov_wtxn *w, int sign_head)
             return rc == OV_EFULL ? OV_EFULL : OV_ESTORE;
         }
     }
+    ov_store *store = w->store;
+    uint64_t change_seq = w->change_seq;
     rc = mdb_txn_commit(w->txn);
     free(w);
     if (rc)
         return rc == MDB_MAP_FULL ? OV_EFULL : OV_ESTORE;
+    pthread_mutex_lock(&store->durable_lock);
+    store->committed.change_seq = change_seq;
+    if (signed_now) {
+        store->committed.has_head = 1;
+        memcpy(store->committed.head, bytes, sizeof bytes);
+    }
+    pthread_mutex_unlock(&store->durable_lock);
     return OV_OK;
 }
 

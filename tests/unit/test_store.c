@@ -853,6 +853,71 @@ static void test_unsigned_tail_is_signed_on_open(void **state)
     assert_int_equal(ov_log_head_verify(&head, pub), OV_OK);
 }
 
+static int count_change(void *ctx, uint64_t change_seq, const ov_record_meta *meta,
+                        const char *json, size_t len)
+{
+    (void)change_seq, (void)meta, (void)json, (void)len;
+    ++*(int *)ctx;
+    return 0;
+}
+
+/* The writer's commit leaves the last flush to ov_store_sync. Until that returns, the change feed
+ * and this node's head stay where the last flush left them (a crash could still undo the commit,
+ * and a position handed out must never be given to another change); the snapshot itself already
+ * holds the record. */
+static void test_unflushed_commit_is_hidden_from_feed_and_head(void **state)
+{
+    fixture *f = *state;
+    ov_id a;
+    assert_int_equal(create_case(f, case_content(f, "Vooraf", 2, -1, "x", NULL, "adoptie"),
+                                 OV_STATUS_PUBLISHED, &a),
+                     OV_OK);
+    ov_read *read;
+    ov_log_head before, head;
+    assert_int_equal(ov_read_begin(f->store, &read), OV_OK);
+    uint64_t feed = ov_read_last_change(read);
+    assert_int_equal(ov_read_head(read, ov_store_node_id(f->store), &before, NULL), OV_OK);
+    ov_read_end(read);
+
+    ov_write_op *op = ov_write_op_new(OV_WRITE_RECORD_CREATE);
+    op->kind = OV_KIND_CASE;
+    op->content = case_content(f, "Ongeflusht", 2, -1, "x", NULL, "adoptie");
+    op->author = f->author;
+    op->status = OV_STATUS_PUBLISHED;
+    ov_wtxn *txn;
+    assert_int_equal(ov_store_write_begin(f->store, &txn), OV_OK);
+    ov_store_apply(txn, op, f->now);
+    assert_int_equal(op->result, OV_OK);
+    assert_int_equal(ov_store_write_commit_unflushed(txn, 1), OV_OK);
+
+    assert_int_equal(ov_read_begin(f->store, &read), OV_OK);
+    assert_int_equal(ov_read_record(read, &op->meta.env.id, NULL, NULL, NULL), OV_OK);
+    assert_int_equal(ov_read_snapshot_change(read), op->meta.change_seq);
+    assert_int_equal(ov_read_last_change(read), feed);
+    uint64_t last = 0;
+    int seen = 0;
+    assert_int_equal(ov_read_changes(read, feed - 1, 10, count_change, &seen, &last), OV_OK);
+    assert_int_equal(seen, 1); /* the durable one, not the new one */
+    assert_int_equal(last, feed);
+    assert_int_equal(
+        ov_read_changes_upto(read, feed, op->meta.change_seq, 10, count_change, &seen, &last),
+        OV_OK);
+    assert_int_equal(seen, 2);
+    assert_int_equal(ov_read_head(read, ov_store_node_id(f->store), &head, NULL), OV_OK);
+    assert_int_equal(head.seq, before.seq);
+    ov_read_end(read);
+
+    assert_int_equal(ov_store_sync(f->store), OV_OK);
+    assert_int_equal(ov_read_begin(f->store, &read), OV_OK);
+    assert_int_equal(ov_read_last_change(read), op->meta.change_seq);
+    uint8_t pub[OV_PUBKEY_BYTES];
+    assert_int_equal(ov_read_head(read, ov_store_node_id(f->store), &head, pub), OV_OK);
+    assert_int_equal(head.seq, op->meta.log_seq);
+    assert_int_equal(ov_log_head_verify(&head, pub), OV_OK);
+    ov_read_end(read);
+    ov_write_op_free(op);
+}
+
 static void test_reopen_keeps_everything_and_refuses_other_key(void **state)
 {
     fixture *f = *state;
@@ -1107,6 +1172,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reopen_keeps_everything_and_refuses_other_key, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_unsigned_tail_is_signed_on_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unflushed_commit_is_hidden_from_feed_and_head, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_accounts_keep_usernames_unique, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sessions_put_get_delete_revoke, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_snapshot_is_stable, setup, teardown),
