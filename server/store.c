@@ -3,11 +3,15 @@
  * the change feed, accounts and sessions, all in one environment so that one write transaction
  * changes them together or not at all.
  *
- * Every write runs inside a batch transaction opened by the writer thread; each op gets its own
- * nested transaction, so an op that fails (stale version, deleted record, full map) is undone
- * alone while the others of the batch still commit. The batch's log position and change position
- * live in the ov_wtxn and advance only when an op's nested transaction commits. Commit signs the
- * new log head once per batch.
+ * Every write runs inside a batch transaction opened by the writer thread, and an op that fails
+ * (stale version, deleted record, full map) is undone alone while the others of the batch still
+ * commit. Each op checks what can fail before it writes, so the writer's ops run directly in the
+ * batch transaction (ov_store_apply_batch); only an op that fails after writing costs a second
+ * pass, in which every op gets a nested transaction of its own (ov_store_apply). A nested
+ * transaction per op was the rule before, and it was a third of the writer's work: LMDB copies
+ * every page the op touches that the batch already dirtied (malloc, zeroing, copy, merge). The
+ * batch's log position and change position live in the ov_wtxn and advance only when an op
+ * succeeds. Commit signs the new log head once per batch.
  *
  * Durability: the environment runs with MDB_NOMETASYNC. LMDB's commit writes the transaction's
  * pages, fdatasyncs them, and then writes the meta page that makes them the current state; with
@@ -1143,6 +1147,10 @@ typedef struct {
     uint64_t log_seq;
     uint8_t log_hash[OV_HASH_BYTES];
     uint64_t change_seq;
+    /* Set before an op's first write. Each op checks everything it can before writing, so the
+     * usual failures (conflict, gone, exists, …) leave the transaction untouched; a failure after
+     * this (a full map, memory, a damaged row) leaves part of the op in it. */
+    int wrote;
 } op_state;
 
 typedef struct {
@@ -1296,6 +1304,7 @@ static int store_version(op_state *state, ov_write_op *op, uint8_t log_op, ov_re
 {
     if (canon_len > RECORD_MAX_BYTES)
         return OV_ETOOBIG;
+    state->wrote = 1;
     int rc = append_log(state, log_op, &meta->env.id, meta->content_hash, now_ms);
     if (rc)
         return rc;
@@ -1457,6 +1466,7 @@ static int apply_account(op_state *state, ov_write_op *op)
         return from_mdb(rc);
 
     /* A rename frees the old username. */
+    state->wrote = 1;
     MDB_val id_key = val_of(op->account_id.bytes, OV_ID_BYTES);
     rc = mdb_get(txn, state->store->accounts, &id_key, &value);
     if (rc == 0) {
@@ -1498,6 +1508,7 @@ static int apply_account(op_state *state, ov_write_op *op)
 static int apply_session(op_state *state, ov_write_op *op)
 {
     MDB_val key = val_of(op->token_hash, OV_HASH_BYTES);
+    state->wrote = 1;
     if (op->type == OV_WRITE_SESSION_DELETE) {
         int rc = mdb_del(state->txn, state->store->sessions, &key, NULL);
         return rc == MDB_NOTFOUND ? OV_OK : from_mdb(rc);
@@ -1519,6 +1530,7 @@ static int revoke_sessions(op_state *state, const ov_id *account)
     int rc = mdb_cursor_open(state->txn, state->store->sessions, &cursor);
     if (rc)
         return from_mdb(rc);
+    state->wrote = 1;
     MDB_val key, value;
     rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST);
     while (rc == 0) {
@@ -1591,59 +1603,107 @@ int ov_store_write_begin(ov_store *store, ov_wtxn **out)
     return OV_OK;
 }
 
-void ov_store_apply(ov_wtxn *w, ov_write_op *op, int64_t now_ms)
+static void op_begin(ov_wtxn *w, ov_write_op *op, op_state *state)
 {
     free(op->canon);
     op->canon = NULL;
     op->canon_len = 0;
     memset(&op->meta, 0, sizeof op->meta);
-    op_state state = {w->store, NULL, w->log_seq, {0}, w->change_seq};
-    memcpy(state.log_hash, w->log_hash, OV_HASH_BYTES);
-    int rc = mdb_txn_begin(w->store->env, w->txn, 0, &state.txn);
-    if (rc) {
-        op->result = from_mdb(rc);
-        return;
-    }
-    switch (op->type) {
-    case OV_WRITE_RECORD_CREATE:
-        rc = apply_create(&state, op, now_ms);
-        break;
-    case OV_WRITE_RECORD_REPLACE:
-    case OV_WRITE_RECORD_DELETE:
-    case OV_WRITE_RECORD_STATUS:
-        rc = apply_change(&state, op, now_ms);
-        break;
-    case OV_WRITE_ACCOUNT_PUT:
-        rc = apply_account(&state, op);
-        break;
-    case OV_WRITE_SESSION_PUT:
-    case OV_WRITE_SESSION_DELETE:
-        rc = apply_session(&state, op);
-        break;
-    case OV_WRITE_SESSIONS_REVOKE:
-        rc = revoke_sessions(&state, &op->account_id);
-        break;
-    default:
-        rc = OV_EINVAL;
-        break;
-    }
+    *state = (op_state){w->store, w->txn, w->log_seq, {0}, w->change_seq, 0};
+    memcpy(state->log_hash, w->log_hash, OV_HASH_BYTES);
+}
+
+/* The op's outcome: on success the batch's log and feed move on to where the op left them. */
+static void op_end(ov_wtxn *w, ov_write_op *op, const op_state *state, int rc, int64_t now_ms)
+{
     if (rc == OV_OK) {
-        rc = from_mdb(mdb_txn_commit(state.txn));
-    } else {
-        mdb_txn_abort(state.txn);
-    }
-    if (rc == OV_OK) {
-        if (state.log_seq != w->log_seq)
+        if (state->log_seq != w->log_seq)
             w->log_time = now_ms;
-        w->log_seq = state.log_seq;
-        memcpy(w->log_hash, state.log_hash, OV_HASH_BYTES);
-        w->change_seq = state.change_seq;
+        w->log_seq = state->log_seq;
+        memcpy(w->log_hash, state->log_hash, OV_HASH_BYTES);
+        w->change_seq = state->change_seq;
     } else {
         free(op->canon);
         op->canon = NULL;
         op->canon_len = 0;
     }
     op->result = rc;
+}
+
+static int run_op(op_state *state, ov_write_op *op, int64_t now_ms)
+{
+    int rc;
+    switch (op->type) {
+    case OV_WRITE_RECORD_CREATE:
+        rc = apply_create(state, op, now_ms);
+        break;
+    case OV_WRITE_RECORD_REPLACE:
+    case OV_WRITE_RECORD_DELETE:
+    case OV_WRITE_RECORD_STATUS:
+        rc = apply_change(state, op, now_ms);
+        break;
+    case OV_WRITE_ACCOUNT_PUT:
+        rc = apply_account(state, op);
+        break;
+    case OV_WRITE_SESSION_PUT:
+    case OV_WRITE_SESSION_DELETE:
+        rc = apply_session(state, op);
+        break;
+    case OV_WRITE_SESSIONS_REVOKE:
+        rc = revoke_sessions(state, &op->account_id);
+        break;
+    default:
+        rc = OV_EINVAL;
+        break;
+    }
+    return rc;
+}
+
+void ov_store_apply(ov_wtxn *w, ov_write_op *op, int64_t now_ms)
+{
+    op_state state;
+    op_begin(w, op, &state);
+    int rc = mdb_txn_begin(w->store->env, w->txn, 0, &state.txn);
+    if (rc) {
+        op_end(w, op, &state, from_mdb(rc), now_ms);
+        return;
+    }
+    rc = run_op(&state, op, now_ms);
+    if (rc == OV_OK)
+        rc = from_mdb(mdb_txn_commit(state.txn));
+    else
+        mdb_txn_abort(state.txn);
+    op_end(w, op, &state, rc, now_ms);
+}
+
+int ov_store_apply_batch(ov_wtxn **txn, ov_write_op *batch, int64_t now_ms)
+{
+    ov_wtxn *w = *txn;
+    ov_write_op *spoiler = NULL;
+    for (ov_write_op *op = batch; op && !spoiler; op = op->next) {
+        op_state state;
+        op_begin(w, op, &state);
+        int rc = run_op(&state, op, now_ms);
+        op_end(w, op, &state, rc, now_ms);
+        if (rc != OV_OK && state.wrote)
+            spoiler = op;
+    }
+    if (!spoiler)
+        return OV_OK;
+    /* The transaction holds part of the spoiler: start it again, and this time give every other
+     * op a nested transaction of its own, so that a second failure of that kind stays alone. */
+    int result = spoiler->result;
+    ov_store *store = w->store;
+    ov_store_write_abort(w);
+    *txn = NULL;
+    int rc = ov_store_write_begin(store, txn);
+    if (rc)
+        return rc;
+    for (ov_write_op *op = batch; op; op = op->next)
+        if (op != spoiler)
+            ov_store_apply(*txn, op, now_ms);
+    spoiler->result = result;
+    return OV_OK;
 }
 
 int ov_store_write_commit(ov_wtxn *w)

@@ -224,6 +224,14 @@ int ov_store_write_begin(ov_store *store, ov_wtxn **out);
  * leaves the batch as it was; a successful op sets result OV_OK and its outputs. now_ms is the
  * batch's timestamp. */
 void ov_store_apply(ov_wtxn *txn, ov_write_op *op, int64_t now_ms);
+/* Applies a batch (a chain through op->next) the fast way: directly in txn, without a nested
+ * transaction per op, with the same outcome as ov_store_apply for each op. That works because an
+ * op checks all it can before it writes, so a failing op has usually written nothing. One that
+ * fails after writing (a full map, out of memory) spoils the transaction: it is then aborted and
+ * begun again (*txn changes), and the other ops are applied once more, each in a nested
+ * transaction as ov_store_apply does; the spoiler keeps its error. Returns OV_OK, or the error of
+ * beginning again: then *txn is NULL and the batch must be treated as failed. */
+int ov_store_apply_batch(ov_wtxn **txn, ov_write_op *batch, int64_t now_ms);
 /* Signs the new log head (if the batch appended entries) and commits durably. On failure every op
  * of the batch must be treated as failed (OV_ESTORE or OV_EFULL returned). The txn is gone after.
  */

@@ -114,10 +114,9 @@ static void run_batch(ov_writer *writer, ov_write_op *batch, ov_write_op *last, 
 {
     ov_wtxn *txn = NULL;
     int rc = ov_store_write_begin(writer->store, &txn);
+    if (rc == OV_OK)
+        rc = ov_store_apply_batch(&txn, batch, now_ms());
     if (rc == OV_OK) {
-        int64_t now = now_ms();
-        for (ov_write_op *op = batch; op; op = op->next)
-            ov_store_apply(txn, op, now);
         uint64_t mono = monotonic_ms();
         int sign = mono - writer->last_signed_ms >= SIGN_INTERVAL_MS;
         int pending = ov_store_write_head_pending(txn);
