@@ -1014,6 +1014,17 @@ static int parse_account(const MDB_val *value, json_t **account)
     return OV_OK;
 }
 
+int ov_read_account_json(ov_read *read, const ov_id *id, const char **json, size_t *len)
+{
+    MDB_val key = val_of(id->bytes, OV_ID_BYTES), value;
+    int rc = mdb_get(read->txn, read->store->accounts, &key, &value);
+    if (rc)
+        return from_mdb(rc);
+    *json = value.mv_data;
+    *len = value.mv_size;
+    return OV_OK;
+}
+
 int ov_read_account(ov_read *read, const ov_id *id, json_t **account)
 {
     *account = NULL;

@@ -146,6 +146,8 @@ int ov_read_log(ov_read *read, const ov_id *origin, uint64_t from_seq, size_t li
 
 /* Accounts. The account JSON is documented in auth.h. *account is a new reference (decref). */
 int ov_read_account(ov_read *read, const ov_id *id, json_t **account);
+/* The account's stored JSON text, borrowed until ov_read_end. */
+int ov_read_account_json(ov_read *read, const ov_id *id, const char **json, size_t *len);
 int ov_read_account_by_name(ov_read *read, const char *username, ov_id *id, json_t **account);
 /* Calls fn for every account in id order. */
 typedef int (*ov_account_fn)(void *ctx, const ov_id *id, const json_t *account);
