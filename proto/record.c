@@ -95,7 +95,10 @@ int ov_status_parse(const char *name, size_t len, ov_status *out)
 
 void ov_field_errors_init(ov_field_errors *errs)
 {
-    memset(errs, 0, sizeof *errs);
+    /* Only the counters: items are written whole when added, and zeroing all 32 of them (20 KB)
+     * cost more than validating a record. */
+    errs->count = 0;
+    errs->truncated = 0;
 }
 
 void ov_field_errors_add(ov_field_errors *errs, const char *field, const char *message_nl,

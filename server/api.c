@@ -1094,6 +1094,12 @@ static void handle_metrics(ov_node *node, ov_http_request *req)
                          (double)ws.queued);
     ov_metrics_set_gauge("olievlek_writer_failed_commits_total", "Write batches that failed",
                          (double)ws.failed_commits);
+    ov_metrics_set_gauge("olievlek_writer_flushes_total",
+                         "Flushes that made committed batches durable (one may cover several)",
+                         (double)ws.syncs);
+    ov_metrics_set_gauge("olievlek_writer_failed_flushes_total",
+                         "Flushes that failed (their ops were answered with an error)",
+                         (double)ws.failed_syncs);
     /* The writer counts batches in buckets of at most 1, 4, 16, 64, 256 ops and above. */
     static const double bounds[] = {1, 4, 16, 64, 256};
     uint64_t cumulative[5];

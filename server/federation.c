@@ -90,12 +90,12 @@ struct peer_link {
     rx_msg *rx_head, *rx_tail;
     size_t rx_count, rx_bytes;
     /* The pipeline: one run checked on the thread pool while the one before is stored. */
-    int checking;                /* a run is on the thread pool */
-    struct check_job *ready;     /* checked, waiting for the writer */
-    int applying;                /* a run is with the writer */
-    ov_id wanted_origin;         /* the last WANT sent ... */
-    uint64_t wanted_from;        /* ... and where it asked from (0: none) */
-    int gone; /* the websocket is closed; freed when nothing is in the pipeline */
+    int checking;            /* a run is on the thread pool */
+    struct check_job *ready; /* checked, waiting for the writer */
+    int applying;            /* a run is with the writer */
+    ov_id wanted_origin;     /* the last WANT sent ... */
+    uint64_t wanted_from;    /* ... and where it asked from (0: none) */
+    int gone;                /* the websocket is closed; freed when nothing is in the pipeline */
     known_pos *known;
     size_t known_count, known_cap;
 };
@@ -764,8 +764,7 @@ static void check_done(uv_work_t *work, int status)
     peer_link *l = job->link;
     ov_federation *fed = l->fed;
     l->checking = 0;
-    if (status == 0 && job->rc == OV_OK && !l->gone && !fed->stopped &&
-        l->state != LINK_CLOSING) {
+    if (status == 0 && job->rc == OV_OK && !l->gone && !fed->stopped && l->state != LINK_CLOSING) {
         if (l->applying)
             l->ready = job; /* stored after the run before it */
         else

@@ -338,7 +338,7 @@ static int on_change(void *ctx, uint64_t change_seq, const ov_record_meta *meta,
 static int sync_columns(ov_search *s, ov_read *read)
 {
     MDB_txn *txn = ov_read_txn(read);
-    uint64_t last = ov_read_last_change(read);
+    uint64_t last = ov_read_snapshot_change(read);
     uint32_t generation = ov_search_index_generation(s->index, txn);
     if (!s->loaded || generation != s->generation || last < s->synced ||
         last - s->synced > RESYNC_FULL) {
@@ -353,7 +353,7 @@ static int sync_columns(ov_search *s, ov_read *read)
     resync r = {s, txn, OV_OK};
     while (s->synced < last) {
         uint64_t reached = s->synced;
-        int rc = ov_read_changes(read, s->synced, 1000, on_change, &r, &reached);
+        int rc = ov_read_changes_upto(read, s->synced, last, 1000, on_change, &r, &reached);
         if (r.rc)
             return r.rc;
         if (rc)

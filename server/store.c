@@ -3,11 +3,26 @@
  * the change feed, accounts and sessions, all in one environment so that one write transaction
  * changes them together or not at all.
  *
- * Every write runs inside a batch transaction opened by the writer thread; each op gets its own
- * nested transaction, so an op that fails (stale version, deleted record, full map) is undone
- * alone while the others of the batch still commit. The batch's log position and change position
- * live in the ov_wtxn and advance only when an op's nested transaction commits. Commit signs the
- * new log head once per batch and relies on LMDB's default durability (fsync before return).
+ * Every write runs inside a batch transaction opened by the writer thread, and an op that fails
+ * (stale version, deleted record, full map) is undone alone while the others of the batch still
+ * commit. Each op checks what can fail before it writes, so the writer's ops run directly in the
+ * batch transaction (ov_store_apply_batch); only an op that fails after writing costs a second
+ * pass, in which every op gets a nested transaction of its own (ov_store_apply). A nested
+ * transaction per op was the rule before, and it was a third of the writer's work: LMDB copies
+ * every page the op touches that the batch already dirtied (malloc, zeroing, copy, merge). The
+ * batch's log position and change position live in the ov_wtxn and advance only when an op
+ * succeeds. Commit signs the new log head once per batch.
+ *
+ * Durability: the environment runs with MDB_NOMETASYNC. LMDB's commit writes the transaction's
+ * pages, fdatasyncs them, and then writes the meta page that makes them the current state; with
+ * the flag, that meta page is not flushed by the commit itself but by the next fdatasync of the
+ * file: the next commit's, or ov_store_sync. Until then a crash may undo that last commit (never
+ * an earlier one, and never leave a broken store: docs/architecture.md, "Durable writes"). Every
+ * commit in this file is followed by ov_store_sync, except ov_store_write_commit_unflushed, whose
+ * caller (the writer) flushes on another thread while it builds the next batch. Readers see such
+ * a commit at once, so the positions that others resume from are served only up to what the last
+ * flush covered: the change feed (ov_read_changes, ov_read_last_change) and this node's signed
+ * head (ov_read_head). A position handed out is never undone by a crash and then reused.
  *
  * Reads use read-only snapshots recycled through a small free list (MDB_NOTLS makes a reset
  * snapshot usable from any thread), so a GET costs no malloc. Key and value layouts are in
@@ -70,6 +85,13 @@ struct ov_read {
     ov_read *next;
 };
 
+/* The change feed position and this node's signed head as of one commit. */
+typedef struct {
+    uint64_t change_seq;
+    int has_head;
+    uint8_t head[HEAD_VALUE_BYTES];
+} feed_state;
+
 struct ov_store {
     MDB_env *env;
     MDB_dbi records, index, updated, log, heads, changes, accounts, usernames, sessions, meta;
@@ -81,6 +103,10 @@ struct ov_store {
     pthread_mutex_t pool_lock;
     ov_read *pool;
     size_t pool_count;
+    /* Guarded by durable_lock: the state of the last commit, and of the last commit a flush
+     * covered (what readers of the feed and the head get to see). */
+    pthread_mutex_t durable_lock;
+    feed_state committed, durable;
 };
 
 struct ov_wtxn {
@@ -266,6 +292,25 @@ static int check_meta(ov_store *store, MDB_txn *txn)
     return OV_OK;
 }
 
+static uint64_t read_change_seq(MDB_txn *txn, const ov_store *store);
+
+static int load_feed_state(const ov_store *store, MDB_txn *txn, feed_state *state)
+{
+    memset(state, 0, sizeof *state);
+    state->change_seq = read_change_seq(txn, store);
+    MDB_val key = val_of(store->node_id.bytes, OV_ID_BYTES), value;
+    int rc = mdb_get(txn, store->heads, &key, &value);
+    if (rc == MDB_NOTFOUND)
+        return OV_OK;
+    if (rc)
+        return from_mdb(rc);
+    if (value.mv_size != HEAD_VALUE_BYTES)
+        return OV_ESTORE;
+    state->has_head = 1;
+    memcpy(state->head, value.mv_data, HEAD_VALUE_BYTES);
+    return OV_OK;
+}
+
 int ov_store_open(const ov_store_options *options, ov_store **out)
 {
     *out = NULL;
@@ -281,6 +326,7 @@ int ov_store_open(const ov_store_options *options, ov_store **out)
     ov_keypair_public(options->key, store->pub);
     ov_log_node_id(store->pub, &store->node_id);
     pthread_mutex_init(&store->pool_lock, NULL);
+    pthread_mutex_init(&store->durable_lock, NULL);
 
     MDB_txn *txn = NULL;
     rc = mdb_env_create(&store->env);
@@ -297,7 +343,7 @@ int ov_store_open(const ov_store_options *options, ov_store **out)
         rc = from_mdb(rc);
         goto fail;
     }
-    rc = mdb_env_open(store->env, options->dir, MDB_NOTLS, 0600);
+    rc = mdb_env_open(store->env, options->dir, MDB_NOTLS | MDB_NOMETASYNC, 0600);
     if (rc) {
         rc = (rc == ENOENT || rc == EACCES || rc == EROFS || rc == ENOTDIR) ? OV_EIO : from_mdb(rc);
         goto fail;
@@ -313,11 +359,16 @@ int ov_store_open(const ov_store_options *options, ov_store **out)
         rc = check_meta(store, txn);
     if (!rc)
         rc = ov_search_index_open(txn, &store->search, &search_rebuild);
+    if (!rc)
+        rc = load_feed_state(store, txn, &store->committed);
     if (rc) {
         mdb_txn_abort(txn);
         goto fail;
     }
+    store->durable = store->committed; /* durable once the sync below returns */
     rc = mdb_txn_commit(txn);
+    if (!rc)
+        rc = mdb_env_sync(store->env, 1);
     if (rc) {
         rc = from_mdb(rc);
         goto fail;
@@ -336,6 +387,7 @@ int ov_store_open(const ov_store_options *options, ov_store **out)
     if (rc) {
         ov_search_index_free(store->search);
         mdb_env_close(store->env);
+        pthread_mutex_destroy(&store->durable_lock);
         pthread_mutex_destroy(&store->pool_lock);
         free(store);
         return rc;
@@ -347,6 +399,7 @@ fail:
     ov_search_index_free(store->search);
     if (store->env)
         mdb_env_close(store->env);
+    pthread_mutex_destroy(&store->durable_lock);
     pthread_mutex_destroy(&store->pool_lock);
     free(store);
     return rc;
@@ -362,8 +415,10 @@ void ov_store_close(ov_store *store)
         mdb_txn_abort(read->txn);
         free(read);
     }
+    ov_store_sync(store); /* a last unflushed commit is durable once the store is closed */
     mdb_env_close(store->env);
     ov_search_index_free(store->search);
+    pthread_mutex_destroy(&store->durable_lock);
     pthread_mutex_destroy(&store->pool_lock);
     free(store);
 }
@@ -439,7 +494,8 @@ static int rebuild_batch(ov_store *store, ov_id *after, int first, int *done)
         mdb_txn_abort(txn);
         return rc;
     }
-    return from_mdb(mdb_txn_commit(txn));
+    rc = mdb_txn_commit(txn);
+    return rc ? from_mdb(rc) : ov_store_sync(store);
 }
 
 int ov_store_search_rebuild(ov_store *store)
@@ -818,8 +874,14 @@ static uint64_t read_change_seq(MDB_txn *txn, const ov_store *store)
 int ov_read_changes(ov_read *read, uint64_t since, size_t limit, ov_change_fn fn, void *ctx,
                     uint64_t *last)
 {
+    return ov_read_changes_upto(read, since, ov_read_last_change(read), limit, fn, ctx, last);
+}
+
+int ov_read_changes_upto(ov_read *read, uint64_t since, uint64_t upto, size_t limit,
+                         ov_change_fn fn, void *ctx, uint64_t *last)
+{
     *last = since;
-    if (limit == 0 || since == UINT64_MAX)
+    if (limit == 0 || since >= upto)
         return OV_OK;
     MDB_cursor *cursor;
     int rc = mdb_cursor_open(read->txn, read->store->changes, &cursor);
@@ -836,6 +898,8 @@ int ov_read_changes(ov_read *read, uint64_t since, size_t limit, ov_change_fn fn
             break;
         }
         uint64_t seq = ov_be64_get(key.mv_data);
+        if (seq > upto)
+            break;
         ov_id id;
         memcpy(id.bytes, value.mv_data, OV_ID_BYTES);
         ov_record_meta meta;
@@ -855,9 +919,18 @@ int ov_read_changes(ov_read *read, uint64_t since, size_t limit, ov_change_fn fn
     return settle(rc);
 }
 
-uint64_t ov_read_last_change(ov_read *read)
+uint64_t ov_read_snapshot_change(ov_read *read)
 {
     return read_change_seq(read->txn, read->store);
+}
+
+uint64_t ov_read_last_change(ov_read *read)
+{
+    uint64_t snapshot = read_change_seq(read->txn, read->store);
+    pthread_mutex_lock(&read->store->durable_lock);
+    uint64_t durable = read->store->durable.change_seq;
+    pthread_mutex_unlock(&read->store->durable_lock);
+    return snapshot < durable ? snapshot : durable;
 }
 
 int ov_read_head(ov_read *read, const ov_id *origin, ov_log_head *head,
@@ -869,10 +942,30 @@ int ov_read_head(ov_read *read, const ov_id *origin, ov_log_head *head,
         return from_mdb(rc);
     if (value.mv_size != HEAD_VALUE_BYTES)
         return OV_ESTORE;
-    if (head && ov_log_head_decode(value.mv_data, OV_LOG_HEAD_BYTES, head) != OV_OK)
+    ov_log_head stored;
+    if (ov_log_head_decode(value.mv_data, OV_LOG_HEAD_BYTES, &stored) != OV_OK)
         return OV_ESTORE;
+    const uint8_t *bytes = value.mv_data;
+    uint8_t durable[HEAD_VALUE_BYTES];
+    if (id_equal(origin, &read->store->node_id)) {
+        /* Our own head, as far as a flush has covered it: a head signed by a commit that is not
+         * yet durable could be undone by a crash and then signed again over other entries. */
+        pthread_mutex_lock(&read->store->durable_lock);
+        int has = read->store->durable.has_head;
+        memcpy(durable, read->store->durable.head, sizeof durable);
+        pthread_mutex_unlock(&read->store->durable_lock);
+        ov_log_head older;
+        if (!has || ov_log_head_decode(durable, OV_LOG_HEAD_BYTES, &older) != OV_OK)
+            return OV_ENOTFOUND;
+        if (older.seq < stored.seq) {
+            stored = older;
+            bytes = durable;
+        }
+    }
+    if (head)
+        *head = stored;
     if (pub)
-        memcpy(pub, (const uint8_t *)value.mv_data + OV_LOG_HEAD_BYTES, OV_PUBKEY_BYTES);
+        memcpy(pub, bytes + OV_LOG_HEAD_BYTES, OV_PUBKEY_BYTES);
     return OV_OK;
 }
 
@@ -929,6 +1022,17 @@ static int parse_account(const MDB_val *value, json_t **account)
         return OV_ESTORE;
     }
     *account = parsed;
+    return OV_OK;
+}
+
+int ov_read_account_json(ov_read *read, const ov_id *id, const char **json, size_t *len)
+{
+    MDB_val key = val_of(id->bytes, OV_ID_BYTES), value;
+    int rc = mdb_get(read->txn, read->store->accounts, &key, &value);
+    if (rc)
+        return from_mdb(rc);
+    *json = value.mv_data;
+    *len = value.mv_size;
     return OV_OK;
 }
 
@@ -1065,6 +1169,10 @@ typedef struct {
     uint64_t log_seq;
     uint8_t log_hash[OV_HASH_BYTES];
     uint64_t change_seq;
+    /* Set before an op's first write. Each op checks everything it can before writing, so the
+     * usual failures (conflict, gone, exists, …) leave the transaction untouched; a failure after
+     * this (a full map, memory, a damaged row) leaves part of the op in it. */
+    int wrote;
 } op_state;
 
 typedef struct {
@@ -1228,6 +1336,7 @@ static int store_version(op_state *state, ov_write_op *op, uint8_t log_op, ov_re
 {
     if (canon_len > RECORD_MAX_BYTES)
         return OV_ETOOBIG;
+    state->wrote = 1;
     int rc = append_log(state, log_op, &meta->env.id, meta->content_hash, now_ms);
     if (rc)
         return rc;
@@ -1397,6 +1506,7 @@ static int apply_account(op_state *state, ov_write_op *op)
         return from_mdb(rc);
 
     /* A rename frees the old username. */
+    state->wrote = 1;
     MDB_val id_key = val_of(op->account_id.bytes, OV_ID_BYTES);
     rc = mdb_get(txn, state->store->accounts, &id_key, &value);
     if (rc == 0) {
@@ -1438,6 +1548,7 @@ static int apply_account(op_state *state, ov_write_op *op)
 static int apply_session(op_state *state, ov_write_op *op)
 {
     MDB_val key = val_of(op->token_hash, OV_HASH_BYTES);
+    state->wrote = 1;
     if (op->type == OV_WRITE_SESSION_DELETE) {
         int rc = mdb_del(state->txn, state->store->sessions, &key, NULL);
         return rc == MDB_NOTFOUND ? OV_OK : from_mdb(rc);
@@ -1459,6 +1570,7 @@ static int revoke_sessions(op_state *state, const ov_id *account)
     int rc = mdb_cursor_open(state->txn, state->store->sessions, &cursor);
     if (rc)
         return from_mdb(rc);
+    state->wrote = 1;
     MDB_val key, value;
     rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST);
     while (rc == 0) {
@@ -1709,6 +1821,7 @@ static int apply_run(op_state *state, ov_write_op *op)
         if (value.mv_size != OV_LOG_ENTRY_BYTES ||
             memcmp(value.mv_data, item.entry_bytes, OV_LOG_ENTRY_BYTES) != 0) {
             op->fork = 1;
+            state->wrote = 1;
             return store_fork_evidence(state, run, &item);
         }
         index++;
@@ -1740,6 +1853,7 @@ static int apply_run(op_state *state, ov_write_op *op)
     }
     /* Two entries of one run may change the same record: later plans must see the earlier
      * version as their old one, so plans are refreshed as the writes go (below). */
+    state->wrote = 1;
     offset = fresh_offset;
     for (uint32_t i = 0; i < fresh && ov_sync_run_next(run, &offset, &item); i++) {
         uint8_t key_bytes[LOG_KEY_BYTES];
@@ -1850,62 +1964,110 @@ int ov_store_write_begin(ov_store *store, ov_wtxn **out)
     return OV_OK;
 }
 
-void ov_store_apply(ov_wtxn *w, ov_write_op *op, int64_t now_ms)
+static void op_begin(ov_wtxn *w, ov_write_op *op, op_state *state)
 {
     free(op->canon);
     op->canon = NULL;
     op->canon_len = 0;
     memset(&op->meta, 0, sizeof op->meta);
-    op_state state = {w->store, NULL, w->log_seq, {0}, w->change_seq};
-    memcpy(state.log_hash, w->log_hash, OV_HASH_BYTES);
-    int rc = mdb_txn_begin(w->store->env, w->txn, 0, &state.txn);
-    if (rc) {
-        op->result = from_mdb(rc);
-        return;
-    }
-    switch (op->type) {
-    case OV_WRITE_RECORD_CREATE:
-        rc = apply_create(&state, op, now_ms);
-        break;
-    case OV_WRITE_RECORD_REPLACE:
-    case OV_WRITE_RECORD_DELETE:
-    case OV_WRITE_RECORD_STATUS:
-        rc = apply_change(&state, op, now_ms);
-        break;
-    case OV_WRITE_ACCOUNT_PUT:
-        rc = apply_account(&state, op);
-        break;
-    case OV_WRITE_SESSION_PUT:
-    case OV_WRITE_SESSION_DELETE:
-        rc = apply_session(&state, op);
-        break;
-    case OV_WRITE_SESSIONS_REVOKE:
-        rc = revoke_sessions(&state, &op->account_id);
-        break;
-    case OV_WRITE_LOG_APPLY:
-        rc = apply_run(&state, op);
-        break;
-    default:
-        rc = OV_EINVAL;
-        break;
-    }
+    *state = (op_state){w->store, w->txn, w->log_seq, {0}, w->change_seq, 0};
+    memcpy(state->log_hash, w->log_hash, OV_HASH_BYTES);
+}
+
+/* The op's outcome: on success the batch's log and feed move on to where the op left them. */
+static void op_end(ov_wtxn *w, ov_write_op *op, const op_state *state, int rc, int64_t now_ms)
+{
     if (rc == OV_OK) {
-        rc = from_mdb(mdb_txn_commit(state.txn));
-    } else {
-        mdb_txn_abort(state.txn);
-    }
-    if (rc == OV_OK) {
-        if (state.log_seq != w->log_seq)
+        if (state->log_seq != w->log_seq)
             w->log_time = now_ms;
-        w->log_seq = state.log_seq;
-        memcpy(w->log_hash, state.log_hash, OV_HASH_BYTES);
-        w->change_seq = state.change_seq;
+        w->log_seq = state->log_seq;
+        memcpy(w->log_hash, state->log_hash, OV_HASH_BYTES);
+        w->change_seq = state->change_seq;
     } else {
         free(op->canon);
         op->canon = NULL;
         op->canon_len = 0;
     }
     op->result = rc;
+}
+
+static int run_op(op_state *state, ov_write_op *op, int64_t now_ms)
+{
+    int rc;
+    switch (op->type) {
+    case OV_WRITE_RECORD_CREATE:
+        rc = apply_create(state, op, now_ms);
+        break;
+    case OV_WRITE_RECORD_REPLACE:
+    case OV_WRITE_RECORD_DELETE:
+    case OV_WRITE_RECORD_STATUS:
+        rc = apply_change(state, op, now_ms);
+        break;
+    case OV_WRITE_ACCOUNT_PUT:
+        rc = apply_account(state, op);
+        break;
+    case OV_WRITE_SESSION_PUT:
+    case OV_WRITE_SESSION_DELETE:
+        rc = apply_session(state, op);
+        break;
+    case OV_WRITE_SESSIONS_REVOKE:
+        rc = revoke_sessions(state, &op->account_id);
+        break;
+    case OV_WRITE_LOG_APPLY:
+        rc = apply_run(state, op);
+        break;
+    default:
+        rc = OV_EINVAL;
+        break;
+    }
+    return rc;
+}
+
+void ov_store_apply(ov_wtxn *w, ov_write_op *op, int64_t now_ms)
+{
+    op_state state;
+    op_begin(w, op, &state);
+    int rc = mdb_txn_begin(w->store->env, w->txn, 0, &state.txn);
+    if (rc) {
+        op_end(w, op, &state, from_mdb(rc), now_ms);
+        return;
+    }
+    rc = run_op(&state, op, now_ms);
+    if (rc == OV_OK)
+        rc = from_mdb(mdb_txn_commit(state.txn));
+    else
+        mdb_txn_abort(state.txn);
+    op_end(w, op, &state, rc, now_ms);
+}
+
+int ov_store_apply_batch(ov_wtxn **txn, ov_write_op *batch, int64_t now_ms)
+{
+    ov_wtxn *w = *txn;
+    ov_write_op *spoiler = NULL;
+    for (ov_write_op *op = batch; op && !spoiler; op = op->next) {
+        op_state state;
+        op_begin(w, op, &state);
+        int rc = run_op(&state, op, now_ms);
+        op_end(w, op, &state, rc, now_ms);
+        if (rc != OV_OK && state.wrote)
+            spoiler = op;
+    }
+    if (!spoiler)
+        return OV_OK;
+    /* The transaction holds part of the spoiler: start it again, and this time give every other
+     * op a nested transaction of its own, so that a second failure of that kind stays alone. */
+    int result = spoiler->result;
+    ov_store *store = w->store;
+    ov_store_write_abort(w);
+    *txn = NULL;
+    int rc = ov_store_write_begin(store, txn);
+    if (rc)
+        return rc;
+    for (ov_write_op *op = batch; op; op = op->next)
+        if (op != spoiler)
+            ov_store_apply(*txn, op, now_ms);
+    spoiler->result = result;
+    return OV_OK;
 }
 
 int ov_store_write_commit(ov_wtxn *w)
@@ -1915,7 +2077,31 @@ int ov_store_write_commit(ov_wtxn *w)
 
 int ov_store_write_commit_ex(ov_wtxn *w, int sign_head)
 {
+    ov_store *store = w->store;
+    int rc = ov_store_write_commit_unflushed(w, sign_head);
+    return rc ? rc : ov_store_sync(store);
+}
+
+int ov_store_sync(ov_store *store)
+{
+    /* What is committed now is covered by the fdatasync that follows. */
+    pthread_mutex_lock(&store->durable_lock);
+    feed_state covered = store->committed;
+    pthread_mutex_unlock(&store->durable_lock);
+    if (mdb_env_sync(store->env, 1))
+        return OV_EIO;
+    pthread_mutex_lock(&store->durable_lock);
+    if (covered.change_seq >= store->durable.change_seq) /* two flushes may end out of order */
+        store->durable = covered;
+    pthread_mutex_unlock(&store->durable_lock);
+    return OV_OK;
+}
+
+int ov_store_write_commit_unflushed(ov_wtxn *w, int sign_head)
+{
     int rc = OV_OK;
+    int signed_now = 0;
+    uint8_t bytes[HEAD_VALUE_BYTES];
     if (sign_head && w->log_seq != w->signed_seq) {
         /* One signature vouches for every entry up to the new head: this batch's and those of
          * batches committed without signing. */
@@ -1927,7 +2113,7 @@ int ov_store_write_commit_ex(ov_wtxn *w, int sign_head)
         head.time_ms = w->log_time;
         rc = ov_log_head_sign(&head, w->store->key);
         if (rc == OV_OK) {
-            uint8_t bytes[HEAD_VALUE_BYTES];
+            signed_now = 1;
             ov_log_head_encode(&head, bytes);
             memcpy(bytes + OV_LOG_HEAD_BYTES, w->store->pub, OV_PUBKEY_BYTES);
             MDB_val key = val_of(head.origin.bytes, OV_ID_BYTES),
@@ -1942,10 +2128,19 @@ int ov_store_write_commit_ex(ov_wtxn *w, int sign_head)
             return rc == OV_EFULL ? OV_EFULL : OV_ESTORE;
         }
     }
+    ov_store *store = w->store;
+    uint64_t change_seq = w->change_seq;
     rc = mdb_txn_commit(w->txn);
     free(w);
     if (rc)
         return rc == MDB_MAP_FULL ? OV_EFULL : OV_ESTORE;
+    pthread_mutex_lock(&store->durable_lock);
+    store->committed.change_seq = change_seq;
+    if (signed_now) {
+        store->committed.has_head = 1;
+        memcpy(store->committed.head, bytes, sizeof bytes);
+    }
+    pthread_mutex_unlock(&store->durable_lock);
     return OV_OK;
 }
 

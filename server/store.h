@@ -21,7 +21,8 @@
  * Reads run on the caller's thread in their own read-only snapshot (MDB_NOTLS) and never wait for
  * the writer. Writes happen only through a write transaction (ov_store_write_begin), used by
  * exactly one thread at a time (the writer, see writer.h, or a CLI command when no node runs; LMDB
- * serialises writers across processes). Commits are durable (fsync) before they return.
+ * serialises writers across processes). Commits are durable (fsync) before they return, except
+ * ov_store_write_commit_unflushed, which leaves the last flush to ov_store_sync.
  *
  * Content of superseded versions is not kept: a log entry whose content hash is no longer the
  * record's current hash is replicated without content. Purged records keep their log entries.
@@ -120,15 +121,23 @@ int ov_read_list(ov_read *read, const ov_list_query *query, ov_list_fn fn, void 
 /* Called per change after since, in change order. Return 0 to go on, negative to stop. */
 typedef int (*ov_change_fn)(void *ctx, uint64_t change_seq, const ov_record_meta *meta,
                             const char *json, size_t len);
-/* Delivers up to limit changes with change_seq > since; *last receives the change_seq of the last
- * one delivered (since when none). */
+/* Delivers up to limit changes with since < change_seq <= ov_read_last_change(read); *last
+ * receives the change_seq of the last one delivered (since when none). */
 int ov_read_changes(ov_read *read, uint64_t since, size_t limit, ov_change_fn fn, void *ctx,
                     uint64_t *last);
-/* The newest change_seq (0 for an empty store). */
+/* The same up to upto, which may lie beyond what is durable (up to ov_read_snapshot_change). */
+int ov_read_changes_upto(ov_read *read, uint64_t since, uint64_t upto, size_t limit,
+                         ov_change_fn fn, void *ctx, uint64_t *last);
+/* The newest change_seq that is durable and in the snapshot (0 for an empty store): the feed
+ * never hands out a position that a crash could undo and give to another change. */
 uint64_t ov_read_last_change(ov_read *read);
+/* The newest change_seq in the snapshot, durable or not: for the search engine, whose columns
+ * must match the snapshot's postings. */
+uint64_t ov_read_snapshot_change(ov_read *read);
 
 /* The signed head of origin's log and the public key that signed it. OV_ENOTFOUND when this
- * node holds nothing from origin. */
+ * node holds nothing from origin. This node's own head is the newest that is durable (a head in
+ * a commit not yet flushed stays unseen until ov_store_sync). */
 int ov_read_head(ov_read *read, const ov_id *origin, ov_log_head *head,
                  uint8_t pub[OV_PUBKEY_BYTES]);
 /* Up to limit log entries of origin from seq from_seq on. For each: the entry, and its record's
@@ -152,6 +161,8 @@ uint64_t ov_read_fork_count(ov_read *read);
 
 /* Accounts. The account JSON is documented in auth.h. *account is a new reference (decref). */
 int ov_read_account(ov_read *read, const ov_id *id, json_t **account);
+/* The account's stored JSON text, borrowed until ov_read_end. */
+int ov_read_account_json(ov_read *read, const ov_id *id, const char **json, size_t *len);
 int ov_read_account_by_name(ov_read *read, const char *username, ov_id *id, json_t **account);
 /* Calls fn for every account in id order. */
 typedef int (*ov_account_fn)(void *ctx, const ov_id *id, const json_t *account);
@@ -226,6 +237,7 @@ struct ov_write_op {
     uint32_t applied;
     uint64_t tail_seq;
     int fork;
+    uint64_t batch; /* set by the writer: the number of the batch that carried the op (1, 2, …) */
 
     /* Completion, called once on the submitting loop's thread (see writer.h). */
     void (*on_done)(ov_write_op *op);
@@ -243,6 +255,14 @@ int ov_store_write_begin(ov_store *store, ov_wtxn **out);
  * leaves the batch as it was; a successful op sets result OV_OK and its outputs. now_ms is the
  * batch's timestamp. */
 void ov_store_apply(ov_wtxn *txn, ov_write_op *op, int64_t now_ms);
+/* Applies a batch (a chain through op->next) the fast way: directly in txn, without a nested
+ * transaction per op, with the same outcome as ov_store_apply for each op. That works because an
+ * op checks all it can before it writes, so a failing op has usually written nothing. One that
+ * fails after writing (a full map, out of memory) spoils the transaction: it is then aborted and
+ * begun again (*txn changes), and the other ops are applied once more, each in a nested
+ * transaction as ov_store_apply does; the spoiler keeps its error. Returns OV_OK, or the error of
+ * beginning again: then *txn is NULL and the batch must be treated as failed. */
+int ov_store_apply_batch(ov_wtxn **txn, ov_write_op *batch, int64_t now_ms);
 /* Signs the new log head (if the batch appended entries) and commits durably. On failure every op
  * of the batch must be treated as failed (OV_ESTORE or OV_EFULL returned). The txn is gone after.
  */
@@ -251,6 +271,16 @@ int ov_store_write_commit(ov_wtxn *txn);
  * chained, and the next commit that signs covers them too. The writer defers signing while more
  * writes wait (see writer.c); ov_store_open signs a tail left unsigned by a crash. */
 int ov_store_write_commit_ex(ov_wtxn *txn, int sign_head);
+/* The writer's commit: the same as ov_store_write_commit_ex, but it returns before the last flush.
+ * The batch's pages are on disk, the meta page that makes them the store's current state is
+ * written but not yet flushed: the batch is durable once a later ov_store_sync has returned OV_OK
+ * (or a later commit has). A crash before that may undo this commit, and only this one; the store
+ * is intact either way. So the flush can run on another thread while the next batch is built. */
+int ov_store_write_commit_unflushed(ov_wtxn *txn, int sign_head);
+/* Flushes the data file (fdatasync): every commit that returned before this call is durable when
+ * it returns OV_OK. Safe on any thread, also while a write transaction is open. OV_EIO on error.
+ */
+int ov_store_sync(ov_store *store);
 /* True when the log has entries after the signed head. */
 int ov_store_write_head_pending(const ov_wtxn *txn);
 void ov_store_write_abort(ov_wtxn *txn);

@@ -3,13 +3,18 @@
  *
  * The loop thread queues ops under a mutex and signals a condition variable. The writer thread
  * takes everything queued at that moment (up to max_batch), applies it in one LMDB write
- * transaction and commits durably, so concurrent requests share one fsync. Finished ops go to a
- * done list and the loop is woken with uv_async_send; the async callback runs on_done for each
- * op in submission order, so a request is answered only after its batch is on disk.
+ * transaction and commits it, so concurrent requests share one fsync. The commit returns with the
+ * batch's pages on disk but its meta page not yet flushed (ov_store_write_commit_unflushed), and
+ * the batch goes to the unflushed list. A second thread, the flusher, takes everything on that
+ * list, calls ov_store_sync, and only then moves those ops to the done list and wakes the loop
+ * with uv_async_send; the async callback runs on_done for each op in submission order. So a
+ * request is answered only after its batch is durable, and the writer builds the next batch
+ * while the flusher waits for the disk (docs/architecture.md, "Durable writes").
  *
- * Stopping: ov_writer_stop refuses new ops; the thread drains the queue, marks itself finished
- * and wakes the loop once more. The async callback that sees "finished" after delivering the last
- * ops joins the thread and closes the async handle; on_stopped runs from its close callback.
+ * Stopping: ov_writer_stop refuses new ops; the writer drains the queue and marks itself
+ * finished; the flusher flushes what is left, marks the pair done and wakes the loop once more.
+ * The async callback that sees "done" after delivering the last ops joins both threads and closes
+ * the async handle; on_stopped runs from its close callback.
  */
 #include "server/writer.h"
 
@@ -27,17 +32,23 @@ struct ov_writer {
     ov_store *store;
     uv_loop_t *loop;
     uv_async_t async;
-    pthread_t thread;
+    pthread_t thread, flusher;
     size_t max_batch;
+    int (*sync)(ov_store *store, void *arg);
+    void *sync_arg;
 
     pthread_mutex_t lock;
-    pthread_cond_t wake;
+    pthread_cond_t wake;  /* the writer: ops queued, or stopping */
+    pthread_cond_t flush; /* the flusher: batches committed, or the writer finished */
     /* Guarded by lock. */
     ov_write_op *queue_head, *queue_tail;
     size_t queued;
+    ov_write_op *unflushed_head, *unflushed_tail; /* committed, not yet known to be durable */
+    uint64_t unflushed_batch;                     /* the last batch on that list */
     ov_write_op *done_head, *done_tail;
-    int stopping;    /* no new ops; the thread exits once the queue is empty */
-    int thread_done; /* the thread has handed over its last batch */
+    int stopping;    /* no new ops; the writer exits once the queue is empty */
+    int writer_done; /* the writer has handed over its last batch */
+    int thread_done; /* the flusher has handed over the last ops: both threads are ending */
     ov_writer_stats stats;
 
     void (*on_committed)(void *arg);
@@ -87,40 +98,53 @@ static uint64_t monotonic_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Applies one batch (a NULL-terminated chain) in one transaction. */
-static void run_batch(ov_writer *writer, ov_write_op *batch, size_t count)
+static void fail_ops(ov_write_op *op, int rc)
+{
+    for (; op; op = op->next) {
+        op->result = rc;
+        free(op->canon);
+        op->canon = NULL;
+        op->canon_len = 0;
+    }
+}
+
+/* Applies one batch (a NULL-terminated chain) in one transaction, commits it unflushed and hands
+ * it to the flusher. */
+static void run_batch(ov_writer *writer, ov_write_op *batch, ov_write_op *last, size_t count)
 {
     ov_wtxn *txn = NULL;
     int rc = ov_store_write_begin(writer->store, &txn);
+    if (rc == OV_OK)
+        rc = ov_store_apply_batch(&txn, batch, now_ms());
     if (rc == OV_OK) {
-        int64_t now = now_ms();
-        for (ov_write_op *op = batch; op; op = op->next)
-            ov_store_apply(txn, op, now);
         uint64_t mono = monotonic_ms();
         int sign = mono - writer->last_signed_ms >= SIGN_INTERVAL_MS;
         int pending = ov_store_write_head_pending(txn);
-        rc = ov_store_write_commit_ex(txn, sign);
+        rc = ov_store_write_commit_unflushed(txn, sign);
         if (rc == OV_OK && pending) {
             if (sign)
                 writer->last_signed_ms = mono;
             writer->head_pending = !sign;
         }
     }
-    if (rc != OV_OK) {
-        /* Nothing of the batch reached the disk: every op failed, whatever it did before. */
-        for (ov_write_op *op = batch; op; op = op->next) {
-            op->result = rc;
-            free(op->canon);
-            op->canon = NULL;
-            op->canon_len = 0;
-        }
-    }
+    if (rc != OV_OK)
+        fail_ops(batch, rc); /* nothing of the batch reached the disk, whatever each op did */
     pthread_mutex_lock(&writer->lock);
-    writer->stats.batches++;
+    uint64_t number = ++writer->stats.batches;
+    for (ov_write_op *op = batch; op; op = op->next)
+        op->batch = number;
     writer->stats.ops += count;
     if (rc != OV_OK)
         writer->stats.failed_commits++;
     writer->stats.batch_size_buckets[bucket_of(count)]++;
+    /* A failed batch goes the same way, so that answers stay in submission order. */
+    if (writer->unflushed_tail)
+        writer->unflushed_tail->next = batch;
+    else
+        writer->unflushed_head = batch;
+    writer->unflushed_tail = last;
+    writer->unflushed_batch = number;
+    pthread_cond_signal(&writer->flush);
     pthread_mutex_unlock(&writer->lock);
 }
 
@@ -131,6 +155,7 @@ static void sign_pending_head(ov_writer *writer)
     ov_wtxn *txn = NULL;
     if (ov_store_write_begin(writer->store, &txn) != OV_OK)
         return;
+    /* Durable at once (nothing waits for it, so the flush may as well happen here). */
     if (ov_store_write_commit_ex(txn, 1) == OV_OK) {
         writer->head_pending = 0;
         writer->last_signed_ms = monotonic_ms();
@@ -177,13 +202,52 @@ static void *writer_main(void *arg)
         last->next = NULL;
         pthread_mutex_unlock(&writer->lock);
 
-        run_batch(writer, batch, count);
+        run_batch(writer, batch, last, count);
 
         pthread_mutex_lock(&writer->lock);
+    }
+    writer->writer_done = 1;
+    pthread_cond_signal(&writer->flush);
+    pthread_mutex_unlock(&writer->lock);
+    return NULL;
+}
+
+static int default_sync(ov_store *store, void *arg)
+{
+    (void)arg;
+    return ov_store_sync(store);
+}
+
+/* The flusher: makes committed batches durable with one ov_store_sync for all that are waiting,
+ * then hands their ops to the loop. Every batch on the list was committed before the sync began,
+ * so the sync's fdatasync covers its meta page. */
+static void *flusher_main(void *arg)
+{
+    ov_writer *writer = arg;
+    pthread_mutex_lock(&writer->lock);
+    for (;;) {
+        while (!writer->unflushed_head && !writer->writer_done)
+            pthread_cond_wait(&writer->flush, &writer->lock);
+        if (!writer->unflushed_head)
+            break; /* the writer finished and everything it committed is delivered */
+        ov_write_op *ops = writer->unflushed_head, *last = writer->unflushed_tail;
+        uint64_t through = writer->unflushed_batch;
+        writer->unflushed_head = writer->unflushed_tail = NULL;
+        pthread_mutex_unlock(&writer->lock);
+
+        int rc = writer->sync(writer->store, writer->sync_arg);
+        if (rc != OV_OK)
+            fail_ops(ops, rc); /* durability unknown: none of them may be acknowledged */
+
+        pthread_mutex_lock(&writer->lock);
+        writer->stats.syncs++;
+        if (rc != OV_OK)
+            writer->stats.failed_syncs++;
+        writer->stats.durable_batches = through;
         if (writer->done_tail)
-            writer->done_tail->next = batch;
+            writer->done_tail->next = ops;
         else
-            writer->done_head = batch;
+            writer->done_head = ops;
         writer->done_tail = last;
         pthread_mutex_unlock(&writer->lock);
         uv_async_send(&writer->async);
@@ -225,6 +289,7 @@ static void on_async(uv_async_t *async)
     if (finished && !writer->closing) {
         writer->closing = 1;
         pthread_join(writer->thread, NULL);
+        pthread_join(writer->flusher, NULL);
         uv_close((uv_handle_t *)&writer->async, on_async_closed);
     }
 }
@@ -232,6 +297,7 @@ static void on_async(uv_async_t *async)
 static void on_failed_start_closed(uv_handle_t *handle)
 {
     ov_writer *writer = handle->data;
+    pthread_cond_destroy(&writer->flush);
     pthread_cond_destroy(&writer->wake);
     pthread_mutex_destroy(&writer->lock);
     free(writer);
@@ -247,9 +313,14 @@ int ov_writer_start(ov_store *store, uv_loop_t *loop, const ov_writer_options *o
     writer->store = store;
     writer->loop = loop;
     writer->max_batch = options && options->max_batch ? options->max_batch : DEFAULT_MAX_BATCH;
+    writer->sync = default_sync;
     if (options) {
         writer->on_committed = options->on_committed;
         writer->committed_arg = options->committed_arg;
+        if (options->sync) {
+            writer->sync = options->sync;
+            writer->sync_arg = options->sync_arg;
+        }
     }
     pthread_mutex_init(&writer->lock, NULL);
     pthread_condattr_t cond_attr;
@@ -257,7 +328,9 @@ int ov_writer_start(ov_store *store, uv_loop_t *loop, const ov_writer_options *o
     pthread_condattr_setclock(&cond_attr, CLOCK_MONOTONIC); /* the signing deadline's clock */
     pthread_cond_init(&writer->wake, &cond_attr);
     pthread_condattr_destroy(&cond_attr);
+    pthread_cond_init(&writer->flush, NULL);
     if (uv_async_init(loop, &writer->async, on_async) != 0) {
+        pthread_cond_destroy(&writer->flush);
         pthread_cond_destroy(&writer->wake);
         pthread_mutex_destroy(&writer->lock);
         free(writer);
@@ -266,6 +339,16 @@ int ov_writer_start(ov_store *store, uv_loop_t *loop, const ov_writer_options *o
     writer->async.data = writer;
     if (pthread_create(&writer->thread, NULL, writer_main, writer) != 0) {
         /* The handle is registered with the loop; the memory goes in its close callback. */
+        uv_close((uv_handle_t *)&writer->async, on_failed_start_closed);
+        return OV_EIO;
+    }
+    if (pthread_create(&writer->flusher, NULL, flusher_main, writer) != 0) {
+        /* Nothing was submitted yet: the writer sees "stopping" and ends without a batch. */
+        pthread_mutex_lock(&writer->lock);
+        writer->stopping = 1;
+        pthread_cond_signal(&writer->wake);
+        pthread_mutex_unlock(&writer->lock);
+        pthread_join(writer->thread, NULL);
         uv_close((uv_handle_t *)&writer->async, on_failed_start_closed);
         return OV_EIO;
     }
@@ -311,6 +394,7 @@ void ov_writer_free(ov_writer *writer)
 {
     if (!writer)
         return;
+    pthread_cond_destroy(&writer->flush);
     pthread_cond_destroy(&writer->wake);
     pthread_mutex_destroy(&writer->lock);
     free(writer);

@@ -2,10 +2,11 @@
  * The single writer with group commit.
  *
  * Handlers on the event loop submit write ops; a dedicated writer thread takes every op queued at
- * that moment (up to max_batch), applies them in one LMDB write transaction, commits durably
- * (one fsync for the whole batch) and hands the finished ops back to the loop through a uv_async,
- * where each op's on_done runs. So a request is acknowledged only after its data is on disk, and
- * 64 concurrent writers cost one fsync per batch rather than 64.
+ * that moment (up to max_batch), applies them in one LMDB write transaction and commits it; a
+ * second thread makes the commit durable (ov_store_sync) while the writer goes on with the next
+ * batch, and only then hands the finished ops back to the loop through a uv_async, where each
+ * op's on_done runs. So a request is acknowledged only after its data is on disk, and 64
+ * concurrent writers share the flushes of one batch rather than paying 64.
  */
 #ifndef OV_WRITER_H
 #define OV_WRITER_H
@@ -24,10 +25,18 @@ typedef struct {
      * change feed) may have grown. May be NULL. */
     void (*on_committed)(void *arg);
     void *committed_arg;
+    /* Makes every batch committed before the call durable; NULL = ov_store_sync. Called on the
+     * flusher thread without the writer's lock. Tests wrap it to check that no op is answered
+     * before the flush that covers it has returned. */
+    int (*sync)(ov_store *store, void *arg);
+    void *sync_arg;
 } ov_writer_options;
 
 typedef struct {
-    uint64_t batches;
+    uint64_t batches; /* committed (or failed) so far; ov_write_op.batch is the op's number */
+    uint64_t durable_batches; /* batches 1..durable_batches are flushed and may be answered */
+    uint64_t syncs;           /* flushes done (one may cover several batches) */
+    uint64_t failed_syncs;
     uint64_t ops;
     uint64_t failed_commits;
     uint64_t batch_size_buckets[8]; /* ops per batch: 1, 2-4, 5-16, 17-64, 65-256, 257+, … */

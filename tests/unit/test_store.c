@@ -853,6 +853,71 @@ static void test_unsigned_tail_is_signed_on_open(void **state)
     assert_int_equal(ov_log_head_verify(&head, pub), OV_OK);
 }
 
+static int count_change(void *ctx, uint64_t change_seq, const ov_record_meta *meta,
+                        const char *json, size_t len)
+{
+    (void)change_seq, (void)meta, (void)json, (void)len;
+    ++*(int *)ctx;
+    return 0;
+}
+
+/* The writer's commit leaves the last flush to ov_store_sync. Until that returns, the change feed
+ * and this node's head stay where the last flush left them (a crash could still undo the commit,
+ * and a position handed out must never be given to another change); the snapshot itself already
+ * holds the record. */
+static void test_unflushed_commit_is_hidden_from_feed_and_head(void **state)
+{
+    fixture *f = *state;
+    ov_id a;
+    assert_int_equal(create_case(f, case_content(f, "Vooraf", 2, -1, "x", NULL, "adoptie"),
+                                 OV_STATUS_PUBLISHED, &a),
+                     OV_OK);
+    ov_read *read;
+    ov_log_head before, head;
+    assert_int_equal(ov_read_begin(f->store, &read), OV_OK);
+    uint64_t feed = ov_read_last_change(read);
+    assert_int_equal(ov_read_head(read, ov_store_node_id(f->store), &before, NULL), OV_OK);
+    ov_read_end(read);
+
+    ov_write_op *op = ov_write_op_new(OV_WRITE_RECORD_CREATE);
+    op->kind = OV_KIND_CASE;
+    op->content = case_content(f, "Ongeflusht", 2, -1, "x", NULL, "adoptie");
+    op->author = f->author;
+    op->status = OV_STATUS_PUBLISHED;
+    ov_wtxn *txn;
+    assert_int_equal(ov_store_write_begin(f->store, &txn), OV_OK);
+    ov_store_apply(txn, op, f->now);
+    assert_int_equal(op->result, OV_OK);
+    assert_int_equal(ov_store_write_commit_unflushed(txn, 1), OV_OK);
+
+    assert_int_equal(ov_read_begin(f->store, &read), OV_OK);
+    assert_int_equal(ov_read_record(read, &op->meta.env.id, NULL, NULL, NULL), OV_OK);
+    assert_int_equal(ov_read_snapshot_change(read), op->meta.change_seq);
+    assert_int_equal(ov_read_last_change(read), feed);
+    uint64_t last = 0;
+    int seen = 0;
+    assert_int_equal(ov_read_changes(read, feed - 1, 10, count_change, &seen, &last), OV_OK);
+    assert_int_equal(seen, 1); /* the durable one, not the new one */
+    assert_int_equal(last, feed);
+    assert_int_equal(
+        ov_read_changes_upto(read, feed, op->meta.change_seq, 10, count_change, &seen, &last),
+        OV_OK);
+    assert_int_equal(seen, 2);
+    assert_int_equal(ov_read_head(read, ov_store_node_id(f->store), &head, NULL), OV_OK);
+    assert_int_equal(head.seq, before.seq);
+    ov_read_end(read);
+
+    assert_int_equal(ov_store_sync(f->store), OV_OK);
+    assert_int_equal(ov_read_begin(f->store, &read), OV_OK);
+    assert_int_equal(ov_read_last_change(read), op->meta.change_seq);
+    uint8_t pub[OV_PUBKEY_BYTES];
+    assert_int_equal(ov_read_head(read, ov_store_node_id(f->store), &head, pub), OV_OK);
+    assert_int_equal(head.seq, op->meta.log_seq);
+    assert_int_equal(ov_log_head_verify(&head, pub), OV_OK);
+    ov_read_end(read);
+    ov_write_op_free(op);
+}
+
 static void test_reopen_keeps_everything_and_refuses_other_key(void **state)
 {
     fixture *f = *state;
@@ -1092,6 +1157,76 @@ static void test_full_map_fails_only_the_op(void **state)
     json_decref(record);
 }
 
+/* The writer's way: a batch applied directly in its transaction. An op that fails before it writes
+ * (a conflict) costs nothing; one that fails after writing (the map full in the middle of an op)
+ * has the batch applied again without it. Either way each op's outcome is what ov_store_apply
+ * would give, and the log has exactly the successful ops. */
+static void test_batch_without_nested_transactions(void **state)
+{
+    fixture *f = *state;
+    ov_store_close(f->store);
+    remove_dir(f->dir);
+    ov_store_options options = {f->dir, (size_t)256 << 10, f->key};
+    assert_int_equal(ov_store_open(&options, &f->store), OV_OK);
+    ov_id first;
+    assert_int_equal(create_case(f, case_content(f, "Eerste", 0, -1, "x", NULL, "adoptie"),
+                                 OV_STATUS_PUBLISHED, &first),
+                     OV_OK);
+
+    char summary[3001];
+    memset(summary, 'a', sizeof summary - 1);
+    summary[sizeof summary - 1] = 0;
+    enum { OPS = 400 };
+    ov_write_op *ops[OPS];
+    for (int i = 0; i < OPS; i++) {
+        json_t *content = case_content(f, "Groot", 0, -1, "x", NULL, "adoptie");
+        json_object_set_new(content, "summary", json_string(summary));
+        ops[i] = ov_write_op_new(i == 1 ? OV_WRITE_RECORD_REPLACE : OV_WRITE_RECORD_CREATE);
+        ops[i]->kind = OV_KIND_CASE;
+        ops[i]->content = content;
+        ops[i]->status = OV_STATUS_PUBLISHED;
+        if (i > 0)
+            ops[i - 1]->next = ops[i];
+    }
+    ops[1]->id = first;
+    ops[1]->if_version = 7; /* stale: fails before writing */
+    ov_wtxn *txn;
+    assert_int_equal(ov_store_write_begin(f->store, &txn), OV_OK);
+    assert_int_equal(ov_store_apply_batch(&txn, ops[0], f->now), OV_OK);
+    assert_non_null(txn);
+    int ok = 0, full = 0;
+    for (int i = 0; i < OPS; i++) {
+        if (i == 1)
+            assert_int_equal(ops[i]->result, OV_ECONFLICT);
+        else if (ops[i]->result == OV_OK)
+            ok++;
+        else if (ops[i]->result == OV_EFULL)
+            full++;
+        else
+            fail_msg("unexpected %s", ov_error_name(ops[i]->result));
+    }
+    assert_true(full > 0);
+    assert_true(ok > 0);
+    assert_int_equal(ops[0]->result, OV_OK);
+    int rc = ov_store_write_commit(txn);
+    assert_true(rc == OV_OK || rc == OV_EFULL); /* as in test_full_map_fails_only_the_op */
+    int kept = rc == OV_OK ? ok + 1 : 1;
+    ov_read *read;
+    assert_int_equal(ov_read_begin(f->store, &read), OV_OK);
+    ov_store_stats stats;
+    assert_int_equal(ov_read_stats(read, &stats), OV_OK);
+    assert_int_equal(stats.records, (uint64_t)kept);
+    assert_int_equal(stats.log_entries, (uint64_t)kept);
+    if (rc == OV_OK)
+        for (int i = 0; i < OPS; i++)
+            assert_int_equal(ov_read_record(read, &ops[i]->meta.env.id, NULL, NULL, NULL),
+                             ops[i]->result == OV_OK || i == 1 ? OV_OK : OV_ENOTFOUND);
+    ov_read_end(read);
+    check_log(f, kept, kept);
+    for (int i = 0; i < OPS; i++)
+        ov_write_op_free(ops[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1107,10 +1242,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reopen_keeps_everything_and_refuses_other_key, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_unsigned_tail_is_signed_on_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unflushed_commit_is_hidden_from_feed_and_head, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_accounts_keep_usernames_unique, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sessions_put_get_delete_revoke, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_snapshot_is_stable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_map_fails_only_the_op, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_without_nested_transactions, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,6 +35,13 @@ typedef struct {
     int done_at_stop; /* completions seen when on_stopped ran */
     int stop_after;   /* call ov_writer_stop once this many are done (0: never from on_done) */
     ov_id duplicate;
+
+    /* The flush hook's view (the flusher thread writes, the loop reads). */
+    pthread_mutex_t flush_lock;
+    uint64_t flushed_through; /* batches covered by a flush that has returned */
+    int flushes;
+    int answered_early; /* ops answered before a flush covering their batch returned */
+    int feed_behind;    /* ops answered while the change feed did not show them yet */
 } fixture;
 
 static int open_store(fixture *f)
@@ -55,6 +62,38 @@ static int setup(void **state)
     f->loop_thread = pthread_self();
     assert_int_equal(ov_writer_start(f->store, &f->loop, NULL, &f->writer), OV_OK);
     *state = f;
+    return 0;
+}
+
+/* The flush as the writer would do it, only slower, and noting which batches it covered: every
+ * batch committed before it began. An answer that did not wait for it would come within the
+ * delay. */
+static int slow_sync(ov_store *store, void *arg)
+{
+    fixture *f = arg;
+    ov_writer_stats stats;
+    ov_writer_get_stats(f->writer, &stats);
+    usleep(3000);
+    int rc = ov_store_sync(store);
+    pthread_mutex_lock(&f->flush_lock);
+    if (rc == OV_OK)
+        f->flushed_through = stats.batches;
+    f->flushes++;
+    pthread_mutex_unlock(&f->flush_lock);
+    return rc;
+}
+
+static int setup_slow_sync(void **state)
+{
+    assert_int_equal(setup(state), 0);
+    fixture *f = *state;
+    pthread_mutex_init(&f->flush_lock, NULL);
+    /* Replace the plain writer with one that flushes through the hook. */
+    ov_writer_stop(f->writer, NULL, NULL);
+    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    ov_writer_free(f->writer);
+    ov_writer_options options = {.sync = slow_sync, .sync_arg = f};
+    assert_int_equal(ov_writer_start(f->store, &f->loop, &options, &f->writer), OV_OK);
     return 0;
 }
 
@@ -183,6 +222,51 @@ static void test_thousand_ops_group_committed(void **state)
     ov_read_end(read);
 }
 
+static void on_done_after_flush(ov_write_op *op)
+{
+    fixture *f = op->user;
+    pthread_mutex_lock(&f->flush_lock);
+    if (op->batch == 0 || op->batch > f->flushed_through)
+        f->answered_early++;
+    pthread_mutex_unlock(&f->flush_lock);
+    ov_read *read;
+    assert_int_equal(ov_read_begin(f->store, &read), OV_OK);
+    if (op->result == OV_OK && ov_read_last_change(read) < op->meta.change_seq)
+        f->feed_behind++;
+    ov_read_end(read);
+    on_done(op);
+}
+
+/* The acknowledgement protocol: an op is answered only after a flush that began after its batch
+ * was committed has returned. */
+static void test_answers_wait_for_the_flush(void **state)
+{
+    fixture *f = *state;
+    f->stop_after = 500;
+    for (int i = 0; i < 500; i++) {
+        ov_write_op *op = new_case(f, f->submitted);
+        op->on_done = on_done_after_flush;
+        assert_int_equal(ov_writer_submit(f->writer, op), OV_OK);
+        f->submitted++;
+        if (i % 50 == 49)
+            usleep(1000); /* several batches, some committed while a flush is under way */
+    }
+    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(f->done, 500);
+    assert_int_equal(f->failed, 0);
+    assert_int_equal(f->out_of_order, 0);
+    assert_int_equal(f->answered_early, 0);
+    assert_int_equal(f->feed_behind, 0);
+    ov_writer_stats stats;
+    ov_writer_get_stats(f->writer, &stats);
+    assert_true(stats.batches >= 2);
+    assert_int_equal(stats.durable_batches, stats.batches);
+    assert_int_equal(stats.syncs, (uint64_t)f->flushes);
+    assert_true(stats.syncs <= stats.batches); /* one flush may cover several batches */
+    assert_int_equal(stats.failed_syncs, 0);
+    pthread_mutex_destroy(&f->flush_lock);
+}
+
 static void test_stop_drains_queue_and_refuses_more(void **state)
 {
     fixture *f = *state;
@@ -261,6 +345,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stop_drains_queue_and_refuses_more, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_ops_do_not_spoil_their_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_submit_without_callback_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_answers_wait_for_the_flush, setup_slow_sync, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
