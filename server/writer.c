@@ -55,6 +55,7 @@ struct ov_writer {
     void *committed_arg;
     uint64_t last_signed_ms; /* writer thread only */
     int head_pending;        /* writer thread only: entries after the signed head */
+    int head_signed;         /* under lock: a head was signed by a commit of its own */
 
     /* Loop thread only. */
     int closing;
@@ -159,6 +160,12 @@ static void sign_pending_head(ov_writer *writer)
     if (ov_store_write_commit_ex(txn, 1) == OV_OK) {
         writer->head_pending = 0;
         writer->last_signed_ms = monotonic_ms();
+        /* A new signed head is news for the loop too (peers are sent entries only up to a signed
+         * head), although no op completes with it. */
+        pthread_mutex_lock(&writer->lock);
+        writer->head_signed = 1;
+        pthread_mutex_unlock(&writer->lock);
+        uv_async_send(&writer->async);
     }
 }
 
@@ -273,9 +280,11 @@ static void on_async(uv_async_t *async)
     ov_write_op *op = writer->done_head;
     writer->done_head = writer->done_tail = NULL;
     int finished = writer->thread_done;
+    int head_signed = writer->head_signed;
+    writer->head_signed = 0;
     pthread_mutex_unlock(&writer->lock);
 
-    int delivered = op != NULL;
+    int delivered = op != NULL || head_signed;
     while (op) {
         ov_write_op *next = op->next;
         op->next = NULL;

@@ -132,6 +132,12 @@ def test_relay_push_and_proof():
                 took = time.time() - started
                 print(f"  publish on A → visible on C (two hops): {took * 1000:.0f} ms")
                 check_eq(c.get(f"/api/v1/cases/{case['id']}").json["version"], 1, "C has the version A made")
+                # One write at a time, each after a quiet moment: every one is pushed (a head signed
+                # by the writer's own idle commit must reach the peers too).
+                for i in range(30):
+                    single = new_case(a, token, f"Eén voor één {i}")
+                    wait_for(f"single write {i} on C", lambda: c.get(f"/api/v1/cases/{single['id']}").status == 200,
+                             timeout=5)
                 # Changes and deletions follow; a deleted record does not come back.
                 r = a.delete(f"/api/v1/cases/{case['id']}", token=token)
                 check_eq(r.status, 204, "deleted on A")
