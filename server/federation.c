@@ -81,6 +81,8 @@ struct peer_link {
     int outgoing;
     link_state state;
     int64_t deadline_ms; /* handshake must be done by then */
+    int64_t heard_ms;    /* last message or pong from the peer */
+    int64_t pinged_ms;
     uint8_t nonce[OV_SYNC_NONCE_BYTES];
     ov_id their_id;
     uint8_t their_key[OV_PUBKEY_BYTES];
@@ -858,6 +860,7 @@ static peer_link *link_new(ov_federation *fed, int outgoing)
     l->outgoing = outgoing;
     l->state = LINK_HELLO;
     l->deadline_ms = now_ms(fed) + HANDSHAKE_MS;
+    l->heard_ms = l->pinged_ms = now_ms(fed);
     l->next = fed->links;
     fed->links = l;
     return l;
@@ -886,6 +889,7 @@ static void on_message(void *conn, const char *data, size_t len)
     peer_link *l = conn;
     if (l->state == LINK_CLOSING)
         return;
+    l->heard_ms = now_ms(l->fed);
     ov_sync_message m;
     if (ov_sync_decode((const uint8_t *)data, len, &m) != OV_OK) {
         link_fail(l, REJECT_MALFORMED, 1002, "a message that does not decode");
@@ -926,6 +930,12 @@ static void on_message(void *conn, const char *data, size_t len)
         break;
     }
     }
+}
+
+static void on_pong(void *conn)
+{
+    peer_link *l = conn;
+    l->heard_ms = now_ms(l->fed);
 }
 
 static void on_writable(void *conn)
@@ -972,6 +982,7 @@ static const ov_ws_handlers ws_handlers = {
     .open = on_open,
     .message = on_message,
     .writable = on_writable,
+    .pong = on_pong,
     .closed = on_closed,
 };
 
@@ -1012,9 +1023,20 @@ static void on_tick(uv_timer_t *timer)
 {
     ov_federation *fed = timer->data;
     int64_t now = now_ms(fed);
-    for (peer_link *l = fed->links; l; l = l->next)
-        if (!l->got_proof && l->state == LINK_HELLO && now > l->deadline_ms)
+    for (peer_link *l = fed->links; l; l = l->next) {
+        if (!l->got_proof && l->state == LINK_HELLO && now > l->deadline_ms) {
             link_fail(l, REJECT_PROOF, 4003, "no valid HELLO and PROOF within 10 s");
+        } else if (l->state == LINK_LIVE && l->ws) {
+            /* A partition leaves a TCP connection open but dead: pings find out, so the link is
+             * dialled again and catches up once the network heals. */
+            if (now - l->heard_ms > SILENT_MS) {
+                l->state = LINK_CLOSING;
+                ov_ws_close(l->ws, 4002, "peer silent");
+            } else if (now - l->pinged_ms >= PING_MS && ov_ws_ping(l->ws) == OV_OK) {
+                l->pinged_ms = now;
+            }
+        }
+    }
     for (int i = 0; i < fed->peer_count; i++) {
         peer *p = &fed->peers[i];
         if (p->config.url[0] && !p->link && !p->dialling && now >= p->next_dial_ms)
