@@ -353,6 +353,8 @@ const char *ov_config_usage(void)
     return "usage: olievlekd [serve] [options]\n"
            "       olievlekd import-schools FILE.csv [--sector po|so|vso|vo|mbo] [options]\n"
            "       olievlekd reindex [options]   rebuild the search index (node stopped)\n"
+           "       olievlekd node-id [options]   print the node id peers configure (creates the "
+           "key)\n"
            "       olievlekd --help | --version\n"
            "\n"
            "options (also as JSON keys in --config FILE and as OLIEVLEK_<NAME> variables;\n"
@@ -373,5 +375,8 @@ const char *ov_config_usage(void)
            "  --live-max-per-address N   live websockets from one address (default 256)\n"
            "  --live-handshakes-per-s N  new live websockets per second per address (default 50)\n"
            "  --live-heartbeat-s SEC     seconds between live heartbeats (default 30)\n"
-           "  --live-queue N             changes queued per live connection (default 256)\n";
+           "  --live-queue N             changes queued per live connection (default 256)\n"
+           "  --peers LIST           nodes to federate with: NODEID@ws://host:port (dial) or "
+           "NODEID\n"
+           "                         (accept), comma-separated; see olievlekd node-id\n";
 }

@@ -36,7 +36,9 @@
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 300000
 #define TICK_MS        500
-#define KNOWN_MAX      4096 /* origins remembered per peer_link */
+#define PING_MS        10000 /* a ping to every peer this often ... */
+#define SILENT_MS      35000 /* ... and one not heard from for this long is closed */
+#define KNOWN_MAX      4096  /* origins remembered per link */
 
 typedef enum { LINK_HELLO, LINK_LIVE, LINK_CLOSING } link_state;
 

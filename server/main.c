@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "proto/error.h"
+#include "proto/log.h"
 #include "server/api.h"
 #include "server/auth.h"
 #include "server/config.h"
@@ -115,7 +116,8 @@ static void set_fd_limit(unsigned connections)
     setrlimit(RLIMIT_NOFILE, &limit);
 }
 
-static int open_store(const ov_config *config, ov_keypair **key, ov_store **store)
+/* The node key (created on first use, mode 0600) in the data directory or at key_file. */
+static int load_key(const ov_config *config, ov_keypair **key)
 {
     char key_path[600];
     if (config->key_file[0])
@@ -128,10 +130,33 @@ static int open_store(const ov_config *config, ov_keypair **key, ov_store **stor
         return rc;
     }
     rc = ov_keypair_load_or_create(key_path, key);
-    if (rc != OV_OK) {
+    if (rc != OV_OK)
         ov_jlog_error("key.load_failed", "path", key_path, "error", ov_strerror(rc), NULL);
+    return rc;
+}
+
+/* olievlekd node-id: the id peers configure for this node (creating its key if needed). */
+static int run_node_id(const ov_config *config)
+{
+    ov_keypair *key = NULL;
+    if (load_key(config, &key) != OV_OK)
+        return 1;
+    uint8_t pub[OV_PUBKEY_BYTES];
+    ov_keypair_public(key, pub);
+    ov_id id;
+    ov_log_node_id(pub, &id);
+    char text[OV_ID_CHARS + 1];
+    ov_id_format(&id, text);
+    printf("%s\n", text);
+    ov_keypair_free(key);
+    return 0;
+}
+
+static int open_store(const ov_config *config, ov_keypair **key, ov_store **store)
+{
+    int rc = load_key(config, key);
+    if (rc != OV_OK)
         return rc;
-    }
     ov_store_options options = {config->data_dir, config->map_size, *key};
     rc = ov_store_open(&options, store);
     if (rc != OV_OK) {
@@ -469,6 +494,8 @@ int main(int argc, char **argv)
         return run_import(&config, operand_count, operands);
     if (strcmp(command, "reindex") == 0)
         return run_reindex(&config, operand_count);
+    if (strcmp(command, "node-id") == 0)
+        return run_node_id(&config);
     fprintf(stderr, "olievlekd: unknown command '%s'\n%s", command, ov_config_usage());
     return 2;
 }
