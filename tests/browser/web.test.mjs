@@ -431,6 +431,7 @@ describe("qualities", () => {
     const info = await node.api("GET", "/api/v1/node");
     assert.ok(await page.getByText(info.data.id).count(), "node id");
     assert.ok(await page.getByText(info.data.head.hash).count(), "signed head hash");
+    assert.match(await page.locator("#origins tbody").textContent(), new RegExp(`${info.data.id} \\(dit knooppunt\\)`), "its own log among the logs it holds");
     assert.ok(await page.locator("table.data tbody tr").count() >= 5, "the demo accounts");
     await checkAccessibility(page, "node page");
     await screenshot(page, "node");

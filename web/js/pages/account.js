@@ -106,8 +106,18 @@ export async function adminPage() {
           [t("admin.published_by_kind"), (kinds.facets.kind || []).map((k) => `${label("kind", k.value)}: ${k.count}`).join(" · ")]])),
       el("section", { "aria-labelledby": "h-peers" }, el("h2", { id: "h-peers" }, t("admin.peers")),
         Array.isArray(node.peers) && node.peers.length
-          ? el("ul", {}, node.peers.map((p) => el("li", {}, p.url || p.id)))
+          ? el("table", { class: "data", id: "peers" },
+            el("thead", {}, el("tr", {}, ["admin.peer.id", "admin.peer.url", "admin.peer.state", "admin.peer.entries", "admin.peer.error"]
+              .map((k) => el("th", { scope: "col" }, t(k))))),
+            el("tbody", {}, node.peers.map((p) => el("tr", {}, el("td", {}, hex(p.id)), el("td", {}, p.url || t("admin.peer.dials_in")),
+              el("td", {}, t(`admin.peer.${p.state}`)), el("td", {}, String(p.entries_in)), el("td", {}, p.last_error || "")))))
           : el("p", {}, t("admin.peers.none"))),
+      el("section", { "aria-labelledby": "h-origins" }, el("h2", { id: "h-origins" }, t("admin.origins")),
+        el("table", { class: "data", id: "origins" },
+          el("thead", {}, el("tr", {}, ["admin.origin", "admin.head.seq", "admin.head.time"].map((k) => el("th", { scope: "col" }, t(k))))),
+          el("tbody", {}, (node.origins || []).map((o) => el("tr", {}, el("td", {}, hex(o.origin), o.origin === node.id ? ` (${t("admin.origin.self")})` : ""),
+            el("td", {}, String(o.seq)), el("td", {}, formatDate(o.time))))))),
+      node.forks ? el("p", { class: "problem", role: "alert" }, t("admin.forks", { n: node.forks })) : null,
       el("section", { "aria-labelledby": "h-accounts" }, el("h2", { id: "h-accounts" }, t("admin.accounts")),
         el("table", { class: "data" },
           el("thead", {}, el("tr", {}, el("th", { scope: "col" }, t("admin.account.username")), el("th", { scope: "col" }, t("admin.account.name")), el("th", { scope: "col" }, t("admin.account.role")))),
