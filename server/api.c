@@ -569,6 +569,32 @@ static void handle_change(ov_node *node, ov_http_request *req, ov_kind kind, con
     submit_write(node, req, op, route, 0, action == OV_AUTH_DELETE);
 }
 
+/* Erasure of a record's content on every node (AVG/GDPR; docs/protocol.md §4): admins only,
+ * since it cannot be undone. Answered 204 once the purge entry is durable. */
+static void handle_purge(ov_node *node, ov_http_request *req, ov_kind kind, const ov_id *id,
+                         const ov_principal *who, const char *route)
+{
+    if (who->role == OV_ROLE_ANONYMOUS) {
+        respond_error_code(req, OV_EAUTH, route);
+        return;
+    }
+    if (who->role != OV_ROLE_ADMIN) {
+        ov_problem_respond(req, 403,
+                           "only an administrator of the record's origin node may erase it", NULL,
+                           NULL, route);
+        return;
+    }
+    ov_write_op *op = ov_write_op_new(OV_WRITE_RECORD_PURGE);
+    if (!op) {
+        respond_error_code(req, OV_ENOMEM, route);
+        return;
+    }
+    op->kind = kind;
+    op->id = *id;
+    op->author = who->account;
+    submit_write(node, req, op, route, 0, 1);
+}
+
 /* ---- Reads ----------------------------------------------------------------------------------- */
 
 /* May who see a record in this state? Drafts only for those the role rules allow; others get 404
@@ -1231,6 +1257,14 @@ static void route_api(ov_node *node, ov_http_request *req, const char *rest)
                                                            : "/api/v1/{kind}/{id}/unpublish";
         if (method == OV_HTTP_POST)
             handle_change(node, req, kind, &id, &who, OV_AUTH_PUBLISH, route);
+        else
+            ov_problem_method_not_allowed(req, "POST", route);
+        return;
+    }
+    if (strcmp(seg[2], "purge") == 0) {
+        const char *route = "/api/v1/{kind}/{id}/purge";
+        if (method == OV_HTTP_POST)
+            handle_purge(node, req, kind, &id, &who, route);
         else
             ov_problem_method_not_allowed(req, "POST", route);
         return;

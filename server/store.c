@@ -1488,6 +1488,60 @@ static int apply_change(op_state *state, ov_write_op *op, int64_t now_ms)
     return OV_OK;
 }
 
+/* Erasure (AVG/GDPR): the record keeps only a tombstone, and the log gets a purge entry with a
+ * zero content hash. The record's earlier entries stay in the chain, but their content is not the
+ * current version any more, so no node gives it out again; replicas erase it when the purge entry
+ * reaches them. A deleted record can be purged too. */
+static int apply_purge(op_state *state, ov_write_op *op, int64_t now_ms)
+{
+    ov_record_meta old;
+    const char *old_json;
+    size_t old_len;
+    int rc = get_record(state->txn, state->store, &op->id, &old, &old_json, &old_len);
+    if (rc)
+        return rc;
+    if (old.env.kind != op->kind)
+        return OV_ENOTFOUND;
+    op->meta = old;
+    if (!id_equal(&old.env.origin, &state->store->node_id))
+        return OV_EDENIED;
+    if (old.env.version == UINT32_MAX)
+        return OV_EINVAL;
+    json_t *old_record = json_loadb(old_json, old_len, 0, NULL);
+    if (!old_record)
+        return OV_ESTORE;
+    ov_record_meta meta = old;
+    meta.env.version = old.env.version + 1;
+    meta.env.updated_ms = now_ms;
+    meta.env.author = op->author;
+    meta.env.status = OV_STATUS_DELETED;
+    char *canon = NULL;
+    size_t canon_len = 0;
+    rc = ov_record_seal_tombstone(&meta.env, &canon, &canon_len, meta.content_hash);
+    json_t *record = rc == OV_OK ? json_loadb(canon, canon_len, 0, NULL) : NULL;
+    if (rc == OV_OK && !record)
+        rc = OV_ENOMEM;
+    static const uint8_t no_content[OV_HASH_BYTES];
+    if (rc == OV_OK) {
+        state->wrote = 1;
+        rc = append_log(state, OV_OP_PURGE, &meta.env.id, no_content, now_ms);
+    }
+    if (rc == OV_OK) {
+        meta.log_seq = state->log_seq;
+        rc = store_record_row(state, &meta, record, canon, canon_len, &old, old_record);
+    }
+    json_decref(record);
+    json_decref(old_record);
+    if (rc) {
+        free(canon);
+        return rc;
+    }
+    op->meta = meta;
+    op->canon = canon;
+    op->canon_len = canon_len;
+    return OV_OK;
+}
+
 static int apply_account(op_state *state, ov_write_op *op)
 {
     if (!op->account || !json_is_object(op->account) || ov_id_is_zero(&op->account_id))
@@ -1711,7 +1765,8 @@ static int plan_item(op_state *state, const ov_sync_item *item, run_item_plan *p
     const char *old_json;
     size_t old_len;
     int rc =
-        item->entry.op == OV_OP_PUT || item->entry.op == OV_OP_DELETE
+        item->entry.op == OV_OP_PUT || item->entry.op == OV_OP_DELETE ||
+                item->entry.op == OV_OP_PURGE
             ? get_record(state->txn, state->store, &item->entry.record, &old, &old_json, &old_len)
             : OV_ENOTFOUND;
     if (rc == OV_OK) {
@@ -1743,11 +1798,13 @@ static int plan_item(op_state *state, const ov_sync_item *item, run_item_plan *p
 
 /* A version the origin did not make public (a draft after a published one): the replica keeps
  * only an envelope stub in the draft state, so lists, search and feed readers see the record
- * leave, and the stale public content is no longer given out. */
-static int withdraw_record(op_state *state, const ov_sync_item *item, run_item_plan *plan)
+ * leave, and the stale public content is no longer given out. A purge entry does the same with a
+ * tombstone: the content is erased here too. */
+static int withdraw_record(op_state *state, const ov_sync_item *item, run_item_plan *plan,
+                           ov_status status)
 {
     ov_record_meta meta = plan->old;
-    meta.env.status = OV_STATUS_DRAFT;
+    meta.env.status = status;
     meta.env.version = plan->old.env.version < UINT32_MAX ? plan->old.env.version + 1 : UINT32_MAX;
     meta.env.updated_ms = item->entry.time_ms;
     memcpy(meta.content_hash, item->entry.content_hash, OV_HASH_BYTES);
@@ -1756,7 +1813,10 @@ static int withdraw_record(op_state *state, const ov_sync_item *item, run_item_p
     size_t canon_len = 0;
     uint8_t ignored[OV_HASH_BYTES];
     json_t *stub = json_object();
-    int rc = stub ? ov_record_seal(stub, &meta.env, NULL, &canon, &canon_len, ignored) : OV_ENOMEM;
+    int rc = !stub ? OV_ENOMEM
+             : status == OV_STATUS_DELETED
+                 ? ov_record_seal_tombstone(&meta.env, &canon, &canon_len, meta.content_hash)
+                 : ov_record_seal(stub, &meta.env, NULL, &canon, &canon_len, ignored);
     json_t *record = rc == OV_OK ? json_loadb(canon, canon_len, 0, NULL) : NULL;
     if (rc == OV_OK && !record)
         rc = OV_ENOMEM;
@@ -1888,7 +1948,9 @@ static int apply_run(op_state *state, ov_write_op *op)
                                   plan->have_old ? &plan->old : NULL, plan->old_record);
         } else if (plan->have_old && item.entry.op == OV_OP_PUT &&
                    plan->old.env.status != OV_STATUS_DRAFT) {
-            rc = withdraw_record(state, &item, plan);
+            rc = withdraw_record(state, &item, plan, OV_STATUS_DRAFT);
+        } else if (plan->have_old && item.entry.op == OV_OP_PURGE) {
+            rc = withdraw_record(state, &item, plan, OV_STATUS_DELETED);
         }
         if (rc)
             break;
@@ -2015,6 +2077,9 @@ static int run_op(op_state *state, ov_write_op *op, int64_t now_ms)
         break;
     case OV_WRITE_LOG_APPLY:
         rc = apply_run(state, op);
+        break;
+    case OV_WRITE_RECORD_PURGE:
+        rc = apply_purge(state, op, now_ms);
         break;
     default:
         rc = OV_EINVAL;

@@ -195,6 +195,7 @@ typedef enum {
     OV_WRITE_SESSION_DELETE,  /* token_hash; deleting an absent session is OV_OK */
     OV_WRITE_SESSIONS_REVOKE, /* account_id: deletes every session of that account */
     OV_WRITE_LOG_APPLY,       /* run: another origin's entries (federation.h, sync.h) */
+    OV_WRITE_RECORD_PURGE,    /* id, author: erases the record's content (AVG); a purge entry */
 } ov_write_type;
 
 typedef struct ov_write_op ov_write_op;

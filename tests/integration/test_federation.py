@@ -145,6 +145,30 @@ def test_relay_push_and_proof():
                          if c.get(f"/api/v1/cases/{case['id']}").status == 200 else
                          c.get(f"/api/v1/cases/{case['id']}").status == 410)
                 check(in_step(a, c, ia) or wait_for("heads equal", lambda: in_step(a, c, ia)), "same head")
+                # Erasure (AVG): an admin of A purges a case; its content disappears on every node
+                # while every node's copy of A's log still verifies.
+                admin = a.login("admin")
+                erased = new_case(a, token, "Een verhaal met persoonsgegevens")
+                wait_for("the case on C", lambda: c.get(f"/api/v1/cases/{erased['id']}").status == 200)
+                check_eq(a.post(f"/api/v1/cases/{erased['id']}/purge", {}, token=token).status, 403,
+                         "a moderator may not erase")
+                check_eq(a.post(f"/api/v1/cases/{erased['id']}/purge", {}, token=admin).status, 204, "purged")
+
+                def erased_on(n):
+                    r = n.get(f"/api/v1/cases/{erased['id']}")
+                    return r.status in (200, 410) and b"persoonsgegevens" not in r.body
+                for n in (a, b, c):
+                    wait_for(f"the erasure on {n.name}", lambda: erased_on(n))
+                    check_eq(n.get("/api/v1/search?q=persoonsgegevens").json["total"], 0, f"{n.name} finds nothing")
+                    log_text = b""
+                    page = n.get(f"/api/v1/log?origin={ia}&limit=1000").json
+                    while True:
+                        log_text += json.dumps(page["entries"]).encode()
+                        if not page["entries"] or page["entries"][-1]["seq"] >= page["head"]["seq"]:
+                            break
+                        page = n.get(f"/api/v1/log?origin={ia}&from={page['entries'][-1]['seq'] + 1}&limit=1000").json
+                    check(b"persoonsgegevens" not in log_text, f"{n.name}'s log gives the content out no more")
+                    verify_log(n, ia)
                 for n in (a, b, c):
                     check_eq(metric(n, "olievlek_peer_rejected_forged_total"), 0.0, f"{n.name} rejected nothing")
 
