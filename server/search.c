@@ -85,6 +85,12 @@ struct ov_search {
     uint32_t facet_max[OV_SEARCH_FACETS_MAX];
     uint32_t *counts[OV_SEARCH_FACETS_MAX];
     uint32_t counts_cap[OV_SEARCH_FACETS_MAX];
+    /* Every live document's facet values counted, and its scan scores by block and score, kept
+     * by column_set and column_clear: a query that matches most documents starts its counts from
+     * these and takes away the documents it does not count (see count_by_complement). */
+    uint32_t *totals[OV_SEARCH_FACETS_MAX];
+    uint32_t totals_cap[OV_SEARCH_FACETS_MAX];
+    uint32_t score_docs[OV_BOUWSTENEN][256];
     value_info *values[OV_SEARCH_FACETS_MAX]; /* by value number n */
     uint32_t values_cap[OV_SEARCH_FACETS_MAX];
     /* The average field lengths the columns' inv_norm are for: the true averages rounded to a 1 %
@@ -121,6 +127,7 @@ void ov_search_free(ov_search *s)
         return;
     for (int f = 0; f < OV_SEARCH_FACETS_MAX; f++) {
         free(s->counts[f]);
+        free(s->totals[f]);
         for (uint32_t n = 0; n < s->values_cap[f]; n++) {
             free(s->values[f][n].name);
             free(s->values[f][n].label);
@@ -180,9 +187,37 @@ static void column_clear(ov_search *s, uint32_t docno)
     s->live--;
     for (int k = 0; k < OV_SEARCH_CLASSES; k++)
         s->total_length[k] -= s->cold[docno].length[k];
+    const uint32_t *v = s->pool + c->values_at;
+    for (uint16_t i = 0; i < c->value_count; i++)
+        s->totals[v[i] >> 24][v[i] & 0xFFFFFF]--;
+    if (c->has_scores)
+        for (int b = 0; b < OV_BOUWSTENEN; b++)
+            s->score_docs[b][c->scores[b]]--;
     s->pool_dead += c->value_count;
     c->kind = KIND_ABSENT;
     c->value_count = 0;
+}
+
+/* Room in the totals for every value of doc, made before anything changes, so a failure leaves
+ * the totals matching the columns. */
+static int totals_reserve(ov_search *s, const ov_search_doc *doc)
+{
+    for (uint16_t i = 0; i < doc->value_count; i++) {
+        uint32_t v = ov_be32_get(doc->values + 4 * i);
+        uint32_t f = v >> 24, n = v & 0xFFFFFF;
+        if (f >= OV_SEARCH_FACETS_MAX || n < s->totals_cap[f])
+            continue;
+        uint32_t cap = s->totals_cap[f] ? s->totals_cap[f] : 64;
+        while (cap <= n)
+            cap *= 2;
+        uint32_t *grown = realloc(s->totals[f], cap * sizeof *grown);
+        if (!grown)
+            return OV_ENOMEM;
+        memset(grown + s->totals_cap[f], 0, (cap - s->totals_cap[f]) * sizeof *grown);
+        s->totals[f] = grown;
+        s->totals_cap[f] = cap;
+    }
+    return OV_OK;
 }
 
 static int column_set(ov_search *s, uint32_t docno, const ov_search_doc *doc)
@@ -203,6 +238,8 @@ static int column_set(ov_search *s, uint32_t docno, const ov_search_doc *doc)
     }
     while (s->doc_slots <= docno)
         s->docs[s->doc_slots++].kind = KIND_ABSENT;
+    if (totals_reserve(s, doc))
+        return OV_ENOMEM;
     column_clear(s, docno);
     if (s->pool_len + doc->value_count > s->pool_cap) {
         size_t cap = s->pool_cap ? s->pool_cap : 4096;
@@ -225,6 +262,9 @@ static int column_set(ov_search *s, uint32_t docno, const ov_search_doc *doc)
     c->has_scores = 0;
     for (int b = 0; b < OV_BOUWSTENEN; b++)
         c->has_scores |= c->scores[b] != 0;
+    if (c->has_scores)
+        for (int b = 0; b < OV_BOUWSTENEN; b++)
+            s->score_docs[b][c->scores[b]]++;
     set_norms(s, docno);
     c->values_at = (uint32_t)s->pool_len;
     c->value_count = 0;
@@ -236,6 +276,7 @@ static int column_set(ov_search *s, uint32_t docno, const ov_search_doc *doc)
         if (n > s->facet_max[f])
             s->facet_max[f] = n;
         s->pool[s->pool_len++] = v;
+        s->totals[f][n]++;
         c->value_count++;
     }
     s->live++;
@@ -275,6 +316,10 @@ static int load_all(ov_search *s, MDB_txn *txn)
     s->pool_len = s->pool_dead = 0;
     s->live = 0;
     memset(s->total_length, 0, sizeof s->total_length);
+    for (int f = 0; f < OV_SEARCH_FACETS_MAX; f++)
+        if (s->totals[f])
+            memset(s->totals[f], 0, s->totals_cap[f] * sizeof *s->totals[f]);
+    memset(s->score_docs, 0, sizeof s->score_docs);
     MDB_cursor *cursor;
     int rc = mdb_cursor_open(txn, ov_search_index_docs(s->index), &cursor);
     if (rc)
@@ -1475,7 +1520,62 @@ typedef struct {
     int single;         /* one term, no preferences, no cursor: bars apply */
     double bar[2];      /* see single_term_bars */
     hit bar_root;       /* the worst kept hit the bars are for */
+    int complement;     /* counts are the totals minus what is not counted (count_by_complement) */
+    uint32_t unsettled; /* complement: first docno not yet counted or taken away */
 } run_state;
+
+/* Counting by complement. A query without filters counts every value of every hit; when it
+ * matches most documents, fewer documents are left out than counted, so its counts start as the
+ * totals of all live documents and each live document that is not a hit is taken away. Hits come
+ * in docno order, so the documents between two hits are the ones taken away. Without filters a
+ * hit counts all its values, as the totals do, so the result is the same counting exactly. */
+static int count_by_complement(const ov_search *s, const parsed *p, const filter_set *f,
+                               int similar)
+{
+    if (f->all || similar)
+        return 0;
+    double hits = s->live; /* expected, were the words independent of one another */
+    for (int i = 0; i < p->count && s->live; i++)
+        hits *= (double)p->terms[i].list.n / s->live;
+    return hits * 2 > s->live;
+}
+
+static void counts_from_totals(ov_search *s, const filter_set *f, extra_counts *extra)
+{
+    for (int facet = 0; facet < OV_SEARCH_FACETS_MAX; facet++) {
+        uint32_t n = s->counts_cap[facet] < s->totals_cap[facet] ? s->counts_cap[facet]
+                                                                 : s->totals_cap[facet];
+        if (n)
+            memcpy(s->counts[facet], s->totals[facet], n * sizeof *s->counts[facet]);
+    }
+    int from = f->bouwsteen_min > 0 ? f->bouwsteen_min : 0;
+    for (int b = 0; b < OV_BOUWSTENEN; b++)
+        for (int score = from; score < 256; score++)
+            extra->bouwsteen[b] += s->score_docs[b][score];
+}
+
+/* Takes away what count_values(…, -1, …) would have counted for c. */
+static void uncount_values(ov_search *s, const filter_set *f, const column *c, extra_counts *extra)
+{
+    const uint32_t *v = s->pool + c->values_at;
+    for (uint16_t i = 0; i < c->value_count; i++)
+        s->counts[v[i] >> 24][v[i] & 0xFFFFFF]--;
+    if (c->has_scores)
+        for (int b = 0; b < OV_BOUWSTENEN; b++)
+            extra->bouwsteen[b] -= c->scores[b] >= f->bouwsteen_min;
+}
+
+/* Complement: takes away the live documents from the last settled one up to end (a hit's docno,
+ * or the end of the columns). */
+static void uncount_until(run_state *r, uint32_t end)
+{
+    ov_search *s = r->s;
+    for (uint32_t d = r->unsettled; d < end; d++)
+        if (s->docs[d].kind != KIND_ABSENT)
+            uncount_values(s, r->f, &s->docs[d], r->extra);
+    if (end > r->unsettled)
+        r->unsettled = end;
+}
 
 /* BM25F: a term's counts per field class, each normalised by the field's length against its
  * average and weighted, then saturated once. Titles are short, so one title hit counts for more
@@ -1531,7 +1631,13 @@ static void consider(run_state *r, uint32_t docno, const uint8_t *const *entry)
         count_values(s, r->f, c, group, r->extra);
         return;
     }
-    count_values(s, r->f, c, -1, r->extra);
+    if (r->complement) {
+        if (docno > r->unsettled)
+            uncount_until(r, docno);
+        r->unsettled = docno + 1; /* counted in the totals already */
+    } else {
+        count_values(s, r->f, c, -1, r->extra);
+    }
     r->total++;
     hit h = {0, docno};
     if (r->single) {
@@ -1742,6 +1848,9 @@ int ov_search_run(ov_search *s, ov_read *read, const ov_search_query *q, ov_buf 
     r.single = p->count == 1 && !q->similar && !r.after && r.prefer[0] == UINT32_MAX &&
                r.prefer[1] == UINT32_MAX;
     r.bar_root.docno = UINT32_MAX;
+    r.complement = !rc && count_by_complement(s, p, &f, q->similar != NULL);
+    if (r.complement)
+        counts_from_totals(s, &f, &extra);
     if (!rc) {
         if (q->similar) {
             /* A text with no word the index knows is like nothing (not like everything). */
@@ -1752,6 +1861,8 @@ int ov_search_run(ov_search *s, ov_read *read, const ov_search_query *q, ov_buf 
         } else {
             match_all(&r, p->terms, p->count);
         }
+        if (r.complement)
+            uncount_until(&r, s->doc_slots);
     }
 
     if (!rc) {
