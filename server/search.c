@@ -1517,9 +1517,10 @@ typedef struct {
     uint64_t beyond;    /* hits after the cursor: more than a page means a next page */
     uint32_t prefer[2]; /* value ids that raise a hit's score */
     MDB_cursor *docs;   /* on search_docs, for phrase checks */
-    int single;         /* one term, no preferences, no cursor: bars apply */
-    double bar[2];      /* see single_term_bars */
-    hit bar_root;       /* the worst kept hit the bars are for */
+    int bars;           /* words, no preferences, no cursor, not similar: bars apply */
+    int bar_term;       /* the term the bars are for: the one with the highest idf */
+    double bar[2];      /* see ranking_bars */
+    int bars_stale;     /* the page changed since the bars were computed */
     int complement;     /* counts are the totals minus what is not counted (count_by_complement) */
     uint32_t unsettled; /* complement: first docno not yet counted or taken away */
 } run_state;
@@ -1593,20 +1594,51 @@ static double term_score(const column *c, double idf, const uint8_t *entry)
     return idf * weighted * (BM25_K1 + 1) / (weighted + BM25_K1);
 }
 
-/* With one query term, a hit's score rises with its weighted count w alone, so once the page is
- * full a hit can only enter if w reaches the w the worst kept hit implies: a comparison instead
- * of a division per hit. bar[g] is that w for non-generated (0) and generated (1) documents,
- * recomputed when the worst kept hit changes. */
-static void single_term_bars(run_state *r)
+/* A term's part of a score, idf · w · (k1 + 1) / (w + k1), stays below idf · (k1 + 1), and it rises
+ * with the term's weighted count w alone. So once the page is full, a hit can only enter if the
+ * bar term's w reaches the w at which that term, with every other term at its most, would equal
+ * the worst kept hit: one comparison rejects most hits before any other term is weighed or any
+ * division is made. With one term the bar is exact. bar[g] is that w for non-generated (0) and
+ * generated (1) documents, recomputed when the page changes. */
+static void ranking_bars(run_state *r)
 {
-    const top_hits *t = r->top;
-    double idf = r->p->terms[0].idf;
+    const parsed *p = r->p;
+    double others = 0; /* the most the other terms can add */
+    for (int i = 0; i < p->count; i++)
+        if (i != r->bar_term)
+            others += p->terms[i].idf * (BM25_K1 + 1);
+    double idf = p->terms[r->bar_term].idf;
     for (int g = 0; g < 2; g++) {
-        double x = t->items[0].score / (idf * (BM25_K1 + 1) * (g ? GENERATED_SCALE : 1));
+        double needed = r->top->items[0].score / (g ? GENERATED_SCALE : 1) - others * (1 + 1e-9);
+        double x = needed / (idf * (BM25_K1 + 1));
         /* w / (w + k1) > x  ⇔  w > k1·x / (1 − x); a little below, so ties are scored exactly */
         r->bar[g] = x >= 1 ? INFINITY : BM25_K1 * x / (1 - x) * (1 - 1e-9);
     }
-    r->bar_root = t->items[0];
+    r->bars_stale = 0;
+}
+
+/* Ranks a hit when ranking_bars apply; the score is summed as rank_hit sums it. */
+static void rank_below_bars(run_state *r, uint32_t docno, const column *c,
+                            const uint8_t *const *entry)
+{
+    r->beyond++;
+    double w = term_weight(c, entry[r->bar_term]);
+    int generated = (c->flags & OV_SEARCH_DOC_GENERATED) != 0;
+    if (r->top->count == r->top->cap) {
+        if (r->bars_stale)
+            ranking_bars(r);
+        if (w < r->bar[generated])
+            return; /* cannot enter the page */
+    }
+    hit h = {0, docno};
+    const parsed *p = r->p;
+    for (int i = 0; i < p->count; i++)
+        h.score += i == r->bar_term ? p->terms[i].idf * w * (BM25_K1 + 1) / (w + BM25_K1)
+                                    : term_score(c, p->terms[i].idf, entry[i]);
+    if (generated)
+        h.score *= GENERATED_SCALE;
+    top_push(r->top, h);
+    r->bars_stale = 1;
 }
 
 /* One candidate document: filters, phrases, facet counts, rank. entry[i]: term i's posting for
@@ -1624,7 +1656,7 @@ static void consider(run_state *r, uint32_t docno, const uint8_t *const *entry)
     uint32_t failed = filters_failed(s, r->f, c);
     if (failed & (failed - 1))
         return; /* two or more groups failed: counts for none */
-    if (!phrases_match(r->docs, r->p, docno, entry))
+    if (r->p->phrase_count && !phrases_match(r->docs, r->p, docno, entry))
         return;
     if (failed) {
         int group = __builtin_ctz(failed);
@@ -1639,24 +1671,11 @@ static void consider(run_state *r, uint32_t docno, const uint8_t *const *entry)
         count_values(s, r->f, c, -1, r->extra);
     }
     r->total++;
-    hit h = {0, docno};
-    if (r->single) {
-        r->beyond++;
-        double w = term_weight(c, entry[0]);
-        int generated = (c->flags & OV_SEARCH_DOC_GENERATED) != 0;
-        if (r->top->count == r->top->cap) {
-            if (r->bar_root.docno != r->top->items[0].docno ||
-                r->bar_root.score != r->top->items[0].score)
-                single_term_bars(r);
-            if (w < r->bar[generated])
-                return; /* cannot enter the page */
-        }
-        h.score = r->p->terms[0].idf * w * (BM25_K1 + 1) / (w + BM25_K1);
-        if (generated)
-            h.score *= GENERATED_SCALE;
-        top_push(r->top, h);
+    if (r->bars) {
+        rank_below_bars(r, docno, c, entry);
         return;
     }
+    hit h = {0, docno};
     if (r->p->count == 0) {
         h.score = (double)s->cold[docno].updated_ms; /* browsing: newest first */
     } else {
@@ -1845,9 +1864,12 @@ int ov_search_run(ov_search *s, ov_read *read, const ov_search_query *q, ov_buf 
         mdb_cursor_close(cursor);
     if (!rc && p->phrase_count && mdb_cursor_open(txn, ov_search_index_docs(s->index), &r.docs))
         rc = OV_ESTORE;
-    r.single = p->count == 1 && !q->similar && !r.after && r.prefer[0] == UINT32_MAX &&
-               r.prefer[1] == UINT32_MAX;
-    r.bar_root.docno = UINT32_MAX;
+    r.bars = p->count > 0 && !q->similar && !r.after && r.prefer[0] == UINT32_MAX &&
+             r.prefer[1] == UINT32_MAX;
+    for (int i = 1; i < p->count; i++)
+        if (p->terms[i].idf > p->terms[r.bar_term].idf)
+            r.bar_term = i;
+    r.bars_stale = 1;
     r.complement = !rc && count_by_complement(s, p, &f, q->similar != NULL);
     if (r.complement)
         counts_from_totals(s, &f, &extra);
