@@ -1056,6 +1056,10 @@ static int on_span(void *ctx, const char *term, size_t len, uint32_t position, s
 {
     (void)position;
     marks *m = ctx;
+    /* A snippet ends within SNIPPET_BYTES of its first mark, so words past that would not be
+     * shown: stop analysing (stemming is most of a snippet's cost). */
+    if (m->count && start > m->starts[0] + SNIPPET_BYTES)
+        return 1;
     if (!term_matches(m->p, term, len))
         return 0;
     m->starts[m->count] = start;
