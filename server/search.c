@@ -1518,68 +1518,111 @@ typedef struct {
     top_hits *top;
     const hit *after;
     uint64_t total;
-    uint64_t beyond;    /* hits after the cursor: more than a page means a next page */
-    uint32_t prefer[2]; /* value ids that raise a hit's score */
-    MDB_cursor *docs;   /* on search_docs, for phrase checks */
-    int bars;           /* words, no preferences, no cursor, not similar: bars apply */
-    int bar_term;       /* the term the bars are for: the one with the highest idf */
-    double bar[2];      /* see ranking_bars */
-    int bars_stale;     /* the page changed since the bars were computed */
-    int complement;     /* counts are the totals minus what is not counted (count_by_complement) */
-    uint32_t unsettled; /* complement: first docno not yet counted or taken away */
+    uint64_t beyond;      /* hits after the cursor: more than a page means a next page */
+    uint32_t prefer[2];   /* value ids that raise a hit's score */
+    MDB_cursor *docs;     /* on search_docs, for phrase checks */
+    int bars;             /* words, no preferences, no cursor, not similar: bars apply */
+    int bar_term;         /* the term the bars are for: the one with the highest idf */
+    double bar[2];        /* see ranking_bars */
+    int bars_stale;       /* the page changed since the bars were computed */
+    int complement;       /* some counts are the totals minus what is not counted */
+    int complement_group; /* complement: the filter group whose counts those are; -1: all counts */
+    uint32_t unsettled;   /* complement: first docno not yet counted or taken away */
 } run_state;
 
-/* Counting by complement. A query without filters counts every value of every hit; when it
- * matches most documents, fewer documents are left out than counted, so its counts start as the
- * totals of all live documents and each live document that is not a hit is taken away. Hits come
- * in docno order, so the documents between two hits are the ones taken away. Without filters a
- * hit counts all its values, as the totals do, so the result is the same counting exactly. */
+/* Counting by complement. A query without filters counts every value of every document its words
+ * match; when they match most documents, fewer documents are left out than counted, so its counts
+ * start as the totals of all live documents and each live document the words do not match is
+ * taken away. Matches come in docno order, so the documents between two matches are the ones
+ * taken away. With one filter group, that group's own counts leave out its filter: they too count
+ * every matching document, and are found the same way; the other counts, of the documents that
+ * pass, are counted as usual. Returns whether to, and in *group the group (-1: every count). */
 static int count_by_complement(const ov_search *s, const parsed *p, const filter_set *f,
-                               int similar)
+                               int similar, int *group)
 {
-    if (f->all || similar)
+    if (f->groups > 1 || similar)
         return 0;
-    double hits = s->live; /* expected, were the words independent of one another */
+    *group = f->groups ? 0 : -1;
+    double matches = s->live; /* expected, were the words independent of one another */
     for (int i = 0; i < p->count && s->live; i++)
-        hits *= (double)p->terms[i].list.n / s->live;
-    return hits * 2 > s->live;
+        matches *= (double)p->terms[i].list.n / s->live;
+    return matches * 2 > s->live;
 }
 
-static void counts_from_totals(ov_search *s, const filter_set *f, extra_counts *extra)
+/* Whether a facet's counts come from the totals when group's do (-1: every facet's). */
+static int in_group(const filter_set *f, int group, int facet)
+{
+    return group < 0 || f->group_of[facet] == group;
+}
+
+static void counts_from_totals(ov_search *s, const filter_set *f, int group, extra_counts *extra)
 {
     for (int facet = 0; facet < OV_SEARCH_FACETS_MAX; facet++) {
         uint32_t n = s->counts_cap[facet] < s->totals_cap[facet] ? s->counts_cap[facet]
                                                                  : s->totals_cap[facet];
-        if (n)
+        if (n && in_group(f, group, facet))
             memcpy(s->counts[facet], s->totals[facet], n * sizeof *s->counts[facet]);
     }
+    if (group >= 0 && group != f->bouwsteen_group)
+        return;
     int from = f->bouwsteen_min > 0 ? f->bouwsteen_min : 0;
     for (int b = 0; b < OV_BOUWSTENEN; b++)
         for (int score = from; score < 256; score++)
             extra->bouwsteen[b] += s->score_docs[b][score];
 }
 
-/* Takes away what count_values(…, -1, …) would have counted for c. */
-static void uncount_values(ov_search *s, const filter_set *f, const column *c, extra_counts *extra)
+/* Takes away what count_values(…, group, …) counts for c. */
+static void uncount_values(ov_search *s, const filter_set *f, const column *c, int group,
+                           extra_counts *extra)
 {
     const uint32_t *v = s->pool + c->values_at;
-    for (uint16_t i = 0; i < c->value_count; i++)
-        s->counts[v[i] >> 24][v[i] & 0xFFFFFF]--;
-    if (c->has_scores)
+    if (group < 0) {
+        for (uint16_t i = 0; i < c->value_count; i++)
+            s->counts[v[i] >> 24][v[i] & 0xFFFFFF]--;
+    } else {
+        for (uint16_t i = 0; i < c->value_count; i++)
+            if (f->group_of[v[i] >> 24] == group)
+                s->counts[v[i] >> 24][v[i] & 0xFFFFFF]--;
+    }
+    if (c->has_scores && (group < 0 || group == f->bouwsteen_group))
         for (int b = 0; b < OV_BOUWSTENEN; b++)
             extra->bouwsteen[b] -= c->scores[b] >= f->bouwsteen_min;
 }
 
-/* Complement: takes away the live documents from the last settled one up to end (a hit's docno,
- * or the end of the columns). */
+/* Counts what count_values(…, -1, …) counts for c outside group. */
+static void count_values_outside(ov_search *s, const filter_set *f, const column *c, int group,
+                                 extra_counts *extra)
+{
+    const uint32_t *v = s->pool + c->values_at;
+    for (uint16_t i = 0; i < c->value_count; i++)
+        if (f->group_of[v[i] >> 24] != group)
+            s->counts[v[i] >> 24][v[i] & 0xFFFFFF]++;
+    if (c->has_scores && group != f->bouwsteen_group)
+        for (int b = 0; b < OV_BOUWSTENEN; b++)
+            extra->bouwsteen[b] += c->scores[b] >= f->bouwsteen_min;
+}
+
+/* Complement: takes away the live documents from the last settled one up to end (a match's
+ * docno, or the end of the columns). */
 static void uncount_until(run_state *r, uint32_t end)
 {
     ov_search *s = r->s;
     for (uint32_t d = r->unsettled; d < end; d++)
         if (s->docs[d].kind != KIND_ABSENT)
-            uncount_values(s, r->f, &s->docs[d], r->extra);
+            uncount_values(s, r->f, &s->docs[d], r->complement_group, r->extra);
     if (end > r->unsettled)
         r->unsettled = end;
+}
+
+/* Complement: a matching document's counts, the group's being in the totals already. */
+static void count_match_by_complement(run_state *r, uint32_t docno, const column *c,
+                                      uint32_t failed)
+{
+    if (docno > r->unsettled)
+        uncount_until(r, docno);
+    r->unsettled = docno + 1;
+    if (!failed && r->complement_group >= 0)
+        count_values_outside(r->s, r->f, c, r->complement_group, r->extra);
 }
 
 /* BM25F: a term's counts per field class, each normalised by the field's length against its
@@ -1662,18 +1705,12 @@ static void consider(run_state *r, uint32_t docno, const uint8_t *const *entry)
         return; /* two or more groups failed: counts for none */
     if (r->p->phrase_count && !phrases_match(r->docs, r->p, docno, entry))
         return;
-    if (failed) {
-        int group = __builtin_ctz(failed);
-        count_values(s, r->f, c, group, r->extra);
+    if (r->complement)
+        count_match_by_complement(r, docno, c, failed);
+    else
+        count_values(s, r->f, c, failed ? __builtin_ctz(failed) : -1, r->extra);
+    if (failed)
         return;
-    }
-    if (r->complement) {
-        if (docno > r->unsettled)
-            uncount_until(r, docno);
-        r->unsettled = docno + 1; /* counted in the totals already */
-    } else {
-        count_values(s, r->f, c, -1, r->extra);
-    }
     r->total++;
     if (r->bars) {
         rank_below_bars(r, docno, c, entry);
@@ -1874,9 +1911,9 @@ int ov_search_run(ov_search *s, ov_read *read, const ov_search_query *q, ov_buf 
         if (p->terms[i].idf > p->terms[r.bar_term].idf)
             r.bar_term = i;
     r.bars_stale = 1;
-    r.complement = !rc && count_by_complement(s, p, &f, q->similar != NULL);
+    r.complement = !rc && count_by_complement(s, p, &f, q->similar != NULL, &r.complement_group);
     if (r.complement)
-        counts_from_totals(s, &f, &extra);
+        counts_from_totals(s, &f, r.complement_group, &extra);
     if (!rc) {
         if (q->similar) {
             /* A text with no word the index knows is like nothing (not like everything). */

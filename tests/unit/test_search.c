@@ -80,8 +80,24 @@ static ov_id write_case(fixture *f, ov_write_type type, const ov_id *id, ov_stat
 }
 
 /* Runs a query; returns the parsed answer (caller decrefs). */
-static json_t *run_query(fixture *f, const char *q, const char *facet, const char *value, int limit,
-                         const char *cursor)
+static json_t *run_search(fixture *f, const ov_search_query *query)
+{
+    ov_read *read;
+    assert_int_equal(ov_read_begin(f->store, &read), OV_OK);
+    ov_buf out;
+    ov_buf_init(&out, 1u << 20);
+    char detail[200];
+    assert_int_equal(ov_search_run(f->search, read, query, &out, detail, sizeof detail), OV_OK);
+    ov_read_end(read);
+    json_t *answer = json_loadb(out.data, out.len, 0, NULL);
+    assert_non_null(answer);
+    ov_buf_free(&out);
+    return answer;
+}
+
+/* A query for q, filtered on one facet value and on building blocks when given. */
+static ov_search_query make_query(const char *q, const char *facet, const char *value, int limit,
+                                  const char *cursor, uint8_t bouwstenen)
 {
     ov_search_query query;
     memset(&query, 0, sizeof query);
@@ -89,6 +105,7 @@ static json_t *run_query(fixture *f, const char *q, const char *facet, const cha
     query.q_len = q ? strlen(q) : 0;
     query.limit = limit;
     query.bouwsteen_min = 3;
+    query.bouwstenen = bouwstenen;
     query.cursor = cursor;
     if (facet) {
         query.filters[0].facet = ov_search_facet_number(facet);
@@ -96,17 +113,14 @@ static json_t *run_query(fixture *f, const char *q, const char *facet, const cha
         query.filters[0].count = 1;
         query.filter_count = 1;
     }
-    ov_read *read;
-    assert_int_equal(ov_read_begin(f->store, &read), OV_OK);
-    ov_buf out;
-    ov_buf_init(&out, 1u << 20);
-    char detail[200];
-    assert_int_equal(ov_search_run(f->search, read, &query, &out, detail, sizeof detail), OV_OK);
-    ov_read_end(read);
-    json_t *answer = json_loadb(out.data, out.len, 0, NULL);
-    assert_non_null(answer);
-    ov_buf_free(&out);
-    return answer;
+    return query;
+}
+
+static json_t *run_query(fixture *f, const char *q, const char *facet, const char *value, int limit,
+                         const char *cursor)
+{
+    ov_search_query query = make_query(q, facet, value, limit, cursor, 0);
+    return run_search(f, &query);
 }
 
 static long long total(fixture *f, const char *q)
@@ -298,20 +312,25 @@ typedef struct {
     int live, matches, sector, phase, score;
 } broad_case;
 
-/* Counts the model holds for a query on "werkplaats" (or no words), optionally within a sector. */
-static void expect_counts(const json_t *answer, const broad_case *cases, int words, int in_sector)
+/* Counts the model holds for a query on "werkplaats" (or no words), optionally within a sector
+ * or (doel_only) within the cases whose "doel" score is 3 or more. */
+static void expect_counts(const json_t *answer, const broad_case *cases, int words, int in_sector,
+                          int doel_only)
 {
     long long total = 0, sector[4] = {0}, phase[3] = {0}, doel = 0;
     for (int i = 0; i < BROAD_CASES; i++) {
         const broad_case *c = &cases[i];
         if (!c->live || (words && !c->matches))
             continue;
-        sector[c->sector]++; /* the sector facet leaves out its own filter */
-        if (in_sector >= 0 && c->sector != in_sector)
+        /* Each facet leaves out its own filter. */
+        if (!doel_only || c->score >= 3)
+            sector[c->sector]++;
+        if (in_sector < 0 || c->sector == in_sector)
+            doel += c->score >= 3;
+        if ((in_sector >= 0 && c->sector != in_sector) || (doel_only && c->score < 3))
             continue;
         total++;
         phase[c->phase]++;
-        doel += c->score >= 3;
     }
     assert_int_equal(json_integer_value(json_object_get(answer, "total")), total);
     for (int k = 0; k < 4; k++)
@@ -324,19 +343,27 @@ static void expect_counts(const json_t *answer, const broad_case *cases, int wor
 static void check_broad_counts(fixture *f, const broad_case *cases)
 {
     json_t *answer = run_query(f, "werkplaats ", NULL, NULL, 20, NULL);
-    expect_counts(answer, cases, 1, -1);
-    json_t *within = run_query(f, "werkplaats ", "sector", "po", 20, NULL);
-    expect_counts(within, cases, 1, 0);
-    json_decref(within);
+    expect_counts(answer, cases, 1, -1, 0);
+    json_decref(answer);
+    answer = run_query(f, "werkplaats ", "sector", "po", 20, NULL);
+    expect_counts(answer, cases, 1, 0, 0);
     json_decref(answer);
     answer = run_query(f, "werkpl", NULL, NULL, 20, NULL); /* a prefix */
-    expect_counts(answer, cases, 1, -1);
+    expect_counts(answer, cases, 1, -1, 0);
     json_decref(answer);
     answer = run_query(f, NULL, NULL, NULL, 20, NULL); /* browsing: everything */
-    expect_counts(answer, cases, 0, -1);
+    expect_counts(answer, cases, 0, -1, 0);
     json_decref(answer);
     answer = run_query(f, NULL, "sector", "mbo", 20, NULL);
-    expect_counts(answer, cases, 0, 2);
+    expect_counts(answer, cases, 0, 2, 0);
+    json_decref(answer);
+    ov_search_query blocks = make_query("werkplaats ", NULL, NULL, 20, NULL, 1u << 0); /* doel */
+    answer = run_search(f, &blocks);
+    expect_counts(answer, cases, 1, -1, 1);
+    json_decref(answer);
+    blocks = make_query("werkplaats ", "sector", "vo", 20, NULL, 1u << 0); /* two filters */
+    answer = run_search(f, &blocks);
+    expect_counts(answer, cases, 1, 1, 1);
     json_decref(answer);
 }
 
