@@ -728,8 +728,11 @@ static int fetch_term(ov_search *s, MDB_cursor *cursor, qterm *t)
 
 typedef struct {
     int group_of[OV_SEARCH_FACETS_MAX]; /* filter group of a facet, -1 */
-    uint64_t *bits[OV_SEARCH_FACETS_MAX];
-    uint32_t bit_words[OV_SEARCH_FACETS_MAX];
+    /* By facet, then value number: the bit of the facet's group when the filter lets the value
+     * through, else 0. A facet without a filter shares `none`, zeros as long as the longest facet,
+     * so a document's filters are one lookup per value, without branches. */
+    uint32_t *pass[OV_SEARCH_FACETS_MAX];
+    uint32_t *none;
     int groups;
     int bouwsteen_group; /* -1 */
     uint8_t bouwstenen;
@@ -740,7 +743,9 @@ typedef struct {
 static void filters_free(filter_set *f)
 {
     for (int i = 0; i < OV_SEARCH_FACETS_MAX; i++)
-        free(f->bits[i]);
+        if (f->pass[i] != f->none)
+            free(f->pass[i]);
+    free(f->none);
 }
 
 static int filters_build(ov_search *s, MDB_txn *txn, const ov_search_query *q, filter_set *f)
@@ -753,18 +758,30 @@ static int filters_build(ov_search *s, MDB_txn *txn, const ov_search_query *q, f
         int facet = q->filters[i].facet;
         if (facet < 0 || facet >= OV_SEARCH_FACETS_MAX || f->group_of[facet] >= 0)
             return OV_EINVAL;
-        uint32_t words = s->facet_max[facet] / 64 + 1;
-        f->bits[facet] = calloc(words, sizeof(uint64_t));
-        if (!f->bits[facet])
+        /* The columns are synced: no value of theirs is above facet_max. */
+        uint32_t values = s->facet_max[facet] + 1;
+        f->pass[facet] = calloc(values, sizeof(uint32_t));
+        if (!f->pass[facet])
             return OV_ENOMEM;
-        f->bit_words[facet] = words;
         f->group_of[facet] = f->groups++;
         for (int v = 0; v < q->filters[i].count; v++) {
             uint32_t id = ov_search_value_id(s->index, txn, facet, q->filters[i].values[v]);
             uint32_t n = id & 0xFFFFFF;
-            if (id && n / 64 < words)
-                f->bits[facet][n / 64] |= 1ull << (n % 64);
+            if (id && n < values)
+                f->pass[facet][n] = 1u << f->group_of[facet];
         }
+    }
+    if (q->filter_count) {
+        uint32_t longest = 0;
+        for (int facet = 0; facet < OV_SEARCH_FACETS_MAX; facet++)
+            if (s->facet_max[facet] > longest)
+                longest = s->facet_max[facet];
+        f->none = calloc(longest + 1, sizeof(uint32_t));
+        if (!f->none)
+            return OV_ENOMEM;
+        for (int facet = 0; facet < OV_SEARCH_FACETS_MAX; facet++)
+            if (!f->pass[facet])
+                f->pass[facet] = f->none;
     }
     if (q->bouwstenen) {
         f->bouwsteen_group = f->groups++;
@@ -781,12 +798,10 @@ static uint32_t filters_failed(const ov_search *s, const filter_set *f, const co
     if (!f->all)
         return 0;
     uint32_t passed = 0;
-    const uint32_t *v = s->pool + c->values_at;
-    for (uint16_t i = 0; i < c->value_count; i++) {
-        uint32_t facet = v[i] >> 24, n = v[i] & 0xFFFFFF;
-        int g = facet < OV_SEARCH_FACETS_MAX ? f->group_of[facet] : -1;
-        if (g >= 0 && n / 64 < f->bit_words[facet] && (f->bits[facet][n / 64] >> (n % 64) & 1))
-            passed |= 1u << g;
+    if (f->none) { /* facet filters */
+        const uint32_t *v = s->pool + c->values_at;
+        for (uint16_t i = 0; i < c->value_count; i++)
+            passed |= f->pass[v[i] >> 24][v[i] & 0xFFFFFF];
     }
     if (f->bouwsteen_group >= 0)
         for (int b = 0; b < OV_BOUWSTENEN; b++)
