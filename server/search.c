@@ -1542,7 +1542,9 @@ typedef struct {
     int bars_stale;       /* the page changed since the bars were computed */
     int complement;       /* some counts are the totals minus what is not counted */
     int complement_group; /* complement: the filter group whose counts those are; -1: all counts */
-    uint32_t unsettled;   /* complement: first docno not yet counted or taken away */
+    int descending;       /* candidates come in falling docno order (browsing) */
+    uint32_t unsettled;   /* complement: where the documents not yet counted or taken away begin
+                           * (rising order) or end (falling order) */
 } run_state;
 
 /* Counting by complement. A query without filters counts every value of every document its words
@@ -1617,25 +1619,28 @@ static void count_values_outside(ov_search *s, const filter_set *f, const column
             extra->bouwsteen[b] += c->scores[b] >= f->bouwsteen_min;
 }
 
-/* Complement: takes away the live documents from the last settled one up to end (a match's
- * docno, or the end of the columns). */
-static void uncount_until(run_state *r, uint32_t end)
+/* Complement: takes away the live documents from..to (not matched: between two matches). */
+static void uncount_range(run_state *r, uint32_t from, uint32_t to)
 {
     ov_search *s = r->s;
-    for (uint32_t d = r->unsettled; d < end; d++)
+    for (uint32_t d = from; d < to; d++)
         if (s->docs[d].kind != KIND_ABSENT)
             uncount_values(s, r->f, &s->docs[d], r->complement_group, r->extra);
-    if (end > r->unsettled)
-        r->unsettled = end;
 }
 
 /* Complement: a matching document's counts, the group's being in the totals already. */
 static void count_match_by_complement(run_state *r, uint32_t docno, const column *c,
                                       uint32_t failed)
 {
-    if (docno > r->unsettled)
-        uncount_until(r, docno);
-    r->unsettled = docno + 1;
+    if (r->descending) {
+        if (docno + 1 < r->unsettled)
+            uncount_range(r, docno + 1, r->unsettled);
+        r->unsettled = docno;
+    } else {
+        if (docno > r->unsettled)
+            uncount_range(r, r->unsettled, docno);
+        r->unsettled = docno + 1;
+    }
     if (!failed && r->complement_group >= 0)
         count_values_outside(r->s, r->f, c, r->complement_group, r->extra);
 }
@@ -1786,6 +1791,18 @@ static void match_all(run_state *r, qterm *terms, int count)
     }
 }
 
+/* No words: every document, newest first. Numbers are given in indexing order, so the highest
+ * come first and the page of the newest fills early; afterwards most documents are older than
+ * its oldest and cost one comparison, where in rising order nearly each would enter the page.
+ * The page does not depend on the order: hits are ordered by score, then docno. */
+static void browse_newest_first(run_state *r)
+{
+    r->descending = 1;
+    r->unsettled = r->s->doc_slots;
+    for (uint32_t d = r->s->doc_slots; d-- > 0;)
+        consider(r, d, NULL);
+}
+
 /* Any term may match (similar-search): a merge over all lists. */
 static void match_any(run_state *r, qterm *terms, int count)
 {
@@ -1934,13 +1951,14 @@ int ov_search_run(ov_search *s, ov_read *read, const ov_search_query *q, ov_buf 
             /* A text with no word the index knows is like nothing (not like everything). */
             match_any(&r, p->terms, p->count);
         } else if (p->count == 0) {
-            for (uint32_t d = 0; d < s->doc_slots; d++)
-                consider(&r, d, NULL);
+            browse_newest_first(&r);
         } else {
             match_all(&r, p->terms, p->count);
         }
-        if (r.complement)
-            uncount_until(&r, s->doc_slots);
+        if (r.complement && r.descending)
+            uncount_range(&r, 0, r.unsettled);
+        else if (r.complement)
+            uncount_range(&r, r.unsettled, s->doc_slots);
     }
 
     if (!rc) {
