@@ -983,8 +983,8 @@ typedef struct {
     int count, cap;
 } top_hits;
 
-/* Keeps the cap best hits in a heap whose root is the worst of them. */
-static void top_push(top_hits *t, hit h)
+/* Keeps the cap best hits in a heap whose root is the worst of them. Returns whether h is kept. */
+static int top_push(top_hits *t, hit h)
 {
     if (t->count < t->cap) {
         int i = t->count++;
@@ -998,10 +998,10 @@ static void top_push(top_hits *t, hit h)
             t->items[i] = tmp;
             i = parent;
         }
-        return;
+        return 1;
     }
     if (!hit_before(&h, &t->items[0]))
-        return;
+        return 0;
     t->items[0] = h;
     int i = 0;
     for (;;) {
@@ -1017,6 +1017,7 @@ static void top_push(top_hits *t, hit h)
         t->items[i] = tmp;
         i = worst;
     }
+    return 1;
 }
 
 static int compare_hits(const void *a, const void *b)
@@ -1704,8 +1705,8 @@ static void rank_below_bars(run_state *r, uint32_t docno, const column *c,
                                     : term_score(c, p->terms[i].idf, entry[i]);
     if (generated)
         h.score *= GENERATED_SCALE;
-    top_push(r->top, h);
-    r->bars_stale = 1;
+    if (top_push(r->top, h))
+        r->bars_stale = 1;
 }
 
 /* One candidate document: filters, phrases, facet counts, rank. entry[i]: term i's posting for
