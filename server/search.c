@@ -19,6 +19,7 @@
 #include "proto/text.h"
 
 #define KIND_ABSENT     0xFF
+#define REACH_MAX       5     /* the highest minimum score a query names (1..5) */
 #define PREFIX_MIN      3     /* folded bytes (three letters) before a last word is a prefix */
 #define PREFIX_KEYS     32    /* terms a prefix expands to, the most frequent */
 #define PREFIX_SCAN     4096  /* terms looked at to find them */
@@ -47,11 +48,31 @@ typedef struct {
     uint8_t kind; /* KIND_ABSENT: not indexed (now) */
     uint8_t flags;
     uint8_t scores[OV_BOUWSTENEN];
-    uint8_t has_scores;
+    /* reach[t - 1]: bit b set when block b's score is t or more, so filtering and counting by
+     * blocks is one lookup; reach[0] is 0 for a document without scores. */
+    uint8_t reach[REACH_MAX];
     /* BM25 length normalisation per field class, 1 / (1 - b + b · length / average), for the
      * averages in ov_search.norm_average. */
     float inv_norm[OV_SEARCH_CLASSES];
 } column;
+_Static_assert(sizeof(column) == 32, "two columns to a cache line");
+
+/* The blocks whose score is min or more, as bits. */
+static unsigned blocks_at_least(const column *c, int min)
+{
+    if (min >= 1 && min <= REACH_MAX)
+        return c->reach[min - 1];
+    unsigned blocks = 0;
+    for (int b = 0; b < OV_BOUWSTENEN; b++)
+        blocks |= (unsigned)(c->scores[b] >= min) << b;
+    return blocks;
+}
+
+/* The blocks a document counts for in the bouwsteen facet: only a document with scores counts. */
+static unsigned blocks_counted(const column *c, int min)
+{
+    return c->reach[0] ? blocks_at_least(c, min) : 0;
+}
 
 /* What only hits, browsing and bookkeeping read, kept apart so the hot columns stay small. */
 typedef struct {
@@ -190,7 +211,7 @@ static void column_clear(ov_search *s, uint32_t docno)
     const uint32_t *v = s->pool + c->values_at;
     for (uint16_t i = 0; i < c->value_count; i++)
         s->totals[v[i] >> 24][v[i] & 0xFFFFFF]--;
-    if (c->has_scores)
+    if (c->reach[0])
         for (int b = 0; b < OV_BOUWSTENEN; b++)
             s->score_docs[b][c->scores[b]]--;
     s->pool_dead += c->value_count;
@@ -259,10 +280,11 @@ static int column_set(ov_search *s, uint32_t docno, const ov_search_doc *doc)
     c->kind = (uint8_t)doc->kind;
     c->flags = doc->flags;
     memcpy(c->scores, doc->scores, OV_BOUWSTENEN);
-    c->has_scores = 0;
-    for (int b = 0; b < OV_BOUWSTENEN; b++)
-        c->has_scores |= c->scores[b] != 0;
-    if (c->has_scores)
+    memset(c->reach, 0, sizeof c->reach);
+    for (int t = 1; t <= REACH_MAX; t++)
+        for (int b = 0; b < OV_BOUWSTENEN; b++)
+            c->reach[t - 1] |= (uint8_t)((c->scores[b] >= t) << b);
+    if (c->reach[0])
         for (int b = 0; b < OV_BOUWSTENEN; b++)
             s->score_docs[b][c->scores[b]]++;
     set_norms(s, docno);
@@ -803,16 +825,26 @@ static uint32_t filters_failed(const ov_search *s, const filter_set *f, const co
         for (uint16_t i = 0; i < c->value_count; i++)
             passed |= f->pass[v[i] >> 24][v[i] & 0xFFFFFF];
     }
-    if (f->bouwsteen_group >= 0)
-        for (int b = 0; b < OV_BOUWSTENEN; b++)
-            if ((f->bouwstenen >> b & 1) && c->scores[b] >= f->bouwsteen_min)
-                passed |= 1u << f->bouwsteen_group;
+    if (f->bouwsteen_group >= 0 && (blocks_at_least(c, f->bouwsteen_min) & f->bouwstenen))
+        passed |= 1u << f->bouwsteen_group;
     return f->all & ~passed;
 }
 
 typedef struct {
     uint32_t bouwsteen[OV_BOUWSTENEN];
+    /* Documents counted (or taken away, modulo 2^32) by the set of blocks they count for: one
+     * update per document instead of one per block; blocks_expand adds them to bouwsteen. */
+    uint32_t by_blocks[1u << OV_BOUWSTENEN];
 } extra_counts;
+
+static void blocks_expand(extra_counts *extra)
+{
+    for (unsigned blocks = 1; blocks < 1u << OV_BOUWSTENEN; blocks++)
+        for (int b = 0; b < OV_BOUWSTENEN && extra->by_blocks[blocks]; b++)
+            if (blocks >> b & 1)
+                extra->bouwsteen[b] += extra->by_blocks[blocks];
+    memset(extra->by_blocks, 0, sizeof extra->by_blocks);
+}
 
 static int counts_reset(ov_search *s, extra_counts *extra)
 {
@@ -848,9 +880,8 @@ static void count_values(ov_search *s, const filter_set *f, const column *c, int
                 s->counts[facet][v[i] & 0xFFFFFF]++;
         }
     }
-    if (c->has_scores && (only_group < 0 || only_group == f->bouwsteen_group))
-        for (int b = 0; b < OV_BOUWSTENEN; b++)
-            extra->bouwsteen[b] += c->scores[b] >= f->bouwsteen_min;
+    if (only_group < 0 || only_group == f->bouwsteen_group)
+        extra->by_blocks[blocks_counted(c, f->bouwsteen_min)]++;
 }
 
 /* ---- Phrases -------------------------------------------------------------------------------- */
@@ -1602,9 +1633,8 @@ static void uncount_values(ov_search *s, const filter_set *f, const column *c, i
             if (f->group_of[v[i] >> 24] == group)
                 s->counts[v[i] >> 24][v[i] & 0xFFFFFF]--;
     }
-    if (c->has_scores && (group < 0 || group == f->bouwsteen_group))
-        for (int b = 0; b < OV_BOUWSTENEN; b++)
-            extra->bouwsteen[b] -= c->scores[b] >= f->bouwsteen_min;
+    if (group < 0 || group == f->bouwsteen_group)
+        extra->by_blocks[blocks_counted(c, f->bouwsteen_min)]--;
 }
 
 /* Counts what count_values(…, -1, …) counts for c outside group. */
@@ -1615,9 +1645,8 @@ static void count_values_outside(ov_search *s, const filter_set *f, const column
     for (uint16_t i = 0; i < c->value_count; i++)
         if (f->group_of[v[i] >> 24] != group)
             s->counts[v[i] >> 24][v[i] & 0xFFFFFF]++;
-    if (c->has_scores && group != f->bouwsteen_group)
-        for (int b = 0; b < OV_BOUWSTENEN; b++)
-            extra->bouwsteen[b] += c->scores[b] >= f->bouwsteen_min;
+    if (group != f->bouwsteen_group)
+        extra->by_blocks[blocks_counted(c, f->bouwsteen_min)]++;
 }
 
 /* Complement: takes away the live documents from..to (not matched: between two matches). */
@@ -1973,6 +2002,7 @@ int ov_search_run(ov_search *s, ov_read *read, const ov_search_query *q, ov_buf 
             append_hit(s, read, p, &top.items[i], out);
         }
         ov_buf_append_str(out, "],");
+        blocks_expand(&extra);
         append_facets(s, read, &extra, out);
         if (r.beyond > (uint64_t)q->limit) {
             char next[32];
