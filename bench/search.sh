@@ -6,6 +6,9 @@
 #
 #   bench/search.sh [BUILD_DIR]        (RECORDS=100000 ROUNDS=10 by default; needs libsqlite3-dev)
 #   SEARCH_BENCH_PROFILE="leerlingen " bench/search.sh build-rel   runs one query many times (perf)
+#     (SEARCH_BENCH_FILTERS="sector=vo&phase=adoptie,implementatie" adds filters to it)
+#   SEARCH_BENCH_DATA=/tmp/corpus ...   keeps the built corpus there and uses it again next time
+#   SEARCH_BENCH_DUMP=answers.txt ...   writes every answer without timings, to compare two builds
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build-rel}

@@ -231,29 +231,110 @@ static uint64_t file_bytes(const char *path)
     return stat(path, &st) ? 0 : (uint64_t)st.st_size;
 }
 
-int main(int argc, char **argv)
-{
-    /* The allocator settings olievlekd runs with (server/main.c), so per-query buffers behave as
-     * they do in the node. */
-    mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
-    mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024);
-    int records = argc > 1 ? atoi(argv[1]) : 100000;
-    int rounds = argc > 2 ? atoi(argv[2]) : 20;
-    char dir[] = "/tmp/olievlek-search-bench.XXXXXX";
-    if (!mkdtemp(dir))
-        return 1;
-    char data[300], fts_path[300];
-    snprintf(data, sizeof data, "%s/data", dir);
-    snprintf(fts_path, sizeof fts_path, "%s/fts5.db", dir);
+/* Queries only an A/B comparison runs (SEARCH_BENCH_DUMP): several filters at once, several values
+ * in one, building blocks, similar records' OR and second pages. Filters are "name=v1,v2&name=v".
+ */
+typedef struct {
+    const char *q;
+    const char *filters;
+    uint8_t bouwstenen;
+} dump_query;
 
-    ov_keypair *key;
-    ov_store *store;
-    ov_store_options options = {data, 0, NULL};
-    if (ov_keypair_generate(&key))
+static const dump_query dump_queries[] = {
+    {"lee", "sector=po,vo", 0},
+    {"lee", "sector=vo&phase=adoptie", 0},
+    {"lee", "sector=mbo&phase=adoptie,implementatie", 0x05},
+    {"leerlingen school ", "phase=institutionalisering", 0},
+    {"leerlingen school ", NULL, 0x02},
+    {"onderwijs ", "kind=case&sector=so", 0},
+    {"", NULL, 0x10},
+    {"", "phase=adoptie&sector=po", 0x01},
+    {"team ouders", NULL, 0},
+    {"\"passend onderwijs\" leerlingen ", "sector=vo", 0},
+};
+
+static void parse_filters(const char *text, ov_search_query *q, char *scratch, size_t size)
+{
+    snprintf(scratch, size, "%s", text ? text : "");
+    for (char *part = strtok(scratch, "&"); part && q->filter_count < OV_SEARCH_FACETS_MAX;
+         part = strtok(NULL, "&")) {
+        char *eq = strchr(part, '=');
+        if (!eq)
+            continue;
+        *eq = 0;
+        char *values_at;
+        ov_search_filter *f = &q->filters[q->filter_count++];
+        f->facet = ov_search_facet_number(part);
+        for (char *value = strtok_r(eq + 1, ",", &values_at);
+             value && f->count < OV_SEARCH_VALUES_MAX; value = strtok_r(NULL, ",", &values_at))
+            f->values[f->count++] = value;
+    }
+}
+
+/* Writes one answer without its timing, and the cursor of its next page into next. */
+static int dump_answer(ov_search *search, ov_store *store, ov_search_query *q, FILE *to,
+                       char next[64])
+{
+    ov_buf out;
+    ov_buf_init(&out, 64u << 20);
+    ov_read *read;
+    char detail[200];
+    ov_read_begin(store, &read);
+    int rc = ov_search_run(search, read, q, &out, detail, sizeof detail);
+    ov_read_end(read);
+    if (rc == OV_OK) {
+        const char *took = strstr(out.data, ",\"took_ms\":");
+        fprintf(to, "%.*s\n", (int)(took ? took - out.data : (long)out.len), out.data);
+        const char *cursor = strstr(out.data, "\"next\":\"");
+        next[0] = 0;
+        if (cursor)
+            snprintf(next, 64, "%.25s", cursor + 8);
+    }
+    ov_buf_free(&out);
+    return rc;
+}
+
+/* Every answer of the benchmark's queries and dump_queries (with their second pages) to path,
+ * so two builds can be compared byte for byte. */
+static int dump_answers(ov_search *search, ov_store *store, const char *path)
+{
+    FILE *to = fopen(path, "w");
+    if (!to)
         return 1;
-    options.key = key;
-    if (ov_store_open(&options, &store))
-        return 1;
+    size_t total = QUERY_COUNT + sizeof dump_queries / sizeof *dump_queries;
+    for (size_t i = 0; i < total; i++) {
+        ov_search_query q;
+        memset(&q, 0, sizeof q);
+        char scratch[256], next[64];
+        const char *text;
+        if (i < QUERY_COUNT) {
+            text = queries[i].ours;
+            parse_filters(queries[i].facet, &q, scratch, sizeof scratch);
+        } else {
+            const dump_query *d = &dump_queries[i - QUERY_COUNT];
+            text = d->q;
+            parse_filters(d->filters, &q, scratch, sizeof scratch);
+            q.bouwstenen = d->bouwstenen;
+        }
+        q.q = text;
+        q.q_len = strlen(text);
+        q.limit = 20;
+        q.bouwsteen_min = 3;
+        if (dump_answer(search, store, &q, to, next))
+            return 1;
+        if (next[0]) {
+            q.cursor = next;
+            if (dump_answer(search, store, &q, to, next))
+                return 1;
+        }
+    }
+    return fclose(to) ? 1 : 0;
+}
+
+/* Builds ours: the demo data, then `records` generated cases stored and indexed. */
+static int build_ours(ov_store *store, int records, json_t ***cases_out, double *store_ms,
+                      double *index_ms)
+{
     ov_demo_counts counts;
     if (ov_demo_load(store, &counts))
         return 1;
@@ -288,22 +369,25 @@ int main(int argc, char **argv)
         if (ov_store_write_commit(w))
             return 1;
     }
-    double ours_store_ms = now_ms() - t0;
+    *store_ms = now_ms() - t0;
     t0 = now_ms();
     if (ov_store_search_rebuild(store))
         return 1;
-    double ours_index_ms = now_ms() - t0;
+    *index_ms = now_ms() - t0;
+    *cases_out = cases;
+    return 0;
+}
 
-    sqlite3 *db;
-    if (sqlite3_open(fts_path, &db) != SQLITE_OK)
-        return 1;
+/* Builds FTS5's table from the same cases. */
+static int build_fts(sqlite3 *db, json_t **cases, int records, double *ms)
+{
     sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, NULL);
     if (sqlite3_exec(db,
                      "CREATE VIRTUAL TABLE docs USING fts5(title, summary, body, "
                      "tokenize='unicode61 remove_diacritics 2')",
                      NULL, NULL, NULL) != SQLITE_OK)
         return 1;
-    t0 = now_ms();
+    double t0 = now_ms();
     sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
     sqlite3_stmt *insert;
     sqlite3_prepare_v2(db, "INSERT INTO docs(rowid, title, summary, body) VALUES (?,?,?,?)", -1,
@@ -343,7 +427,55 @@ int main(int argc, char **argv)
     sqlite3_finalize(insert);
     sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
-    double fts_build_ms = now_ms() - t0;
+    *ms = now_ms() - t0;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    /* The allocator settings olievlekd runs with (server/main.c), so per-query buffers behave as
+     * they do in the node. */
+    mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024);
+    int records = argc > 1 ? atoi(argv[1]) : 100000;
+    int rounds = argc > 2 ? atoi(argv[2]) : 20;
+    /* SEARCH_BENCH_DATA=dir keeps the corpus there and uses it again on the next run (the build
+     * takes minutes; a profile or an A/B comparison of two builds does not need a new one). */
+    const char *keep = getenv("SEARCH_BENCH_DATA");
+    char dir[256] = "/tmp/olievlek-search-bench.XXXXXX";
+    if (keep)
+        snprintf(dir, sizeof dir, "%s", keep);
+    if (keep ? mkdir(dir, 0700) && access(dir, W_OK) : !mkdtemp(dir))
+        return 1;
+    char data[300], fts_path[300], key_path[300], built_path[300];
+    snprintf(data, sizeof data, "%s/data", dir);
+    snprintf(fts_path, sizeof fts_path, "%s/fts5.db", dir);
+    snprintf(key_path, sizeof key_path, "%s/node.key", dir);
+    snprintf(built_path, sizeof built_path, "%s/built", dir);
+    int reuse = keep && access(built_path, F_OK) == 0;
+
+    ov_keypair *key;
+    ov_store *store;
+    ov_store_options options = {data, 0, NULL};
+    if (keep ? ov_keypair_load_or_create(key_path, &key) : ov_keypair_generate(&key))
+        return 1;
+    options.key = key;
+    if (ov_store_open(&options, &store))
+        return 1;
+    json_t **cases = NULL;
+    double ours_store_ms = 0, ours_index_ms = 0, fts_build_ms = 0;
+    if (!reuse && build_ours(store, records, &cases, &ours_store_ms, &ours_index_ms))
+        return 1;
+    sqlite3 *db;
+    if (sqlite3_open(fts_path, &db) != SQLITE_OK)
+        return 1;
+    if (!reuse && build_fts(db, cases, records, &fts_build_ms))
+        return 1;
+    if (keep && !reuse) {
+        FILE *built = fopen(built_path, "w");
+        if (built)
+            fclose(built);
+    }
     /* FTS5's index alone: its shadow tables without the content copy. */
     uint64_t fts_index = 0;
     sqlite3_stmt *size;
@@ -386,9 +518,11 @@ int main(int argc, char **argv)
         ov_read_end(read);
         ov_buf_free(&out);
     }
-    /* SEARCH_BENCH_PROFILE="words ": run only that query, many times (for perf), and stop. */
+    /* SEARCH_BENCH_PROFILE="words ": run only that query, many times (for perf), and stop;
+     * SEARCH_BENCH_FILTERS="sector=vo" adds filters to it. */
     const char *profile = getenv("SEARCH_BENCH_PROFILE");
     if (profile) {
+        char filter_text[256];
         double start = now_ms();
         for (int i = 0; i < rounds * 100; i++) {
             ov_search_query q;
@@ -397,6 +531,7 @@ int main(int argc, char **argv)
             q.q_len = strlen(profile);
             q.limit = 20;
             q.bouwsteen_min = 3;
+            parse_filters(getenv("SEARCH_BENCH_FILTERS"), &q, filter_text, sizeof filter_text);
             char detail[200];
             ov_buf_init(&out, 64u << 20);
             ov_read_begin(store, &read);
@@ -407,6 +542,10 @@ int main(int argc, char **argv)
         printf("%s: %.3f ms per query\n", profile, (now_ms() - start) / (rounds * 100));
         return 0;
     }
+    /* SEARCH_BENCH_DUMP=file: write every answer (without its timing) there, and stop. */
+    const char *dump = getenv("SEARCH_BENCH_DUMP");
+    if (dump)
+        return dump_answers(search, store, dump);
     size_t runs = QUERY_COUNT * (size_t)rounds;
     double *ours = malloc(runs * sizeof *ours), *fts = malloc(runs * sizeof *fts);
     size_t n_ours = 0, n_fts = 0;
@@ -491,11 +630,13 @@ int main(int argc, char **argv)
     ov_search_free(search);
     ov_store_close(store);
     ov_keypair_free(key);
-    for (int i = 0; i < records; i++)
+    for (int i = 0; cases && i < records; i++)
         json_decref(cases[i]);
     free(cases);
     free(ours);
     free(fts);
+    if (keep)
+        return 0;
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     return system(cmd) == 0 ? 0 : 1;

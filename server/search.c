@@ -19,6 +19,7 @@
 #include "proto/text.h"
 
 #define KIND_ABSENT     0xFF
+#define REACH_MAX       5     /* the highest minimum score a query names (1..5) */
 #define PREFIX_MIN      3     /* folded bytes (three letters) before a last word is a prefix */
 #define PREFIX_KEYS     32    /* terms a prefix expands to, the most frequent */
 #define PREFIX_SCAN     4096  /* terms looked at to find them */
@@ -47,11 +48,31 @@ typedef struct {
     uint8_t kind; /* KIND_ABSENT: not indexed (now) */
     uint8_t flags;
     uint8_t scores[OV_BOUWSTENEN];
-    uint8_t has_scores;
+    /* reach[t - 1]: bit b set when block b's score is t or more, so filtering and counting by
+     * blocks is one lookup; reach[0] is 0 for a document without scores. */
+    uint8_t reach[REACH_MAX];
     /* BM25 length normalisation per field class, 1 / (1 - b + b · length / average), for the
      * averages in ov_search.norm_average. */
     float inv_norm[OV_SEARCH_CLASSES];
 } column;
+_Static_assert(sizeof(column) == 32, "two columns to a cache line");
+
+/* The blocks whose score is min or more, as bits. */
+static unsigned blocks_at_least(const column *c, int min)
+{
+    if (min >= 1 && min <= REACH_MAX)
+        return c->reach[min - 1];
+    unsigned blocks = 0;
+    for (int b = 0; b < OV_BOUWSTENEN; b++)
+        blocks |= (unsigned)(c->scores[b] >= min) << b;
+    return blocks;
+}
+
+/* The blocks a document counts for in the bouwsteen facet: only a document with scores counts. */
+static unsigned blocks_counted(const column *c, int min)
+{
+    return c->reach[0] ? blocks_at_least(c, min) : 0;
+}
 
 /* What only hits, browsing and bookkeeping read, kept apart so the hot columns stay small. */
 typedef struct {
@@ -85,6 +106,12 @@ struct ov_search {
     uint32_t facet_max[OV_SEARCH_FACETS_MAX];
     uint32_t *counts[OV_SEARCH_FACETS_MAX];
     uint32_t counts_cap[OV_SEARCH_FACETS_MAX];
+    /* Every live document's facet values counted, and its scan scores by block and score, kept
+     * by column_set and column_clear: a query that matches most documents starts its counts from
+     * these and takes away the documents it does not count (see count_by_complement). */
+    uint32_t *totals[OV_SEARCH_FACETS_MAX];
+    uint32_t totals_cap[OV_SEARCH_FACETS_MAX];
+    uint32_t score_docs[OV_BOUWSTENEN][256];
     value_info *values[OV_SEARCH_FACETS_MAX]; /* by value number n */
     uint32_t values_cap[OV_SEARCH_FACETS_MAX];
     /* The average field lengths the columns' inv_norm are for: the true averages rounded to a 1 %
@@ -121,6 +148,7 @@ void ov_search_free(ov_search *s)
         return;
     for (int f = 0; f < OV_SEARCH_FACETS_MAX; f++) {
         free(s->counts[f]);
+        free(s->totals[f]);
         for (uint32_t n = 0; n < s->values_cap[f]; n++) {
             free(s->values[f][n].name);
             free(s->values[f][n].label);
@@ -180,9 +208,37 @@ static void column_clear(ov_search *s, uint32_t docno)
     s->live--;
     for (int k = 0; k < OV_SEARCH_CLASSES; k++)
         s->total_length[k] -= s->cold[docno].length[k];
+    const uint32_t *v = s->pool + c->values_at;
+    for (uint16_t i = 0; i < c->value_count; i++)
+        s->totals[v[i] >> 24][v[i] & 0xFFFFFF]--;
+    if (c->reach[0])
+        for (int b = 0; b < OV_BOUWSTENEN; b++)
+            s->score_docs[b][c->scores[b]]--;
     s->pool_dead += c->value_count;
     c->kind = KIND_ABSENT;
     c->value_count = 0;
+}
+
+/* Room in the totals for every value of doc, made before anything changes, so a failure leaves
+ * the totals matching the columns. */
+static int totals_reserve(ov_search *s, const ov_search_doc *doc)
+{
+    for (uint16_t i = 0; i < doc->value_count; i++) {
+        uint32_t v = ov_be32_get(doc->values + 4 * i);
+        uint32_t f = v >> 24, n = v & 0xFFFFFF;
+        if (f >= OV_SEARCH_FACETS_MAX || n < s->totals_cap[f])
+            continue;
+        uint32_t cap = s->totals_cap[f] ? s->totals_cap[f] : 64;
+        while (cap <= n)
+            cap *= 2;
+        uint32_t *grown = realloc(s->totals[f], cap * sizeof *grown);
+        if (!grown)
+            return OV_ENOMEM;
+        memset(grown + s->totals_cap[f], 0, (cap - s->totals_cap[f]) * sizeof *grown);
+        s->totals[f] = grown;
+        s->totals_cap[f] = cap;
+    }
+    return OV_OK;
 }
 
 static int column_set(ov_search *s, uint32_t docno, const ov_search_doc *doc)
@@ -203,6 +259,8 @@ static int column_set(ov_search *s, uint32_t docno, const ov_search_doc *doc)
     }
     while (s->doc_slots <= docno)
         s->docs[s->doc_slots++].kind = KIND_ABSENT;
+    if (totals_reserve(s, doc))
+        return OV_ENOMEM;
     column_clear(s, docno);
     if (s->pool_len + doc->value_count > s->pool_cap) {
         size_t cap = s->pool_cap ? s->pool_cap : 4096;
@@ -222,9 +280,13 @@ static int column_set(ov_search *s, uint32_t docno, const ov_search_doc *doc)
     c->kind = (uint8_t)doc->kind;
     c->flags = doc->flags;
     memcpy(c->scores, doc->scores, OV_BOUWSTENEN);
-    c->has_scores = 0;
-    for (int b = 0; b < OV_BOUWSTENEN; b++)
-        c->has_scores |= c->scores[b] != 0;
+    memset(c->reach, 0, sizeof c->reach);
+    for (int t = 1; t <= REACH_MAX; t++)
+        for (int b = 0; b < OV_BOUWSTENEN; b++)
+            c->reach[t - 1] |= (uint8_t)((c->scores[b] >= t) << b);
+    if (c->reach[0])
+        for (int b = 0; b < OV_BOUWSTENEN; b++)
+            s->score_docs[b][c->scores[b]]++;
     set_norms(s, docno);
     c->values_at = (uint32_t)s->pool_len;
     c->value_count = 0;
@@ -236,6 +298,7 @@ static int column_set(ov_search *s, uint32_t docno, const ov_search_doc *doc)
         if (n > s->facet_max[f])
             s->facet_max[f] = n;
         s->pool[s->pool_len++] = v;
+        s->totals[f][n]++;
         c->value_count++;
     }
     s->live++;
@@ -275,6 +338,10 @@ static int load_all(ov_search *s, MDB_txn *txn)
     s->pool_len = s->pool_dead = 0;
     s->live = 0;
     memset(s->total_length, 0, sizeof s->total_length);
+    for (int f = 0; f < OV_SEARCH_FACETS_MAX; f++)
+        if (s->totals[f])
+            memset(s->totals[f], 0, s->totals_cap[f] * sizeof *s->totals[f]);
+    memset(s->score_docs, 0, sizeof s->score_docs);
     MDB_cursor *cursor;
     int rc = mdb_cursor_open(txn, ov_search_index_docs(s->index), &cursor);
     if (rc)
@@ -683,8 +750,11 @@ static int fetch_term(ov_search *s, MDB_cursor *cursor, qterm *t)
 
 typedef struct {
     int group_of[OV_SEARCH_FACETS_MAX]; /* filter group of a facet, -1 */
-    uint64_t *bits[OV_SEARCH_FACETS_MAX];
-    uint32_t bit_words[OV_SEARCH_FACETS_MAX];
+    /* By facet, then value number: the bit of the facet's group when the filter lets the value
+     * through, else 0. A facet without a filter shares `none`, zeros as long as the longest facet,
+     * so a document's filters are one lookup per value, without branches. */
+    uint32_t *pass[OV_SEARCH_FACETS_MAX];
+    uint32_t *none;
     int groups;
     int bouwsteen_group; /* -1 */
     uint8_t bouwstenen;
@@ -695,7 +765,9 @@ typedef struct {
 static void filters_free(filter_set *f)
 {
     for (int i = 0; i < OV_SEARCH_FACETS_MAX; i++)
-        free(f->bits[i]);
+        if (f->pass[i] != f->none)
+            free(f->pass[i]);
+    free(f->none);
 }
 
 static int filters_build(ov_search *s, MDB_txn *txn, const ov_search_query *q, filter_set *f)
@@ -708,18 +780,30 @@ static int filters_build(ov_search *s, MDB_txn *txn, const ov_search_query *q, f
         int facet = q->filters[i].facet;
         if (facet < 0 || facet >= OV_SEARCH_FACETS_MAX || f->group_of[facet] >= 0)
             return OV_EINVAL;
-        uint32_t words = s->facet_max[facet] / 64 + 1;
-        f->bits[facet] = calloc(words, sizeof(uint64_t));
-        if (!f->bits[facet])
+        /* The columns are synced: no value of theirs is above facet_max. */
+        uint32_t values = s->facet_max[facet] + 1;
+        f->pass[facet] = calloc(values, sizeof(uint32_t));
+        if (!f->pass[facet])
             return OV_ENOMEM;
-        f->bit_words[facet] = words;
         f->group_of[facet] = f->groups++;
         for (int v = 0; v < q->filters[i].count; v++) {
             uint32_t id = ov_search_value_id(s->index, txn, facet, q->filters[i].values[v]);
             uint32_t n = id & 0xFFFFFF;
-            if (id && n / 64 < words)
-                f->bits[facet][n / 64] |= 1ull << (n % 64);
+            if (id && n < values)
+                f->pass[facet][n] = 1u << f->group_of[facet];
         }
+    }
+    if (q->filter_count) {
+        uint32_t longest = 0;
+        for (int facet = 0; facet < OV_SEARCH_FACETS_MAX; facet++)
+            if (s->facet_max[facet] > longest)
+                longest = s->facet_max[facet];
+        f->none = calloc(longest + 1, sizeof(uint32_t));
+        if (!f->none)
+            return OV_ENOMEM;
+        for (int facet = 0; facet < OV_SEARCH_FACETS_MAX; facet++)
+            if (!f->pass[facet])
+                f->pass[facet] = f->none;
     }
     if (q->bouwstenen) {
         f->bouwsteen_group = f->groups++;
@@ -736,23 +820,31 @@ static uint32_t filters_failed(const ov_search *s, const filter_set *f, const co
     if (!f->all)
         return 0;
     uint32_t passed = 0;
-    const uint32_t *v = s->pool + c->values_at;
-    for (uint16_t i = 0; i < c->value_count; i++) {
-        uint32_t facet = v[i] >> 24, n = v[i] & 0xFFFFFF;
-        int g = facet < OV_SEARCH_FACETS_MAX ? f->group_of[facet] : -1;
-        if (g >= 0 && n / 64 < f->bit_words[facet] && (f->bits[facet][n / 64] >> (n % 64) & 1))
-            passed |= 1u << g;
+    if (f->none) { /* facet filters */
+        const uint32_t *v = s->pool + c->values_at;
+        for (uint16_t i = 0; i < c->value_count; i++)
+            passed |= f->pass[v[i] >> 24][v[i] & 0xFFFFFF];
     }
-    if (f->bouwsteen_group >= 0)
-        for (int b = 0; b < OV_BOUWSTENEN; b++)
-            if ((f->bouwstenen >> b & 1) && c->scores[b] >= f->bouwsteen_min)
-                passed |= 1u << f->bouwsteen_group;
+    if (f->bouwsteen_group >= 0 && (blocks_at_least(c, f->bouwsteen_min) & f->bouwstenen))
+        passed |= 1u << f->bouwsteen_group;
     return f->all & ~passed;
 }
 
 typedef struct {
     uint32_t bouwsteen[OV_BOUWSTENEN];
+    /* Documents counted (or taken away, modulo 2^32) by the set of blocks they count for: one
+     * update per document instead of one per block; blocks_expand adds them to bouwsteen. */
+    uint32_t by_blocks[1u << OV_BOUWSTENEN];
 } extra_counts;
+
+static void blocks_expand(extra_counts *extra)
+{
+    for (unsigned blocks = 1; blocks < 1u << OV_BOUWSTENEN; blocks++)
+        for (int b = 0; b < OV_BOUWSTENEN && extra->by_blocks[blocks]; b++)
+            if (blocks >> b & 1)
+                extra->bouwsteen[b] += extra->by_blocks[blocks];
+    memset(extra->by_blocks, 0, sizeof extra->by_blocks);
+}
 
 static int counts_reset(ov_search *s, extra_counts *extra)
 {
@@ -788,9 +880,8 @@ static void count_values(ov_search *s, const filter_set *f, const column *c, int
                 s->counts[facet][v[i] & 0xFFFFFF]++;
         }
     }
-    if (c->has_scores && (only_group < 0 || only_group == f->bouwsteen_group))
-        for (int b = 0; b < OV_BOUWSTENEN; b++)
-            extra->bouwsteen[b] += c->scores[b] >= f->bouwsteen_min;
+    if (only_group < 0 || only_group == f->bouwsteen_group)
+        extra->by_blocks[blocks_counted(c, f->bouwsteen_min)]++;
 }
 
 /* ---- Phrases -------------------------------------------------------------------------------- */
@@ -923,8 +1014,8 @@ typedef struct {
     int count, cap;
 } top_hits;
 
-/* Keeps the cap best hits in a heap whose root is the worst of them. */
-static void top_push(top_hits *t, hit h)
+/* Keeps the cap best hits in a heap whose root is the worst of them. Returns whether h is kept. */
+static int top_push(top_hits *t, hit h)
 {
     if (t->count < t->cap) {
         int i = t->count++;
@@ -938,10 +1029,10 @@ static void top_push(top_hits *t, hit h)
             t->items[i] = tmp;
             i = parent;
         }
-        return;
+        return 1;
     }
     if (!hit_before(&h, &t->items[0]))
-        return;
+        return 0;
     t->items[0] = h;
     int i = 0;
     for (;;) {
@@ -957,6 +1048,7 @@ static void top_push(top_hits *t, hit h)
         t->items[i] = tmp;
         i = worst;
     }
+    return 1;
 }
 
 static int compare_hits(const void *a, const void *b)
@@ -1011,6 +1103,10 @@ static int on_span(void *ctx, const char *term, size_t len, uint32_t position, s
 {
     (void)position;
     marks *m = ctx;
+    /* A snippet ends within SNIPPET_BYTES of its first mark, so words past that would not be
+     * shown: stop analysing (stemming is most of a snippet's cost). */
+    if (m->count && start > m->starts[0] + SNIPPET_BYTES)
+        return 1;
     if (!term_matches(m->p, term, len))
         return 0;
     m->starts[m->count] = start;
@@ -1469,13 +1565,115 @@ typedef struct {
     top_hits *top;
     const hit *after;
     uint64_t total;
-    uint64_t beyond;    /* hits after the cursor: more than a page means a next page */
-    uint32_t prefer[2]; /* value ids that raise a hit's score */
-    MDB_cursor *docs;   /* on search_docs, for phrase checks */
-    int single;         /* one term, no preferences, no cursor: bars apply */
-    double bar[2];      /* see single_term_bars */
-    hit bar_root;       /* the worst kept hit the bars are for */
+    uint64_t beyond;      /* hits after the cursor: more than a page means a next page */
+    uint32_t prefer[2];   /* value ids that raise a hit's score */
+    MDB_cursor *docs;     /* on search_docs, for phrase checks */
+    int bars;             /* words, no preferences, no cursor, not similar: bars apply */
+    int bar_term;         /* the term the bars are for: the one with the highest idf */
+    double bar[2];        /* see ranking_bars */
+    int bars_stale;       /* the page changed since the bars were computed */
+    int complement;       /* some counts are the totals minus what is not counted */
+    int complement_group; /* complement: the filter group whose counts those are; -1: all counts */
+    int descending;       /* candidates come in falling docno order (browsing) */
+    uint32_t unsettled;   /* complement: where the documents not yet counted or taken away begin
+                           * (rising order) or end (falling order) */
 } run_state;
+
+/* Counting by complement. A query without filters counts every value of every document its words
+ * match; when they match most documents, fewer documents are left out than counted, so its counts
+ * start as the totals of all live documents and each live document the words do not match is
+ * taken away. Matches come in docno order, so the documents between two matches are the ones
+ * taken away. With one filter group, that group's own counts leave out its filter: they too count
+ * every matching document, and are found the same way; the other counts, of the documents that
+ * pass, are counted as usual. Returns whether to, and in *group the group (-1: every count). */
+static int count_by_complement(const ov_search *s, const parsed *p, const filter_set *f,
+                               int similar, int *group)
+{
+    if (f->groups > 1 || similar)
+        return 0;
+    *group = f->groups ? 0 : -1;
+    double matches = s->live; /* expected, were the words independent of one another */
+    for (int i = 0; i < p->count && s->live; i++)
+        matches *= (double)p->terms[i].list.n / s->live;
+    return matches * 2 > s->live;
+}
+
+/* Whether a facet's counts come from the totals when group's do (-1: every facet's). */
+static int in_group(const filter_set *f, int group, int facet)
+{
+    return group < 0 || f->group_of[facet] == group;
+}
+
+static void counts_from_totals(ov_search *s, const filter_set *f, int group, extra_counts *extra)
+{
+    for (int facet = 0; facet < OV_SEARCH_FACETS_MAX; facet++) {
+        uint32_t n = s->counts_cap[facet] < s->totals_cap[facet] ? s->counts_cap[facet]
+                                                                 : s->totals_cap[facet];
+        if (n && in_group(f, group, facet))
+            memcpy(s->counts[facet], s->totals[facet], n * sizeof *s->counts[facet]);
+    }
+    if (group >= 0 && group != f->bouwsteen_group)
+        return;
+    int from = f->bouwsteen_min > 0 ? f->bouwsteen_min : 0;
+    for (int b = 0; b < OV_BOUWSTENEN; b++)
+        for (int score = from; score < 256; score++)
+            extra->bouwsteen[b] += s->score_docs[b][score];
+}
+
+/* Takes away what count_values(…, group, …) counts for c. */
+static void uncount_values(ov_search *s, const filter_set *f, const column *c, int group,
+                           extra_counts *extra)
+{
+    const uint32_t *v = s->pool + c->values_at;
+    if (group < 0) {
+        for (uint16_t i = 0; i < c->value_count; i++)
+            s->counts[v[i] >> 24][v[i] & 0xFFFFFF]--;
+    } else {
+        for (uint16_t i = 0; i < c->value_count; i++)
+            if (f->group_of[v[i] >> 24] == group)
+                s->counts[v[i] >> 24][v[i] & 0xFFFFFF]--;
+    }
+    if (group < 0 || group == f->bouwsteen_group)
+        extra->by_blocks[blocks_counted(c, f->bouwsteen_min)]--;
+}
+
+/* Counts what count_values(…, -1, …) counts for c outside group. */
+static void count_values_outside(ov_search *s, const filter_set *f, const column *c, int group,
+                                 extra_counts *extra)
+{
+    const uint32_t *v = s->pool + c->values_at;
+    for (uint16_t i = 0; i < c->value_count; i++)
+        if (f->group_of[v[i] >> 24] != group)
+            s->counts[v[i] >> 24][v[i] & 0xFFFFFF]++;
+    if (group != f->bouwsteen_group)
+        extra->by_blocks[blocks_counted(c, f->bouwsteen_min)]++;
+}
+
+/* Complement: takes away the live documents from..to (not matched: between two matches). */
+static void uncount_range(run_state *r, uint32_t from, uint32_t to)
+{
+    ov_search *s = r->s;
+    for (uint32_t d = from; d < to; d++)
+        if (s->docs[d].kind != KIND_ABSENT)
+            uncount_values(s, r->f, &s->docs[d], r->complement_group, r->extra);
+}
+
+/* Complement: a matching document's counts, the group's being in the totals already. */
+static void count_match_by_complement(run_state *r, uint32_t docno, const column *c,
+                                      uint32_t failed)
+{
+    if (r->descending) {
+        if (docno + 1 < r->unsettled)
+            uncount_range(r, docno + 1, r->unsettled);
+        r->unsettled = docno;
+    } else {
+        if (docno > r->unsettled)
+            uncount_range(r, r->unsettled, docno);
+        r->unsettled = docno + 1;
+    }
+    if (!failed && r->complement_group >= 0)
+        count_values_outside(r->s, r->f, c, r->complement_group, r->extra);
+}
 
 /* BM25F: a term's counts per field class, each normalised by the field's length against its
  * average and weighted, then saturated once. Titles are short, so one title hit counts for more
@@ -1493,20 +1691,51 @@ static double term_score(const column *c, double idf, const uint8_t *entry)
     return idf * weighted * (BM25_K1 + 1) / (weighted + BM25_K1);
 }
 
-/* With one query term, a hit's score rises with its weighted count w alone, so once the page is
- * full a hit can only enter if w reaches the w the worst kept hit implies: a comparison instead
- * of a division per hit. bar[g] is that w for non-generated (0) and generated (1) documents,
- * recomputed when the worst kept hit changes. */
-static void single_term_bars(run_state *r)
+/* A term's part of a score, idf · w · (k1 + 1) / (w + k1), stays below idf · (k1 + 1), and it rises
+ * with the term's weighted count w alone. So once the page is full, a hit can only enter if the
+ * bar term's w reaches the w at which that term, with every other term at its most, would equal
+ * the worst kept hit: one comparison rejects most hits before any other term is weighed or any
+ * division is made. With one term the bar is exact. bar[g] is that w for non-generated (0) and
+ * generated (1) documents, recomputed when the page changes. */
+static void ranking_bars(run_state *r)
 {
-    const top_hits *t = r->top;
-    double idf = r->p->terms[0].idf;
+    const parsed *p = r->p;
+    double others = 0; /* the most the other terms can add */
+    for (int i = 0; i < p->count; i++)
+        if (i != r->bar_term)
+            others += p->terms[i].idf * (BM25_K1 + 1);
+    double idf = p->terms[r->bar_term].idf;
     for (int g = 0; g < 2; g++) {
-        double x = t->items[0].score / (idf * (BM25_K1 + 1) * (g ? GENERATED_SCALE : 1));
+        double needed = r->top->items[0].score / (g ? GENERATED_SCALE : 1) - others * (1 + 1e-9);
+        double x = needed / (idf * (BM25_K1 + 1));
         /* w / (w + k1) > x  ⇔  w > k1·x / (1 − x); a little below, so ties are scored exactly */
         r->bar[g] = x >= 1 ? INFINITY : BM25_K1 * x / (1 - x) * (1 - 1e-9);
     }
-    r->bar_root = t->items[0];
+    r->bars_stale = 0;
+}
+
+/* Ranks a hit when ranking_bars apply; the score is summed as rank_hit sums it. */
+static void rank_below_bars(run_state *r, uint32_t docno, const column *c,
+                            const uint8_t *const *entry)
+{
+    r->beyond++;
+    double w = term_weight(c, entry[r->bar_term]);
+    int generated = (c->flags & OV_SEARCH_DOC_GENERATED) != 0;
+    if (r->top->count == r->top->cap) {
+        if (r->bars_stale)
+            ranking_bars(r);
+        if (w < r->bar[generated])
+            return; /* cannot enter the page */
+    }
+    hit h = {0, docno};
+    const parsed *p = r->p;
+    for (int i = 0; i < p->count; i++)
+        h.score += i == r->bar_term ? p->terms[i].idf * w * (BM25_K1 + 1) / (w + BM25_K1)
+                                    : term_score(c, p->terms[i].idf, entry[i]);
+    if (generated)
+        h.score *= GENERATED_SCALE;
+    if (top_push(r->top, h))
+        r->bars_stale = 1;
 }
 
 /* One candidate document: filters, phrases, facet counts, rank. entry[i]: term i's posting for
@@ -1524,33 +1753,20 @@ static void consider(run_state *r, uint32_t docno, const uint8_t *const *entry)
     uint32_t failed = filters_failed(s, r->f, c);
     if (failed & (failed - 1))
         return; /* two or more groups failed: counts for none */
-    if (!phrases_match(r->docs, r->p, docno, entry))
+    if (r->p->phrase_count && !phrases_match(r->docs, r->p, docno, entry))
         return;
-    if (failed) {
-        int group = __builtin_ctz(failed);
-        count_values(s, r->f, c, group, r->extra);
+    if (r->complement)
+        count_match_by_complement(r, docno, c, failed);
+    else
+        count_values(s, r->f, c, failed ? __builtin_ctz(failed) : -1, r->extra);
+    if (failed)
         return;
-    }
-    count_values(s, r->f, c, -1, r->extra);
     r->total++;
-    hit h = {0, docno};
-    if (r->single) {
-        r->beyond++;
-        double w = term_weight(c, entry[0]);
-        int generated = (c->flags & OV_SEARCH_DOC_GENERATED) != 0;
-        if (r->top->count == r->top->cap) {
-            if (r->bar_root.docno != r->top->items[0].docno ||
-                r->bar_root.score != r->top->items[0].score)
-                single_term_bars(r);
-            if (w < r->bar[generated])
-                return; /* cannot enter the page */
-        }
-        h.score = r->p->terms[0].idf * w * (BM25_K1 + 1) / (w + BM25_K1);
-        if (generated)
-            h.score *= GENERATED_SCALE;
-        top_push(r->top, h);
+    if (r->bars) {
+        rank_below_bars(r, docno, c, entry);
         return;
     }
+    hit h = {0, docno};
     if (r->p->count == 0) {
         h.score = (double)s->cold[docno].updated_ms; /* browsing: newest first */
     } else {
@@ -1603,6 +1819,18 @@ static void match_all(run_state *r, qterm *terms, int count)
         if (ok)
             consider(r, docno, entry);
     }
+}
+
+/* No words: every document, newest first. Numbers are given in indexing order, so the highest
+ * come first and the page of the newest fills early; afterwards most documents are older than
+ * its oldest and cost one comparison, where in rising order nearly each would enter the page.
+ * The page does not depend on the order: hits are ordered by score, then docno. */
+static void browse_newest_first(run_state *r)
+{
+    r->descending = 1;
+    r->unsettled = r->s->doc_slots;
+    for (uint32_t d = r->s->doc_slots; d-- > 0;)
+        consider(r, d, NULL);
 }
 
 /* Any term may match (similar-search): a merge over all lists. */
@@ -1739,19 +1967,28 @@ int ov_search_run(ov_search *s, ov_read *read, const ov_search_query *q, ov_buf 
         mdb_cursor_close(cursor);
     if (!rc && p->phrase_count && mdb_cursor_open(txn, ov_search_index_docs(s->index), &r.docs))
         rc = OV_ESTORE;
-    r.single = p->count == 1 && !q->similar && !r.after && r.prefer[0] == UINT32_MAX &&
-               r.prefer[1] == UINT32_MAX;
-    r.bar_root.docno = UINT32_MAX;
+    r.bars = p->count > 0 && !q->similar && !r.after && r.prefer[0] == UINT32_MAX &&
+             r.prefer[1] == UINT32_MAX;
+    for (int i = 1; i < p->count; i++)
+        if (p->terms[i].idf > p->terms[r.bar_term].idf)
+            r.bar_term = i;
+    r.bars_stale = 1;
+    r.complement = !rc && count_by_complement(s, p, &f, q->similar != NULL, &r.complement_group);
+    if (r.complement)
+        counts_from_totals(s, &f, r.complement_group, &extra);
     if (!rc) {
         if (q->similar) {
             /* A text with no word the index knows is like nothing (not like everything). */
             match_any(&r, p->terms, p->count);
         } else if (p->count == 0) {
-            for (uint32_t d = 0; d < s->doc_slots; d++)
-                consider(&r, d, NULL);
+            browse_newest_first(&r);
         } else {
             match_all(&r, p->terms, p->count);
         }
+        if (r.complement && r.descending)
+            uncount_range(&r, 0, r.unsettled);
+        else if (r.complement)
+            uncount_range(&r, r.unsettled, s->doc_slots);
     }
 
     if (!rc) {
@@ -1765,6 +2002,7 @@ int ov_search_run(ov_search *s, ov_read *read, const ov_search_query *q, ov_buf 
             append_hit(s, read, p, &top.items[i], out);
         }
         ov_buf_append_str(out, "],");
+        blocks_expand(&extra);
         append_facets(s, read, &extra, out);
         if (r.beyond > (uint64_t)q->limit) {
             char next[32];

@@ -1,7 +1,8 @@
 /*
  * Unit tests of search over a real store: the index follows creates, replaces, unpublishing and
  * deletes in the record's own transaction; ranking puts title hits first; phrases (by pair and by
- * position); prefixes; disjunctive facet counts; paging; a rebuild gives the same answers.
+ * position); prefixes; disjunctive facet counts, also of queries matching most documents; paging; a
+ * rebuild gives the same answers.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -79,8 +80,24 @@ static ov_id write_case(fixture *f, ov_write_type type, const ov_id *id, ov_stat
 }
 
 /* Runs a query; returns the parsed answer (caller decrefs). */
-static json_t *run_query(fixture *f, const char *q, const char *facet, const char *value, int limit,
-                         const char *cursor)
+static json_t *run_search(fixture *f, const ov_search_query *query)
+{
+    ov_read *read;
+    assert_int_equal(ov_read_begin(f->store, &read), OV_OK);
+    ov_buf out;
+    ov_buf_init(&out, 1u << 20);
+    char detail[200];
+    assert_int_equal(ov_search_run(f->search, read, query, &out, detail, sizeof detail), OV_OK);
+    ov_read_end(read);
+    json_t *answer = json_loadb(out.data, out.len, 0, NULL);
+    assert_non_null(answer);
+    ov_buf_free(&out);
+    return answer;
+}
+
+/* A query for q, filtered on one facet value and on building blocks when given. */
+static ov_search_query make_query(const char *q, const char *facet, const char *value, int limit,
+                                  const char *cursor, uint8_t bouwstenen)
 {
     ov_search_query query;
     memset(&query, 0, sizeof query);
@@ -88,6 +105,7 @@ static json_t *run_query(fixture *f, const char *q, const char *facet, const cha
     query.q_len = q ? strlen(q) : 0;
     query.limit = limit;
     query.bouwsteen_min = 3;
+    query.bouwstenen = bouwstenen;
     query.cursor = cursor;
     if (facet) {
         query.filters[0].facet = ov_search_facet_number(facet);
@@ -95,17 +113,14 @@ static json_t *run_query(fixture *f, const char *q, const char *facet, const cha
         query.filters[0].count = 1;
         query.filter_count = 1;
     }
-    ov_read *read;
-    assert_int_equal(ov_read_begin(f->store, &read), OV_OK);
-    ov_buf out;
-    ov_buf_init(&out, 1u << 20);
-    char detail[200];
-    assert_int_equal(ov_search_run(f->search, read, &query, &out, detail, sizeof detail), OV_OK);
-    ov_read_end(read);
-    json_t *answer = json_loadb(out.data, out.len, 0, NULL);
-    assert_non_null(answer);
-    ov_buf_free(&out);
-    return answer;
+    return query;
+}
+
+static json_t *run_query(fixture *f, const char *q, const char *facet, const char *value, int limit,
+                         const char *cursor)
+{
+    ov_search_query query = make_query(q, facet, value, limit, cursor, 0);
+    return run_search(f, &query);
 }
 
 static long long total(fixture *f, const char *q)
@@ -257,6 +272,145 @@ static void test_facets_and_paging(void **state)
     assert_int_equal(seen, 25);
 }
 
+/* A case with a sector, a phase and one scan score (the "doel" building block). */
+static ov_id write_scanned_case(fixture *f, ov_write_type type, const ov_id *id, const char *title,
+                                const char *sector, const char *phase, int score)
+{
+    ov_write_op *op = ov_write_op_new(type);
+    op->kind = OV_KIND_CASE;
+    if (id)
+        op->id = *id;
+    op->status = OV_STATUS_PUBLISHED;
+    op->content =
+        json_pack("{s:s, s:[s], s:s, s:s, s:s, s:{s:{s:{s:i, s:s}}}}", "title", title, "schools",
+                  f->school, "summary", "Docenten werken samen.", "phase", phase, "sector", sector,
+                  "scan", "doel", "innovatieteam", "score", score, "note", "Een notitie.");
+    assert_int_equal(ov_store_write_one(f->store, op), OV_OK);
+    ov_id written = op->meta.env.id;
+    ov_write_op_free(op);
+    return written;
+}
+
+static long long facet_count(const json_t *answer, const char *facet, const char *value)
+{
+    size_t i;
+    json_t *item;
+    json_array_foreach(json_object_get(json_object_get(answer, "facets"), facet), i, item)
+    {
+        if (!strcmp(json_string_value(json_object_get(item, "value")), value))
+            return json_integer_value(json_object_get(item, "count"));
+    }
+    return 0;
+}
+
+#define BROAD_CASES 48
+static const char *const broad_sectors[] = {"po", "vo", "mbo", "so"};
+static const char *const broad_phases[] = {"adoptie", "implementatie", "institutionalisering"};
+
+typedef struct {
+    ov_id id;
+    int live, matches, sector, phase, score;
+} broad_case;
+
+/* Counts the model holds for a query on "werkplaats" (or no words), optionally within a sector
+ * or (doel_only) within the cases whose "doel" score is 3 or more. */
+static void expect_counts(const json_t *answer, const broad_case *cases, int words, int in_sector,
+                          int doel_only)
+{
+    long long total = 0, sector[4] = {0}, phase[3] = {0}, doel = 0;
+    for (int i = 0; i < BROAD_CASES; i++) {
+        const broad_case *c = &cases[i];
+        if (!c->live || (words && !c->matches))
+            continue;
+        /* Each facet leaves out its own filter. */
+        if (!doel_only || c->score >= 3)
+            sector[c->sector]++;
+        if (in_sector < 0 || c->sector == in_sector)
+            doel += c->score >= 3;
+        if ((in_sector >= 0 && c->sector != in_sector) || (doel_only && c->score < 3))
+            continue;
+        total++;
+        phase[c->phase]++;
+    }
+    assert_int_equal(json_integer_value(json_object_get(answer, "total")), total);
+    for (int k = 0; k < 4; k++)
+        assert_int_equal(facet_count(answer, "sector", broad_sectors[k]), sector[k]);
+    for (int k = 0; k < 3; k++)
+        assert_int_equal(facet_count(answer, "phase", broad_phases[k]), phase[k]);
+    assert_int_equal(facet_count(answer, "bouwsteen", "doel"), doel);
+}
+
+static void check_broad_counts(fixture *f, const broad_case *cases)
+{
+    json_t *answer = run_query(f, "werkplaats ", NULL, NULL, 20, NULL);
+    expect_counts(answer, cases, 1, -1, 0);
+    json_decref(answer);
+    answer = run_query(f, "werkplaats ", "sector", "po", 20, NULL);
+    expect_counts(answer, cases, 1, 0, 0);
+    json_decref(answer);
+    answer = run_query(f, "werkpl", NULL, NULL, 20, NULL); /* a prefix */
+    expect_counts(answer, cases, 1, -1, 0);
+    json_decref(answer);
+    answer = run_query(f, NULL, NULL, NULL, 20, NULL); /* browsing: everything */
+    expect_counts(answer, cases, 0, -1, 0);
+    json_decref(answer);
+    answer = run_query(f, NULL, "sector", "mbo", 20, NULL);
+    expect_counts(answer, cases, 0, 2, 0);
+    json_decref(answer);
+    ov_search_query blocks = make_query("werkplaats ", NULL, NULL, 20, NULL, 1u << 0); /* doel */
+    answer = run_search(f, &blocks);
+    expect_counts(answer, cases, 1, -1, 1);
+    json_decref(answer);
+    blocks = make_query("werkplaats ", "sector", "vo", 20, NULL, 1u << 0); /* two filters */
+    answer = run_search(f, &blocks);
+    expect_counts(answer, cases, 1, 1, 1);
+    json_decref(answer);
+}
+
+/* A query matching most documents counts its facets from the totals of all documents minus the
+ * ones it does not match; the counts must be those of counting every hit, also after deletes,
+ * unpublishing and replaced versions have changed the totals under a running engine. */
+static void test_counts_of_broad_queries(void **state)
+{
+    fixture *f = *state;
+    broad_case cases[BROAD_CASES];
+    for (int i = 0; i < BROAD_CASES; i++) {
+        broad_case *c = &cases[i];
+        c->live = 1;
+        c->matches = i % 8 != 7;
+        c->sector = i % 4;
+        c->phase = i % 3;
+        c->score = 1 + i % 5;
+        c->id = write_scanned_case(f, OV_WRITE_RECORD_CREATE, NULL,
+                                   c->matches ? "Werkplaats onderwijs" : "Iets anders",
+                                   broad_sectors[c->sector], broad_phases[c->phase], c->score);
+    }
+    check_broad_counts(f, cases); /* the engine's columns are loaded now */
+    for (int i = 0; i < BROAD_CASES; i++) {
+        broad_case *c = &cases[i];
+        if (i % 7 == 0) {
+            write_case(f, OV_WRITE_RECORD_DELETE, &c->id, OV_STATUS_DELETED, NULL, NULL, NULL);
+            c->live = 0;
+        } else if (i % 11 == 3) {
+            write_case(f, OV_WRITE_RECORD_STATUS, &c->id, OV_STATUS_DRAFT, NULL, NULL, NULL);
+            c->live = 0;
+        } else if (i % 5 == 2) {
+            c->sector = (c->sector + 1) % 4;
+            c->phase = (c->phase + 2) % 3;
+            c->score = 6 - c->score;
+            c->matches = !c->matches || i % 3 == 0;
+            write_scanned_case(f, OV_WRITE_RECORD_REPLACE, &c->id,
+                               c->matches ? "Werkplaats onderwijs" : "Iets anders",
+                               broad_sectors[c->sector], broad_phases[c->phase], c->score);
+        }
+    }
+    check_broad_counts(f, cases);
+    /* A new engine loads the columns from the index at once. */
+    ov_search_free(f->search);
+    assert_int_equal(ov_search_new(f->store, &f->search), OV_OK);
+    check_broad_counts(f, cases);
+}
+
 static void test_rebuild_gives_the_same_answers(void **state)
 {
     fixture *f = *state;
@@ -338,6 +492,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_posting_outlives_its_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ranking_phrases_prefixes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_facets_and_paging, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_counts_of_broad_queries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_gives_the_same_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_under_a_running_engine, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_queries, setup, teardown),
