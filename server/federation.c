@@ -1071,7 +1071,8 @@ void ov_federation_start(ov_federation *fed)
     if (fed->started || fed->stopped)
         return;
     fed->started = 1;
-    uv_timer_start(&fed->tick, on_tick, 0, TICK_MS);
+    if (fed->peer_count > 0) /* without peers nobody is dialled, and nobody may dial in */
+        uv_timer_start(&fed->tick, on_tick, TICK_MS, TICK_MS);
 }
 
 void ov_federation_stop(ov_federation *fed)
