@@ -75,6 +75,7 @@ struct ov_store {
     MDB_dbi records, index, updated, log, heads, changes, accounts, usernames, sessions, meta;
     MDB_dbi checkpoints, forks;
     ov_search_index *search;
+    ov_search_batch *run_batch; /* the writer's, for received runs (made on first use) */
     ov_id node_id;
     const ov_keypair *key;
     uint8_t pub[OV_PUBKEY_BYTES];
@@ -363,6 +364,7 @@ void ov_store_close(ov_store *store)
         free(read);
     }
     mdb_env_close(store->env);
+    ov_search_batch_free(store->run_batch);
     ov_search_index_free(store->search);
     pthread_mutex_destroy(&store->pool_lock);
     free(store);
@@ -402,6 +404,9 @@ static int rebuild_batch(ov_store *store, ov_id *after, int first, int *done)
             !memcmp(key.mv_data, after->bytes, OV_ID_BYTES))
             mrc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT);
     }
+    ov_search_batch *batch = NULL;
+    if (!rc)
+        rc = ov_search_batch_new(store->search, &batch);
     int indexed = 0;
     while (!rc && mrc == 0 && indexed < REBUILD_BATCH) {
         ov_record_meta meta;
@@ -421,7 +426,7 @@ static int rebuild_batch(ov_store *store, ov_id *after, int first, int *done)
                 rc = OV_ESTORE;
                 break;
             }
-            rc = ov_search_index_update(store->search, txn, &meta, record);
+            rc = ov_search_batch_add(batch, txn, &meta, record);
             json_decref(record);
             indexed++;
         }
@@ -431,6 +436,9 @@ static int rebuild_batch(ov_store *store, ov_id *after, int first, int *done)
         mdb_cursor_close(cursor);
     if (!rc && mrc != 0 && mrc != MDB_NOTFOUND)
         rc = from_mdb(mrc);
+    if (!rc)
+        rc = ov_search_batch_finish(batch, txn);
+    ov_search_batch_free(batch);
     *done = mrc == MDB_NOTFOUND;
     /* The index counts as built only once the last batch is in. */
     if (!rc && *done)
@@ -1065,6 +1073,7 @@ typedef struct {
     uint64_t log_seq;
     uint8_t log_hash[OV_HASH_BYTES];
     uint64_t change_seq;
+    ov_search_batch *search_batch; /* set while a run is stored: search postings go there */
 } op_state;
 
 typedef struct {
@@ -1250,7 +1259,9 @@ static int store_record_row(op_state *state, ov_record_meta *meta, const json_t 
     }
     rc = index_version(state, &meta->env.id, meta->env.kind, meta->env.status, record, 0);
     if (!rc)
-        rc = ov_search_index_update(state->store->search, state->txn, meta, record);
+        rc = state->search_batch
+                 ? ov_search_batch_add(state->search_batch, state->txn, meta, record)
+                 : ov_search_index_update(state->store->search, state->txn, meta, record);
     if (rc)
         return rc;
     rc = move_updated(state, old, meta);
@@ -1739,7 +1750,14 @@ static int apply_run(op_state *state, ov_write_op *op)
         }
     }
     /* Two entries of one run may change the same record: later plans must see the earlier
-     * version as their old one, so plans are refreshed as the writes go (below). */
+     * version as their old one, so plans are refreshed as the writes go (below). The search
+     * postings of all the run's records are written together at the end (search_index.h). */
+    if (!state->store->run_batch &&
+        (rc = ov_search_batch_new(state->store->search, &state->store->run_batch))) {
+        free_plans(plans, fresh);
+        return rc;
+    }
+    state->search_batch = state->store->run_batch;
     offset = fresh_offset;
     for (uint32_t i = 0; i < fresh && ov_sync_run_next(run, &offset, &item); i++) {
         uint8_t key_bytes[LOG_KEY_BYTES];
@@ -1780,6 +1798,11 @@ static int apply_run(op_state *state, ov_write_op *op)
             break;
     }
     free_plans(plans, fresh);
+    state->search_batch = NULL;
+    if (rc == OV_OK)
+        rc = ov_search_batch_finish(state->store->run_batch, state->txn);
+    else
+        ov_search_batch_reset(state->store->run_batch);
     if (rc)
         return rc;
     op->applied = fresh;
@@ -1856,7 +1879,7 @@ void ov_store_apply(ov_wtxn *w, ov_write_op *op, int64_t now_ms)
     op->canon = NULL;
     op->canon_len = 0;
     memset(&op->meta, 0, sizeof op->meta);
-    op_state state = {w->store, NULL, w->log_seq, {0}, w->change_seq};
+    op_state state = {w->store, NULL, w->log_seq, {0}, w->change_seq, NULL};
     memcpy(state.log_hash, w->log_hash, OV_HASH_BYTES);
     int rc = mdb_txn_begin(w->store->env, w->txn, 0, &state.txn);
     if (rc) {
