@@ -1077,6 +1077,8 @@ struct ov_search_batch {
     size_t doc_slot_cap;
     const struct batch_posting **order; /* scratch of finish */
     size_t order_cap;
+    uint8_t *adds; /* scratch of finish: one key's additions, back to back */
+    size_t adds_cap;
 };
 
 static int grow(void **items, size_t *cap, size_t need, size_t size, size_t first)
@@ -1208,6 +1210,7 @@ void ov_search_batch_free(ov_search_batch *b)
     free(b->docs);
     free(b->doc_slots);
     free(b->order);
+    free(b->adds);
     free(b);
 }
 
@@ -1303,7 +1306,9 @@ static int compare_batch_postings(const void *a, const void *b)
 }
 
 /* Writes the postings of one key: live ones in value order, a removal and an addition of the
- * same value (a document whose posting did not change) cancelling out. */
+ * same value (a document whose posting did not change) cancelling out. The removals go first
+ * (they never touch an addition's value), then the additions in one MDB_MULTIPLE put, which
+ * finds the key once for all of them. */
 static int write_key(ov_search_batch *b, MDB_cursor *cursor, const struct batch_key *k)
 {
     size_t n = 0;
@@ -1312,6 +1317,7 @@ static int write_key(ov_search_batch *b, MDB_cursor *cursor, const struct batch_
             b->order[n++] = &b->postings[at - 1];
     if (k->unsorted && n > 1)
         qsort(b->order, n, sizeof *b->order, compare_batch_postings);
+    size_t adds = 0;
     for (size_t i = 0; i < n; i++) {
         const struct batch_posting *p = b->order[i];
         if (p->remove && i + 1 < n) {
@@ -1321,23 +1327,24 @@ static int write_key(ov_search_batch *b, MDB_cursor *cursor, const struct batch_
                 continue;
             }
         }
-        MDB_val key = {k->len, b->keys + k->offset}, data = {sizeof p->value, (void *)p->value};
-        int rc;
-        if (p->remove) {
-            rc = mdb_cursor_get(cursor, &key, &data, MDB_GET_BOTH);
-            if (rc == 0)
-                rc = mdb_cursor_del(cursor, 0);
-            if (rc == MDB_NOTFOUND)
-                rc = 0;
-        } else {
-            rc = mdb_cursor_put(cursor, &key, &data, 0);
-            if (rc == MDB_KEYEXIST)
-                rc = 0;
+        if (!p->remove) {
+            memcpy(b->adds + OV_SEARCH_POSTING_BYTES * adds++, p->value, OV_SEARCH_POSTING_BYTES);
+            continue;
         }
-        if (rc)
+        MDB_val key = {k->len, b->keys + k->offset}, data = {sizeof p->value, (void *)p->value};
+        int rc = mdb_cursor_get(cursor, &key, &data, MDB_GET_BOTH);
+        if (rc == 0)
+            rc = mdb_cursor_del(cursor, 0);
+        if (rc && rc != MDB_NOTFOUND)
             return from_mdb(rc);
     }
-    return OV_OK;
+    if (!adds)
+        return OV_OK;
+    MDB_val key = {k->len, b->keys + k->offset};
+    MDB_val data[2] = {{OV_SEARCH_POSTING_BYTES, b->adds}, {adds, NULL}};
+    int rc = adds == 1 ? mdb_cursor_put(cursor, &key, &data[0], 0)
+                       : mdb_cursor_put(cursor, &key, data, MDB_MULTIPLE);
+    return rc && rc != MDB_KEYEXIST ? from_mdb(rc) : OV_OK;
 }
 
 int ov_search_batch_finish(ov_search_batch *b, MDB_txn *txn)
@@ -1347,6 +1354,8 @@ int ov_search_batch_finish(ov_search_batch *b, MDB_txn *txn)
         if (b->key_list[i].count > need)
             need = b->key_list[i].count;
     int rc = grow((void **)&b->order, &b->order_cap, need + 1, sizeof *b->order, 1024);
+    if (rc == OV_OK)
+        rc = grow((void **)&b->adds, &b->adds_cap, OV_SEARCH_POSTING_BYTES * (need + 1), 1, 8192);
     sorted_key *keys = NULL;
     if (rc == OV_OK && !(keys = malloc((b->key_count + 1) * sizeof *keys)))
         rc = OV_ENOMEM;
