@@ -1769,14 +1769,21 @@ static int apply_run(op_state *state, ov_write_op *op)
             break;
         run_item_plan *plan = &plans[i];
         if (i > 0 && (item.entry.op == OV_OP_PUT || item.entry.op == OV_OP_DELETE)) {
-            json_decref(plan->old_record);
-            plan->old_record = NULL;
-            plan->have_old = 0;
             ov_record_meta old;
             const char *old_json;
             size_t old_len;
-            if (get_record(state->txn, state->store, &item.entry.record, &old, &old_json,
-                           &old_len) == OV_OK) {
+            int found = get_record(state->txn, state->store, &item.entry.record, &old, &old_json,
+                                   &old_len) == OV_OK;
+            /* Parsed again only when an earlier entry of the run rewrote the record (every
+             * rewrite takes a new change_seq): most runs change each record once. */
+            int same = found && plan->have_old && old.change_seq == plan->old.change_seq &&
+                       !memcmp(old.content_hash, plan->old.content_hash, OV_HASH_BYTES);
+            if (!same) {
+                json_decref(plan->old_record);
+                plan->old_record = NULL;
+                plan->have_old = 0;
+            }
+            if (found && !same) {
                 plan->have_old = 1;
                 plan->old = old;
                 plan->old_record = json_loadb(old_json, old_len, 0, NULL);
