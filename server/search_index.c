@@ -935,56 +935,54 @@ static void encode_doc(ov_search_index *ix, const ov_record_meta *meta, const js
     }
 }
 
-int ov_search_index_update(ov_search_index *ix, MDB_txn *txn, const ov_record_meta *meta,
-                           const json_t *record)
+/* Reads the stored row of docno (if any) into old, before anything is written: LMDB's pointers
+ * into the row die with the first write. */
+static int read_old_postings(ov_search_index *ix, MDB_txn *txn, uint32_t docno, old_postings *old)
 {
-    int indexed = meta->env.status == OV_STATUS_PUBLISHED && record;
-    uint32_t docno = 0;
-    int rc = docno_of(ix, txn, &meta->env.id, &docno, indexed);
-    if (rc == OV_ENOTFOUND)
-        return OV_OK; /* never indexed and not to be now */
-    if (rc)
-        return rc;
-
-    /* The old version's postings, read before anything is written (LMDB's pointers into the
-     * old row die with the first write). */
-    old_postings old;
-    memset(&old, 0, sizeof old);
+    memset(old, 0, sizeof *old);
     uint8_t docno_bytes[4];
     ov_be32_put(docno_bytes, docno);
     MDB_val key = {4, docno_bytes}, data;
-    rc = mdb_get(txn, ix->docs, &key, &data);
-    if (rc == 0) {
-        ov_search_doc doc;
-        rc = ov_search_doc_decode(data.mv_data, data.mv_size, &doc);
-        if (rc == OV_OK)
-            rc = old_postings_read(&doc, &old);
-        if (rc) {
-            old_postings_free(&old);
-            return rc;
-        }
-    } else if (rc != MDB_NOTFOUND) {
+    int rc = mdb_get(txn, ix->docs, &key, &data);
+    if (rc == MDB_NOTFOUND)
+        return OV_OK;
+    if (rc)
         return from_mdb(rc);
-    }
+    ov_search_doc doc;
+    rc = ov_search_doc_decode(data.mv_data, data.mv_size, &doc);
+    if (rc == OV_OK)
+        rc = old_postings_read(&doc, old);
+    if (rc)
+        old_postings_free(old);
+    return rc;
+}
 
+/* Fills the term table with the record's terms and pairs, sorted (empty when not indexed). */
+static int analyse_record(ov_search_index *ix, const ov_record_meta *meta, const json_t *record,
+                          int indexed, text_walk *texts)
+{
     terms_reset(ix);
-    text_walk texts = {ix, meta->env.kind, {0, 0, 0}};
-    if (indexed) {
-        rc = ov_record_texts(meta->env.kind, record, on_text, &texts);
-        if (rc) {
-            old_postings_free(&old);
-            return rc;
-        }
-        if (ix->term_count > 1)
-            qsort(ix->terms, ix->term_count, sizeof *ix->terms, compare_terms);
-    }
-    rc = postings_diff(ix, txn, docno, &old);
-    old_postings_free(&old);
+    *texts = (text_walk){ix, meta->env.kind, {0, 0, 0}};
+    if (!indexed)
+        return OV_OK;
+    int rc = ov_record_texts(meta->env.kind, record, on_text, texts);
     if (rc)
         return rc;
+    if (ix->term_count > 1)
+        qsort(ix->terms, ix->term_count, sizeof *ix->terms, compare_terms);
+    return OV_OK;
+}
 
+/* Writes (or, when not indexed, deletes) the document row of docno from the term table. */
+static int write_doc_row(ov_search_index *ix, MDB_txn *txn, uint32_t docno,
+                         const ov_record_meta *meta, const json_t *record, int indexed,
+                         const text_walk *texts)
+{
+    uint8_t docno_bytes[4];
+    ov_be32_put(docno_bytes, docno);
+    MDB_val key = {4, docno_bytes}, data;
     if (!indexed) {
-        rc = mdb_del(txn, ix->docs, &key, NULL);
+        int rc = mdb_del(txn, ix->docs, &key, NULL);
         return rc == MDB_NOTFOUND ? OV_OK : from_mdb(rc);
     }
 
@@ -1001,12 +999,394 @@ int ov_search_index_update(ov_search_index *ix, MDB_txn *txn, const ov_record_me
 
     ov_buf row;
     ov_buf_init(&row, DOC_MAX);
-    encode_doc(ix, meta, record, &texts, &values, &row);
-    rc = row.failed;
+    encode_doc(ix, meta, record, texts, &values, &row);
+    int rc = row.failed;
     if (!rc) {
         data = (MDB_val){row.len, row.data};
         rc = from_mdb(mdb_put(txn, ix->docs, &key, &data, 0));
     }
     ov_buf_free(&row);
+    return rc;
+}
+
+int ov_search_index_update(ov_search_index *ix, MDB_txn *txn, const ov_record_meta *meta,
+                           const json_t *record)
+{
+    int indexed = meta->env.status == OV_STATUS_PUBLISHED && record;
+    uint32_t docno = 0;
+    int rc = docno_of(ix, txn, &meta->env.id, &docno, indexed);
+    if (rc == OV_ENOTFOUND)
+        return OV_OK; /* never indexed and not to be now */
+    if (rc)
+        return rc;
+    old_postings old;
+    if ((rc = read_old_postings(ix, txn, docno, &old)))
+        return rc;
+    text_walk texts;
+    rc = analyse_record(ix, meta, record, indexed, &texts);
+    if (rc == OV_OK)
+        rc = postings_diff(ix, txn, docno, &old);
+    old_postings_free(&old);
+    if (rc)
+        return rc;
+    return write_doc_row(ix, txn, docno, meta, record, indexed, &texts);
+}
+
+/* ---- Batches -------------------------------------------------------------------------------- */
+
+/* A batch does what ov_search_index_update does per document, except for the postings: those of
+ * all its documents are gathered by key and written at the end, key by key in LMDB's order with
+ * one cursor, so a run of thousands of documents costs one pass over the touched postings pages
+ * rather than a B-tree descent (and dirty-page lookups) per posting. The result is the same: a
+ * docno ends with the postings of its last version, the postings of the version stored before
+ * the batch are removed, and the versions in between never reach the database. */
+
+struct batch_key {
+    uint32_t offset; /* into keys */
+    uint8_t len;
+    uint32_t first, last; /* list of its postings (index + 1; 0 none) */
+    uint32_t count;
+    uint8_t unsorted; /* its postings were not added in order */
+};
+
+struct batch_posting {
+    uint8_t value[OV_SEARCH_POSTING_BYTES];
+    uint8_t remove; /* 1: a posting of the version stored before the batch */
+    uint8_t dead;   /* an addition of a version the batch replaced again */
+    uint32_t next;  /* index + 1 of the key's next posting */
+};
+
+struct batch_doc {
+    uint32_t docno;
+    uint32_t first_add, add_count; /* its current version's additions in postings */
+};
+
+struct ov_search_batch {
+    ov_search_index *ix;
+    char *keys;
+    size_t keys_len, keys_cap;
+    struct batch_key *key_list;
+    size_t key_count, key_cap;
+    uint32_t *key_slots; /* open addressing over key_list (index + 1) */
+    size_t key_slot_cap;
+    struct batch_posting *postings;
+    size_t posting_count, posting_cap;
+    struct batch_doc *docs;
+    size_t doc_count, doc_cap;
+    uint32_t *doc_slots; /* open addressing over docs (index + 1) */
+    size_t doc_slot_cap;
+    const struct batch_posting **order; /* scratch of finish */
+    size_t order_cap;
+    uint8_t *adds; /* scratch of finish: one key's additions, back to back */
+    size_t adds_cap;
+};
+
+static int grow(void **items, size_t *cap, size_t need, size_t size, size_t first)
+{
+    if (need <= *cap)
+        return OV_OK;
+    size_t n = *cap ? *cap : first;
+    while (n < need)
+        n *= 2;
+    void *grown = realloc(*items, n * size);
+    if (!grown)
+        return OV_ENOMEM;
+    *items = grown;
+    *cap = n;
+    return OV_OK;
+}
+
+static int slots_rehash(uint32_t **slots, size_t *slot_cap, size_t count,
+                        uint32_t (*hash)(const struct ov_search_batch *, size_t),
+                        const struct ov_search_batch *b)
+{
+    size_t cap = *slot_cap ? *slot_cap * 2 : 4096;
+    uint32_t *grown = calloc(cap, sizeof *grown);
+    if (!grown)
+        return OV_ENOMEM;
+    for (size_t i = 0; i < count; i++) {
+        size_t s = hash(b, i) & (cap - 1);
+        while (grown[s])
+            s = (s + 1) & (cap - 1);
+        grown[s] = (uint32_t)i + 1;
+    }
+    free(*slots);
+    *slots = grown;
+    *slot_cap = cap;
+    return OV_OK;
+}
+
+static uint32_t key_hash_at(const struct ov_search_batch *b, size_t i)
+{
+    return hash_term(b->keys + b->key_list[i].offset, b->key_list[i].len);
+}
+
+static uint32_t docno_hash(uint32_t docno)
+{
+    return docno * 2654435761u;
+}
+
+static uint32_t doc_hash_at(const struct ov_search_batch *b, size_t i)
+{
+    return docno_hash(b->docs[i].docno);
+}
+
+/* Appends a posting to key's list. */
+static int batch_posting(ov_search_batch *b, const char *key, size_t len, uint32_t docno,
+                         const uint32_t counts[OV_SEARCH_CLASSES], int remove)
+{
+    if ((b->key_count + 1) * 2 > b->key_slot_cap &&
+        slots_rehash(&b->key_slots, &b->key_slot_cap, b->key_count, key_hash_at, b))
+        return OV_ENOMEM;
+    size_t s = hash_term(key, len) & (b->key_slot_cap - 1);
+    struct batch_key *k = NULL;
+    while (b->key_slots[s]) {
+        struct batch_key *c = &b->key_list[b->key_slots[s] - 1];
+        if (c->len == len && !memcmp(b->keys + c->offset, key, len)) {
+            k = c;
+            break;
+        }
+        s = (s + 1) & (b->key_slot_cap - 1);
+    }
+    if (!k) {
+        if (grow((void **)&b->key_list, &b->key_cap, b->key_count + 1, sizeof *b->key_list, 1024) ||
+            grow((void **)&b->keys, &b->keys_cap, b->keys_len + len, 1, 65536))
+            return OV_ENOMEM;
+        k = &b->key_list[b->key_count];
+        *k = (struct batch_key){(uint32_t)b->keys_len, (uint8_t)len, 0, 0, 0, 0};
+        memcpy(b->keys + b->keys_len, key, len);
+        b->keys_len += len;
+        b->key_slots[s] = (uint32_t)++b->key_count;
+    }
+    if (grow((void **)&b->postings, &b->posting_cap, b->posting_count + 1, sizeof *b->postings,
+             65536))
+        return OV_ENOMEM;
+    struct batch_posting *p = &b->postings[b->posting_count];
+    ov_search_posting_encode(p->value, docno, counts);
+    p->remove = (uint8_t)remove;
+    p->dead = 0;
+    p->next = 0;
+    uint32_t at = (uint32_t)++b->posting_count;
+    if (k->last) {
+        struct batch_posting *prev = &b->postings[k->last - 1];
+        int cmp = memcmp(prev->value, p->value, sizeof p->value);
+        if (cmp > 0 || (cmp == 0 && prev->remove <= p->remove))
+            k->unsorted = 1;
+        prev->next = at;
+    } else {
+        k->first = at;
+    }
+    k->last = at;
+    k->count++;
+    return OV_OK;
+}
+
+int ov_search_batch_new(ov_search_index *ix, ov_search_batch **out)
+{
+    *out = calloc(1, sizeof **out);
+    if (!*out)
+        return OV_ENOMEM;
+    (*out)->ix = ix;
+    return OV_OK;
+}
+
+void ov_search_batch_reset(ov_search_batch *b)
+{
+    b->keys_len = b->key_count = b->posting_count = b->doc_count = 0;
+    if (b->key_slots)
+        memset(b->key_slots, 0, b->key_slot_cap * sizeof *b->key_slots);
+    if (b->doc_slots)
+        memset(b->doc_slots, 0, b->doc_slot_cap * sizeof *b->doc_slots);
+}
+
+void ov_search_batch_free(ov_search_batch *b)
+{
+    if (!b)
+        return;
+    free(b->keys);
+    free(b->key_list);
+    free(b->key_slots);
+    free(b->postings);
+    free(b->docs);
+    free(b->doc_slots);
+    free(b->order);
+    free(b->adds);
+    free(b);
+}
+
+/* The batch's entry for docno; *fresh when the batch had none (one is made). */
+static int batch_doc_of(ov_search_batch *b, uint32_t docno, struct batch_doc **doc, int *fresh)
+{
+    if ((b->doc_count + 1) * 2 > b->doc_slot_cap &&
+        slots_rehash(&b->doc_slots, &b->doc_slot_cap, b->doc_count, doc_hash_at, b))
+        return OV_ENOMEM;
+    size_t s = docno_hash(docno) & (b->doc_slot_cap - 1);
+    while (b->doc_slots[s]) {
+        struct batch_doc *d = &b->docs[b->doc_slots[s] - 1];
+        if (d->docno == docno) {
+            *doc = d;
+            *fresh = 0;
+            return OV_OK;
+        }
+        s = (s + 1) & (b->doc_slot_cap - 1);
+    }
+    if (grow((void **)&b->docs, &b->doc_cap, b->doc_count + 1, sizeof *b->docs, 1024))
+        return OV_ENOMEM;
+    *doc = &b->docs[b->doc_count];
+    **doc = (struct batch_doc){docno, 0, 0};
+    b->doc_slots[s] = (uint32_t)++b->doc_count;
+    *fresh = 1;
+    return OV_OK;
+}
+
+int ov_search_batch_add(ov_search_batch *b, MDB_txn *txn, const ov_record_meta *meta,
+                        const json_t *record)
+{
+    ov_search_index *ix = b->ix;
+    int indexed = meta->env.status == OV_STATUS_PUBLISHED && record;
+    uint32_t docno = 0;
+    int rc = docno_of(ix, txn, &meta->env.id, &docno, indexed);
+    if (rc == OV_ENOTFOUND)
+        return OV_OK; /* never indexed and not to be now */
+    if (rc)
+        return rc;
+    struct batch_doc *doc;
+    int fresh;
+    if ((rc = batch_doc_of(b, docno, &doc, &fresh)))
+        return rc;
+    if (fresh) {
+        /* The version stored before the batch: its postings go (those the new version shares
+         * cancel out in finish). */
+        old_postings old;
+        if ((rc = read_old_postings(ix, txn, docno, &old)))
+            return rc;
+        for (size_t i = 0; i < old.count && !rc; i++)
+            rc =
+                batch_posting(b, old.items[i].key, old.items[i].len, docno, old.items[i].counts, 1);
+        old_postings_free(&old);
+        if (rc)
+            return rc;
+    } else {
+        /* A version added earlier in this batch: its additions never reach the database. */
+        for (uint32_t i = 0; i < doc->add_count; i++)
+            b->postings[doc->first_add + i].dead = 1;
+    }
+    text_walk texts;
+    if ((rc = analyse_record(ix, meta, record, indexed, &texts)))
+        return rc;
+    doc->first_add = (uint32_t)b->posting_count; /* docs do not move until the next document */
+    for (size_t i = 0; i < ix->term_count && !rc; i++)
+        rc = batch_posting(b, ix->terms[i].term, ix->terms[i].len, docno, ix->terms[i].counts, 0);
+    if (rc)
+        return rc;
+    doc->add_count = (uint32_t)(b->posting_count - doc->first_add);
+    return write_doc_row(ix, txn, docno, meta, record, indexed, &texts);
+}
+
+typedef struct {
+    const char *key;
+    size_t len;
+    const struct batch_key *entry;
+} sorted_key;
+
+static int compare_batch_keys(const void *a, const void *b)
+{
+    const sorted_key *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int cmp = memcmp(x->key, y->key, n);
+    return cmp ? cmp : (x->len > y->len) - (x->len < y->len); /* LMDB's default key order */
+}
+
+static int compare_batch_postings(const void *a, const void *b)
+{
+    const struct batch_posting *x = *(const struct batch_posting *const *)a,
+                               *y = *(const struct batch_posting *const *)b;
+    int cmp = memcmp(x->value, y->value, sizeof x->value);
+    return cmp ? cmp : (int)y->remove - (int)x->remove; /* a removal before an addition */
+}
+
+/* Writes the postings of one key: live ones in value order, a removal and an addition of the
+ * same value (a document whose posting did not change) cancelling out. The removals go first
+ * (they never touch an addition's value), then the additions in one MDB_MULTIPLE put, which
+ * finds the key once for all of them. */
+static int write_key(ov_search_batch *b, MDB_cursor *cursor, const struct batch_key *k)
+{
+    size_t n = 0;
+    for (uint32_t at = k->first; at; at = b->postings[at - 1].next)
+        if (!b->postings[at - 1].dead)
+            b->order[n++] = &b->postings[at - 1];
+    if (k->unsorted && n > 1)
+        qsort(b->order, n, sizeof *b->order, compare_batch_postings);
+    size_t adds = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct batch_posting *p = b->order[i];
+        if (p->remove && i + 1 < n) {
+            const struct batch_posting *q = b->order[i + 1];
+            if (!q->remove && !memcmp(p->value, q->value, sizeof p->value)) {
+                i++;
+                continue;
+            }
+        }
+        if (!p->remove) {
+            memcpy(b->adds + OV_SEARCH_POSTING_BYTES * adds++, p->value, OV_SEARCH_POSTING_BYTES);
+            continue;
+        }
+        MDB_val key = {k->len, b->keys + k->offset}, data = {sizeof p->value, (void *)p->value};
+        int rc = mdb_cursor_get(cursor, &key, &data, MDB_GET_BOTH);
+        if (rc == 0)
+            rc = mdb_cursor_del(cursor, 0);
+        if (rc && rc != MDB_NOTFOUND)
+            return from_mdb(rc);
+    }
+    if (!adds)
+        return OV_OK;
+    MDB_val key = {k->len, b->keys + k->offset};
+    MDB_val data[2] = {{OV_SEARCH_POSTING_BYTES, b->adds}, {adds, NULL}};
+    int rc = adds == 1 ? mdb_cursor_put(cursor, &key, &data[0], 0)
+                       : mdb_cursor_put(cursor, &key, data, MDB_MULTIPLE);
+    return rc && rc != MDB_KEYEXIST ? from_mdb(rc) : OV_OK;
+}
+
+int ov_search_batch_finish(ov_search_batch *b, MDB_txn *txn)
+{
+    size_t need = 0;
+    for (size_t i = 0; i < b->key_count; i++)
+        if (b->key_list[i].count > need)
+            need = b->key_list[i].count;
+    int rc = grow((void **)&b->order, &b->order_cap, need + 1, sizeof *b->order, 1024);
+    if (rc == OV_OK)
+        rc = grow((void **)&b->adds, &b->adds_cap, OV_SEARCH_POSTING_BYTES * (need + 1), 1, 8192);
+    sorted_key *keys = NULL;
+    if (rc == OV_OK && !(keys = malloc((b->key_count + 1) * sizeof *keys)))
+        rc = OV_ENOMEM;
+    MDB_cursor *cursor = NULL;
+    if (rc == OV_OK)
+        rc = from_mdb(mdb_cursor_open(txn, b->ix->postings, &cursor));
+    if (rc == OV_OK) {
+        for (size_t i = 0; i < b->key_count; i++) {
+            const struct batch_key *k = &b->key_list[i];
+            keys[i] = (sorted_key){b->keys + k->offset, k->len, k};
+        }
+        qsort(keys, b->key_count, sizeof *keys, compare_batch_keys);
+        for (size_t i = 0; i < b->key_count && rc == OV_OK; i++)
+            rc = write_key(b, cursor, keys[i].entry);
+    }
+    if (cursor)
+        mdb_cursor_close(cursor);
+    free(keys);
+    ov_search_batch_reset(b);
+    return rc;
+}
+
+int ov_search_index_update_many(ov_search_index *ix, MDB_txn *txn, const ov_record_meta *metas,
+                                const json_t *const *records, size_t n)
+{
+    ov_search_batch *b;
+    int rc = ov_search_batch_new(ix, &b);
+    for (size_t i = 0; i < n && rc == OV_OK; i++)
+        rc = ov_search_batch_add(b, txn, &metas[i], records[i]);
+    if (rc == OV_OK)
+        rc = ov_search_batch_finish(b, txn);
+    ov_search_batch_free(b);
     return rc;
 }

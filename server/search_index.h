@@ -71,6 +71,25 @@ void ov_search_index_free(ov_search_index *index);
 int ov_search_index_update(ov_search_index *index, MDB_txn *txn, const ov_record_meta *meta,
                            const json_t *record);
 
+/* Many documents in one transaction (a received run, a rebuild): the same index as calling
+ * ov_search_index_update for each in order, but the postings of all of them are written at the
+ * end, sorted by key, with one cursor. add analyses a document and writes its document row at
+ * once (the record need not outlive the call); finish writes the postings and empties the batch
+ * for reuse. Until finish, the postings DB lags the document rows: nothing in between may read
+ * it or call ov_search_index_update. After a failed add or finish the transaction is to be
+ * aborted, and the batch reset. Writer thread, inside its transaction. */
+typedef struct ov_search_batch ov_search_batch;
+int ov_search_batch_new(ov_search_index *index, ov_search_batch **out);
+int ov_search_batch_add(ov_search_batch *batch, MDB_txn *txn, const ov_record_meta *meta,
+                        const json_t *record);
+int ov_search_batch_finish(ov_search_batch *batch, MDB_txn *txn);
+void ov_search_batch_reset(ov_search_batch *batch);
+void ov_search_batch_free(ov_search_batch *batch);
+
+/* A batch of n documents in one call (records[i] may be NULL, as for ov_search_index_update). */
+int ov_search_index_update_many(ov_search_index *index, MDB_txn *txn, const ov_record_meta *metas,
+                                const json_t *const *records, size_t n);
+
 /* Empties the index; the caller then feeds every record through ov_search_index_update, in as
  * many transactions as it likes, and then calls ov_search_index_mark_complete. An index not
  * marked complete (a rebuild cut short by a crash) is rebuilt when the store opens. */

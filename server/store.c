@@ -97,6 +97,7 @@ struct ov_store {
     MDB_dbi records, index, updated, log, heads, changes, accounts, usernames, sessions, meta;
     MDB_dbi checkpoints, forks;
     ov_search_index *search;
+    ov_search_batch *run_batch; /* the writer's, for received runs (made on first use) */
     ov_id node_id;
     const ov_keypair *key;
     uint8_t pub[OV_PUBKEY_BYTES];
@@ -417,6 +418,7 @@ void ov_store_close(ov_store *store)
     }
     ov_store_sync(store); /* a last unflushed commit is durable once the store is closed */
     mdb_env_close(store->env);
+    ov_search_batch_free(store->run_batch);
     ov_search_index_free(store->search);
     pthread_mutex_destroy(&store->durable_lock);
     pthread_mutex_destroy(&store->pool_lock);
@@ -457,6 +459,9 @@ static int rebuild_batch(ov_store *store, ov_id *after, int first, int *done)
             !memcmp(key.mv_data, after->bytes, OV_ID_BYTES))
             mrc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT);
     }
+    ov_search_batch *batch = NULL;
+    if (!rc)
+        rc = ov_search_batch_new(store->search, &batch);
     int indexed = 0;
     while (!rc && mrc == 0 && indexed < REBUILD_BATCH) {
         ov_record_meta meta;
@@ -476,7 +481,7 @@ static int rebuild_batch(ov_store *store, ov_id *after, int first, int *done)
                 rc = OV_ESTORE;
                 break;
             }
-            rc = ov_search_index_update(store->search, txn, &meta, record);
+            rc = ov_search_batch_add(batch, txn, &meta, record);
             json_decref(record);
             indexed++;
         }
@@ -486,6 +491,9 @@ static int rebuild_batch(ov_store *store, ov_id *after, int first, int *done)
         mdb_cursor_close(cursor);
     if (!rc && mrc != 0 && mrc != MDB_NOTFOUND)
         rc = from_mdb(mrc);
+    if (!rc)
+        rc = ov_search_batch_finish(batch, txn);
+    ov_search_batch_free(batch);
     *done = mrc == MDB_NOTFOUND;
     /* The index counts as built only once the last batch is in. */
     if (!rc && *done)
@@ -1173,6 +1181,7 @@ typedef struct {
      * usual failures (conflict, gone, exists, …) leave the transaction untouched; a failure after
      * this (a full map, memory, a damaged row) leaves part of the op in it. */
     int wrote;
+    ov_search_batch *search_batch; /* set while a run is stored: search postings go there */
 } op_state;
 
 typedef struct {
@@ -1359,7 +1368,9 @@ static int store_record_row(op_state *state, ov_record_meta *meta, const json_t 
     }
     rc = index_version(state, &meta->env.id, meta->env.kind, meta->env.status, record, 0);
     if (!rc)
-        rc = ov_search_index_update(state->store->search, state->txn, meta, record);
+        rc = state->search_batch
+                 ? ov_search_batch_add(state->search_batch, state->txn, meta, record)
+                 : ov_search_index_update(state->store->search, state->txn, meta, record);
     if (rc)
         return rc;
     rc = move_updated(state, old, meta);
@@ -1912,7 +1923,14 @@ static int apply_run(op_state *state, ov_write_op *op)
         }
     }
     /* Two entries of one run may change the same record: later plans must see the earlier
-     * version as their old one, so plans are refreshed as the writes go (below). */
+     * version as their old one, so plans are refreshed as the writes go (below). The search
+     * postings of all the run's records are written together at the end (search_index.h). */
+    if (!state->store->run_batch &&
+        (rc = ov_search_batch_new(state->store->search, &state->store->run_batch))) {
+        free_plans(plans, fresh);
+        return rc;
+    }
+    state->search_batch = state->store->run_batch;
     state->wrote = 1;
     offset = fresh_offset;
     for (uint32_t i = 0; i < fresh && ov_sync_run_next(run, &offset, &item); i++) {
@@ -1925,14 +1943,21 @@ static int apply_run(op_state *state, ov_write_op *op)
             break;
         run_item_plan *plan = &plans[i];
         if (i > 0 && (item.entry.op == OV_OP_PUT || item.entry.op == OV_OP_DELETE)) {
-            json_decref(plan->old_record);
-            plan->old_record = NULL;
-            plan->have_old = 0;
             ov_record_meta old;
             const char *old_json;
             size_t old_len;
-            if (get_record(state->txn, state->store, &item.entry.record, &old, &old_json,
-                           &old_len) == OV_OK) {
+            int found = get_record(state->txn, state->store, &item.entry.record, &old, &old_json,
+                                   &old_len) == OV_OK;
+            /* Parsed again only when an earlier entry of the run rewrote the record (every
+             * rewrite takes a new change_seq): most runs change each record once. */
+            int same = found && plan->have_old && old.change_seq == plan->old.change_seq &&
+                       !memcmp(old.content_hash, plan->old.content_hash, OV_HASH_BYTES);
+            if (!same) {
+                json_decref(plan->old_record);
+                plan->old_record = NULL;
+                plan->have_old = 0;
+            }
+            if (found && !same) {
                 plan->have_old = 1;
                 plan->old = old;
                 plan->old_record = json_loadb(old_json, old_len, 0, NULL);
@@ -1956,6 +1981,11 @@ static int apply_run(op_state *state, ov_write_op *op)
             break;
     }
     free_plans(plans, fresh);
+    state->search_batch = NULL;
+    if (rc == OV_OK)
+        rc = ov_search_batch_finish(state->store->run_batch, state->txn);
+    else
+        ov_search_batch_reset(state->store->run_batch);
     if (rc)
         return rc;
     op->applied = fresh;
@@ -2032,7 +2062,7 @@ static void op_begin(ov_wtxn *w, ov_write_op *op, op_state *state)
     op->canon = NULL;
     op->canon_len = 0;
     memset(&op->meta, 0, sizeof op->meta);
-    *state = (op_state){w->store, w->txn, w->log_seq, {0}, w->change_seq, 0};
+    *state = (op_state){w->store, w->txn, w->log_seq, {0}, w->change_seq, 0, NULL};
     memcpy(state->log_hash, w->log_hash, OV_HASH_BYTES);
 }
 

@@ -2,7 +2,8 @@
  * Unit tests of search over a real store: the index follows creates, replaces, unpublishing and
  * deletes in the record's own transaction; ranking puts title hits first; phrases (by pair and by
  * position); prefixes; disjunctive facet counts, also of queries matching most documents; paging; a
- * rebuild gives the same answers.
+ * rebuild gives the same answers; a batch of documents gives the very databases one update after
+ * another gives.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -485,6 +486,192 @@ static void test_bad_queries(void **state)
     ov_buf_free(&out);
 }
 
+/* ---- Batches: the same databases as one update after another --------------------------------- */
+
+typedef struct {
+    char dir[64];
+    MDB_env *env;
+    MDB_txn *txn;
+    ov_search_index *index;
+} raw_index;
+
+static void raw_open(raw_index *r)
+{
+    strcpy(r->dir, "/tmp/ov-search-batch-XXXXXX");
+    assert_non_null(mkdtemp(r->dir));
+    assert_int_equal(mdb_env_create(&r->env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(r->env, 8), 0);
+    assert_int_equal(mdb_env_set_mapsize(r->env, (size_t)64 << 20), 0);
+    assert_int_equal(mdb_env_open(r->env, r->dir, MDB_NOSYNC, 0600), 0);
+    assert_int_equal(mdb_txn_begin(r->env, NULL, 0, &r->txn), 0);
+    int rebuild;
+    assert_int_equal(ov_search_index_open(r->txn, &r->index, &rebuild), OV_OK);
+}
+
+static void raw_close(raw_index *r)
+{
+    mdb_txn_abort(r->txn);
+    ov_search_index_free(r->index);
+    mdb_env_close(r->env);
+    char path[128];
+    snprintf(path, sizeof path, "%s/data.mdb", r->dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/lock.mdb", r->dir);
+    unlink(path);
+    rmdir(r->dir);
+}
+
+/* One version of a record as the store hands it to the index. */
+typedef struct {
+    int doc; /* which of the test's record ids */
+    ov_status status;
+    int words; /* 0: no record (a delete) */
+    uint32_t seed;
+} version;
+
+static json_t *version_record(const version *v, ov_record_meta *meta, const ov_id *ids,
+                              const ov_id *origin)
+{
+    static const char *const words[] = {
+        "leerlingen", "lezen", "rekenen", "school",  "docent", "feedback", "ouders", "samen",
+        "de",         "een",   "groep",   "toetsen", "plan",   "team",     "lezen",  "rekenen",
+    };
+    memset(meta, 0, sizeof *meta);
+    meta->env.id = ids[v->doc];
+    meta->env.kind = OV_KIND_CASE;
+    meta->env.origin = *origin;
+    meta->env.status = v->status;
+    meta->env.updated_ms = 1795000000000LL + v->seed;
+    if (!v->words)
+        return NULL;
+    char title[256] = "", body[2048] = "";
+    uint32_t x = v->seed * 2654435761u + 1;
+    for (int i = 0; i < v->words; i++) {
+        x = x * 1103515245u + 12345u;
+        char *into = i < 3 ? title : body;
+        strcat(into, words[(x >> 16) % (sizeof words / sizeof *words)]);
+        strcat(into, " ");
+    }
+    return json_pack("{s:s, s:s, s:s, s:s, s:[s]}", "title", title, "summary", body, "sector",
+                     v->seed % 2 ? "po" : "vo", "phase", "adoptie", "themes",
+                     v->seed % 3 ? "lezen" : "samenwerken");
+}
+
+static void apply_versions(raw_index *one, raw_index *many, const version *vs, size_t n,
+                           const ov_id *ids, const ov_id *origin)
+{
+    ov_record_meta metas[64];
+    json_t *records[64];
+    assert_true(n <= 64);
+    for (size_t i = 0; i < n; i++) {
+        records[i] = version_record(&vs[i], &metas[i], ids, origin);
+        assert_int_equal(ov_search_index_update(one->index, one->txn, &metas[i], records[i]),
+                         OV_OK);
+    }
+    assert_int_equal(ov_search_index_update_many(many->index, many->txn, metas,
+                                                 (const json_t *const *)records, n),
+                     OV_OK);
+    for (size_t i = 0; i < n; i++)
+        json_decref(records[i]);
+}
+
+/* Every key and value of one database, in order, the same in both. */
+static void assert_same_db(raw_index *a, raw_index *b, const char *name, unsigned flags)
+{
+    MDB_dbi da, db;
+    assert_int_equal(mdb_dbi_open(a->txn, name, flags, &da), 0);
+    assert_int_equal(mdb_dbi_open(b->txn, name, flags, &db), 0);
+    MDB_cursor *ca, *cb;
+    assert_int_equal(mdb_cursor_open(a->txn, da, &ca), 0);
+    assert_int_equal(mdb_cursor_open(b->txn, db, &cb), 0);
+    MDB_val ka, va, kb, vb;
+    size_t rows = 0;
+    for (;;) {
+        int ra = mdb_cursor_get(ca, &ka, &va, MDB_NEXT);
+        int rb = mdb_cursor_get(cb, &kb, &vb, MDB_NEXT);
+        assert_int_equal(ra, rb);
+        if (ra)
+            break;
+        rows++;
+        assert_int_equal(ka.mv_size, kb.mv_size);
+        assert_memory_equal(ka.mv_data, kb.mv_data, ka.mv_size);
+        assert_int_equal(va.mv_size, vb.mv_size);
+        assert_memory_equal(va.mv_data, vb.mv_data, va.mv_size);
+    }
+    assert_true(rows > 0);
+    mdb_cursor_close(ca);
+    mdb_cursor_close(cb);
+}
+
+static void assert_same_index(raw_index *a, raw_index *b)
+{
+    assert_same_db(a, b, "search_postings", MDB_DUPSORT | MDB_DUPFIXED);
+    assert_same_db(a, b, "search_docs", 0);
+    assert_same_db(a, b, "search_ids", 0);
+    assert_same_db(a, b, "search_values", 0);
+    assert_same_db(a, b, "search_names", 0);
+}
+
+static void test_batch_equals_one_by_one(void **state)
+{
+    (void)state;
+    raw_index one, many;
+    raw_open(&one);
+    raw_open(&many);
+    ov_id ids[48], origin;
+    assert_int_equal(ov_id_generate(&origin, 1795000000000ULL), OV_OK);
+    for (int i = 0; i < 48; i++)
+        assert_int_equal(ov_id_generate(&ids[i], 1795000000000ULL + (uint64_t)i), OV_OK);
+    const ov_status P = OV_STATUS_PUBLISHED, D = OV_STATUS_DRAFT, X = OV_STATUS_DELETED;
+
+    /* New documents, a draft never indexed, a record twice and one published then withdrawn. */
+    version first[40];
+    size_t n = 0;
+    for (int i = 0; i < 30; i++)
+        first[n++] = (version){i, P, 8 + i % 20, (uint32_t)i};
+    first[n++] = (version){30, D, 12, 300};
+    first[n++] = (version){5, P, 25, 501};
+    first[n++] = (version){7, D, 10, 700};
+    first[n++] = (version){31, D, 0, 310}; /* a delete of what was never indexed */
+    first[n++] = (version){32, P, 9, 320};
+    apply_versions(&one, &many, first, n, ids, &origin);
+    assert_same_index(&one, &many);
+
+    /* Replacements (the same text: nothing changes; other text), unpublishing, a delete, a
+     * withdrawn one back, new ones, and one record three times over. */
+    version second[40];
+    n = 0;
+    second[n++] = (version){1, P, 9, 1};     /* the same as before */
+    second[n++] = (version){2, P, 10, 2000}; /* same length, other words */
+    for (int i = 3; i <= 10; i++)
+        second[n++] = (version){i, P, 4 + i, (uint32_t)(100 + i)};
+    second[n++] = (version){11, D, 15, 1100};
+    second[n++] = (version){12, D, 0, 1200};
+    second[n++] = (version){13, X, 0, 1300};
+    second[n++] = (version){7, P, 14, 701};
+    for (int i = 40; i < 46; i++)
+        second[n++] = (version){i, P, 10 + i % 7, (uint32_t)(4000 + i)};
+    second[n++] = (version){20, P, 30, 2001};
+    second[n++] = (version){20, D, 0, 2002};
+    second[n++] = (version){20, P, 11, 2003};
+    second[n++] = (version){41, P, 12, 4141}; /* new in this batch, then replaced in it */
+    second[n++] = (version){42, X, 0, 4242};  /* new in this batch, then deleted in it */
+    second[n++] = (version){3, P, 7, 103};    /* back to its first text of this batch */
+    apply_versions(&one, &many, second, n, ids, &origin);
+    assert_same_index(&one, &many);
+
+    /* The same again: every document unchanged. */
+    apply_versions(&one, &many, second, n, ids, &origin);
+    assert_same_index(&one, &many);
+
+    ov_search_index *ix = many.index;
+    MDB_stat st;
+    assert_int_equal(mdb_stat(many.txn, ov_search_index_postings(ix), &st), 0);
+    assert_true(st.ms_entries > 100);
+    raw_close(&one);
+    raw_close(&many);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -496,6 +683,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rebuild_gives_the_same_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_under_a_running_engine, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_queries, setup, teardown),
+        cmocka_unit_test(test_batch_equals_one_by_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
