@@ -355,7 +355,246 @@ int ov_canon_encode(const json_t *value, char **out, size_t *out_len)
     return OV_OK;
 }
 
+/*
+ * The canonical form checked in one pass over the bytes, without building the value: replicated
+ * runs check every content this way (docs/protocol.md §8.3), and parsing and re-encoding each
+ * one was most of that check's cost. ov_canon_is_canonical_by_encoding is the definition (parse
+ * strictly, encode, compare); the fuzz target and the unit tests hold the two equal.
+ */
+typedef struct {
+    const unsigned char *p, *end;
+} scan;
+
+static int scan_literal(scan *s, const char *word)
+{
+    size_t n = strlen(word);
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
+        return 0;
+    s->p += n;
+    return 1;
+}
+
+static int scan_integer(scan *s)
+{
+    const unsigned char *start = s->p;
+    if (s->p < s->end && *s->p == '-')
+        s->p++;
+    const unsigned char *digits = s->p;
+    if (s->p >= s->end || *s->p < '0' || *s->p > '9')
+        return 0;
+    if (*s->p == '0') {
+        s->p++;
+        if (digits != start) /* "-0" encodes as "0" */
+            return 0;
+    } else {
+        while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+            s->p++;
+    }
+    return !integer_too_big((const char *)digits, (size_t)(s->p - digits));
+}
+
+static int hex_upper(unsigned char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* One UTF-8 sequence at p (< end): its length, or 0 when it is not valid UTF-8. */
+static size_t utf8_length(const unsigned char *p, const unsigned char *end)
+{
+    unsigned char c = p[0];
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (n == 0 || (size_t)(end - p) < n)
+        return 0;
+    uint32_t cp = n == 1 ? c : n == 2 ? c & 0x1Fu : n == 3 ? c & 0x0Fu : c & 0x07u;
+    for (size_t k = 1; k < n; k++) {
+        if ((p[k] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[k] & 0x3Fu);
+    }
+    static const uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < least[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+/* A canonical string literal; *decoded (malloc'd, or NULL when the literal has no escapes and is
+ * its own text) receives its text when want_text is set, for key comparison and NFC. */
+static int scan_string(scan *s, int want_text, char **decoded, size_t *decoded_len,
+                       const unsigned char **raw, size_t *raw_len)
+{
+    if (s->p >= s->end || *s->p != '"')
+        return 0;
+    s->p++;
+    const unsigned char *start = s->p;
+    int escapes = 0;
+    while (s->p < s->end && *s->p != '"') {
+        unsigned char c = *s->p;
+        if (c < 0x20)
+            return 0; /* control characters are written escaped */
+        if (c == '\\') {
+            escapes = 1;
+            if (s->end - s->p < 2)
+                return 0;
+            unsigned char e = s->p[1];
+            if (e == '"' || e == '\\' || e == 'b' || e == 'f' || e == 'n' || e == 'r' || e == 't') {
+                s->p += 2;
+                continue;
+            }
+            if (e != 'u' || s->end - s->p < 6 || s->p[2] != '0' || s->p[3] != '0')
+                return 0; /* only control characters are escaped, as \u00XX */
+            int hi = hex_upper(s->p[4]), lo = hex_upper(s->p[5]);
+            if (hi < 0 || lo < 0)
+                return 0;
+            int v = hi * 16 + lo;
+            if (v == 0 || v >= 0x20 || v == '\b' || v == '\f' || v == '\n' || v == '\r' ||
+                v == '\t')
+                return 0; /* NUL never occurs; these five have short escapes */
+            s->p += 6;
+            continue;
+        }
+        size_t n = utf8_length(s->p, s->end);
+        if (n == 0)
+            return 0;
+        s->p += n;
+    }
+    if (s->p >= s->end)
+        return 0;
+    *raw = start;
+    *raw_len = (size_t)(s->p - start);
+    s->p++; /* the closing quote */
+    *decoded = NULL;
+    *decoded_len = *raw_len;
+    if (!escapes && ov_text_is_simple_nfc((const char *)start, *raw_len))
+        return 1;
+    if (!escapes && !want_text)
+        return is_nfc((const char *)start, *raw_len);
+    /* Escapes (or text that needs the full NFC check): the decoded text. */
+    char *text = malloc(*raw_len + 1);
+    if (!text)
+        return 0;
+    long n = ov_canon_string((const char *)start - 1, *raw_len + 2, text, *raw_len + 1);
+    if (n < 0 || !is_nfc(text, (size_t)n)) {
+        free(text);
+        return 0;
+    }
+    if (want_text) {
+        *decoded = text;
+        *decoded_len = (size_t)n;
+    } else {
+        free(text);
+    }
+    return 1;
+}
+
+static int scan_value(scan *s, int depth);
+
+static int scan_object(scan *s, int depth)
+{
+    s->p++; /* { */
+    if (s->p < s->end && *s->p == '}') {
+        s->p++;
+        return 1;
+    }
+    char *prev = NULL;
+    const unsigned char *prev_raw = NULL;
+    size_t prev_len = 0;
+    int ok = 0;
+    for (;;) {
+        char *text;
+        size_t text_len;
+        const unsigned char *raw;
+        size_t raw_len;
+        if (!scan_string(s, 1, &text, &text_len, &raw, &raw_len))
+            break;
+        const char *key = text ? text : (const char *)raw;
+        const char *before = prev ? prev : (const char *)prev_raw;
+        /* Strictly increasing by bytes (strcmp order of the texts): sorted, and no key twice. */
+        if (before) {
+            size_t common = prev_len < text_len ? prev_len : text_len;
+            int cmp = memcmp(before, key, common);
+            if (cmp > 0 || (cmp == 0 && prev_len >= text_len)) {
+                free(text);
+                break;
+            }
+        }
+        free(prev);
+        prev = text;
+        prev_raw = raw;
+        prev_len = text_len;
+        if (s->p >= s->end || *s->p != ':')
+            break;
+        s->p++;
+        if (!scan_value(s, depth))
+            break;
+        if (s->p < s->end && *s->p == ',') {
+            s->p++;
+            continue;
+        }
+        ok = s->p < s->end && *s->p == '}';
+        if (ok)
+            s->p++;
+        break;
+    }
+    free(prev);
+    return ok;
+}
+
+static int scan_value(scan *s, int depth)
+{
+    if (s->p >= s->end)
+        return 0;
+    switch (*s->p) {
+    case 'n':
+        return scan_literal(s, "null");
+    case 't':
+        return scan_literal(s, "true");
+    case 'f':
+        return scan_literal(s, "false");
+    case '"': {
+        char *text;
+        size_t text_len, raw_len;
+        const unsigned char *raw;
+        return scan_string(s, 0, &text, &text_len, &raw, &raw_len);
+    }
+    case '[':
+        if (depth >= OV_JSON_MAX_DEPTH)
+            return 0;
+        s->p++;
+        if (s->p < s->end && *s->p == ']') {
+            s->p++;
+            return 1;
+        }
+        for (;;) {
+            if (!scan_value(s, depth + 1))
+                return 0;
+            if (s->p < s->end && *s->p == ',') {
+                s->p++;
+                continue;
+            }
+            if (s->p < s->end && *s->p == ']') {
+                s->p++;
+                return 1;
+            }
+            return 0;
+        }
+    case '{':
+        if (depth >= OV_JSON_MAX_DEPTH)
+            return 0;
+        return scan_object(s, depth + 1);
+    default:
+        return scan_integer(s);
+    }
+}
+
 int ov_canon_is_canonical(const char *data, size_t len)
+{
+    if (!data || len == 0 || len > CANON_MAX_BYTES)
+        return 0;
+    scan s = {(const unsigned char *)data, (const unsigned char *)data + len};
+    return scan_value(&s, 0) && s.p == s.end;
+}
+
+int ov_canon_is_canonical_by_encoding(const char *data, size_t len)
 {
     json_t *value = NULL;
     if (ov_json_parse(data, len, &value, NULL) != OV_OK)

@@ -41,6 +41,10 @@ static int check_member(void *ctx, const char *key, size_t key_len, const char *
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    /* The one-pass canonical check agrees with its definition on every input. */
+    if (ov_canon_is_canonical((const char *)data, size) !=
+        ov_canon_is_canonical_by_encoding((const char *)data, size))
+        abort();
     walk raw = {NULL};
     ov_canon_each_member((const char *)data, size, check_member, &raw);
     json_t *value = NULL;

@@ -243,9 +243,69 @@ static void test_simple_nfc_scan(void **state)
     }
 }
 
+/* The one-pass canonical check says what its definition (parse, encode, compare) says, on the
+ * forms that differ in one detail from canonical. */
+static void test_canonical_check_agrees_with_its_definition(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        int canonical;
+    } cases[] = {
+        {"{\"a\":1,\"b\":[true,false,null],\"c\":\"x\"}", 1},
+        {"{\"b\":1,\"a\":2}", 0},        /* keys out of order */
+        {"{\"a\":1,\"a\":2}", 0},        /* a key twice */
+        {"{\"a\":1, \"b\":2}", 0},       /* whitespace */
+        {"{\"a\":-0}", 0},               /* -0 is written 0 */
+        {"{\"a\":01}", 0},               /* leading zero */
+        {"{\"a\":1.0}", 0},              /* a real */
+        {"{\"a\":9007199254740991}", 1}, /* 2^53-1 */
+        {"{\"a\":9007199254740992}", 0}, /* beyond */
+        {"{\"a\":-9007199254740991}", 1},
+        {"\"caf\xc3\xa9\"", 1},  /* composed é */
+        {"\"cafe\xcc\x81\"", 0}, /* decomposed: not NFC */
+        {"\"a\\u0001b\"", 1},    /* control character escaped */
+        {"\"a\\u001fb\"", 0},    /* lower-case hex */
+        {"\"a\\u000Ab\"", 0},    /* newline has a short escape */
+        {"\"a\\nb\"", 1},
+        {"\"a\\/b\"", 0},           /* slash is written raw */
+        {"\"\\u00e9\"", 0},         /* é is written raw */
+        {"\"\\u0000\"", 0},         /* NUL never occurs */
+        {"\"\x7f\"", 1},            /* DEL raw */
+        {"\"\xed\xa0\x80\"", 0},    /* a surrogate in UTF-8 */
+        {"\"\xc0\xaf\"", 0},        /* overlong */
+        {"{\"\\n\":1,\"a\":2}", 1}, /* sorted by the keys' texts */
+        {"{\"a\":2,\"\\n\":1}", 0},
+        {"[]", 1},
+        {"{}", 1},
+        {"[1,]", 0},
+        {"{\"a\":1}x", 0}, /* trailing data */
+        {"", 0},
+        {"nul", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t len = strlen(cases[i].text);
+        int fast = ov_canon_is_canonical(cases[i].text, len);
+        int slow = ov_canon_is_canonical_by_encoding(cases[i].text, len);
+        if (fast != cases[i].canonical || slow != cases[i].canonical)
+            fail_msg("%s: one pass %d, by encoding %d, expected %d", cases[i].text, fast, slow,
+                     cases[i].canonical);
+    }
+    /* Nesting: 32 levels are canonical, 33 are not (the strict parser's limit). */
+    char deep[80];
+    for (int levels = 32; levels <= 33; levels++) {
+        memset(deep, '[', (size_t)levels);
+        memset(deep + levels, ']', (size_t)levels);
+        deep[2 * levels] = 0;
+        assert_int_equal(ov_canon_is_canonical(deep, strlen(deep)), levels == 32);
+        assert_int_equal(ov_canon_is_canonical_by_encoding(deep, strlen(deep)), levels == 32);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_canonical_check_agrees_with_its_definition),
         cmocka_unit_test(test_golden_vectors),
         cmocka_unit_test(test_nfc_hashes_equal),
         cmocka_unit_test(test_refusals),
