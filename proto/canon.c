@@ -417,6 +417,18 @@ static size_t utf8_length(const unsigned char *p, const unsigned char *end)
     return n;
 }
 
+int ov_utf8_valid(const char *text, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)text, *end = p + len;
+    while (p < end) {
+        size_t n = utf8_length(p, end);
+        if (n == 0)
+            return 0;
+        p += n;
+    }
+    return 1;
+}
+
 /* A canonical string literal; *decoded (malloc'd, or NULL when the literal has no escapes and is
  * its own text) receives its text when want_text is set, for key comparison and NFC. */
 static int scan_string(scan *s, int want_text, char **decoded, size_t *decoded_len,

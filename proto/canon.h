@@ -63,6 +63,9 @@ int ov_canon_each_member(const char *data, size_t len, ov_canon_member_fn fn, vo
  * or -1 when it is not a string or does not fit in size bytes. */
 long ov_canon_string(const char *literal, size_t len, char *out, size_t size);
 
+/* True when text[0..len) is valid UTF-8 (shortest forms, no surrogates, at most U+10FFFF). */
+int ov_utf8_valid(const char *text, size_t len);
+
 /* True when data[0..len) is already the canonical encoding of some value: one pass over the
  * bytes, nothing built. */
 int ov_canon_is_canonical(const char *data, size_t len);

@@ -19,28 +19,6 @@
 
 static const char PROOF_CONTEXT[] = "olievlek/peer/v1";
 
-static int valid_utf8(const uint8_t *p, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        uint8_t c = p[i];
-        size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        if (n == 0 || i + n > len)
-            return 0;
-        for (size_t k = 1; k < n; k++)
-            if ((p[i + k] & 0xC0) != 0x80)
-                return 0;
-        uint32_t cp = n == 1 ? c : n == 2 ? c & 0x1F : n == 3 ? c & 0x0F : c & 0x07;
-        for (size_t k = 1; k < n; k++)
-            cp = cp << 6 | (p[i + k] & 0x3F);
-        static const uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
-        if (cp < least[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return 0;
-        i += n;
-    }
-    return 1;
-}
-
 /* The items of a run must be exactly count × (entry ‖ length ‖ content), lengths within the
  * message: checked once here, so ov_sync_run_next can walk without checks of its own. */
 static int check_run_items(const ov_sync_run *run)
@@ -139,7 +117,7 @@ int ov_sync_decode(const uint8_t *data, size_t len, ov_sync_message *out)
             return OV_EPARSE;
         break;
     case OV_SYNC_ERROR:
-        if (n < 2 || n - 2 > OV_SYNC_REASON_MAX || !valid_utf8(p + 2, n - 2))
+        if (n < 2 || n - 2 > OV_SYNC_REASON_MAX || !ov_utf8_valid((const char *)p + 2, n - 2))
             return OV_EPARSE;
         m.u.error.code = (uint16_t)(p[0] << 8 | p[1]);
         m.u.error.reason = (const char *)p + 2;
