@@ -225,6 +225,13 @@ static int send_buf(peer_link *l, const ov_buf *buf)
     return OV_OK;
 }
 
+/* Sends a message built in buf, then frees buf. */
+static void send_and_free(peer_link *l, ov_buf *buf)
+{
+    send_buf(l, buf);
+    ov_buf_free(buf);
+}
+
 static void link_fail(peer_link *l, reject_reason reason, int code, const char *why)
 {
     if (l->state == LINK_CLOSING)
@@ -245,8 +252,7 @@ static void link_fail(peer_link *l, reject_reason reason, int code, const char *
     ov_buf buf;
     ov_buf_init(&buf, 256);
     ov_sync_encode_error(&buf, (uint16_t)code, why);
-    send_buf(l, &buf);
-    ov_buf_free(&buf);
+    send_and_free(l, &buf);
     l->state = LINK_CLOSING;
     if (l->ws)
         ov_ws_close(l->ws, code, why);
@@ -333,8 +339,7 @@ static uint64_t send_run(peer_link *l, ov_read *read, const ov_id *origin, uint6
         ov_buf_free(&buf);
         return 0;
     }
-    send_buf(l, &buf);
-    ov_buf_free(&buf);
+    send_and_free(l, &buf);
     l->fed->runs_out++;
     l->fed->entries_out += count;
     if (l->peer)
@@ -404,8 +409,7 @@ static void send_hello(peer_link *l)
     ov_buf buf;
     ov_buf_init(&buf, 512);
     ov_sync_encode_hello(&buf, &hello);
-    send_buf(l, &buf);
-    ov_buf_free(&buf);
+    send_and_free(l, &buf);
 }
 
 typedef struct {
@@ -455,8 +459,7 @@ static void send_digest(peer_link *l)
     ov_buf buf;
     ov_buf_init(&buf, 64);
     ov_sync_encode_digest(&buf, digest);
-    send_buf(l, &buf);
-    ov_buf_free(&buf);
+    send_and_free(l, &buf);
     l->sent_digest = 1;
 }
 
@@ -476,8 +479,7 @@ static void send_summary(peer_link *l)
     ov_sync_encode_summary_begin(&buf, BATCH, count);
     if (positions.len)
         ov_buf_append(&buf, positions.data, positions.len);
-    send_buf(l, &buf);
-    ov_buf_free(&buf);
+    send_and_free(l, &buf);
     ov_buf_free(&positions);
 }
 
@@ -525,8 +527,7 @@ static void on_hello(peer_link *l, const ov_sync_hello *hello)
     ov_buf buf;
     ov_buf_init(&buf, 128);
     ov_sync_encode_proof(&buf, signature);
-    send_buf(l, &buf);
-    ov_buf_free(&buf);
+    send_and_free(l, &buf);
 }
 
 static void on_proof(peer_link *l, const uint8_t signature[OV_SIGNATURE_BYTES])
@@ -653,8 +654,7 @@ static void send_want(peer_link *l, const ov_id *origin, uint64_t from)
     ov_buf buf;
     ov_buf_init(&buf, 64);
     ov_sync_encode_want(&buf, &want);
-    send_buf(l, &buf);
-    ov_buf_free(&buf);
+    send_and_free(l, &buf);
 }
 
 static void process_next(peer_link *l);

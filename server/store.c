@@ -1431,18 +1431,29 @@ static int apply_create(op_state *state, ov_write_op *op, int64_t now_ms)
     return OV_OK;
 }
 
+/* The stored version an op changes: of the op's kind, and kept in op->meta for the caller (what
+ * it sees on GONE, CONFLICT or DENIED). */
+static int read_for_change(op_state *state, ov_write_op *op, ov_record_meta *old,
+                           const char **old_json, size_t *old_len)
+{
+    int rc = get_record(state->txn, state->store, &op->id, old, old_json, old_len);
+    if (rc)
+        return rc;
+    if (old->env.kind != op->kind)
+        return OV_ENOTFOUND;
+    op->meta = *old;
+    return OV_OK;
+}
+
 /* REPLACE, DELETE and STATUS: checks the stored version, then writes its successor. */
 static int apply_change(op_state *state, ov_write_op *op, int64_t now_ms)
 {
     ov_record_meta old;
     const char *old_json;
     size_t old_len;
-    int rc = get_record(state->txn, state->store, &op->id, &old, &old_json, &old_len);
+    int rc = read_for_change(state, op, &old, &old_json, &old_len);
     if (rc)
         return rc;
-    if (old.env.kind != op->kind)
-        return OV_ENOTFOUND;
-    op->meta = old; /* what the caller sees on GONE, CONFLICT or DENIED */
     if (old.env.status == OV_STATUS_DELETED)
         return OV_EGONE;
     if (!id_equal(&old.env.origin, &state->store->node_id))
@@ -1508,12 +1519,9 @@ static int apply_purge(op_state *state, ov_write_op *op, int64_t now_ms)
     ov_record_meta old;
     const char *old_json;
     size_t old_len;
-    int rc = get_record(state->txn, state->store, &op->id, &old, &old_json, &old_len);
+    int rc = read_for_change(state, op, &old, &old_json, &old_len);
     if (rc)
         return rc;
-    if (old.env.kind != op->kind)
-        return OV_ENOTFOUND;
-    op->meta = old;
     if (!id_equal(&old.env.origin, &state->store->node_id))
         return OV_EDENIED;
     if (old.env.version == UINT32_MAX)
