@@ -79,6 +79,24 @@ static char *fold(const char *utf8, size_t len, int *rc)
         *rc = OV_EINVAL;
         return NULL;
     }
+    /* Plain ASCII, most Dutch text: the options below then only lower-case A-Z (case folding;
+     * ASCII has no marks, nothing to lump or compose, no unassigned code points), so do just that
+     * instead of decomposing every character. */
+    size_t ascii = 0;
+    while (ascii < len && (unsigned char)utf8[ascii] < 0x80)
+        ascii++;
+    if (ascii == len) {
+        char *out = malloc(len + 1);
+        if (!out) {
+            *rc = OV_ENOMEM;
+            return NULL;
+        }
+        for (size_t i = 0; i < len; i++)
+            out[i] = utf8[i] >= 'A' && utf8[i] <= 'Z' ? (char)(utf8[i] + ('a' - 'A')) : utf8[i];
+        out[len] = '\0';
+        *rc = OV_OK;
+        return out;
+    }
     utf8proc_uint8_t *folded = NULL;
     utf8proc_ssize_t n =
         utf8proc_map((const utf8proc_uint8_t *)utf8, (utf8proc_ssize_t)len, &folded,
@@ -133,12 +151,16 @@ static int each_word(const char *folded, word_fn fn, void *ctx)
     while (i <= len) {
         utf8proc_int32_t c = 0;
         utf8proc_ssize_t n = 1;
-        if (i < len) {
+        int word_char = 0;
+        if (i < len && p[i] < 0x80) { /* ASCII: letters and digits are the word characters */
+            c = p[i];
+            word_char = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        } else if (i < len) {
             n = utf8proc_iterate(p + i, (utf8proc_ssize_t)(len - i), &c);
             if (n <= 0)
                 return OV_EINVAL; /* cannot happen after utf8proc_map, but never loop */
+            word_char = is_word_char(c);
         }
-        int word_char = i < len && is_word_char(c);
         if (word_char && !in_word) {
             start = i;
             in_word = 1;

@@ -181,10 +181,45 @@ static void test_fold_word_for_prefixes(void **state)
     assert_int_equal(ov_text_fold_word("\xff", 1, word), OV_EINVAL);
 }
 
+/* Plain ASCII text takes a short path (lower-casing only); it must give the terms the full
+ * Unicode folding gives. A trailing "é" sends the same text down the full path and adds nothing
+ * (one letter is no term), so both analyses must be equal. */
+static unsigned next_random(unsigned *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 17;
+    *x ^= *x << 5;
+    return *x;
+}
+
+static void test_ascii_path_equals_full_folding(void **state)
+{
+    static const char alphabet[] =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:'\"!?-_()[]{}/\\@#\t\n";
+    unsigned seed = 20261201;
+    for (int round = 0; round < 2000; round++) {
+        char input[200], slow[210];
+        size_t len = 1 + (size_t)(next_random(&seed) % 150);
+        for (size_t i = 0; i < len; i++)
+            input[i] = alphabet[next_random(&seed) % (sizeof alphabet - 1)];
+        input[len] = '\0';
+        snprintf(slow, sizeof slow, "%s \xc3\xa9", input);
+        collected fast_terms, slow_terms;
+        analyse(*state, input, &fast_terms);
+        analyse(*state, slow, &slow_terms);
+        if (strcmp(fast_terms.joined, slow_terms.joined) != 0)
+            fail_msg("'%s': '%s' against '%s'", input, fast_terms.joined, slow_terms.joined);
+    }
+    collected c;
+    assert_string_equal(analyse(*state, "Samenwerkingen IN DE Regio", &c),
+                        analyse(*state, "samenwerkingen in de regio", &(collected){0}));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_word_forms_meet, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ascii_path_equals_full_folding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stopwords_keep_positions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_separators_and_digits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits_and_bad_input, setup, teardown),
