@@ -301,6 +301,8 @@ describe("writing, moderation and live updates", () => {
     await page.getByLabel("Samenvatting").fill("Jongeren die de basisschool hebben afgerond maar nog niet klaar zijn voor het vo krijgen een tussenjaar.");
     // Duplicates show before submitting.
     await page.locator(".similar .card", { hasText: intermezzo.title }).waitFor();
+    const similar = await page.locator(".similar .card").evaluateAll((cards) => cards.map((c) => c.dataset.kind));
+    assert.ok(similar.length <= 5 && similar.every((k) => k === "case"), `at most five similar cases (${similar})`);
     await page.getByLabel("Fase").selectOption("adoptie");
     const doel = page.locator('.scan-level[data-block="doel"][data-level="innovatieteam"]');
     await doel.locator("select").selectOption("4");
