@@ -335,7 +335,7 @@ def test_memory_bounded_with_non_readers():
 
 # Known to fail now and then on a busy machine: a live connection sometimes stops receiving its
 # heartbeats for seconds while it stays open. Not understood yet (it does not happen under strace);
-# ./dev test runs a failed test once more. Seen with the node of 2026-11-28 as well.
+# ./dev test runs a failed test once more. It happens with the node from before federation too.
 def test_heartbeats_keep_answering_clients_and_close_silent_ones():
     with Node(extra_args=["--live-heartbeat-s", "1"]) as node:
         talker, _ = open_live(node)  # wsclient answers pings, as a browser does
