@@ -976,8 +976,22 @@ static void on_closed(void *conn)
     link_maybe_free(l);
 }
 
+/* A node that peers with no one takes no peer connections: with no peers there is no timer to
+ * cut off one that never says HELLO. */
+static int on_admit(void *app, const ov_ws_upgrade *upgrade, const char **detail,
+                    unsigned *retry_after_s)
+{
+    (void)upgrade, (void)retry_after_s;
+    ov_federation *fed = app;
+    if (fed->peer_count > 0 && !fed->stopped)
+        return 0;
+    *detail = fed->stopped ? "the node is shutting down" : "this node federates with no other node";
+    return fed->stopped ? 503 : 403;
+}
+
 static const ov_ws_handlers ws_handlers = {
     .path = PEER_PATH,
+    .admit = on_admit,
     .subprotocol = PEER_PROTOCOL,
     .max_message = OV_SYNC_MESSAGE_MAX,
     .binary = 1,

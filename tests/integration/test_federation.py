@@ -262,6 +262,12 @@ def signed_run(key, origin, records, prev=bytes(32), first_seq=1, public=None, t
 
 def test_hostile_peer():
     import tempfile
+    from wsclient import Live
+    # A node that federates with no one takes no peer connections at all.
+    with Node(demo=False, name="alone") as alone:
+        refused = Live(alone.port, protocol="olievlek.peer.v1", path="/api/v1/peer")
+        check_eq(refused.status, 403, "no peer connections without peers")
+        refused.close()
     data = tempfile.mkdtemp(prefix="olievlek-fed-")
     (ib,) = learn_ids((True, data))
     fake = fakepeer.Key()
