@@ -66,6 +66,7 @@ typedef struct out_msg {
 
 typedef struct rx_msg {
     struct rx_msg *next;
+    ov_sync_message decoded; /* points into data */
     size_t len;
     uint8_t data[];
 } rx_msg;
@@ -463,24 +464,16 @@ static void send_digest(peer_link *l)
     l->sent_digest = 1;
 }
 
-static void send_summary(peer_link *l)
+/* The summary of what this node holds: the positions read for the digest (count of them in
+ * positions), behind the header that carries their count. */
+static void send_summary(peer_link *l, const ov_buf *positions, uint32_t count)
 {
-    /* Positions first into a scratch buffer, since the header carries their count. */
-    ov_buf positions, buf;
-    ov_buf_init(&positions, (size_t)OV_SYNC_ORIGINS_MAX * OV_SYNC_SUMMARY_ENTRY);
-    uint8_t digest[OV_HASH_BYTES];
-    uint32_t count = 0;
-    if (read_positions(l->fed, digest, &positions, &count) != OV_OK || positions.failed) {
-        ov_buf_free(&positions);
-        link_fail(l, REJECT_OVERLOAD, 1011, "store not readable");
-        return;
-    }
+    ov_buf buf;
     ov_buf_init(&buf, OV_SYNC_MESSAGE_MAX);
     ov_sync_encode_summary_begin(&buf, BATCH, count);
-    if (positions.len)
-        ov_buf_append(&buf, positions.data, positions.len);
+    if (positions->len)
+        ov_buf_append(&buf, positions->data, positions->len);
     send_and_free(l, &buf);
-    ov_buf_free(&positions);
 }
 
 static peer *peer_by_id(ov_federation *fed, const ov_id *id)
@@ -571,29 +564,31 @@ static void on_digest(peer_link *l, const uint8_t theirs[OV_HASH_BYTES])
         link_fail(l, REJECT_MALFORMED, 1002, "DIGEST before the handshake");
         return;
     }
+    /* Our positions and their digest in one read: in sync, the positions become what we know the
+     * peer has, so the next push starts after them. */
     uint8_t mine[OV_HASH_BYTES];
-    if (read_positions(l->fed, mine, NULL, NULL) != OV_OK)
+    ov_buf positions;
+    ov_buf_init(&positions, (size_t)OV_SYNC_ORIGINS_MAX * OV_SYNC_SUMMARY_ENTRY);
+    uint32_t count = 0;
+    if (read_positions(l->fed, mine, &positions, &count) != OV_OK || positions.failed) {
+        ov_buf_free(&positions);
+        link_fail(l, REJECT_OVERLOAD, 1011, "store not readable");
         return;
+    }
     if (memcmp(mine, theirs, OV_HASH_BYTES) == 0) {
-        /* In sync: the peer holds exactly what we hold. */
         l->state = LINK_LIVE;
-        /* Remember our own positions as theirs, so the next push starts after them. */
-        ov_buf scratch;
-        ov_buf_init(&scratch, (size_t)OV_SYNC_ORIGINS_MAX * OV_SYNC_SUMMARY_ENTRY);
-        uint32_t count = 0;
-        if (read_positions(l->fed, mine, &scratch, &count) == OV_OK && !scratch.failed) {
-            ov_sync_summary s = {BATCH, count, (const uint8_t *)scratch.data};
-            for (uint32_t i = 0; i < count; i++) {
-                ov_sync_position pos;
-                ov_sync_summary_at(&s, i, &pos);
-                known_raise(l, &pos.origin, pos.seq);
-            }
+        ov_sync_summary held = {BATCH, count, (const uint8_t *)positions.data};
+        for (uint32_t i = 0; i < count; i++) {
+            ov_sync_position pos;
+            ov_sync_summary_at(&held, i, &pos);
+            known_raise(l, &pos.origin, pos.seq);
         }
-        ov_buf_free(&scratch);
+        ov_buf_free(&positions);
         push(l); /* anything committed since the digest was made */
         return;
     }
-    send_summary(l);
+    send_summary(l, &positions, count);
+    ov_buf_free(&positions);
 }
 
 static void on_summary(peer_link *l, const ov_sync_summary *summary)
@@ -803,11 +798,11 @@ static void process_next(peer_link *l)
     l->rx_count--;
     l->rx_bytes -= m->len;
     check_job *job = calloc(1, sizeof *job);
-    if (!job || ov_sync_decode(m->data, m->len, &job->decoded) != OV_OK) {
-        free(job);
+    if (!job) {
         free(m);
         return;
     }
+    job->decoded = m->decoded;
     job->link = l;
     job->msg = m;
     job->work.data = job;
@@ -829,18 +824,23 @@ static void on_entries(peer_link *l, const uint8_t *data, size_t len)
         link_fail(l, REJECT_OVERLOAD, 1008, "more runs than this node has asked for");
         return;
     }
-    /* Read ahead: a catch-up asks for the next run as soon as one arrives, so the sender, the
-     * checks and the writer work at the same time; at most two runs wait here for that. */
-    ov_sync_message decoded;
-    if (ov_sync_decode(data, len, &decoded) == OV_OK &&
-        decoded.u.run.head.seq < decoded.u.run.newest && l->rx_count < 2)
-        send_want(l, &decoded.u.run.origin, decoded.u.run.head.seq + 1);
     rx_msg *m = malloc(sizeof *m + len);
     if (!m)
         return;
     m->next = NULL;
     m->len = len;
     memcpy(m->data, data, len);
+    /* Decoded again from the copy (on_message's decoding points into lws's buffer); it decoded
+     * there, so it decodes here. */
+    if (ov_sync_decode(m->data, len, &m->decoded) != OV_OK) {
+        free(m);
+        return;
+    }
+    /* Read ahead: a catch-up asks for the next run as soon as one arrives, so the sender, the
+     * checks and the writer work at the same time; at most two runs wait here for that. */
+    const ov_sync_run *run = &m->decoded.u.run;
+    if (run->head.seq < run->newest && l->rx_count < 2)
+        send_want(l, &run->origin, run->head.seq + 1);
     if (l->rx_tail)
         l->rx_tail->next = m;
     else

@@ -866,23 +866,32 @@ static int on_request(ov_http_server *server, struct lws *wsi, const char *uri, 
     return dispatch(wsi, req);
 }
 
+/* Makes room for need bytes in *buf (capacity *cap): doubling from 4 KiB, never beyond max
+ * (need <= max is the caller's check), so memory follows what actually arrives. */
+static int grow_to(char **buf, size_t *cap, size_t need, size_t max)
+{
+    if (need <= *cap)
+        return OV_OK;
+    size_t size = *cap ? *cap : 4096;
+    while (size < need)
+        size *= 2;
+    if (size > max)
+        size = max;
+    char *grown = realloc(*buf, size);
+    if (!grown)
+        return OV_ENOMEM;
+    *buf = grown;
+    *cap = size;
+    return OV_OK;
+}
+
 static int body_append(ov_http_request *req, const char *data, size_t len)
 {
     size_t max = req->server->options.max_body;
     if (len > max - req->body_len)
         return OV_ETOOBIG;
-    if (req->body_len + len > req->body_cap) {
-        size_t cap = req->body_cap ? req->body_cap : 4096;
-        while (cap < req->body_len + len)
-            cap *= 2;
-        if (cap > max)
-            cap = max;
-        char *grown = realloc(req->body, cap);
-        if (!grown)
-            return OV_ENOMEM;
-        req->body = grown;
-        req->body_cap = cap;
-    }
+    if (grow_to(&req->body, &req->body_cap, req->body_len + len, max) != OV_OK)
+        return OV_ENOMEM;
     if (len) /* an empty body arrives as (NULL, 0) */
         memcpy(req->body + req->body_len, data, len);
     req->body_len += len;
@@ -1294,20 +1303,9 @@ static int ws_received(ov_http_server *server, struct lws *wsi, const char *in, 
     }
     if (ws->rx_len + len > max)
         goto too_big;
-    if (ws->rx_len + len > ws->rx_cap) {
-        /* Grown as the message arrives (doubling, up to max), so a large limit costs memory
-         * only for messages that are actually large. */
-        size_t cap = ws->rx_cap ? ws->rx_cap : 4096;
-        while (cap < ws->rx_len + len)
-            cap *= 2;
-        if (cap > max)
-            cap = max;
-        char *grown = realloc(ws->rx, cap);
-        if (!grown)
-            return -1;
-        ws->rx = grown;
-        ws->rx_cap = cap;
-    }
+    /* Grown as the message arrives, so a large limit costs memory only for large messages. */
+    if (grow_to(&ws->rx, &ws->rx_cap, ws->rx_len + len, max) != OV_OK)
+        return -1;
     memcpy(ws->rx + ws->rx_len, in, len);
     ws->rx_len += len;
     if (last) {

@@ -1346,7 +1346,11 @@ static int store_version(op_state *state, ov_write_op *op, uint8_t log_op, ov_re
     if (canon_len > RECORD_MAX_BYTES)
         return OV_ETOOBIG;
     state->wrote = 1;
-    int rc = append_log(state, log_op, &meta->env.id, meta->content_hash, now_ms);
+    /* A purge entry commits to no content (docs/log-format.md): the erased record's tombstone
+     * is this node's row, not something the log vouches for. */
+    static const uint8_t no_content[OV_HASH_BYTES];
+    int rc = append_log(state, log_op, &meta->env.id,
+                        log_op == OV_OP_PURGE ? no_content : meta->content_hash, now_ms);
     if (rc)
         return rc;
     meta->log_seq = state->log_seq;
@@ -1445,7 +1449,11 @@ static int read_for_change(op_state *state, ov_write_op *op, ov_record_meta *old
     return OV_OK;
 }
 
-/* REPLACE, DELETE and STATUS: checks the stored version, then writes its successor. */
+/* REPLACE, DELETE, STATUS and PURGE: checks the stored version, then writes its successor. PURGE
+ * (erasure under the AVG/GDPR) leaves a tombstone like DELETE, with a purge entry in the log; the
+ * record's earlier entries stay in the chain, but their content is not the current version any
+ * more, so no node gives it out again, and replicas erase it when the entry reaches them. A
+ * deleted record can be purged too. */
 static int apply_change(op_state *state, ov_write_op *op, int64_t now_ms)
 {
     ov_record_meta old;
@@ -1454,7 +1462,8 @@ static int apply_change(op_state *state, ov_write_op *op, int64_t now_ms)
     int rc = read_for_change(state, op, &old, &old_json, &old_len);
     if (rc)
         return rc;
-    if (old.env.status == OV_STATUS_DELETED)
+    int purge = op->type == OV_WRITE_RECORD_PURGE;
+    if (old.env.status == OV_STATUS_DELETED && !purge)
         return OV_EGONE;
     if (!id_equal(&old.env.origin, &state->store->node_id))
         return OV_EDENIED;
@@ -1479,9 +1488,9 @@ static int apply_change(op_state *state, ov_write_op *op, int64_t now_ms)
     char *canon = NULL;
     size_t canon_len = 0;
     uint8_t log_op = OV_OP_PUT;
-    if (op->type == OV_WRITE_RECORD_DELETE) {
+    if (op->type == OV_WRITE_RECORD_DELETE || purge) {
         meta.env.status = OV_STATUS_DELETED;
-        log_op = OV_OP_DELETE;
+        log_op = purge ? OV_OP_PURGE : OV_OP_DELETE;
         rc = ov_record_seal_tombstone(&meta.env, &canon, &canon_len, meta.content_hash);
         if (rc == OV_OK && !(record = json_loadb(canon, canon_len, 0, NULL)))
             rc = OV_ENOMEM;
@@ -1498,57 +1507,6 @@ static int apply_change(op_state *state, ov_write_op *op, int64_t now_ms)
     if (rc == OV_OK)
         rc = store_version(state, op, log_op, &meta, record, canon, canon_len, &old, old_record,
                            now_ms);
-    json_decref(record);
-    json_decref(old_record);
-    if (rc) {
-        free(canon);
-        return rc;
-    }
-    op->meta = meta;
-    op->canon = canon;
-    op->canon_len = canon_len;
-    return OV_OK;
-}
-
-/* Erasure (AVG/GDPR): the record keeps only a tombstone, and the log gets a purge entry with a
- * zero content hash. The record's earlier entries stay in the chain, but their content is not the
- * current version any more, so no node gives it out again; replicas erase it when the purge entry
- * reaches them. A deleted record can be purged too. */
-static int apply_purge(op_state *state, ov_write_op *op, int64_t now_ms)
-{
-    ov_record_meta old;
-    const char *old_json;
-    size_t old_len;
-    int rc = read_for_change(state, op, &old, &old_json, &old_len);
-    if (rc)
-        return rc;
-    if (!id_equal(&old.env.origin, &state->store->node_id))
-        return OV_EDENIED;
-    if (old.env.version == UINT32_MAX)
-        return OV_EINVAL;
-    json_t *old_record = json_loadb(old_json, old_len, 0, NULL);
-    if (!old_record)
-        return OV_ESTORE;
-    ov_record_meta meta = old;
-    meta.env.version = old.env.version + 1;
-    meta.env.updated_ms = now_ms;
-    meta.env.author = op->author;
-    meta.env.status = OV_STATUS_DELETED;
-    char *canon = NULL;
-    size_t canon_len = 0;
-    rc = ov_record_seal_tombstone(&meta.env, &canon, &canon_len, meta.content_hash);
-    json_t *record = rc == OV_OK ? json_loadb(canon, canon_len, 0, NULL) : NULL;
-    if (rc == OV_OK && !record)
-        rc = OV_ENOMEM;
-    static const uint8_t no_content[OV_HASH_BYTES];
-    if (rc == OV_OK) {
-        state->wrote = 1;
-        rc = append_log(state, OV_OP_PURGE, &meta.env.id, no_content, now_ms);
-    }
-    if (rc == OV_OK) {
-        meta.log_seq = state->log_seq;
-        rc = store_record_row(state, &meta, record, canon, canon_len, &old, old_record);
-    }
     json_decref(record);
     json_decref(old_record);
     if (rc) {
@@ -2101,6 +2059,7 @@ static int run_op(op_state *state, ov_write_op *op, int64_t now_ms)
     case OV_WRITE_RECORD_REPLACE:
     case OV_WRITE_RECORD_DELETE:
     case OV_WRITE_RECORD_STATUS:
+    case OV_WRITE_RECORD_PURGE:
         rc = apply_change(state, op, now_ms);
         break;
     case OV_WRITE_ACCOUNT_PUT:
@@ -2116,9 +2075,7 @@ static int run_op(op_state *state, ov_write_op *op, int64_t now_ms)
     case OV_WRITE_LOG_APPLY:
         rc = apply_run(state, op);
         break;
-    case OV_WRITE_RECORD_PURGE:
-        rc = apply_purge(state, op, now_ms);
-        break;
+
     default:
         rc = OV_EINVAL;
         break;
