@@ -1218,3 +1218,30 @@ const char *ov_record_facet_name(const char *name)
             return ov_record_facet_names[i];
     return NULL;
 }
+
+/* ---- Describing a kind's fields (templates for editors) -------------------------------------- */
+
+int ov_record_fields(ov_kind kind, ov_field_describe_fn fn, void *ctx)
+{
+    if ((unsigned)kind >= OV_KIND_COUNT)
+        return OV_EINVAL;
+    static const char *const shapes[] = {
+        [F_TEXT] = "text",     [F_LONGTEXT] = "text", [F_ENUM] = "choice", [F_ID] = "id",
+        [F_IDS] = "ids",       [F_TEXTS] = "texts",   [F_SLUGS] = "choices", [F_INTS] = "numbers",
+        [F_BOOL] = "boolean",  [F_URL] = "url",       [F_PATTERN] = "text", [F_SCAN] = "scan",
+    };
+    for (const field_spec *f = kind_fields[kind]; f->name; f++) {
+        char choices[256] = "";
+        size_t used = 0;
+        if (f->values)
+            for (const char *const *v = f->values; *v && used < sizeof choices; v++)
+                used += (size_t)snprintf(choices + used, sizeof choices - used, "%s%s",
+                                         used ? ", " : "", *v);
+        else if (f->type == F_INTS)
+            snprintf(choices, sizeof choices, "%d–%d", f->min_int, f->max_int);
+        int rc = fn(ctx, f->name, shapes[f->type], f->required, choices);
+        if (rc)
+            return rc;
+    }
+    return OV_OK;
+}

@@ -160,4 +160,12 @@ extern const char *const ov_scan_level[2];
 /* The best scan score per building block, of either level (0: not assessed, else 1..5). */
 void ov_record_scan_best(const json_t *record, uint8_t best[OV_BOUWSTENEN]);
 
+/* Describes each content field of kind in table order, for templates and help: its name, shape
+ * ("text", "choice", "id", "ids", "texts", "choices", "numbers", "boolean", "url", "scan"),
+ * whether it is required, and the allowed values ("po, vo, …" or "1–5"; "" when free). fn
+ * returns non-zero to stop (returned). OV_EINVAL for an unknown kind. */
+typedef int (*ov_field_describe_fn)(void *ctx, const char *name, const char *shape, int required,
+                                    const char *choices);
+int ov_record_fields(ov_kind kind, ov_field_describe_fn fn, void *ctx);
+
 #endif

@@ -1,0 +1,634 @@
+/*
+ * Pull: fetch the runs of log entries the replica lacks (docs/protocol.md §9.1), verify each
+ * as a node verifies a peer's (hash chain, content hashes, one signed head per run) and store
+ * what it carries.
+ *
+ * Fetching and storing overlap: while the store thread verifies and writes one answer, the next
+ * is already on its way. The next request names the positions the answer before it ends at,
+ * before they are verified; if verification then fails, the pull stops and the answers fetched
+ * ahead are thrown away, so nothing unverified is ever stored.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client/net.h"
+#include "client/replica.h"
+#include "proto/buf.h"
+#include "proto/error.h"
+#include "proto/sync.h"
+
+#define PULL_BATCH       4096u      /* entries per run asked for */
+#define PULL_MAX_BYTES   (8u << 20) /* bytes per answer asked for */
+#define PULL_BODY_CAP    (PULL_MAX_BYTES + OV_SYNC_MESSAGE_MAX + 65536u)
+#define PULL_ORIGINS_MAX 4096u      /* origins one replica follows */
+#define PULL_ROUNDS_MAX  1000000u   /* answers in one pull: a bound, not a plan */
+
+typedef struct {
+    ov_id origin;
+    uint64_t seq;
+    uint8_t hash[OV_HASH_BYTES];
+} position;
+
+typedef struct {
+    position *items;
+    size_t count;
+} positions;
+
+typedef struct {
+    olievlek_replica *replica;
+    ov_id home;
+    int region_only;
+    char kinds[512];
+    olv_net *net;
+    char path[768];
+    olievlek_progress progress;
+    struct timespec started;
+    uint64_t bytes_before; /* of answers completed, for the running byte count */
+    uint64_t due_base;     /* entries the replica held, per the first summary */
+    int due_known;
+} pull_state;
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static position *positions_find(positions *p, const ov_id *origin)
+{
+    for (size_t i = 0; i < p->count; i++)
+        if (ov_id_compare(&p->items[i].origin, origin) == 0)
+            return &p->items[i];
+    return NULL;
+}
+
+static int positions_set(positions *p, const ov_id *origin, uint64_t seq,
+                         const uint8_t hash[OV_HASH_BYTES])
+{
+    position *at = positions_find(p, origin);
+    if (!at) {
+        if (p->count >= PULL_ORIGINS_MAX)
+            return OLIEVLEK_EPROTO;
+        position *grown = realloc(p->items, (p->count + 1) * sizeof *grown);
+        if (!grown)
+            return OLIEVLEK_ENOMEM;
+        p->items = grown;
+        at = &p->items[p->count++];
+        at->origin = *origin;
+    }
+    at->seq = seq;
+    if (hash)
+        memcpy(at->hash, hash, OV_HASH_BYTES);
+    else
+        memset(at->hash, 0, OV_HASH_BYTES);
+    return OLIEVLEK_OK;
+}
+
+static uint64_t positions_total(const positions *p)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < p->count; i++)
+        total += p->items[i].seq;
+    return total;
+}
+
+static int compare_positions(const void *a, const void *b)
+{
+    return ov_id_compare(&((const position *)a)->origin, &((const position *)b)->origin);
+}
+
+/* What the replica holds: every verified head, plus the home node when nothing of it is held. */
+static int load_positions(pull_state *s, positions *out)
+{
+    olievlek_replica *r = s->replica;
+    memset(out, 0, sizeof *out);
+    MDB_txn *txn;
+    int rc = olv_txn_begin(r, MDB_RDONLY, &txn);
+    if (rc)
+        return rc;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    if (mdb_cursor_open(txn, r->heads, &cur) == 0) {
+        for (int op = MDB_FIRST; rc == OLIEVLEK_OK && mdb_cursor_get(cur, &k, &v, op) == 0;
+             op = MDB_NEXT) {
+            ov_id origin;
+            olv_head head;
+            if (k.mv_size != OV_ID_BYTES)
+                continue;
+            memcpy(origin.bytes, k.mv_data, OV_ID_BYTES);
+            if (s->region_only && ov_id_compare(&origin, &s->home) != 0)
+                continue;
+            if (olv_head_get(txn, r->heads, &origin, &head) == OLIEVLEK_OK)
+                rc = positions_set(out, &origin, head.seq, head.hash);
+        }
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+    if (rc == OLIEVLEK_OK && !positions_find(out, &s->home))
+        rc = positions_set(out, &s->home, 0, NULL);
+    return rc;
+}
+
+/* The request body: a SUMMARY of positions, in origin order. */
+static int encode_summary(positions *p, ov_buf *body)
+{
+    qsort(p->items, p->count, sizeof *p->items, compare_positions);
+    ov_buf_init(body, 1u << 20);
+    ov_sync_encode_summary_begin(body, PULL_BATCH, (uint32_t)p->count);
+    for (size_t i = 0; i < p->count; i++) {
+        ov_sync_position pos = {p->items[i].origin, p->items[i].seq, {0}};
+        memcpy(pos.hash, p->items[i].hash, OV_HASH_BYTES);
+        ov_sync_encode_position(body, &pos);
+    }
+    return body->failed ? OLIEVLEK_ENOMEM : OLIEVLEK_OK;
+}
+
+/* ---- One answer: frames of ENTRIES and a final SUMMARY ------------------------------------ */
+
+typedef struct {
+    ov_buf body;
+    long status;
+    char content_type[96];
+    int failed;         /* a network failure: error says what */
+    char error[256];
+} answer;
+
+/* Walks the frames of an answer: returns 1 with the next message decoded, 0 at the end, or a
+ * negative status for a frame that does not decode. */
+static int next_frame(const ov_buf *body, size_t *offset, ov_sync_message *msg)
+{
+    if (*offset == body->len)
+        return 0;
+    if (body->len - *offset < 4)
+        return OLIEVLEK_EPROTO;
+    uint32_t len = ov_be32_get((const uint8_t *)body->data + *offset);
+    if (len > body->len - *offset - 4)
+        return OLIEVLEK_EPROTO;
+    const uint8_t *data = (const uint8_t *)body->data + *offset + 4;
+    *offset += 4 + (size_t)len;
+    return ov_sync_decode(data, len, msg) == OV_OK ? 1 : OLIEVLEK_EPROTO;
+}
+
+/* The positions an answer leaves the replica at if it verifies, and whether the node has more
+ * (its final summary names a later checkpoint somewhere). */
+static int advance_positions(const answer *a, positions *p, int region_only, const ov_id *home,
+                             int *more, uint64_t *node_total)
+{
+    size_t offset = 0;
+    ov_sync_message msg;
+    int rc, saw_summary = 0;
+    *more = 0;
+    *node_total = 0;
+    while ((rc = next_frame(&a->body, &offset, &msg)) == 1) {
+        if (saw_summary)
+            return OLIEVLEK_EPROTO; /* the summary comes last */
+        if (msg.type == OV_SYNC_ENTRIES) {
+            const ov_sync_run *run = &msg.u.run;
+            position *at = positions_find(p, &run->origin);
+            if (!at || run->head.seq > at->seq)
+                if ((rc = positions_set(p, &run->origin, run->head.seq, run->head.hash)) != 0)
+                    return rc;
+        } else if (msg.type == OV_SYNC_SUMMARY) {
+            saw_summary = 1;
+            for (uint32_t i = 0; i < msg.u.summary.count; i++) {
+                ov_sync_position node;
+                ov_sync_summary_at(&msg.u.summary, i, &node);
+                if (region_only && ov_id_compare(&node.origin, home) != 0)
+                    continue;
+                *node_total += node.seq;
+                position *at = positions_find(p, &node.origin);
+                if (!at || at->seq < node.seq)
+                    *more = 1;
+            }
+        } else {
+            return OLIEVLEK_EPROTO;
+        }
+    }
+    if (rc < 0)
+        return rc;
+    return saw_summary ? OLIEVLEK_OK : OLIEVLEK_EPROTO;
+}
+
+/* ---- Storing a verified run -------------------------------------------------------------- */
+
+typedef struct {
+    pull_state *s;
+    MDB_txn *txn;
+    uint64_t records;
+    uint64_t entries;
+} store_ctx;
+
+static int kind_wanted(const pull_state *s, ov_kind kind)
+{
+    if (!s->kinds[0])
+        return 1;
+    const char *name = ov_kind_name(kind);
+    size_t n = strlen(name);
+    for (const char *p = s->kinds; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && memcmp(p, name, n) == 0)
+            return 1;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
+
+/* A minimal tombstone for a record whose content was purged: it stays deleted here too. */
+static int store_purged(store_ctx *c, const ov_id *id, const olv_row *held)
+{
+    char text[OV_ID_CHARS + 1];
+    ov_id_format(id, text);
+    char json[160];
+    int n = snprintf(json, sizeof json, "{\"id\":\"%s\",\"kind\":\"%s\",\"status\":\"deleted\"}",
+                     text, ov_kind_name(held->kind));
+    uint8_t row[OLV_ROW_HEADER + 160];
+    olv_row_encode_header(row, held->kind, OV_STATUS_DELETED, held->version, held->updated_ms,
+                          &held->origin);
+    memcpy(row + OLV_ROW_HEADER, json, (size_t)n);
+    MDB_val k = {OV_ID_BYTES, (void *)id->bytes}, v = {OLV_ROW_HEADER + (size_t)n, row};
+    return mdb_put(c->txn, c->s->replica->records, &k, &v, 0);
+}
+
+static int store_item(store_ctx *c, const ov_sync_item *item)
+{
+    olievlek_replica *r = c->s->replica;
+    const ov_id *id = &item->entry.record;
+    MDB_val k = {OV_ID_BYTES, (void *)id->bytes}, held_val;
+    int held = mdb_get(c->txn, r->records, &k, &held_val) == 0;
+    olv_row held_row;
+    if (held && olv_row_decode(&held_val, &held_row) != OLIEVLEK_OK)
+        held = 0;
+
+    switch (item->entry.op) {
+    case OV_OP_KEY:
+        return 0;
+    case OV_OP_PURGE:
+        return held ? store_purged(c, id, &held_row) : 0;
+    default:
+        break;
+    }
+    if (!item->content) {
+        /* No content: this version is not one the caller may read (a draft, say); what the
+         * replica held of the record is no longer to be shown. A later entry of the same run
+         * brings the content back when the version was merely superseded. */
+        return held ? mdb_del(c->txn, r->records, &k, NULL) : 0;
+    }
+    olv_row row;
+    ov_id content_id;
+    if (olv_row_from_json(item->content, item->content_len, &row, &content_id) != OLIEVLEK_OK)
+        return MDB_INVALID; /* cannot happen after ov_sync_run_check; refuse rather than guess */
+    if (!kind_wanted(c->s, row.kind))
+        return 0;
+    if (held && held_row.version > row.version)
+        return 0; /* the replica already has a newer version (its own accepted edit) */
+    MDB_val v = {OLV_ROW_HEADER + item->content_len, NULL};
+    int rc = mdb_put(c->txn, r->records, &k, &v, MDB_RESERVE);
+    if (rc)
+        return rc;
+    olv_row_encode_header(v.mv_data, row.kind, row.status, row.version, row.updated_ms,
+                          &row.origin);
+    memcpy((uint8_t *)v.mv_data + OLV_ROW_HEADER, item->content, item->content_len);
+    c->records++;
+    return 0;
+}
+
+/* Stores one run after ov_sync_run_check passed: the entries the replica lacks, then the head. */
+static int store_run(store_ctx *c, const ov_sync_run *run)
+{
+    olievlek_replica *r = c->s->replica;
+    char origin_text[OV_ID_CHARS + 1];
+    ov_id_format(&run->origin, origin_text);
+    olv_head have;
+    int rc = olv_head_get(c->txn, r->heads, &run->origin, &have);
+    if (rc != OLIEVLEK_OK && rc != OLIEVLEK_ENOTFOUND)
+        return olv_fail(r, OLIEVLEK_ESTORE, "the replica's record of origin %s is damaged",
+                        origin_text);
+    if (run->head.seq <= have.seq) {
+        if (run->head.seq == have.seq && memcmp(run->head.hash, have.hash, OV_HASH_BYTES) != 0)
+            return olv_fail(r, OLIEVLEK_EVERIFY,
+                            "origin %s signed two different histories (a fork at entry %llu): "
+                            "nothing of it was stored; tell the node's administrator",
+                            origin_text, (unsigned long long)have.seq);
+        return OLIEVLEK_OK; /* already held */
+    }
+    size_t offset = 0;
+    ov_sync_item item;
+    while (ov_sync_run_next(run, &offset, &item)) {
+        uint64_t seq = item.entry.seq;
+        if (seq < have.seq)
+            continue;
+        if (seq == have.seq) {
+            uint8_t hash[OV_HASH_BYTES];
+            ov_sha256(item.entry_bytes, OV_LOG_ENTRY_BYTES, hash);
+            if (memcmp(hash, have.hash, OV_HASH_BYTES) != 0)
+                return olv_fail(r, OLIEVLEK_EVERIFY,
+                                "origin %s signed two different histories (a fork at entry %llu): "
+                                "nothing of it was stored; tell the node's administrator",
+                                origin_text, (unsigned long long)seq);
+            continue;
+        }
+        if (ov_log_entry_follows(have.seq ? have.hash : NULL, &run->origin, have.seq,
+                                 &item.entry) != OV_OK)
+            return olv_fail(r, OLIEVLEK_EVERIFY,
+                            "the entries of origin %s from %llu do not follow the %llu this "
+                            "replica holds: nothing of them was stored",
+                            origin_text, (unsigned long long)seq, (unsigned long long)have.seq);
+        if ((rc = store_item(c, &item)) != 0)
+            return olv_fail_mdb(r, rc, "storing pulled records");
+        ov_sha256(item.entry_bytes, OV_LOG_ENTRY_BYTES, have.hash);
+        have.seq = seq;
+        c->entries++;
+    }
+    if (have.seq != run->head.seq)
+        return olv_fail(r, OLIEVLEK_EVERIFY, "a run of origin %s ends before its head",
+                        origin_text);
+    memcpy(have.head, run->head_bytes, OV_LOG_HEAD_BYTES);
+    memcpy(have.public_key, run->public_key, OV_PUBKEY_BYTES);
+    if (olv_head_put(c->txn, r->heads, &run->origin, &have) != OLIEVLEK_OK)
+        return olv_fail(r, OLIEVLEK_ESTORE, "cannot store the head of origin %s", origin_text);
+    return OLIEVLEK_OK;
+}
+
+static const char *verify_reason(int rc)
+{
+    switch (rc) {
+    case OV_EBADSIG: return "its signed head does not verify with the origin's key";
+    case OV_ECHAIN: return "its entries do not chain to its signed head";
+    case OV_ESCHEMA: return "a record does not match the hash its entry commits to";
+    default: return "it is malformed";
+    }
+}
+
+/* Verifies every run of an answer and stores them in one transaction. */
+static int store_answer(pull_state *s, const answer *a)
+{
+    olievlek_replica *r = s->replica;
+    MDB_txn *txn;
+    int rc = olv_txn_begin(r, 0, &txn);
+    if (rc)
+        return rc;
+    store_ctx c = {s, txn, 0, 0};
+    size_t offset = 0;
+    ov_sync_message msg;
+    int more;
+    while (rc == OLIEVLEK_OK && (more = next_frame(&a->body, &offset, &msg)) == 1) {
+        if (msg.type != OV_SYNC_ENTRIES)
+            continue;
+        ov_log_entry first;
+        int check = ov_sync_run_check(&msg.u.run, &first);
+        if (check != OV_OK) {
+            char origin_text[OV_ID_CHARS + 1];
+            ov_id_format(&msg.u.run.origin, origin_text);
+            rc = olv_fail(r, OLIEVLEK_EVERIFY,
+                          "the node sent entries of origin %s that fail verification (%s): "
+                          "nothing of them was stored",
+                          origin_text, verify_reason(check));
+            break;
+        }
+        rc = store_run(&c, &msg.u.run);
+    }
+    if (rc == OLIEVLEK_OK && more < 0)
+        rc = olv_fail(r, OLIEVLEK_EPROTO, "the node's answer to a pull is malformed");
+    if (rc != OLIEVLEK_OK) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    if ((rc = olv_txn_commit(r, txn, 0)) != OLIEVLEK_OK)
+        return rc;
+    s->progress.records += c.records;
+    s->progress.entries += c.entries;
+    return OLIEVLEK_OK;
+}
+
+/* ---- Fetching, one answer ahead ---------------------------------------------------------- */
+
+static int on_bytes(void *ctx, uint64_t received)
+{
+    (void)ctx;
+    (void)received;
+    return 0;
+}
+
+static void fetch(pull_state *s, const positions *p, answer *a)
+{
+    memset(a, 0, sizeof *a);
+    ov_buf body;
+    positions copy = {malloc((p->count ? p->count : 1) * sizeof *p->items), p->count};
+    if (!copy.items) {
+        a->failed = 1;
+        snprintf(a->error, sizeof a->error, "out of memory");
+        ov_buf_init(&a->body, 0);
+        return;
+    }
+    memcpy(copy.items, p->items, p->count * sizeof *p->items);
+    if (encode_summary(&copy, &body) != OLIEVLEK_OK) {
+        free(copy.items);
+        a->failed = 1;
+        snprintf(a->error, sizeof a->error, "out of memory");
+        ov_buf_init(&a->body, 0);
+        return;
+    }
+    free(copy.items);
+    olv_request req = {.method = "POST",
+                       .path = s->path,
+                       .content_type = "application/vnd.olievlek.sync",
+                       .body = body.data,
+                       .body_len = body.len,
+                       .token = s->replica->token,
+                       .max_body = PULL_BODY_CAP,
+                       .on_bytes = on_bytes,
+                       .ctx = s};
+    olv_response resp;
+    if (olv_net_send(s->net, &req, &resp, a->error, sizeof a->error) != 0)
+        a->failed = 1;
+    ov_buf_free(&body);
+    a->status = resp.status;
+    memcpy(a->content_type, resp.content_type, sizeof a->content_type);
+    a->body = resp.body; /* ownership moves */
+}
+
+typedef struct {
+    pull_state *s;
+    positions next;
+    answer result;
+    pthread_t thread;
+    int running;
+} prefetch;
+
+static void *prefetch_main(void *arg)
+{
+    prefetch *f = arg;
+    fetch(f->s, &f->next, &f->result);
+    return NULL;
+}
+
+static int answer_problem(pull_state *s, const answer *a)
+{
+    olievlek_replica *r = s->replica;
+    if (a->failed)
+        return olv_fail(r, OLIEVLEK_ENETWORK,
+                        "the pull was cut off (%s); what arrived before is kept: run `olievlek "
+                        "pull` again when the network is back",
+                        a->error);
+    if (a->status == 401)
+        return olv_fail(r, OLIEVLEK_EAUTH,
+                        "the node no longer accepts your session: run `olievlek login` again");
+    if (a->status == 403)
+        return olv_fail(r, OLIEVLEK_EDENIED, "the node does not let this account pull");
+    if (a->status != 200 || strncmp(a->content_type, "application/vnd.olievlek.sync", 29) != 0)
+        return olv_fail(r, OLIEVLEK_EPROTO,
+                        "the node answered %ld (%s) to a pull: it may be an older node without "
+                        "client sync",
+                        a->status, a->content_type[0] ? a->content_type : "no content type");
+    return OLIEVLEK_OK;
+}
+
+static int read_settings(pull_state *s)
+{
+    olievlek_replica *r = s->replica;
+    MDB_txn *txn;
+    int rc = olv_txn_begin(r, MDB_RDONLY, &txn);
+    if (rc)
+        return rc;
+    char *url = NULL, *node = NULL, *region = NULL, *kinds = NULL;
+    olv_meta_get(r, txn, "node_url", &url);
+    olv_meta_get(r, txn, "node_id", &node);
+    olv_meta_get(r, txn, "region_only", &region);
+    olv_meta_get(r, txn, "kinds", &kinds);
+    mdb_txn_abort(txn);
+    if (!url || !node || ov_id_parse(node, strlen(node), &s->home) != OV_OK)
+        rc = olv_fail(r, OLIEVLEK_ESTORE, "the replica's settings are damaged: clone it again");
+    else {
+        s->region_only = region && strcmp(region, "1") == 0;
+        snprintf(s->kinds, sizeof s->kinds, "%s", kinds ? kinds : "");
+        snprintf(s->path, sizeof s->path, "/api/v1/sync?max_bytes=%u%s%s%s", PULL_MAX_BYTES,
+                 s->region_only ? "&origins=listed" : "", s->kinds[0] ? "&kinds=" : "",
+                 s->kinds);
+        s->net = olv_net_new(url);
+        if (!s->net)
+            rc = OLIEVLEK_ENOMEM;
+    }
+    free(url);
+    free(node);
+    free(region);
+    free(kinds);
+    return rc;
+}
+
+static int finish(pull_state *s, uint64_t origins)
+{
+    olievlek_replica *r = s->replica;
+    MDB_txn *txn;
+    int rc = olv_txn_begin(r, 0, &txn);
+    if (rc)
+        return rc;
+    char now[32];
+    snprintf(now, sizeof now, "%lld", (long long)olv_now_ms());
+    rc = olv_meta_put(r, txn, "last_pull", now);
+    if (!rc && s->progress.entries)
+        rc = olv_history_add(r, txn, "pulled %llu records (%llu log entries, %llu bytes) in %.1f s",
+                             (unsigned long long)s->progress.records,
+                             (unsigned long long)s->progress.entries,
+                             (unsigned long long)s->progress.bytes, s->progress.seconds);
+    (void)origins;
+    if (rc) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return olv_txn_commit(r, txn, 1);
+}
+
+int olievlek_pull(olievlek_replica *replica, olievlek_progress_fn progress_fn, void *ctx,
+                  olievlek_progress *result)
+{
+    pull_state s = {.replica = replica};
+    clock_gettime(CLOCK_MONOTONIC, &s.started);
+    if (result)
+        memset(result, 0, sizeof *result);
+    int rc = olv_lock(replica);
+    if (rc)
+        return rc;
+    olv_token_load(replica);
+    rc = read_settings(&s);
+    positions held = {0};
+    if (rc == OLIEVLEK_OK)
+        rc = load_positions(&s, &held);
+    uint64_t held_total = positions_total(&held);
+
+    prefetch f = {.s = &s};
+    answer current;
+    if (rc == OLIEVLEK_OK)
+        fetch(&s, &held, &current);
+    for (unsigned round = 0; rc == OLIEVLEK_OK && round < PULL_ROUNDS_MAX; round++) {
+        if ((rc = answer_problem(&s, &current)) != OLIEVLEK_OK) {
+            ov_buf_free(&current.body);
+            break;
+        }
+        int more;
+        uint64_t node_total;
+        positions next = {malloc((held.count + 1) * sizeof *held.items), held.count};
+        if (next.items) {
+            memcpy(next.items, held.items, held.count * sizeof *held.items);
+            rc = advance_positions(&current, &next, s.region_only, &s.home, &more, &node_total);
+            if (rc != OLIEVLEK_OK)
+                rc = olv_fail(replica, OLIEVLEK_EPROTO, "the node's answer to a pull is malformed");
+        } else {
+            rc = OLIEVLEK_ENOMEM;
+        }
+        if (rc == OLIEVLEK_OK && !s.due_known) {
+            s.due_known = 1;
+            s.progress.entries_due = node_total > held_total ? node_total - held_total : 0;
+        }
+        if (rc == OLIEVLEK_OK && more && positions_total(&next) == positions_total(&held))
+            rc = olv_fail(replica, OLIEVLEK_EPROTO,
+                          "the node says it has more but sent none of it; try again later");
+        if (rc != OLIEVLEK_OK) {
+            free(next.items);
+            ov_buf_free(&current.body);
+            break;
+        }
+        /* Ask for the next answer while this one is verified and stored; the fetching thread
+         * only reads next, which stays alive until it is joined. */
+        if (more) {
+            f.next = next;
+            f.running = pthread_create(&f.thread, NULL, prefetch_main, &f) == 0;
+            if (!f.running)
+                fetch(&s, &f.next, &f.result);
+        }
+        rc = store_answer(&s, &current);
+        s.progress.bytes += current.body.len;
+        ov_buf_free(&current.body);
+        if (f.running) {
+            pthread_join(f.thread, NULL);
+            f.running = 0;
+        }
+        free(held.items);
+        held = next;
+        s.progress.seconds = seconds_since(&s.started);
+        int stop = rc == OLIEVLEK_OK && progress_fn && progress_fn(ctx, &s.progress) != 0;
+        if (!more)
+            break;
+        if (rc != OLIEVLEK_OK || stop) {
+            ov_buf_free(&f.result.body);
+            break;
+        }
+        current = f.result;
+    }
+    free(held.items);
+    s.progress.seconds = seconds_since(&s.started);
+    if (rc == OLIEVLEK_OK)
+        rc = finish(&s, 0);
+    else
+        mdb_env_sync(replica->env, 1);
+    olv_net_free(s.net);
+    olv_unlock(replica);
+    if (result)
+        *result = s.progress;
+    return rc;
+}
