@@ -28,6 +28,7 @@
 #include "server/search_api.h"
 #include "server/session_api.h"
 #include "server/static_files.h"
+#include "server/sync_api.h"
 
 #define JSON_TYPE    "application/json"
 #define RESPONSE_MAX (64u << 20)
@@ -1385,6 +1386,13 @@ static void route_api(ov_node *node, ov_http_request *req, const char *rest)
             handle_log(node, req, "/api/v1/log");
         else
             ov_problem_method_not_allowed(req, "GET, HEAD", "/api/v1/log");
+        return;
+    }
+    if (n == 1 && strcmp(seg[0], "sync") == 0) {
+        if (method == OV_HTTP_POST)
+            ov_sync_api_pull(node, req, &who, ov_api_can_see_anywhere);
+        else
+            ov_problem_method_not_allowed(req, "POST", OV_SYNC_API_ROUTE);
         return;
     }
     if (n == 1 && strcmp(seg[0], "node") == 0) {
