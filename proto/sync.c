@@ -91,8 +91,8 @@ int ov_sync_decode(const uint8_t *data, size_t len, ov_sync_message *out)
             return OV_EPARSE;
         m.u.summary.batch = ov_be32_get(p);
         m.u.summary.count = ov_be32_get(p + 4);
-        if (m.u.summary.batch == 0 || m.u.summary.batch > OV_SYNC_BATCH_MAX ||
-            m.u.summary.count > OV_SYNC_ORIGINS_MAX ||
+        /* batch 0: a summary that asks for nothing, the last frame of a pull (§9.1). */
+        if (m.u.summary.batch > OV_SYNC_BATCH_MAX || m.u.summary.count > OV_SYNC_ORIGINS_MAX ||
             n - SUMMARY_FIXED != (size_t)m.u.summary.count * OV_SYNC_SUMMARY_ENTRY)
             return OV_EPARSE;
         m.u.summary.positions = p + SUMMARY_FIXED;

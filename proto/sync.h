@@ -50,7 +50,7 @@ typedef struct {
 } ov_sync_position;
 
 typedef struct {
-    uint32_t batch;
+    uint32_t batch; /* 1..OV_SYNC_BATCH_MAX in a request; 0 in the last frame of a pull (§9.1) */
     uint32_t count;
     const uint8_t *positions; /* count × OV_SYNC_SUMMARY_ENTRY bytes, see ov_sync_summary_at */
 } ov_sync_summary;
@@ -101,8 +101,8 @@ typedef struct {
 } ov_sync_message;
 
 /* Decodes one message. OV_OK, or OV_EPARSE for an empty or over-long message, an unknown type,
- * a length that does not fit the type's layout, counts out of range (batch 0 or above
- * OV_SYNC_BATCH_MAX, a run of 0 entries), an entry or head that does not decode, or an ERROR
+ * a length that does not fit the type's layout, counts out of range (a WANT's batch 0, a batch
+ * above OV_SYNC_BATCH_MAX, a run of 0 entries), an entry or head that does not decode, or an ERROR
  * reason that is not UTF-8. A decoded run's items are checked for layout (every length fits)
  * but not for content: that is ov_sync_run_check's job. */
 int ov_sync_decode(const uint8_t *data, size_t len, ov_sync_message *out);

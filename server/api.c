@@ -28,6 +28,7 @@
 #include "server/search_api.h"
 #include "server/session_api.h"
 #include "server/static_files.h"
+#include "server/sync_api.h"
 
 #define JSON_TYPE    "application/json"
 #define RESPONSE_MAX (64u << 20)
@@ -97,7 +98,8 @@ static void scope_add_school(ov_record_scope *scope, const char *text)
 /* The region a school belongs to, from its record (zero id when unknown). Parsing the school's
  * record was a tenth of the node's time in a write load, so the answer is remembered per school
  * version. */
-static void school_region(ov_node *node, ov_read *read, const ov_id *school, ov_id *region)
+static void school_region(ov_school_region *cache, ov_read *read, const ov_id *school,
+                          ov_id *region)
 {
     const char *json;
     size_t len;
@@ -107,8 +109,8 @@ static void school_region(ov_node *node, ov_read *read, const ov_id *school, ov_
         return;
     uint64_t slot_hash = 0;
     memcpy(&slot_hash, school->bytes + sizeof school->bytes - sizeof slot_hash, sizeof slot_hash);
-    ov_school_region *slot = &node->school_regions[slot_hash % OV_SCHOOL_REGION_SLOTS];
-    if (slot->change_seq == meta.change_seq && ov_id_compare(&slot->school, school) == 0) {
+    ov_school_region unused, *slot = cache ? &cache[slot_hash % OV_SCHOOL_REGION_SLOTS] : &unused;
+    if (cache && slot->change_seq == meta.change_seq && ov_id_compare(&slot->school, school) == 0) {
         *region = slot->region;
         return;
     }
@@ -127,8 +129,9 @@ static void school_region(ov_node *node, ov_read *read, const ov_id *school, ov_
 }
 
 /* Describes a record (stored or proposed) for the role rules: its region, schools, person and
- * author. Records without their own region inherit their (first) school's region. */
-static void build_scope(ov_node *node, ov_read *read, ov_kind kind, const json_t *record,
+ * author. Records without their own region inherit their (first) school's region. cache is the
+ * node's school_regions on the loop thread, NULL elsewhere. */
+static void build_scope(ov_school_region *cache, ov_read *read, ov_kind kind, const json_t *record,
                         const ov_id *id, const ov_id *author, ov_record_scope *scope)
 {
     memset(scope, 0, sizeof *scope);
@@ -162,7 +165,7 @@ static void build_scope(ov_node *node, ov_read *read, ov_kind kind, const json_t
         break;
     }
     if (ov_id_is_zero(&scope->region) && scope->school_count > 0)
-        school_region(node, read, &scope->schools[0], &scope->region);
+        school_region(cache, read, &scope->schools[0], &scope->region);
 }
 
 /* A case or help request written without a region belongs to its school's region: it is stored
@@ -231,13 +234,129 @@ static void check_references(ov_read *read, const json_t *content, ov_field_erro
 
 /* ---- Writes ---------------------------------------------------------------------------------- */
 
+/* The writes an idempotency key may come with (docs/protocol.md §9.2). The number is stored
+ * with the key, so that the key sent again with another request is recognised: never renumber. */
+typedef enum {
+    REQUEST_CREATE = 1,
+    REQUEST_REPLACE = 2,
+    REQUEST_DELETE = 3,
+    REQUEST_PUBLISH = 4,
+    REQUEST_UNPUBLISH = 5,
+    REQUEST_TAKE = 6,
+    REQUEST_PURGE = 7,
+} write_request;
+
+#define IDEMPOTENCY_HEADER "Idempotency-Key"
+
+typedef struct {
+    char key[OV_IDEMPOTENCY_KEY_MAX + 1]; /* empty: the request has none */
+    uint8_t request;
+    uint16_t status; /* the answer's status when it is applied */
+} idempotency;
+
+/* The answer given to a write the first time, given again to its retry: status, ETag and
+ * Location as then, the record as it is now. */
+static void respond_replay(ov_http_request *req, const ov_idempotency_answer *answer,
+                           const char *json, size_t len, const char *route)
+{
+    char headers[256], etag[32], id[OV_ID_CHARS + 1];
+    format_etag(etag, sizeof etag, answer->version);
+    ov_id_format(&answer->record, id);
+    int n = snprintf(headers, sizeof headers, "ETag: %s\r\nIdempotency-Replayed: true\r\n", etag);
+    if (answer->status == 201)
+        snprintf(headers + n, sizeof headers - (size_t)n, "Location: /api/v1/%s/%s\r\n",
+                 ov_kind_collection(answer->kind), id);
+    if (answer->status == 204)
+        ov_http_respond(req, 204, NULL, headers, NULL, 0, route);
+    else
+        ov_http_respond(req, answer->status, JSON_TYPE, headers, json, len, route);
+}
+
+static void respond_key_reused(ov_http_request *req, const char *route)
+{
+    ov_field_errors errs;
+    ov_field_errors_init(&errs);
+    ov_field_errors_add(&errs, IDEMPOTENCY_HEADER,
+                        "is al gebruikt voor een ander verzoek; kies een nieuwe sleutel",
+                        "was used for another request already; choose a new key");
+    ov_problem_respond(req, 422, "this Idempotency-Key belongs to another request", &errs, NULL,
+                       route);
+}
+
+/* Reads the request's Idempotency-Key and, when the caller used it before, answers as then (or
+ * 422 when it was used for another request); 400 for a malformed key. Returns 1 when the request
+ * has been answered, 0 to go on (out says whether a key came along). This is the fast path: the
+ * writer checks again inside the write transaction (two retries may pass here at once). */
+static int idempotency_check(ov_node *node, ov_http_request *req, const ov_principal *who,
+                             write_request request, int status, ov_kind kind, const ov_id *id,
+                             idempotency *out, const char *route)
+{
+    memset(out, 0, sizeof *out);
+    out->request = (uint8_t)request;
+    out->status = (uint16_t)status;
+    const char *key = ov_http_request_header(req, "idempotency-key");
+    if (!key)
+        return 0;
+    if (!ov_idempotency_key_valid(key, strlen(key))) {
+        ov_problem_respond(req, 400,
+                           "Idempotency-Key must be 1 to 64 characters of A-Z a-z 0-9 - _", NULL,
+                           NULL, route);
+        return 1;
+    }
+    memcpy(out->key, key, strlen(key) + 1);
+    ov_read *read = NULL;
+    if (ov_read_begin(node->store, &read) != OV_OK)
+        return 0; /* the writer looks again */
+    ov_idempotency_answer answer;
+    int rc = ov_read_idempotency(read, &who->account, key, &answer);
+    const char *json = NULL;
+    size_t len = 0;
+    if (rc == OV_OK && ov_idempotency_matches(&answer, out->request, kind, id))
+        rc = ov_read_record(read, &answer.record, NULL, &json, &len) == OV_OK ? OV_OK : OV_ESTORE;
+    else if (rc == OV_OK)
+        rc = OV_EPRECONDITION;
+    if (rc == OV_OK)
+        respond_replay(req, &answer, json, len, route);
+    else if (rc == OV_EPRECONDITION)
+        respond_key_reused(req, route);
+    ov_read_end(read);
+    return rc == OV_OK || rc == OV_EPRECONDITION;
+}
+
 typedef struct {
     ov_node *node;
     ov_http_request *req;
     const char *route;
     int created; /* answer 201 with Location */
     int no_body; /* answer 204 */
+    ov_principal who;
 } pending_write;
+
+/* A stale If-Match: 412 with the record as GET gives it now in "current", so a client that edited
+ * offline can show both sides (docs/protocol.md §9.2). */
+static void respond_conflict(pending_write *pending, const ov_write_op *op)
+{
+    char headers[64], etag[32], detail[160];
+    format_etag(etag, sizeof etag, op->meta.env.version);
+    snprintf(detail, sizeof detail,
+             "the record changed meanwhile: it is at version %u; read it again and retry",
+             op->meta.env.version);
+    snprintf(headers, sizeof headers, "ETag: %s\r\n", etag);
+    json_t *current = NULL;
+    ov_read *read = NULL;
+    if (ov_read_begin(pending->node->store, &read) == OV_OK) {
+        ov_record_meta meta;
+        const char *json;
+        size_t len;
+        if (ov_read_record(read, &op->meta.env.id, &meta, &json, &len) == OV_OK &&
+            ov_api_can_see(pending->node, read, &pending->who, &meta, json, len))
+            current = json_loadb(json, len, 0, NULL);
+        ov_read_end(read);
+    }
+    ov_problem_respond_with(pending->req, 412, detail, NULL, headers, "current", current,
+                            pending->route);
+    json_decref(current);
+}
 
 static void on_record_written(ov_write_op *op)
 {
@@ -245,6 +364,12 @@ static void on_record_written(ov_write_op *op)
     ov_http_request *req = pending->req;
     char headers[256];
     char etag[32];
+    if (op->result == OV_OK && op->replayed) {
+        respond_replay(req, &op->answer, op->canon, op->canon_len, pending->route);
+        free(pending);
+        ov_write_op_free(op);
+        return;
+    }
     switch (op->result) {
     case OV_OK: {
         format_etag(etag, sizeof etag, op->meta.env.version);
@@ -263,16 +388,12 @@ static void on_record_written(ov_write_op *op)
         }
         break;
     }
-    case OV_ECONFLICT: {
-        format_etag(etag, sizeof etag, op->meta.env.version);
-        char detail[160];
-        snprintf(detail, sizeof detail,
-                 "the record changed meanwhile: it is at version %u; read it again and retry",
-                 op->meta.env.version);
-        snprintf(headers, sizeof headers, "ETag: %s\r\n", etag);
-        ov_problem_respond(req, 412, detail, NULL, headers, pending->route);
+    case OV_ECONFLICT:
+        respond_conflict(pending, op);
         break;
-    }
+    case OV_EPRECONDITION:
+        respond_key_reused(req, pending->route);
+        break;
     default:
         respond_error_code(req, op->result, pending->route);
         break;
@@ -282,8 +403,9 @@ static void on_record_written(ov_write_op *op)
 }
 
 /* Hands op to the writer; the answer follows in on_record_written. Takes ownership of op. */
-static void submit_write(ov_node *node, ov_http_request *req, ov_write_op *op, const char *route,
-                         int created, int no_body)
+static void submit_write(ov_node *node, ov_http_request *req, const ov_principal *who,
+                         const idempotency *idem, ov_write_op *op, const char *route, int created,
+                         int no_body)
 {
     pending_write *pending = calloc(1, sizeof *pending);
     if (!pending) {
@@ -291,7 +413,10 @@ static void submit_write(ov_node *node, ov_http_request *req, ov_write_op *op, c
         respond_error_code(req, OV_ENOMEM, route);
         return;
     }
-    *pending = (pending_write){node, req, route, created, no_body};
+    *pending = (pending_write){node, req, route, created, no_body, *who};
+    memcpy(op->idempotency_key, idem->key, sizeof op->idempotency_key);
+    op->idempotency_request = idem->request;
+    op->idempotency_status = idem->status;
     op->user = pending;
     op->on_done = on_record_written;
     int rc = node->shutting_down ? OV_ESHUTDOWN : ov_writer_submit(node->writer, op);
@@ -324,6 +449,20 @@ static ov_status status_to_authorise(ov_status status, ov_status current, int is
     return !is_new && status == current ? OV_STATUS_DRAFT : status;
 }
 
+/* A client that creates records offline may choose their ids (docs/protocol.md §9.2), as long as
+ * the id's time part is near the node's clock: ids sort by creation time, and one far off would
+ * sit among records made at another time. The schema check has parsed it already. */
+#define CHOSEN_ID_SKEW_MS (24 * 3600 * 1000LL)
+
+static void check_chosen_id(const ov_id *id, ov_field_errors *errs)
+{
+    int64_t skew = (int64_t)ov_id_time_ms(id) - now_ms();
+    if (skew > CHOSEN_ID_SKEW_MS || skew < -CHOSEN_ID_SKEW_MS)
+        ov_field_errors_add(errs, "id",
+                            "de tijd in dit id ligt meer dan een dag van de klok van de node af",
+                            "the time in this id is more than a day off the node's clock");
+}
+
 static void handle_create(ov_node *node, ov_http_request *req, ov_kind kind,
                           const ov_principal *who, const char *route)
 {
@@ -334,18 +473,31 @@ static void handle_create(ov_node *node, ov_http_request *req, ov_kind kind,
     json_t *content = ov_problem_read_json_object(req, route);
     if (!content)
         return;
+    ov_id chosen = {0};
+    const char *given_id = json_string_value(json_object_get(content, "id"));
+    if (given_id)
+        ov_id_parse(given_id, strlen(given_id), &chosen);
+    idempotency idem;
+    if (idempotency_check(node, req, who, REQUEST_CREATE, 201, kind, &chosen, &idem, route)) {
+        json_decref(content);
+        return;
+    }
     ov_field_errors errs;
     ov_field_errors_init(&errs);
     ov_record_validate(kind, content, &errs);
-    const char *given_id = json_string_value(json_object_get(content, "id"));
-    if (given_id)
-        ov_field_errors_add(&errs, "id", "wordt door de node toegekend; laat dit veld weg",
-                            "is assigned by the node; leave it out");
+    if (given_id && errs.count == 0)
+        check_chosen_id(&chosen, &errs);
     ov_read *read = NULL;
     int rc = ov_read_begin(node->store, &read);
     if (rc != OV_OK) {
         json_decref(content);
         respond_error_code(req, rc, route);
+        return;
+    }
+    if (given_id && errs.count == 0 && ov_read_record(read, &chosen, NULL, NULL, NULL) == OV_OK) {
+        ov_read_end(read);
+        json_decref(content);
+        respond_error_code(req, OV_EEXISTS, route);
         return;
     }
     if (errs.count == 0)
@@ -357,7 +509,7 @@ static void handle_create(ov_node *node, ov_http_request *req, ov_kind kind,
         return;
     }
     ov_record_scope scope;
-    build_scope(node, read, kind, content, NULL, &who->account, &scope);
+    build_scope(node->school_regions, read, kind, content, NULL, &who->account, &scope);
     inherit_region(kind, content, &scope);
     ov_read_end(read);
     ov_status status = choose_status(who, content, kind, &scope, OV_STATUS_DRAFT, 1);
@@ -374,10 +526,11 @@ static void handle_create(ov_node *node, ov_http_request *req, ov_kind kind,
         return;
     }
     op->kind = kind;
+    op->id = chosen;
     op->content = content;
     op->author = who->account;
     op->status = status;
-    submit_write(node, req, op, route, 1, 0);
+    submit_write(node, req, who, &idem, op, route, 1, 0);
 }
 
 /* Loads a stored record for a change: answers 404/410 itself and returns NULL. */
@@ -422,6 +575,9 @@ static void handle_replace(ov_node *node, ov_http_request *req, ov_kind kind, co
                            route);
         return;
     }
+    idempotency idem;
+    if (idempotency_check(node, req, who, REQUEST_REPLACE, 200, kind, id, &idem, route))
+        return;
     json_t *content = ov_problem_read_json_object(req, route);
     if (!content)
         return;
@@ -459,8 +615,8 @@ static void handle_replace(ov_node *node, ov_http_request *req, ov_kind kind, co
     }
     /* Both the record as it is and as it would become must be within the writer's reach. */
     ov_record_scope before, after;
-    build_scope(node, read, kind, current, id, &meta.env.author, &before);
-    build_scope(node, read, kind, content, id, &meta.env.author, &after);
+    build_scope(node->school_regions, read, kind, current, id, &meta.env.author, &before);
+    build_scope(node->school_regions, read, kind, content, id, &meta.env.author, &after);
     inherit_region(kind, content, &after);
     ov_read_end(read);
     json_decref(current);
@@ -486,7 +642,7 @@ static void handle_replace(ov_node *node, ov_http_request *req, ov_kind kind, co
     op->content = content;
     op->author = who->account;
     op->status = status;
-    submit_write(node, req, op, route, 0, 0);
+    submit_write(node, req, who, &idem, op, route, 0, 0);
 }
 
 /* DELETE, publish/unpublish and take-up: changes decided by the stored record alone. */
@@ -504,6 +660,14 @@ static void handle_change(ov_node *node, ov_http_request *req, ov_kind kind, con
                            route);
         return;
     }
+    write_request request = action == OV_AUTH_DELETE     ? REQUEST_DELETE
+                            : action == OV_AUTH_TAKE     ? REQUEST_TAKE
+                            : strstr(route, "unpublish") ? REQUEST_UNPUBLISH
+                                                         : REQUEST_PUBLISH;
+    idempotency idem;
+    if (idempotency_check(node, req, who, request, action == OV_AUTH_DELETE ? 204 : 200, kind, id,
+                          &idem, route))
+        return;
     ov_read *read = NULL;
     int rc = ov_read_begin(node->store, &read);
     if (rc != OV_OK) {
@@ -517,7 +681,7 @@ static void handle_change(ov_node *node, ov_http_request *req, ov_kind kind, con
         return;
     }
     ov_record_scope scope;
-    build_scope(node, read, kind, current, id, &meta.env.author, &scope);
+    build_scope(node->school_regions, read, kind, current, id, &meta.env.author, &scope);
     ov_read_end(read);
 
     ov_write_op *op = NULL;
@@ -566,7 +730,7 @@ static void handle_change(ov_node *node, ov_http_request *req, ov_kind kind, con
     op->if_version = (uint32_t)version;
     op->author = who->account;
     op->status = status;
-    submit_write(node, req, op, route, 0, action == OV_AUTH_DELETE);
+    submit_write(node, req, who, &idem, op, route, 0, action == OV_AUTH_DELETE);
 }
 
 /* Erasure of a record's content on every node (AVG/GDPR; docs/protocol.md §4): admins only,
@@ -584,6 +748,9 @@ static void handle_purge(ov_node *node, ov_http_request *req, ov_kind kind, cons
                            NULL, route);
         return;
     }
+    idempotency idem;
+    if (idempotency_check(node, req, who, REQUEST_PURGE, 204, kind, id, &idem, route))
+        return;
     ov_write_op *op = ov_write_op_new(OV_WRITE_RECORD_PURGE);
     if (!op) {
         respond_error_code(req, OV_ENOMEM, route);
@@ -592,7 +759,7 @@ static void handle_purge(ov_node *node, ov_http_request *req, ov_kind kind, cons
     op->kind = kind;
     op->id = *id;
     op->author = who->account;
-    submit_write(node, req, op, route, 0, 1);
+    submit_write(node, req, who, &idem, op, route, 0, 1);
 }
 
 /* ---- Reads ----------------------------------------------------------------------------------- */
@@ -607,7 +774,7 @@ int ov_api_hidden_change(char *out, size_t size, const ov_record_meta *meta)
                     ov_kind_name(meta->env.kind));
 }
 
-int ov_api_can_see(ov_node *node, ov_read *read, const ov_principal *who,
+static int can_see(ov_school_region *cache, ov_read *read, const ov_principal *who,
                    const ov_record_meta *meta, const char *json, size_t len)
 {
     if (meta->env.status == OV_STATUS_PUBLISHED || meta->env.status == OV_STATUS_DELETED)
@@ -616,9 +783,21 @@ int ov_api_can_see(ov_node *node, ov_read *read, const ov_principal *who,
         return 0;
     json_t *record = json_loadb(json, len, 0, NULL);
     ov_record_scope scope;
-    build_scope(node, read, meta->env.kind, record, &meta->env.id, &meta->env.author, &scope);
+    build_scope(cache, read, meta->env.kind, record, &meta->env.id, &meta->env.author, &scope);
     json_decref(record);
     return ov_auth_can_read(who, meta->env.kind, meta->env.status, &scope) == OV_OK;
+}
+
+int ov_api_can_see(ov_node *node, ov_read *read, const ov_principal *who,
+                   const ov_record_meta *meta, const char *json, size_t len)
+{
+    return can_see(node->school_regions, read, who, meta, json, len);
+}
+
+int ov_api_can_see_anywhere(ov_read *read, const ov_principal *who, const ov_record_meta *meta,
+                            const char *json, size_t len)
+{
+    return can_see(NULL, read, who, meta, json, len);
 }
 
 static void handle_get(ov_node *node, ov_http_request *req, ov_kind kind, const ov_id *id,
@@ -1207,6 +1386,13 @@ static void route_api(ov_node *node, ov_http_request *req, const char *rest)
             handle_log(node, req, "/api/v1/log");
         else
             ov_problem_method_not_allowed(req, "GET, HEAD", "/api/v1/log");
+        return;
+    }
+    if (n == 1 && strcmp(seg[0], "sync") == 0) {
+        if (method == OV_HTTP_POST)
+            ov_sync_api_pull(node, req, &who, ov_api_can_see_anywhere);
+        else
+            ov_problem_method_not_allowed(req, "POST", OV_SYNC_API_ROUTE);
         return;
     }
     if (n == 1 && strcmp(seg[0], "node") == 0) {

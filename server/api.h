@@ -18,6 +18,10 @@ void ov_api_handle(void *app, ov_http_request *request);
 int ov_api_can_see(ov_node *node, ov_read *read, const ov_principal *who,
                    const ov_record_meta *meta, const char *json, size_t len);
 
+/* The same rule on any thread (the school region cache of the loop is not used). */
+int ov_api_can_see_anywhere(ov_read *read, const ov_principal *who, const ov_record_meta *meta,
+                            const char *json, size_t len);
+
 /* What the change feed and live updates show in place of a record its reader may not see: that
  * something with this id and kind changed, not what. Formats into out (at least 96 bytes) and
  * returns the length. */

@@ -597,6 +597,10 @@ static void on_summary(peer_link *l, const ov_sync_summary *summary)
         link_fail(l, REJECT_MALFORMED, 1002, "SUMMARY before the handshake");
         return;
     }
+    if (summary->batch == 0) {
+        link_fail(l, REJECT_MALFORMED, 1002, "a SUMMARY between peers asks for 1 to 65536");
+        return;
+    }
     for (uint32_t i = 0; i < summary->count; i++) {
         ov_sync_position pos;
         ov_sync_summary_at(summary, i, &pos);

@@ -207,7 +207,7 @@ static const struct {
     {"x-forwarded-for", WSI_TOKEN_X_FORWARDED_FOR},
 };
 
-static const char *const custom_headers[] = {"x-request-id"};
+static const char *const custom_headers[] = {"x-request-id", "idempotency-key"};
 
 /* ---- Small helpers ----------------------------------------------------------------------------
  */

@@ -147,8 +147,8 @@ int ov_http_request_query_each(const ov_http_request *request,
 /* A request header by case-insensitive name ("if-match"), or NULL. The layer keeps the headers
  * an application of ours reads: the standard request headers lws knows by name (Accept*,
  * Authorization, Cookie, Content-*, Connection, Host, If-*, Origin, Range, Referer, User-Agent,
- * X-Forwarded-For, Transfer-Encoding) and X-Request-Id; others read as NULL. Repeated headers are
- * joined by lws. */
+ * X-Forwarded-For, Transfer-Encoding), X-Request-Id and Idempotency-Key; others read as NULL.
+ * Repeated headers are joined by lws. */
 const char *ov_http_request_header(const ov_http_request *request, const char *name);
 /* The body (may be empty; not NUL-terminated). */
 const char *ov_http_request_body(const ov_http_request *request, size_t *len);

@@ -39,7 +39,8 @@ typedef struct ov_node {
     const struct ov_config *config;   /* config.h */
     ov_keypair *key;                  /* node key, also borrowed by the store */
     int64_t started_ms;
-    int shutting_down; /* set on SIGTERM: new writes get 503 */
+    int shutting_down;   /* set on SIGTERM: new writes get 503 */
+    int pulls_in_flight; /* POST /api/v1/sync answers being built (sync_api.c); loop thread */
     ov_school_region school_regions[OV_SCHOOL_REGION_SLOTS]; /* loop thread only */
 } ov_node;
 

@@ -97,7 +97,8 @@ int ov_problem_prefers_english(const ov_http_request *request)
     return en > 0 && en > nl;
 }
 
-static char *render(int status, const char *detail, const ov_field_errors *errs, int english)
+static char *render(int status, const char *detail, const ov_field_errors *errs, int english,
+                    const char *member, json_t *value)
 {
     const problem_kind *kind = kind_for(status);
     char type[64];
@@ -126,6 +127,8 @@ static char *render(int status, const char *detail, const ov_field_errors *errs,
         if (errs->truncated)
             json_object_set_new(doc, "errors_truncated", json_true());
     }
+    if (member && value)
+        json_object_set(doc, member, value);
     char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(doc);
     return text;
@@ -134,8 +137,15 @@ static char *render(int status, const char *detail, const ov_field_errors *errs,
 void ov_problem_respond(ov_http_request *request, int status, const char *detail,
                         const ov_field_errors *errs, const char *extra_headers, const char *route)
 {
+    ov_problem_respond_with(request, status, detail, errs, extra_headers, NULL, NULL, route);
+}
+
+void ov_problem_respond_with(ov_http_request *request, int status, const char *detail,
+                             const ov_field_errors *errs, const char *extra_headers,
+                             const char *member, json_t *value, const char *route)
+{
     int english = ov_problem_prefers_english(request);
-    char *text = render(status, detail, errs, english);
+    char *text = render(status, detail, errs, english, member, value);
     char headers[1024];
     snprintf(headers, sizeof headers, "Content-Language: %s\r\n%s", english ? "en" : "nl",
              extra_headers ? extra_headers : "");

@@ -17,6 +17,12 @@
 void ov_problem_respond(ov_http_request *request, int status, const char *detail,
                         const ov_field_errors *errs, const char *extra_headers, const char *route);
 
+/* The same with one more member (e.g. "current": the record a 412 conflicts with); value is
+ * borrowed (may be NULL: no member). */
+void ov_problem_respond_with(ov_http_request *request, int status, const char *detail,
+                             const ov_field_errors *errs, const char *extra_headers,
+                             const char *member, json_t *value, const char *route);
+
 /* The header every 401 carries (RFC 9110 §11.6.1): how to authenticate. */
 #define OV_PROBLEM_UNAUTHORIZED_HEADERS "WWW-Authenticate: Bearer realm=\"olievlek\"\r\n"
 

@@ -95,7 +95,7 @@ typedef struct {
 struct ov_store {
     MDB_env *env;
     MDB_dbi records, index, updated, log, heads, changes, accounts, usernames, sessions, meta;
-    MDB_dbi checkpoints, forks;
+    MDB_dbi checkpoints, forks, idempotency;
     ov_search_index *search;
     ov_search_batch *run_batch; /* the writer's, for received runs (made on first use) */
     ov_id node_id;
@@ -254,6 +254,7 @@ static int open_dbs(ov_store *store, MDB_txn *txn)
         {"meta", &store->meta},
         {"checkpoints", &store->checkpoints},
         {"forks", &store->forks},
+        {"idempotency", &store->idempotency},
     };
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         int rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
@@ -977,8 +978,8 @@ int ov_read_head(ov_read *read, const ov_id *origin, ov_log_head *head,
     return OV_OK;
 }
 
-int ov_read_log(ov_read *read, const ov_id *origin, uint64_t from_seq, size_t limit, ov_log_fn fn,
-                void *ctx)
+int ov_read_log_versions(ov_read *read, const ov_id *origin, uint64_t from_seq, size_t limit,
+                         ov_log_version_fn fn, void *ctx)
 {
     MDB_cursor *cursor;
     int rc = mdb_cursor_open(read->txn, read->store->log, &cursor);
@@ -997,22 +998,20 @@ int ov_read_log(ov_read *read, const ov_id *origin, uint64_t from_seq, size_t li
             rc = OV_ESTORE;
             break;
         }
-        /* Content travels only while it is still the record's current, public version:
-         * superseded, erased and draft content is not given out; the chain still verifies
-         * through the hashes. */
+        /* Only the current version has content: superseded and erased content is not kept, the
+         * chain still verifies through the hashes. */
         const char *content = NULL;
         size_t len = 0;
         ov_record_meta meta;
-        const char *json;
-        size_t json_len;
-        if ((entry.op == OV_OP_PUT || entry.op == OV_OP_DELETE) &&
-            get_record(read->txn, read->store, &entry.record, &meta, &json, &json_len) == OV_OK &&
-            meta.env.status != OV_STATUS_DRAFT &&
-            memcmp(meta.content_hash, entry.content_hash, OV_HASH_BYTES) == 0) {
-            content = json;
-            len = json_len;
+        int current =
+            (entry.op == OV_OP_PUT || entry.op == OV_OP_DELETE) &&
+            get_record(read->txn, read->store, &entry.record, &meta, &content, &len) == OV_OK &&
+            memcmp(meta.content_hash, entry.content_hash, OV_HASH_BYTES) == 0;
+        if (!current) {
+            content = NULL;
+            len = 0;
         }
-        rc = fn(ctx, &entry, content, len);
+        rc = fn(ctx, &entry, value.mv_data, current ? &meta : NULL, content, len);
         if (rc < 0)
             break;
         delivered++;
@@ -1020,6 +1019,120 @@ int ov_read_log(ov_read *read, const ov_id *origin, uint64_t from_seq, size_t li
     }
     mdb_cursor_close(cursor);
     return settle(rc);
+}
+
+typedef struct {
+    ov_log_fn fn;
+    void *ctx;
+} public_log;
+
+/* Content travels to everyone only while it is the record's current, public version: drafts
+ * are given out as their entry alone. */
+static int on_public_version(void *ctx, const ov_log_entry *entry,
+                             const uint8_t bytes[OV_LOG_ENTRY_BYTES], const ov_record_meta *meta,
+                             const char *content, size_t len)
+{
+    (void)bytes;
+    const public_log *log = ctx;
+    if (!meta || meta->env.status == OV_STATUS_DRAFT)
+        return log->fn(log->ctx, entry, NULL, 0);
+    return log->fn(log->ctx, entry, content, len);
+}
+
+int ov_read_log(ov_read *read, const ov_id *origin, uint64_t from_seq, size_t limit, ov_log_fn fn,
+                void *ctx)
+{
+    public_log log = {fn, ctx};
+    return ov_read_log_versions(read, origin, from_seq, limit, on_public_version, &log);
+}
+
+/* ---- Idempotency keys ----------------------------------------------------------------------- */
+
+#define IDEMPOTENCY_FORMAT      1
+#define IDEMPOTENCY_VALUE_BYTES 36
+#define IDEMPOTENCY_KEY_BYTES   (OV_ID_BYTES + OV_IDEMPOTENCY_KEY_MAX)
+
+int ov_idempotency_key_valid(const char *key, size_t len)
+{
+    if (!key || len == 0 || len > OV_IDEMPOTENCY_KEY_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = key[i];
+        int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                 c == '-' || c == '_';
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+/* account ‖ key: the rows of one account lie together. Returns the length, 0 for a bad key. */
+static size_t idempotency_key(uint8_t out[IDEMPOTENCY_KEY_BYTES], const ov_id *account,
+                              const char *key)
+{
+    size_t len = key ? strlen(key) : 0;
+    if (!ov_idempotency_key_valid(key, len))
+        return 0;
+    memcpy(out, account->bytes, OV_ID_BYTES);
+    memcpy(out + OV_ID_BYTES, key, len);
+    return OV_ID_BYTES + len;
+}
+
+static void encode_idempotency(uint8_t p[IDEMPOTENCY_VALUE_BYTES],
+                               const ov_idempotency_answer *answer)
+{
+    memset(p, 0, IDEMPOTENCY_VALUE_BYTES);
+    p[0] = IDEMPOTENCY_FORMAT;
+    p[1] = answer->request;
+    p[2] = (uint8_t)answer->kind;
+    ov_be16_put(p + 4, answer->status);
+    ov_be32_put(p + 8, answer->version);
+    ov_be64_put(p + 12, (uint64_t)answer->time_ms);
+    memcpy(p + 20, answer->record.bytes, OV_ID_BYTES);
+}
+
+static int decode_idempotency(const MDB_val *value, ov_idempotency_answer *answer)
+{
+    const uint8_t *p = value->mv_data;
+    if (value->mv_size != IDEMPOTENCY_VALUE_BYTES || p[0] != IDEMPOTENCY_FORMAT ||
+        p[2] >= OV_KIND_COUNT)
+        return OV_ESTORE;
+    memset(answer, 0, sizeof *answer);
+    answer->request = p[1];
+    answer->kind = (ov_kind)p[2];
+    answer->status = (uint16_t)(p[4] << 8 | p[5]);
+    answer->version = ov_be32_get(p + 8);
+    answer->time_ms = (int64_t)ov_be64_get(p + 12);
+    memcpy(answer->record.bytes, p + 20, OV_ID_BYTES);
+    return OV_OK;
+}
+
+static int get_idempotency(MDB_txn *txn, const ov_store *store, const ov_id *account,
+                           const char *key, ov_idempotency_answer *answer)
+{
+    uint8_t key_bytes[IDEMPOTENCY_KEY_BYTES];
+    size_t n = idempotency_key(key_bytes, account, key);
+    if (n == 0)
+        return OV_EINVAL;
+    MDB_val k = val_of(key_bytes, n), value;
+    int rc = mdb_get(txn, store->idempotency, &k, &value);
+    if (rc)
+        return from_mdb(rc);
+    return decode_idempotency(&value, answer);
+}
+
+int ov_read_idempotency(ov_read *read, const ov_id *account, const char *key,
+                        ov_idempotency_answer *answer)
+{
+    return get_idempotency(read->txn, read->store, account, key, answer);
+}
+
+int ov_idempotency_matches(const ov_idempotency_answer *answer, uint8_t request, ov_kind kind,
+                           const ov_id *record)
+{
+    if (answer->request != request || answer->kind != kind)
+        return 0;
+    return !record || ov_id_is_zero(record) || id_equal(record, &answer->record);
 }
 
 static int parse_account(const MDB_val *value, json_t **account)
@@ -2028,6 +2141,7 @@ static void op_begin(ov_wtxn *w, ov_write_op *op, op_state *state)
     op->canon = NULL;
     op->canon_len = 0;
     memset(&op->meta, 0, sizeof op->meta);
+    op->replayed = 0;
     *state = (op_state){w->store, w->txn, w->log_seq, {0}, w->change_seq, 0, NULL};
     memcpy(state->log_hash, w->log_hash, OV_HASH_BYTES);
 }
@@ -2049,18 +2163,80 @@ static void op_end(ov_wtxn *w, ov_write_op *op, const op_state *state, int rc, i
     op->result = rc;
 }
 
+/* A key the author used before: checked inside the write transaction too, so two retries that
+ * both passed the API's look-up before either was applied cannot both apply. The first answer is
+ * given again with the record as it is now; nothing is written. */
+static int replay_answer(op_state *state, ov_write_op *op, int *replayed)
+{
+    *replayed = 0;
+    if (!op->idempotency_key[0])
+        return OV_OK;
+    ov_idempotency_answer answer;
+    int rc = get_idempotency(state->txn, state->store, &op->author, op->idempotency_key, &answer);
+    if (rc == OV_ENOTFOUND)
+        return OV_OK;
+    if (rc)
+        return rc;
+    if (!ov_idempotency_matches(&answer, op->idempotency_request, op->kind, &op->id))
+        return OV_EPRECONDITION;
+    const char *json;
+    size_t len;
+    rc = get_record(state->txn, state->store, &answer.record, &op->meta, &json, &len);
+    if (rc)
+        return rc == OV_ENOTFOUND ? OV_ESTORE : rc; /* records are never removed */
+    op->canon = malloc(len + 1);
+    if (!op->canon)
+        return OV_ENOMEM;
+    memcpy(op->canon, json, len);
+    op->canon_len = len;
+    op->answer = answer;
+    *replayed = 1;
+    op->replayed = 1;
+    return OV_OK;
+}
+
+/* Keeps the answer of an applied write under its key, in the write's own transaction. */
+static int remember_answer(op_state *state, ov_write_op *op, int64_t now_ms)
+{
+    if (!op->idempotency_key[0])
+        return OV_OK;
+    ov_idempotency_answer answer = {op->idempotency_request, op->kind,
+                                    op->idempotency_status,  op->meta.env.id,
+                                    op->meta.env.version,    now_ms};
+    uint8_t key_bytes[IDEMPOTENCY_KEY_BYTES], value_bytes[IDEMPOTENCY_VALUE_BYTES];
+    size_t n = idempotency_key(key_bytes, &op->author, op->idempotency_key);
+    if (n == 0)
+        return OV_EINVAL;
+    encode_idempotency(value_bytes, &answer);
+    MDB_val key = val_of(key_bytes, n), value = val_of(value_bytes, sizeof value_bytes);
+    int rc = mdb_put(state->txn, state->store->idempotency, &key, &value, 0);
+    if (rc)
+        return from_mdb(rc);
+    op->answer = answer;
+    return OV_OK;
+}
+
+static int apply_record_op(op_state *state, ov_write_op *op, int64_t now_ms)
+{
+    int replayed;
+    int rc = replay_answer(state, op, &replayed);
+    if (rc || replayed)
+        return rc;
+    rc = op->type == OV_WRITE_RECORD_CREATE ? apply_create(state, op, now_ms)
+                                            : apply_change(state, op, now_ms);
+    return rc ? rc : remember_answer(state, op, now_ms);
+}
+
 static int run_op(op_state *state, ov_write_op *op, int64_t now_ms)
 {
     int rc;
     switch (op->type) {
     case OV_WRITE_RECORD_CREATE:
-        rc = apply_create(state, op, now_ms);
-        break;
     case OV_WRITE_RECORD_REPLACE:
     case OV_WRITE_RECORD_DELETE:
     case OV_WRITE_RECORD_STATUS:
     case OV_WRITE_RECORD_PURGE:
-        rc = apply_change(state, op, now_ms);
+        rc = apply_record_op(state, op, now_ms);
         break;
     case OV_WRITE_ACCOUNT_PUT:
         rc = apply_account(state, op);

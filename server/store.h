@@ -16,6 +16,8 @@
  *             reading from N yields every record changed after N exactly once, in order)
  *   accounts  account id → account JSON;  usernames  username → account id
  *   sessions  SHA-256(token) → session
+ *   idempotency  account id ‖ key → the answer to the write that first used the key (an
+ *             offline client's retries are answered, not applied again: docs/protocol.md §9.2)
  *   meta      schema version, node id, the last change seq
  *
  * Reads run on the caller's thread in their own read-only snapshot (MDB_NOTLS) and never wait for
@@ -146,6 +148,16 @@ int ov_read_head(ov_read *read, const ov_id *origin, ov_log_head *head,
 typedef int (*ov_log_fn)(void *ctx, const ov_log_entry *entry, const char *content, size_t len);
 int ov_read_log(ov_read *read, const ov_id *origin, uint64_t from_seq, size_t limit, ov_log_fn fn,
                 void *ctx);
+/* The same walk for callers that decide themselves who may see a draft (the offline clients'
+ * pull, docs/protocol.md §9.1): for each entry its 114 bytes as stored and, while the entry is its
+ * record's current version (a put or delete whose content hash is the record's), the record's
+ * meta and canonical bytes whatever its status; else meta NULL and content NULL, 0. Everything
+ * is borrowed from the snapshot; no allocation per entry. */
+typedef int (*ov_log_version_fn)(void *ctx, const ov_log_entry *entry,
+                                 const uint8_t bytes[OV_LOG_ENTRY_BYTES],
+                                 const ov_record_meta *meta, const char *content, size_t len);
+int ov_read_log_versions(ov_read *read, const ov_id *origin, uint64_t from_seq, size_t limit,
+                         ov_log_version_fn fn, void *ctx);
 
 /* Every origin this node holds a log of, in origin order, with its newest head (as ov_read_head
  * gives it) and key. fn returns negative to stop. */
@@ -174,6 +186,29 @@ typedef struct {
     int64_t expires_ms;
 } ov_session;
 int ov_read_session(ov_read *read, const uint8_t token_hash[OV_HASH_BYTES], ov_session *session);
+
+/* Idempotency keys (docs/protocol.md §9.2): 1–64 characters of A–Z a–z 0–9 - _, per account.
+ * What a write answered the first time its key was used; kept with the change, in its
+ * transaction. */
+#define OV_IDEMPOTENCY_KEY_MAX 64
+typedef struct {
+    uint8_t request; /* the caller's kind of request (api.c numbers them), for mismatches */
+    ov_kind kind;
+    uint16_t status; /* HTTP status of the answer */
+    ov_id record;
+    uint32_t version; /* the version the write left */
+    int64_t time_ms;  /* when it was applied */
+} ov_idempotency_answer;
+
+/* True when key is 1–OV_IDEMPOTENCY_KEY_MAX characters of A–Z a–z 0–9 - _. */
+int ov_idempotency_key_valid(const char *key, size_t len);
+/* The stored answer of account's key. OV_ENOTFOUND when the key was not used by the account. */
+int ov_read_idempotency(ov_read *read, const ov_id *account, const char *key,
+                        ov_idempotency_answer *answer);
+/* Does a request (request, kind, record id; a zero id when it names none, as a create) repeat the
+ * one answer was given to? */
+int ov_idempotency_matches(const ov_idempotency_answer *answer, uint8_t request, ov_kind kind,
+                           const ov_id *record);
 
 typedef struct {
     uint64_t records;     /* rows in records */
@@ -213,6 +248,11 @@ struct ov_write_op {
     json_t *account;
     uint8_t token_hash[OV_HASH_BYTES];
     ov_session session;
+    /* Record ops: an idempotency key of author (empty: none) with what to remember of the
+     * answer (request, status; the record and version come from the outcome). */
+    char idempotency_key[OV_IDEMPOTENCY_KEY_MAX + 1];
+    uint8_t idempotency_request;
+    uint16_t idempotency_status;
     /* LOG_APPLY: an ENTRIES message (proto/sync.h) that passed ov_sync_run_check; borrowed,
      * valid until on_done. */
     const uint8_t *run;
@@ -224,11 +264,16 @@ struct ov_write_op {
      * record's origin is another node: only the origin changes it); OV_EINVAL (missing content or
      * account, status "deleted" asked outside DELETE, account without "username");
      * OV_ESTORE/OV_EFULL. On OV_ECONFLICT, OV_EGONE and OV_EDENIED meta holds the current version.
-     * On success for record ops: meta and the sealed bytes canon/canon_len (owned by the op). */
+     * On success for record ops: meta and the sealed bytes canon/canon_len (owned by the op).
+     * With an idempotency key already used by author: OV_EPRECONDITION when it was used for
+     * another request (nothing applied), else OV_OK with replayed set, answer the first answer,
+     * meta and canon the record as it is now (nothing applied either). */
     int result;
     ov_record_meta meta;
     char *canon;
     size_t canon_len;
+    int replayed;
+    ov_idempotency_answer answer;
     /* LOG_APPLY results. result: OV_OK (applied entries stored, 0 when all were duplicates; or
      * fork set: an entry differs from the stored one at its seq, the evidence was kept and
      * nothing else stored); OV_ECHAIN (the run does not follow the stored log: tail_seq is the

@@ -100,8 +100,22 @@ def test_responses_match_spec():
         call("PUT", f"/api/v1/cases/{case['id']}", body=case)
         call("POST", f"/api/v1/cases/{case['id']}/unpublish")
         call("POST", f"/api/v1/cases/{case['id']}/publish")
+        keyed = call("POST", "/api/v1/cases", headers={"Idempotency-Key": "openapi-1"}, body={
+            "title": "Samen ontwerpen 3", "schools": [school], "summary": "Kort.", "phase": "adoptie"})
+        call("POST", "/api/v1/cases", headers={"Idempotency-Key": "openapi-1"}, body={
+            "title": "Samen ontwerpen 3", "schools": [school], "summary": "Kort.", "phase": "adoptie"})
+        call("POST", "/api/v1/cases", headers={"Idempotency-Key": "no spaces"}, body={"title": "x"})
+        call("POST", "/api/v1/cases", body={
+            "id": keyed.json["id"], "title": "Samen", "schools": [school], "summary": "Kort.",
+            "phase": "adoptie"})
+        call("DELETE", f"/api/v1/cases/{keyed.json['id']}", headers={"Idempotency-Key": "openapi-1"})
+        call("DELETE", f"/api/v1/cases/{case['id']}", headers={"If-Match": '"1"'})
         call("DELETE", f"/api/v1/cases/{case['id']}")
         call("GET", f"/api/v1/cases/{case['id']}")
+        sync = {"Content-Type": "application/vnd.olievlek.sync"}
+        call("POST", "/api/v1/sync", body=bytes([4, 0, 0, 0, 64, 0, 0, 0, 0]), headers=sync)
+        call("POST", "/api/v1/sync", body=bytes([4, 0, 0]), headers=sync)
+        call("POST", "/api/v1/sync", body=b"{}", headers={"Content-Type": "application/json"})
         call("DELETE", "/api/v1/session")
         check(len(calls) > 20, "the walk covered the API", len(calls))
 

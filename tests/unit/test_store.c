@@ -1227,6 +1227,143 @@ static void test_batch_without_nested_transactions(void **state)
         ov_write_op_free(ops[i]);
 }
 
+/* ---- Idempotency keys and the log with drafts -------------------------------------------- */
+
+static ov_write_op *keyed_create(fixture *f, const char *key)
+{
+    ov_write_op *op = ov_write_op_new(OV_WRITE_RECORD_CREATE);
+    op->kind = OV_KIND_CASE;
+    op->content = case_content(f, "Met sleutel", 0, -1, "a", NULL, "adoptie");
+    op->author = f->author;
+    op->status = OV_STATUS_PUBLISHED;
+    strcpy(op->idempotency_key, key);
+    op->idempotency_request = 1;
+    op->idempotency_status = 201;
+    return op;
+}
+
+static void test_idempotency_key_applies_once(void **state)
+{
+    fixture *f = *state;
+    assert_true(ov_idempotency_key_valid("abc-DEF_09", 10));
+    assert_false(ov_idempotency_key_valid("a b", 3));
+    assert_false(ov_idempotency_key_valid("", 0));
+    char long_key[66];
+    memset(long_key, 'k', 65);
+    long_key[65] = 0;
+    assert_false(ov_idempotency_key_valid(long_key, 65));
+    assert_true(ov_idempotency_key_valid(long_key, 64));
+
+    /* Two ops with one key in one batch (retries that both passed the API's look-up): the
+     * second is answered from the first's row, in the same transaction. */
+    ov_write_op *first = keyed_create(f, "k-1"), *second = keyed_create(f, "k-1");
+    first->next = second;
+    ov_wtxn *txn;
+    assert_int_equal(ov_store_write_begin(f->store, &txn), OV_OK);
+    assert_int_equal(ov_store_apply_batch(&txn, first, f->now), OV_OK);
+    assert_int_equal(ov_store_write_commit(txn), OV_OK);
+    assert_int_equal(first->result, OV_OK);
+    assert_int_equal(second->result, OV_OK);
+    assert_false(first->replayed);
+    assert_true(second->replayed);
+    assert_memory_equal(&second->answer.record, &first->meta.env.id, sizeof(ov_id));
+    assert_int_equal(second->answer.status, 201);
+    assert_int_equal(second->answer.version, 1);
+    assert_int_equal(second->canon_len, first->canon_len);
+    assert_memory_equal(second->canon, first->canon, first->canon_len);
+
+    ov_read *read;
+    assert_int_equal(ov_read_begin(f->store, &read), OV_OK);
+    ov_store_stats stats;
+    assert_int_equal(ov_read_stats(read, &stats), OV_OK);
+    assert_int_equal(stats.log_entries, 1);
+    ov_idempotency_answer answer;
+    assert_int_equal(ov_read_idempotency(read, &f->author, "k-1", &answer), OV_OK);
+    assert_true(ov_idempotency_matches(&answer, 1, OV_KIND_CASE, NULL));
+    assert_false(ov_idempotency_matches(&answer, 2, OV_KIND_CASE, NULL));
+    assert_false(ov_idempotency_matches(&answer, 1, OV_KIND_LESSON, NULL));
+    assert_false(ov_idempotency_matches(&answer, 1, OV_KIND_CASE, &f->schools[0]));
+    assert_int_equal(ov_read_idempotency(read, &f->schools[0], "k-1", &answer), OV_ENOTFOUND);
+    ov_read_end(read);
+    ov_id id = first->meta.env.id;
+    ov_write_op_free(first);
+    ov_write_op_free(second);
+
+    /* The key used again for another request applies nothing. */
+    ov_write_op *op = ov_write_op_new(OV_WRITE_RECORD_DELETE);
+    op->kind = OV_KIND_CASE;
+    op->id = id;
+    op->author = f->author;
+    strcpy(op->idempotency_key, "k-1");
+    op->idempotency_request = 3;
+    assert_int_equal(run(f, op), OV_EPRECONDITION);
+    ov_write_op_free(op);
+    ov_record_meta meta;
+    json_decref(read_json(f, &id, &meta));
+    assert_int_equal(meta.env.status, OV_STATUS_PUBLISHED);
+}
+
+typedef struct {
+    int entries, with_meta, with_content, drafts;
+} version_count;
+
+static int on_version(void *ctx, const ov_log_entry *entry, const uint8_t bytes[OV_LOG_ENTRY_BYTES],
+                      const ov_record_meta *meta, const char *content, size_t len)
+{
+    version_count *c = ctx;
+    uint8_t encoded[OV_LOG_ENTRY_BYTES];
+    ov_log_entry_encode(entry, encoded);
+    assert_memory_equal(encoded, bytes, OV_LOG_ENTRY_BYTES);
+    c->entries++;
+    if (meta) {
+        c->with_meta++;
+        c->drafts += meta->env.status == OV_STATUS_DRAFT;
+        assert_memory_equal(meta->content_hash, entry->content_hash, OV_HASH_BYTES);
+    }
+    c->with_content += content != NULL && len > 0;
+    return 0;
+}
+
+static int on_public(void *ctx, const ov_log_entry *entry, const char *content, size_t len)
+{
+    (void)entry;
+    (void)len;
+    version_count *c = ctx;
+    c->entries++;
+    c->with_content += content != NULL;
+    return 0;
+}
+
+static void test_log_versions_include_drafts(void **state)
+{
+    fixture *f = *state;
+    ov_id published, draft;
+    assert_int_equal(create_case(f, case_content(f, "Open", 0, -1, "a", NULL, "adoptie"),
+                                 OV_STATUS_PUBLISHED, &published),
+                     OV_OK);
+    assert_int_equal(create_case(f, case_content(f, "Concept", 0, -1, "a", NULL, "adoptie"),
+                                 OV_STATUS_DRAFT, &draft),
+                     OV_OK);
+    /* A superseded version: its entry has no current content any more. */
+    assert_int_equal(change(f, OV_WRITE_RECORD_REPLACE, &published, 1,
+                            case_content(f, "Open 2", 0, -1, "a", NULL, "adoptie"),
+                            OV_STATUS_PUBLISHED, NULL),
+                     OV_OK);
+    ov_read *read;
+    assert_int_equal(ov_read_begin(f->store, &read), OV_OK);
+    const ov_id *origin = ov_store_node_id(f->store);
+    version_count all = {0}, pub = {0};
+    assert_int_equal(ov_read_log_versions(read, origin, 1, 100, on_version, &all), OV_OK);
+    assert_int_equal(ov_read_log(read, origin, 1, 100, on_public, &pub), OV_OK);
+    ov_read_end(read);
+    assert_int_equal(all.entries, 3);
+    assert_int_equal(all.with_meta, 2);
+    assert_int_equal(all.with_content, 2);
+    assert_int_equal(all.drafts, 1);
+    assert_int_equal(pub.entries, 3);
+    assert_int_equal(pub.with_content, 1); /* ov_read_log keeps drafts to itself */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1249,6 +1386,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_snapshot_is_stable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_map_fails_only_the_op, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_without_nested_transactions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency_key_applies_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_versions_include_drafts, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

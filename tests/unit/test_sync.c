@@ -309,6 +309,18 @@ static void test_small_messages_round_trip(void **state)
     assert_int_equal(ov_sync_decode((const uint8_t *)buf.data, buf.len, &m), OV_EPARSE);
     ov_buf_free(&buf);
 
+    /* batch 0 is the answer that ends a pull (it asks for nothing); above the maximum is not. */
+    ov_buf_init(&buf, 1024);
+    ov_sync_encode_summary_begin(&buf, 0, 1);
+    ov_sync_encode_position(&buf, &a);
+    assert_int_equal(ov_sync_decode((const uint8_t *)buf.data, buf.len, &m), OV_OK);
+    assert_int_equal(m.u.summary.batch, 0);
+    ov_buf_free(&buf);
+    ov_buf_init(&buf, 1024);
+    ov_sync_encode_summary_begin(&buf, OV_SYNC_BATCH_MAX + 1, 0);
+    assert_int_equal(ov_sync_decode((const uint8_t *)buf.data, buf.len, &m), OV_EPARSE);
+    ov_buf_free(&buf);
+
     ov_buf_init(&buf, 1024);
     ov_sync_encode_error(&buf, 4003, "proof does not verify");
     assert_int_equal(ov_sync_decode((const uint8_t *)buf.data, buf.len, &m), OV_OK);
