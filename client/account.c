@@ -62,9 +62,12 @@ int olievlek_login(olievlek_replica *replica, const char *username, const char *
         olv_net_free(net);
         return olv_fail(replica, OLIEVLEK_ENOMEM, "out of memory");
     }
-    olv_request req = {.method = "POST", .path = "/api/v1/session",
-                       .content_type = "application/json", .body = text,
-                       .body_len = strlen(text), .max_body = 1u << 20};
+    olv_request req = {.method = "POST",
+                       .path = "/api/v1/session",
+                       .content_type = "application/json",
+                       .body = text,
+                       .body_len = strlen(text),
+                       .max_body = 1u << 20};
     olv_response resp;
     char error[256];
     int sent = olv_net_send(net, &req, &resp, error, sizeof error);
@@ -73,8 +76,9 @@ int olievlek_login(olievlek_replica *replica, const char *username, const char *
     free(text);
     if (sent != 0) {
         olv_response_free(&resp);
-        return olv_fail(replica, OLIEVLEK_ENETWORK, "cannot reach the node (%s): log in when "
-                                                    "you are online",
+        return olv_fail(replica, OLIEVLEK_ENETWORK,
+                        "cannot reach the node (%s): log in when "
+                        "you are online",
                         error);
     }
     json_t *answer = json_loadb(resp.body.data, resp.body.len, 0, NULL);
@@ -119,8 +123,10 @@ int olievlek_logout(olievlek_replica *replica)
             free(url);
             if (net) {
                 /* Best effort: offline, the token simply expires at the node. */
-                olv_request req = {.method = "DELETE", .path = "/api/v1/session",
-                                   .token = replica->token, .max_body = 65536};
+                olv_request req = {.method = "DELETE",
+                                   .path = "/api/v1/session",
+                                   .token = replica->token,
+                                   .max_body = 65536};
                 olv_response resp;
                 char error[256];
                 olv_net_send(net, &req, &resp, error, sizeof error);

@@ -78,11 +78,11 @@ int olv_edit_put(olievlek_replica *replica, MDB_txn *txn, olv_edit *edit)
     }
     char id[OV_ID_CHARS + 1];
     ov_id_format(&edit->id, id);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:s, s:I}", "mutation", edit->mutation,
-                          "op", olv_op_name(edit->op), "kind", ov_kind_name(edit->kind), "id", id,
-                          "base", (json_int_t)edit->base, "attempted", edit->attempted, "state",
-                          edit->rejected ? "rejected" : "pending", "queued",
-                          (json_int_t)edit->queued_ms);
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:s, s:I}", "mutation", edit->mutation, "op",
+                  olv_op_name(edit->op), "kind", ov_kind_name(edit->kind), "id", id, "base",
+                  (json_int_t)edit->base, "attempted", edit->attempted, "state",
+                  edit->rejected ? "rejected" : "pending", "queued", (json_int_t)edit->queued_ms);
     if (o && edit->reason)
         json_object_set_new(o, "reason", json_string(edit->reason));
     if (o && edit->content)
@@ -105,8 +105,7 @@ int olv_edit_del(olievlek_replica *replica, MDB_txn *txn, uint64_t key)
     ov_be64_put(k8, key);
     MDB_val k = {8, k8};
     int rc = mdb_del(txn, replica->queue, &k, NULL);
-    return rc && rc != MDB_NOTFOUND ? olv_fail_mdb(replica, rc, "updating the queue")
-                                    : OLIEVLEK_OK;
+    return rc && rc != MDB_NOTFOUND ? olv_fail_mdb(replica, rc, "updating the queue") : OLIEVLEK_OK;
 }
 
 int olv_edit_last_for(olievlek_replica *replica, MDB_txn *txn, const ov_id *id, olv_edit *out)
@@ -267,8 +266,7 @@ static char *encode_content(const json_t *content)
     return canon;
 }
 
-int olievlek_new(olievlek_replica *replica, const char *kind_name, const char *json,
-                 char **id_out)
+int olievlek_new(olievlek_replica *replica, const char *kind_name, const char *json, char **id_out)
 {
     if (id_out)
         *id_out = NULL;
@@ -392,7 +390,8 @@ int olievlek_edit(olievlek_replica *replica, const char *id_text, const char *js
 {
     ov_id id;
     if (!id_text || ov_id_parse(id_text, strlen(id_text), &id) != OV_OK)
-        return olv_fail(replica, OLIEVLEK_EINVAL, "'%s' is not a record id", id_text ? id_text : "");
+        return olv_fail(replica, OLIEVLEK_EINVAL, "'%s' is not a record id",
+                        id_text ? id_text : "");
     MDB_txn *txn;
     int rc = olv_txn_begin(replica, 0, &txn);
     if (rc)
@@ -414,8 +413,8 @@ int olievlek_edit(olievlek_replica *replica, const char *id_text, const char *js
         rc = parse_content(replica, now.kind, json, &content);
     if (!rc) {
         json_t *given_id = json_object_get(content, "id");
-        if (given_id && (!json_is_string(given_id) || strcmp(json_string_value(given_id),
-                                                             id_text) != 0)) {
+        if (given_id &&
+            (!json_is_string(given_id) || strcmp(json_string_value(given_id), id_text) != 0)) {
             ov_field_errors_add(&replica->validation, "id", "hoort bij een ander record",
                                 "belongs to another record");
             rc = olv_fail(replica, OLIEVLEK_ESCHEMA, "the id in the text is not %s", id_text);
@@ -424,8 +423,11 @@ int olievlek_edit(olievlek_replica *replica, const char *id_text, const char *js
     if (!rc) {
         json_object_set_new(content, "id", json_string(id_text));
         /* Keep the parts of the envelope the local version shows. */
-        ov_envelope env = {.id = id, .kind = now.kind, .origin = now.origin,
-                           .version = now.version, .updated_ms = olv_now_ms()};
+        ov_envelope env = {.id = id,
+                           .kind = now.kind,
+                           .origin = now.origin,
+                           .version = now.version,
+                           .updated_ms = olv_now_ms()};
         olv_row parsed;
         ov_id ignored;
         env.created_ms = olv_row_from_json(now.json, now.json_len, &parsed, &ignored) == 0
@@ -458,7 +460,8 @@ int olievlek_delete(olievlek_replica *replica, const char *id_text)
 {
     ov_id id;
     if (!id_text || ov_id_parse(id_text, strlen(id_text), &id) != OV_OK)
-        return olv_fail(replica, OLIEVLEK_EINVAL, "'%s' is not a record id", id_text ? id_text : "");
+        return olv_fail(replica, OLIEVLEK_EINVAL, "'%s' is not a record id",
+                        id_text ? id_text : "");
     MDB_txn *txn;
     int rc = olv_txn_begin(replica, 0, &txn);
     if (rc)

@@ -206,8 +206,9 @@ int olv_net_send(olv_net *net, const olv_request *request, olv_response *respons
     free(url);
     if (rc != CURLE_OK) {
         if (t.overflow)
-            snprintf(error, error_size, "the node's answer is larger than this client accepts "
-                                        "(%zu bytes)",
+            snprintf(error, error_size,
+                     "the node's answer is larger than this client accepts "
+                     "(%zu bytes)",
                      response->body.max);
         else
             snprintf(error, error_size, "%s", curl_easy_strerror(rc));

@@ -13,9 +13,9 @@
 typedef struct olv_net olv_net;
 
 typedef struct {
-    long status;            /* HTTP status; 0 when no answer came */
+    long status; /* HTTP status; 0 when no answer came */
     char content_type[96];
-    char etag[40];          /* without quotes */
+    char etag[40]; /* without quotes */
     char location[160];
     int replayed;           /* Idempotency-Replayed: true */
     unsigned retry_after_s; /* Retry-After, seconds; 0 when absent */

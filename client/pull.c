@@ -23,8 +23,8 @@
 #define PULL_BATCH       4096u      /* entries per run asked for */
 #define PULL_MAX_BYTES   (8u << 20) /* bytes per answer asked for */
 #define PULL_BODY_CAP    (PULL_MAX_BYTES + OV_SYNC_MESSAGE_MAX + 65536u)
-#define PULL_ORIGINS_MAX 4096u      /* origins one replica follows */
-#define PULL_ROUNDS_MAX  1000000u   /* answers in one pull: a bound, not a plan */
+#define PULL_ORIGINS_MAX 4096u    /* origins one replica follows */
+#define PULL_ROUNDS_MAX  1000000u /* answers in one pull: a bound, not a plan */
 
 typedef struct {
     ov_id origin;
@@ -153,7 +153,7 @@ typedef struct {
     ov_buf body;
     long status;
     char content_type[96];
-    int failed;         /* a network failure: error says what */
+    int failed; /* a network failure: error says what */
     char error[256];
 } answer;
 
@@ -358,10 +358,14 @@ static int store_run(store_ctx *c, const ov_sync_run *run)
 static const char *verify_reason(int rc)
 {
     switch (rc) {
-    case OV_EBADSIG: return "its signed head does not verify with the origin's key";
-    case OV_ECHAIN: return "its entries do not chain to its signed head";
-    case OV_ESCHEMA: return "a record does not match the hash its entry commits to";
-    default: return "it is malformed";
+    case OV_EBADSIG:
+        return "its signed head does not verify with the origin's key";
+    case OV_ECHAIN:
+        return "its entries do not chain to its signed head";
+    case OV_ESCHEMA:
+        return "a record does not match the hash its entry commits to";
+    default:
+        return "it is malformed";
     }
 }
 
@@ -508,8 +512,7 @@ static int read_settings(pull_state *s)
         s->region_only = region && strcmp(region, "1") == 0;
         snprintf(s->kinds, sizeof s->kinds, "%s", kinds ? kinds : "");
         snprintf(s->path, sizeof s->path, "/api/v1/sync?max_bytes=%u%s%s%s", PULL_MAX_BYTES,
-                 s->region_only ? "&origins=listed" : "", s->kinds[0] ? "&kinds=" : "",
-                 s->kinds);
+                 s->region_only ? "&origins=listed" : "", s->kinds[0] ? "&kinds=" : "", s->kinds);
         s->net = olv_net_new(url);
         if (!s->net)
             rc = OLIEVLEK_ENOMEM;

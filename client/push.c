@@ -98,8 +98,9 @@ static int accept(push_state *s, const olv_edit *edit, const olv_response *resp)
             olv_row_decode(&v, &held) == OLIEVLEK_OK)
             origin = held.origin;
         char tomb[160];
-        int n = snprintf(tomb, sizeof tomb, "{\"id\":\"%s\",\"kind\":\"%s\",\"status\":\"deleted\"}",
-                         id, ov_kind_name(edit->kind));
+        int n =
+            snprintf(tomb, sizeof tomb, "{\"id\":\"%s\",\"kind\":\"%s\",\"status\":\"deleted\"}",
+                     id, ov_kind_name(edit->kind));
         rc = olv_row_put(txn, r->records, &edit->id, edit->kind, OV_STATUS_DELETED, version,
                          olv_now_ms(), &origin, tomb, (size_t)n);
     }
@@ -129,16 +130,16 @@ static char *their_version(push_state *s, const olv_edit *edit, const olv_respon
 {
     json_t *problem = json_loadb(resp->body.data, resp->body.len, 0, NULL);
     json_t *current = json_object_get(problem, "current");
-    char *text = json_is_object(current) ? json_dumps(current, JSON_COMPACT | JSON_SORT_KEYS)
-                                         : NULL;
+    char *text =
+        json_is_object(current) ? json_dumps(current, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(problem);
     if (text || resp->status != 412)
         return text;
     char path[128], id[OV_ID_CHARS + 1];
     ov_id_format(&edit->id, id);
     snprintf(path, sizeof path, "/api/v1/%s/%s", ov_kind_collection(edit->kind), id);
-    olv_request req = {.method = "GET", .path = path, .token = s->r->token,
-                       .max_body = PUSH_ANSWER_MAX};
+    olv_request req = {
+        .method = "GET", .path = path, .token = s->r->token, .max_body = PUSH_ANSWER_MAX};
     olv_response got;
     char error[256];
     if (olv_net_send(s->net, &req, &got, error, sizeof error) == 0 && got.status == 200)
@@ -149,8 +150,7 @@ static char *their_version(push_state *s, const olv_edit *edit, const olv_respon
 
 /* A conflict: the local version and the node's, kept side by side until the user resolves.
  * This edit and the record's later ones leave the queue (the local version holds them all). */
-static int conflict(push_state *s, const olv_edit *edit, const olv_response *resp,
-                    uint32_t base)
+static int conflict(push_state *s, const olv_edit *edit, const olv_response *resp, uint32_t base)
 {
     olievlek_replica *r = s->r;
     char id[OV_ID_CHARS + 1];
@@ -185,10 +185,10 @@ static int conflict(push_state *s, const olv_edit *edit, const olv_response *res
         if (olv_row_decode(&local, &row) == OLIEVLEK_OK && row.status != OV_STATUS_DELETED)
             mine = strndup(row.json, row.json_len);
     }
-    json_t *c = json_pack("{s:s, s:s, s:I, s:I, s:s?, s:s?, s:s}", "kind",
-                          ov_kind_name(edit->kind), "op", olv_op_name(edit->op), "base",
-                          (json_int_t)base, "their_version", (json_int_t)their_version_n, "mine",
-                          mine, "theirs", theirs, "mutation", edit->mutation);
+    json_t *c = json_pack("{s:s, s:s, s:I, s:I, s:s?, s:s?, s:s}", "kind", ov_kind_name(edit->kind),
+                          "op", olv_op_name(edit->op), "base", (json_int_t)base, "their_version",
+                          (json_int_t)their_version_n, "mine", mine, "theirs", theirs, "mutation",
+                          edit->mutation);
     char *text = c ? json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(c);
     free(mine);
@@ -321,16 +321,17 @@ static int push_one(push_state *s, olv_edit *edit)
     else
         snprintf(path, sizeof path, "/api/v1/%s/%s", ov_kind_collection(edit->kind), id);
     snprintf(if_match, sizeof if_match, "%u", base);
-    olv_request req = {
-        .method = edit->op == OLV_OP_CREATE ? "POST" : edit->op == OLV_OP_UPDATE ? "PUT" : "DELETE",
-        .path = path,
-        .content_type = edit->content ? "application/json" : NULL,
-        .body = edit->content,
-        .body_len = edit->content ? strlen(edit->content) : 0,
-        .token = r->token,
-        .if_match = edit->op == OLV_OP_CREATE ? NULL : if_match,
-        .idempotency_key = edit->mutation,
-        .max_body = PUSH_ANSWER_MAX};
+    olv_request req = {.method = edit->op == OLV_OP_CREATE   ? "POST"
+                                 : edit->op == OLV_OP_UPDATE ? "PUT"
+                                                             : "DELETE",
+                       .path = path,
+                       .content_type = edit->content ? "application/json" : NULL,
+                       .body = edit->content,
+                       .body_len = edit->content ? strlen(edit->content) : 0,
+                       .token = r->token,
+                       .if_match = edit->op == OLV_OP_CREATE ? NULL : if_match,
+                       .idempotency_key = edit->mutation,
+                       .max_body = PUSH_ANSWER_MAX};
     olv_response resp;
     char error[256];
     if (olv_net_send(s->net, &req, &resp, error, sizeof error) != 0) {

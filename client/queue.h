@@ -30,7 +30,7 @@ typedef struct {
     uint32_t base;
     int attempted;
     int rejected;
-    char *reason;  /* owned, or NULL */
+    char *reason; /* owned, or NULL */
     int64_t queued_ms;
     char *content; /* owned, or NULL for a deletion */
 } olv_edit;

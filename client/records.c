@@ -97,8 +97,7 @@ static int newest_first(const void *a, const void *b)
 }
 
 static int collect(MDB_txn *txn, MDB_dbi dbi, MDB_dbi skip_if_in, int local, int want_kind,
-                   ov_kind kind, int include_deleted, list_item **items, size_t *count,
-                   size_t *cap)
+                   ov_kind kind, int include_deleted, list_item **items, size_t *count, size_t *cap)
 {
     MDB_cursor *cur;
     MDB_val k, v;
@@ -109,7 +108,8 @@ static int collect(MDB_txn *txn, MDB_dbi dbi, MDB_dbi skip_if_in, int local, int
         olv_row row;
         if (k.mv_size != OV_ID_BYTES || olv_row_decode(&v, &row) != OLIEVLEK_OK)
             continue;
-        if ((want_kind && row.kind != kind) || (!include_deleted && row.status == OV_STATUS_DELETED))
+        if ((want_kind && row.kind != kind) ||
+            (!include_deleted && row.status == OV_STATUS_DELETED))
             continue;
         MDB_val lv;
         if (!local && mdb_get(txn, skip_if_in, &k, &lv) == 0)
@@ -171,7 +171,8 @@ int olievlek_get(olievlek_replica *replica, const char *id_text, olievlek_record
 {
     ov_id id;
     if (!id_text || ov_id_parse(id_text, strlen(id_text), &id) != OV_OK)
-        return olv_fail(replica, OLIEVLEK_EINVAL, "'%s' is not a record id", id_text ? id_text : "");
+        return olv_fail(replica, OLIEVLEK_EINVAL, "'%s' is not a record id",
+                        id_text ? id_text : "");
     MDB_txn *txn;
     int rc = olv_txn_begin(replica, MDB_RDONLY, &txn);
     if (rc)
@@ -217,9 +218,14 @@ int olievlek_edits(olievlek_replica *replica, olievlek_edit_fn fn, void *ctx)
                 if (olv_local_get(replica, txn, &e.id, &lv) == OLIEVLEK_OK &&
                     olv_row_decode(&lv, &row) == OLIEVLEK_OK)
                     row_title(&row, title, sizeof title);
-                olievlek_edit_info info = {e.mutation, olv_op_name(e.op), ov_kind_name(e.kind),
-                                           id, title, e.rejected ? "rejected" : "pending",
-                                           e.reason, e.queued_ms};
+                olievlek_edit_info info = {e.mutation,
+                                           olv_op_name(e.op),
+                                           ov_kind_name(e.kind),
+                                           id,
+                                           title,
+                                           e.rejected ? "rejected" : "pending",
+                                           e.reason,
+                                           e.queued_ms};
                 if (fn(ctx, &info))
                     rc = 1;
             }
@@ -270,8 +276,8 @@ int olievlek_discard(olievlek_replica *replica, const char *mutation_id)
     char id[OV_ID_CHARS + 1];
     ov_id_format(&e.id, id);
     if (!rc)
-        rc = olv_history_add(replica, txn, "discarded the rejected %s of %s", olv_op_name(e.op),
-                             id);
+        rc =
+            olv_history_add(replica, txn, "discarded the rejected %s of %s", olv_op_name(e.op), id);
     olv_edit_clear(&e);
     if (rc) {
         mdb_txn_abort(txn);
@@ -347,7 +353,8 @@ int olievlek_resolve(olievlek_replica *replica, const char *id_text, olievlek_re
 {
     ov_id id;
     if (!id_text || ov_id_parse(id_text, strlen(id_text), &id) != OV_OK)
-        return olv_fail(replica, OLIEVLEK_EINVAL, "'%s' is not a record id", id_text ? id_text : "");
+        return olv_fail(replica, OLIEVLEK_EINVAL, "'%s' is not a record id",
+                        id_text ? id_text : "");
     MDB_txn *txn;
     int rc = olv_txn_begin(replica, 0, &txn);
     if (rc)

@@ -37,21 +37,36 @@ int64_t olv_now_ms(void)
 const char *olievlek_strerror(int status)
 {
     switch (status) {
-    case OLIEVLEK_OK: return "ok";
-    case OLIEVLEK_EINVAL: return "invalid argument";
-    case OLIEVLEK_ENOTFOUND: return "not found";
-    case OLIEVLEK_EEXISTS: return "already exists";
-    case OLIEVLEK_ESCHEMA: return "record does not validate";
-    case OLIEVLEK_ENETWORK: return "network error";
-    case OLIEVLEK_EAUTH: return "not logged in";
-    case OLIEVLEK_EDENIED: return "not allowed";
-    case OLIEVLEK_EVERIFY: return "verification failed";
-    case OLIEVLEK_EPROTO: return "unexpected answer from the node";
-    case OLIEVLEK_ESTORE: return "replica store error";
-    case OLIEVLEK_EBUSY: return "replica busy";
-    case OLIEVLEK_ENOMEM: return "out of memory";
-    case OLIEVLEK_ECONFLICT: return "unresolved conflict";
-    default: return "unknown error";
+    case OLIEVLEK_OK:
+        return "ok";
+    case OLIEVLEK_EINVAL:
+        return "invalid argument";
+    case OLIEVLEK_ENOTFOUND:
+        return "not found";
+    case OLIEVLEK_EEXISTS:
+        return "already exists";
+    case OLIEVLEK_ESCHEMA:
+        return "record does not validate";
+    case OLIEVLEK_ENETWORK:
+        return "network error";
+    case OLIEVLEK_EAUTH:
+        return "not logged in";
+    case OLIEVLEK_EDENIED:
+        return "not allowed";
+    case OLIEVLEK_EVERIFY:
+        return "verification failed";
+    case OLIEVLEK_EPROTO:
+        return "unexpected answer from the node";
+    case OLIEVLEK_ESTORE:
+        return "replica store error";
+    case OLIEVLEK_EBUSY:
+        return "replica busy";
+    case OLIEVLEK_ENOMEM:
+        return "out of memory";
+    case OLIEVLEK_ECONFLICT:
+        return "unresolved conflict";
+    default:
+        return "unknown error";
     }
 }
 
@@ -331,8 +346,8 @@ static int open_env(olievlek_replica *r, int create)
     struct {
         const char *name;
         MDB_dbi *dbi;
-    } dbs[] = {{"meta", &r->meta},   {"records", &r->records},     {"heads", &r->heads},
-               {"local", &r->local}, {"queue", &r->queue},         {"conflicts", &r->conflicts},
+    } dbs[] = {{"meta", &r->meta},      {"records", &r->records}, {"heads", &r->heads},
+               {"local", &r->local},    {"queue", &r->queue},     {"conflicts", &r->conflicts},
                {"history", &r->history}};
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0] && !rc; i++)
         rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
@@ -408,8 +423,8 @@ static int learn_node_id(olievlek_replica *r, const char *url, const char *pinne
     if (rc != 0) {
         olv_response_free(&resp);
         return olv_fail(r, OLIEVLEK_ENETWORK,
-                        "cannot reach the node at %s (%s): check the address and the network",
-                        url, error);
+                        "cannot reach the node at %s (%s): check the address and the network", url,
+                        error);
     }
     json_t *info = resp.status == 200 ? json_loadb(resp.body.data, resp.body.len, 0, NULL) : NULL;
     long status = resp.status;
@@ -444,8 +459,7 @@ static int learn_node_id(olievlek_replica *r, const char *url, const char *pinne
     return rc;
 }
 
-int olievlek_create(const char *dir, const olievlek_clone_options *options,
-                    olievlek_replica **out)
+int olievlek_create(const char *dir, const olievlek_clone_options *options, olievlek_replica **out)
 {
     *out = NULL;
     if (!options || !options->node_url ||

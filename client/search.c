@@ -33,7 +33,7 @@ static const double field_weight[FIELD_CLASSES] = {3.0, 2.0, 1.0};
 typedef struct {
     char text[OV_TEXT_TERM_MAX + 1];
     size_t len;
-    int prefix;          /* also matches any term starting with prefix_text */
+    int prefix; /* also matches any term starting with prefix_text */
     char prefix_text[OV_TEXT_TERM_MAX + 1];
     size_t prefix_len;
     int phrase;          /* phrase number (0: a lone word) */
@@ -125,7 +125,7 @@ static int term_matches(const query_term *t, const char *term, size_t len)
 
 typedef struct {
     const query *q;
-    double tf[QUERY_TERMS_MAX];      /* any field: decides whether the record matches */
+    double tf[QUERY_TERMS_MAX]; /* any field: decides whether the record matches */
     double tf_class[QUERY_TERMS_MAX][FIELD_CLASSES];
     uint32_t length[FIELD_CLASSES]; /* terms per class of field */
     int field_class;
@@ -152,10 +152,9 @@ static int score_term(void *ctx, const char *term, size_t len, uint32_t position
         if (t->phrase) {
             /* A phrase holds when its first word is followed, at the same distances, by the
              * others within one field. */
-            if (t->phrase_pos == 0 || (i > 0 && d->seen_in_field[i - 1] &&
-                                       d->q->terms[i - 1].phrase == t->phrase &&
-                                       position - d->last_pos[i - 1] ==
-                                           t->phrase_pos - d->q->terms[i - 1].phrase_pos)) {
+            if (t->phrase_pos == 0 ||
+                (i > 0 && d->seen_in_field[i - 1] && d->q->terms[i - 1].phrase == t->phrase &&
+                 position - d->last_pos[i - 1] == t->phrase_pos - d->q->terms[i - 1].phrase_pos)) {
                 d->seen_in_field[i] = 1;
                 d->last_pos[i] = position;
                 int last_of_phrase = i + 1 == d->q->count || d->q->terms[i + 1].phrase != t->phrase;
@@ -178,9 +177,9 @@ static int score_field(void *ctx, const char *field, const char *value, size_t l
     field_walk *w = ctx;
     doc_score *d = w->d;
     const char *title = ov_record_title_field(w->kind);
-    d->field_class = strcmp(field, title) == 0                                   ? FIELD_TITLE
+    d->field_class = strcmp(field, title) == 0                                      ? FIELD_TITLE
                      : strcmp(field, "summary") == 0 || strcmp(field, "notes") == 0 ? FIELD_SUMMARY
-                                                                                     : FIELD_BODY;
+                                                                                    : FIELD_BODY;
     memset(d->seen_in_field, 0, sizeof d->seen_in_field);
     double before = 0;
     for (int i = 0; i < d->q->count; i++)

@@ -104,8 +104,7 @@ char *cli_edit_text(const char *initial, const char *suffix)
         _exit(127);
     }
     int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
-        WEXITSTATUS(status) != 0) {
+    if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         fprintf(stderr, "olievlek: the editor (%s) did not finish cleanly; nothing was saved\n",
                 editor);
         unlink(path);

@@ -51,16 +51,25 @@ static const command *find_command(const char *name);
 static int exit_code(int status)
 {
     switch (status) {
-    case OLIEVLEK_OK: return EXIT_DONE;
-    case OLIEVLEK_ENETWORK: return EXIT_NETWORK;
+    case OLIEVLEK_OK:
+        return EXIT_DONE;
+    case OLIEVLEK_ENETWORK:
+        return EXIT_NETWORK;
     case OLIEVLEK_EAUTH:
-    case OLIEVLEK_EDENIED: return EXIT_AUTH;
-    case OLIEVLEK_EVERIFY: return EXIT_VERIFY;
-    case OLIEVLEK_ESCHEMA: return EXIT_INVALID;
-    case OLIEVLEK_ECONFLICT: return EXIT_ATTENTION;
-    case OLIEVLEK_EBUSY: return EXIT_BUSY;
-    case OLIEVLEK_EINVAL: return EXIT_USAGE;
-    default: return EXIT_FAILED;
+    case OLIEVLEK_EDENIED:
+        return EXIT_AUTH;
+    case OLIEVLEK_EVERIFY:
+        return EXIT_VERIFY;
+    case OLIEVLEK_ESCHEMA:
+        return EXIT_INVALID;
+    case OLIEVLEK_ECONFLICT:
+        return EXIT_ATTENTION;
+    case OLIEVLEK_EBUSY:
+        return EXIT_BUSY;
+    case OLIEVLEK_EINVAL:
+        return EXIT_USAGE;
+    default:
+        return EXIT_FAILED;
     }
 }
 
@@ -75,11 +84,10 @@ static int fail(cli *c, olievlek_replica *r, int status)
         if (status == OLIEVLEK_ESCHEMA && r) {
             json_t *errs = json_array();
             for (unsigned i = 0; i < olievlek_validation_count(r); i++)
-                json_array_append_new(errs,
-                                      json_pack("{s:s, s:s, s:s}", "field",
-                                                olievlek_validation_field(r, i), "nl",
-                                                olievlek_validation_message(r, i, "nl"), "en",
-                                                olievlek_validation_message(r, i, "en")));
+                json_array_append_new(errs, json_pack("{s:s, s:s, s:s}", "field",
+                                                      olievlek_validation_field(r, i), "nl",
+                                                      olievlek_validation_message(r, i, "nl"), "en",
+                                                      olievlek_validation_message(r, i, "en")));
             json_object_set_new(o, "errors", errs);
         }
         json_dumpf(o, stdout, JSON_INDENT(2));
@@ -153,9 +161,9 @@ static int report_pull(cli *c, olievlek_replica *r, int rc, const olievlek_progr
     char bytes[32];
     cli_format_bytes((double)g->bytes, bytes, sizeof bytes);
     if (c->json) {
-        print_json(json_pack("{s:I, s:I, s:I, s:f}", "records", (json_int_t)g->records,
-                             "entries", (json_int_t)g->entries, "bytes", (json_int_t)g->bytes,
-                             "seconds", g->seconds));
+        print_json(json_pack("{s:I, s:I, s:I, s:f}", "records", (json_int_t)g->records, "entries",
+                             (json_int_t)g->entries, "bytes", (json_int_t)g->bytes, "seconds",
+                             g->seconds));
     } else if (!c->quiet) {
         if (g->entries == 0)
             printf("Up to date.\n");
@@ -383,8 +391,7 @@ static int print_edit(void *ctx, const olievlek_edit_info *e)
         json_array_append_new(k->list,
                               json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?}", "mutation",
                                         e->mutation_id, "op", e->op, "kind", e->kind, "id", e->id,
-                                        "title", e->title, "state", e->state, "reason",
-                                        e->reason));
+                                        "title", e->title, "state", e->state, "reason", e->reason));
     } else {
         printf("  %-8s %-7s %-7s %s %s\n", e->state, e->op, e->kind, e->id, e->title);
         if (e->reason)
@@ -416,9 +423,8 @@ static int cmd_status(cli *c)
                              info.username, "scope", info.region_only ? "region" : "national",
                              "kinds", info.kinds, "records", (json_int_t)info.records, "pending",
                              info.pending, "conflicts", info.conflicts, "rejected", info.rejected,
-                             "origins", info.origins, "last_pull_ms",
-                             (json_int_t)info.last_pull_ms, "last_push_ms",
-                             (json_int_t)info.last_push_ms, "edits", k.list));
+                             "origins", info.origins, "last_pull_ms", (json_int_t)info.last_pull_ms,
+                             "last_push_ms", (json_int_t)info.last_push_ms, "edits", k.list));
     } else {
         printf("Node        %s (%s)\n", info.node_url, info.node_id);
         printf("Account     %s\n", info.username ? info.username : "not logged in");
@@ -441,8 +447,8 @@ static int print_event(void *ctx, const olievlek_event *e)
 {
     json_t *list = ctx;
     if (list) {
-        json_array_append_new(list, json_pack("{s:I, s:s}", "time_ms", (json_int_t)e->time_ms,
-                                              "what", e->what));
+        json_array_append_new(
+            list, json_pack("{s:I, s:s}", "time_ms", (json_int_t)e->time_ms, "what", e->what));
     } else {
         char when[32];
         format_time(e->time_ms, when, sizeof when);
@@ -528,8 +534,7 @@ static int print_record_full(void *ctx, const olievlek_record *rec)
         return 0;
     }
     printf("%s  (%s, %s, version %u%s%s)\n", rec->title, rec->kind, rec->status, rec->version,
-           rec->local ? ", local edit not yet pushed" : "",
-           rec->conflict ? ", in conflict" : "");
+           rec->local ? ", local edit not yet pushed" : "", rec->conflict ? ", in conflict" : "");
     printf("id %s · origin %s · updated %s\n\n", rec->id, rec->origin, rec->updated);
     json_dumpf(o, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
     putchar('\n');
@@ -556,10 +561,10 @@ static int print_hit(void *ctx, const olievlek_hit *hit)
 {
     collect_ctx *k = ctx;
     if (k->list) {
-        json_array_append_new(k->list, json_pack("{s:s, s:s, s:s, s:f, s:s}", "id",
-                                                 hit->record->id, "kind", hit->record->kind,
-                                                 "title", hit->record->title, "score", hit->score,
-                                                 "snippet", hit->snippet));
+        json_array_append_new(k->list,
+                              json_pack("{s:s, s:s, s:s, s:f, s:s}", "id", hit->record->id, "kind",
+                                        hit->record->kind, "title", hit->record->title, "score",
+                                        hit->score, "snippet", hit->snippet));
     } else {
         printf("%s  %-7s %s\n        %s\n", hit->record->id, hit->record->kind, hit->record->title,
                hit->snippet);
@@ -618,8 +623,8 @@ static void template_header(const char *kind, char *out, size_t size)
              kind, kind);
 }
 
-static int edit_loop(cli *c, olievlek_replica *r, const char *kind, const char *id,
-                     char *text, const char *file)
+static int edit_loop(cli *c, olievlek_replica *r, const char *kind, const char *id, char *text,
+                     const char *file)
 {
     /* From a file: one attempt. In the editor: again until it validates or the user gives up. */
     for (int attempt = 0; attempt < 20; attempt++) {
@@ -643,8 +648,8 @@ static int edit_loop(cli *c, olievlek_replica *r, const char *kind, const char *
         }
         /* Back into the editor with the problems on top. */
         char problems[8192];
-        size_t used = (size_t)snprintf(problems, sizeof problems,
-                                       "# Dit klopt nog niet / not right yet:\n");
+        size_t used =
+            (size_t)snprintf(problems, sizeof problems, "# Dit klopt nog niet / not right yet:\n");
         for (unsigned i = 0; i < olievlek_validation_count(r) && used < sizeof problems; i++)
             used += (size_t)snprintf(problems + used, sizeof problems - used, "#   %s: %s\n",
                                      olievlek_validation_field(r, i),
@@ -821,12 +826,11 @@ static int print_conflict(void *ctx, const olievlek_conflict *k)
     if (c->list) {
         json_t *mine = k->mine ? json_loads(k->mine, 0, NULL) : json_null();
         json_t *theirs = k->theirs ? json_loads(k->theirs, 0, NULL) : json_null();
-        json_array_append_new(c->list,
-                              json_pack("{s:s, s:s, s:s, s:i, s:i, s:o, s:o}", "id", k->id, "kind",
-                                        k->kind ? k->kind : "", "title", k->title, "base_version",
-                                        k->base_version, "their_version", k->their_version,
-                                        "mine", mine ? mine : json_null(), "theirs",
-                                        theirs ? theirs : json_null()));
+        json_array_append_new(
+            c->list, json_pack("{s:s, s:s, s:s, s:i, s:i, s:o, s:o}", "id", k->id, "kind",
+                               k->kind ? k->kind : "", "title", k->title, "base_version",
+                               k->base_version, "their_version", k->their_version, "mine",
+                               mine ? mine : json_null(), "theirs", theirs ? theirs : json_null()));
     } else {
         printf("%s  %s \"%s\"\n", k->id, k->kind ? k->kind : "", k->title);
         if (k->their_version)
@@ -1031,14 +1035,13 @@ static const command *find_command(const char *name)
 
 static void general_help(FILE *out)
 {
-    fprintf(out,
-            "olievlek: work offline with an Olievlek node's records, then sync.\n\n"
-            "usage: olievlek [-C DIR] [--json] [--quiet] COMMAND [ARGS]\n\n"
-            "  -C DIR     the replica directory (default $OLIEVLEK_DIR, else\n"
-            "             $XDG_DATA_HOME/olievlek or ~/.local/share/olievlek)\n"
-            "  --json     machine-readable output on standard output\n"
-            "  --quiet    no progress and no messages, only errors\n\n"
-            "commands:\n");
+    fprintf(out, "olievlek: work offline with an Olievlek node's records, then sync.\n\n"
+                 "usage: olievlek [-C DIR] [--json] [--quiet] COMMAND [ARGS]\n\n"
+                 "  -C DIR     the replica directory (default $OLIEVLEK_DIR, else\n"
+                 "             $XDG_DATA_HOME/olievlek or ~/.local/share/olievlek)\n"
+                 "  --json     machine-readable output on standard output\n"
+                 "  --quiet    no progress and no messages, only errors\n\n"
+                 "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %s\n", commands[i].usage);
     fprintf(out, "\n`olievlek help COMMAND` or `olievlek COMMAND --help` explains one; `man "

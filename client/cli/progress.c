@@ -59,8 +59,8 @@ int cli_progress_update(void *ctx, const olievlek_progress *g)
         if (fraction > 0.001)
             format_duration(g->seconds / fraction - g->seconds, left, sizeof left);
         fprintf(stderr, "\r[%s] %3.0f%%  %llu/%llu entries  %llu records  %s  %s left ", bar,
-                fraction * 100, (unsigned long long)g->entries,
-                (unsigned long long)g->entries_due, (unsigned long long)g->records, bytes, left);
+                fraction * 100, (unsigned long long)g->entries, (unsigned long long)g->entries_due,
+                (unsigned long long)g->records, bytes, left);
         fflush(stderr);
         p->drawn = 1;
     } else if (g->seconds >= 2 && g->seconds - p->last_shown >= 5) {

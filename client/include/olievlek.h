@@ -71,8 +71,7 @@ typedef struct {
  * check) its id, and stores the options. Nothing is pulled yet: call olievlek_pull. Errors:
  * OLIEVLEK_EEXISTS, OLIEVLEK_ENETWORK, OLIEVLEK_EVERIFY (the node's id is not the one given),
  * OLIEVLEK_ESTORE, OLIEVLEK_EINVAL. *out is closed with olievlek_close. */
-int olievlek_create(const char *dir, const olievlek_clone_options *options,
-                    olievlek_replica **out);
+int olievlek_create(const char *dir, const olievlek_clone_options *options, olievlek_replica **out);
 /* Opens an existing replica. Errors: OLIEVLEK_ENOTFOUND (no replica there), OLIEVLEK_ESTORE. */
 int olievlek_open(const char *dir, olievlek_replica **out);
 void olievlek_close(olievlek_replica *replica);
@@ -133,9 +132,9 @@ typedef struct {
     unsigned pending;  /* edits waiting to be pushed */
     unsigned conflicts;
     unsigned rejected;
-    unsigned origins;      /* origins with a verified head */
-    int64_t last_pull_ms;  /* 0: never */
-    int64_t last_push_ms;  /* 0: never */
+    unsigned origins;     /* origins with a verified head */
+    int64_t last_pull_ms; /* 0: never */
+    int64_t last_push_ms; /* 0: never */
 } olievlek_info;
 
 /* Fills *info; its strings stay valid until the next call on replica. */
@@ -174,8 +173,8 @@ typedef int (*olievlek_hit_fn)(void *ctx, const olievlek_hit *hit);
 /* Searches the replica with the node's Dutch analysis (word forms, diacritics, stopwords; the last
  * word also as a prefix; "phrases in quotes"), ranked by BM25 with titles weighing most. kind may
  * be NULL. Hits are delivered best first, at most limit (1–1000). */
-int olievlek_search(olievlek_replica *replica, const char *query, const char *kind,
-                    unsigned limit, olievlek_hit_fn fn, void *ctx);
+int olievlek_search(olievlek_replica *replica, const char *query, const char *kind, unsigned limit,
+                    olievlek_hit_fn fn, void *ctx);
 
 /* ---- Editing (offline) ------------------------------------------------------------------- */
 
@@ -205,11 +204,11 @@ int olievlek_template(olievlek_replica *replica, const char *kind, char **json_o
 
 typedef struct {
     const char *mutation_id;
-    const char *op;    /* create, update, delete */
+    const char *op; /* create, update, delete */
     const char *kind;
     const char *id;
     const char *title;
-    const char *state; /* pending, rejected */
+    const char *state;  /* pending, rejected */
     const char *reason; /* for rejected: the node's explanation with each field's problem */
     int64_t queued_ms;
 } olievlek_edit_info;
