@@ -1226,9 +1226,9 @@ int ov_record_fields(ov_kind kind, ov_field_describe_fn fn, void *ctx)
     if ((unsigned)kind >= OV_KIND_COUNT)
         return OV_EINVAL;
     static const char *const shapes[] = {
-        [F_TEXT] = "text",     [F_LONGTEXT] = "text", [F_ENUM] = "choice", [F_ID] = "id",
-        [F_IDS] = "ids",       [F_TEXTS] = "texts",   [F_SLUGS] = "choices", [F_INTS] = "numbers",
-        [F_BOOL] = "boolean",  [F_URL] = "url",       [F_PATTERN] = "text", [F_SCAN] = "scan",
+        [F_TEXT] = "text",    [F_LONGTEXT] = "text", [F_ENUM] = "choice",   [F_ID] = "id",
+        [F_IDS] = "ids",      [F_TEXTS] = "texts",   [F_SLUGS] = "choices", [F_INTS] = "numbers",
+        [F_BOOL] = "boolean", [F_URL] = "url",       [F_PATTERN] = "text",  [F_SCAN] = "scan",
     };
     for (const field_spec *f = kind_fields[kind]; f->name; f++) {
         char choices[256] = "";
