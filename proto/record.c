@@ -37,10 +37,10 @@ const char *const ov_bouwsteen_title_en[OV_BOUWSTENEN] = {
 };
 const char *const ov_scan_level[2] = {"innovatieteam", "omgeving"};
 
-static const char *const kind_names[OV_KIND_COUNT] = {"region", "school", "person",
-                                                      "case",   "lesson", "request"};
-static const char *const kind_collections[OV_KIND_COUNT] = {"regions", "schools", "people",
-                                                            "cases",   "lessons", "requests"};
+static const char *const kind_names[OV_KIND_COUNT] = {"region", "school",  "person", "case",
+                                                      "lesson", "request", "visit"};
+static const char *const kind_collections[OV_KIND_COUNT] = {
+    "regions", "schools", "people", "cases", "lessons", "requests", "visits"};
 static const char *const status_names[OV_STATUS_COUNT] = {"draft", "published", "deleted"};
 
 const char *ov_kind_name(ov_kind kind)
@@ -131,7 +131,16 @@ typedef enum {
     F_SCAN,    /* the bouwstenen scan */
 } field_type;
 
-typedef enum { P_NONE, P_BRIN, P_VESTIGING, P_POSTCODE, P_DIGITS10, P_HEX130, P_EMAIL } pattern;
+typedef enum {
+    P_NONE,
+    P_BRIN,
+    P_VESTIGING,
+    P_POSTCODE,
+    P_DIGITS10,
+    P_HEX130,
+    P_EMAIL,
+    P_DATE
+} pattern;
 
 typedef struct {
     const char *name;
@@ -252,8 +261,29 @@ static const field_spec request_fields[] = {
     END,
 };
 
+/* A bezoekverslag (visit note): what a brigadier saw, discussed and advised at a school. It belongs
+ * to the brigadier (a person record) who visited; the node fills in the writer's own profile
+ * when "brigadier" is left out, and the school's region when "region" is. */
+static const field_spec visit_fields[] = {
+    {"title", F_TEXT, 1, 200, NULL, P_NONE, 0, 0},
+    {"school", F_ID, 1, 0, NULL, P_NONE, 0, 0},
+    {"date", F_PATTERN, 1, 10, NULL, P_DATE, 0, 0},
+    {"brigadier", F_ID, 1, 0, NULL, P_NONE, 0, 0},
+    {"region", F_ID, 0, 0, NULL, P_NONE, 0, 0},
+    {"notes", F_LONGTEXT, 1, 8000, NULL, P_NONE, 0, 0},
+    {"advice", F_LONGTEXT, 0, 4000, NULL, P_NONE, 0, 0},
+    {"follow_up", F_LONGTEXT, 0, 4000, NULL, P_NONE, 0, 0},
+    {"request", F_ID, 0, 0, NULL, P_NONE, 0, 0},
+    {"case", F_ID, 0, 0, NULL, P_NONE, 0, 0},
+    {"themes", F_TEXTS, 0, 24, NULL, P_NONE, 60, 0},
+    {"bouwstenen", F_SLUGS, 0, 7, bouwstenen, P_NONE, 0, 0},
+    COMMON,
+    END,
+};
+
 static const field_spec *const kind_fields[OV_KIND_COUNT] = {
-    region_fields, school_fields, person_fields, case_fields, lesson_fields, request_fields,
+    region_fields, school_fields,  person_fields, case_fields,
+    lesson_fields, request_fields, visit_fields,
 };
 
 static const char *const envelope_members[] = {"id",      "kind",   "origin", "version", "created",
@@ -430,6 +460,23 @@ static int matches(const char *text, const char *shape)
     return *text == 0;
 }
 
+/* A calendar date "YYYY-MM-DD" that exists (no 30 February), years 1900-2999. */
+static int is_date(const char *text, size_t len)
+{
+    if (len != 10 || text[4] != '-' || text[7] != '-')
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (i != 4 && i != 7 && !isdigit((unsigned char)text[i]))
+            return 0;
+    int year = atoi(text), month = (text[5] - '0') * 10 + (text[6] - '0'),
+        day = (text[8] - '0') * 10 + (text[9] - '0');
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (year < 1900 || year > 2999 || month < 1 || month > 12 || day < 1)
+        return 0;
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    return day <= days[month - 1] + (month == 2 && leap);
+}
+
 static int check_pattern(const json_t *value, const char *path, const field_spec *spec,
                          ov_field_errors *errs)
 {
@@ -479,6 +526,11 @@ static int check_pattern(const json_t *value, const char *path, const field_spec
         en = "is not a valid e-mail address";
         break;
     }
+    case P_DATE:
+        ok = is_date(text, len);
+        nl = "moet een bestaande datum zijn in de vorm JJJJ-MM-DD, bijvoorbeeld 2026-03-12";
+        en = "must be a real date written YYYY-MM-DD, e.g. 2026-03-12";
+        break;
     case P_NONE:
         ok = 1;
         break;
@@ -1174,6 +1226,24 @@ int ov_record_facets(ov_kind kind, const json_t *record, ov_facet_fn fn, void *c
         if (!rc)
             rc = emit_themes(fn, ctx, record);
         break;
+    case OV_KIND_VISIT:
+        rc = emit_member(fn, ctx, record, "school", "school");
+        if (!rc)
+            rc = emit_member(fn, ctx, record, "region", "region");
+        if (!rc)
+            rc = emit_member(fn, ctx, record, "person", "brigadier");
+        if (!rc)
+            rc = emit_member(fn, ctx, record, "case", "case");
+        if (!rc)
+            rc = emit_member(fn, ctx, record, "request", "request");
+        if (!rc)
+            rc = emit_themes(fn, ctx, record);
+        json_array_foreach(json_object_get(record, "bouwstenen"), i, item)
+        {
+            if (!rc)
+                rc = emit(fn, ctx, "bouwsteen", json_string_value(item));
+        }
+        break;
     default:
         break;
     }
@@ -1207,9 +1277,10 @@ const char *ov_record_display_title(ov_kind kind, const json_t *record)
     return text ? text : "";
 }
 
+/* New facets go at the end: the search index numbers facets by their place in this list. */
 const char *const ov_record_facet_names[] = {
     "region", "school", "sector",       "phase", "theme",  "bouwsteen", "principle",
-    "case",   "state",  "availability", "brin",  "person", NULL};
+    "case",   "state",  "availability", "brin",  "person", "request",   NULL};
 
 const char *ov_record_facet_name(const char *name)
 {

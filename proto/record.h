@@ -5,7 +5,7 @@
  * A record is one JSON object. The envelope members are assigned by the origin node and are
  * read-only for clients:
  *   id       ov_id text        stable, globally unique
- *   kind     "region" | "school" | "person" | "case" | "lesson" | "request"
+ *   kind     "region" | "school" | "person" | "case" | "lesson" | "request" | "visit"
  *   origin   ov_id text        the node with authority over the record
  *   version  integer ≥ 1       +1 for every accepted change
  *   created  RFC 3339 UTC with milliseconds, e.g. "2026-11-22T12:00:00.000Z"
@@ -32,6 +32,7 @@ typedef enum {
     OV_KIND_CASE,
     OV_KIND_LESSON,
     OV_KIND_REQUEST,
+    OV_KIND_VISIT, /* a brigadier's bezoekverslag; kinds are numbered in stores: add at the end */
     OV_KIND_COUNT
 } ov_kind;
 
@@ -39,7 +40,8 @@ typedef enum { OV_STATUS_DRAFT, OV_STATUS_PUBLISHED, OV_STATUS_DELETED, OV_STATU
 
 /* "case" */
 const char *ov_kind_name(ov_kind kind);
-/* The REST collection: "regions", "schools", "people", "cases", "lessons", "requests". */
+/* The REST collection: "regions", "schools", "people", "cases", "lessons", "requests",
+ * "visits". */
 const char *ov_kind_collection(ov_kind kind);
 /* OV_OK or OV_EINVAL. */
 int ov_kind_parse(const char *name, size_t len, ov_kind *out);
@@ -131,10 +133,11 @@ int ov_record_texts(ov_kind kind, const json_t *record, ov_text_field_fn fn, voi
  *   "phase"     cases: adoptie | implementatie | institutionalisering
  *   "theme"     each theme, lower-cased
  *   "bouwsteen" cases: each building block with a score ≥ 3 at either level;
- *               lessons: each block the lesson is tagged with
+ *               lessons and visits: each block the record is tagged with
  *   "principle" lessons: each IIO principle "1".."5"
- *   "case"      lessons: the case id; requests: none
- *   "person"    requests: the brigadier who took it up
+ *   "case"      lessons and visits: the case id; requests: none
+ *   "person"    requests: the brigadier who took it up; visits: the brigadier who visited
+ *   "request"   visits: the help request the visit answers
  *   "state"     requests: open | taken | closed
  *   "availability" people: their availability
  *   "brin"      schools: BRIN code and vestiging ("12AB00")

@@ -161,6 +161,14 @@ static void build_scope(ov_school_region *cache, ov_read *read, ov_kind kind, co
             scope->person = *id;
         scope_add_school(scope, json_string_value(json_object_get(record, "school")));
         break;
+    case OV_KIND_VISIT: {
+        /* A visit note belongs to the brigadier who visited, and is about the school visited. */
+        const char *brigadier = json_string_value(json_object_get(record, "brigadier"));
+        if (brigadier)
+            ov_id_parse(brigadier, strlen(brigadier), &scope->person);
+        scope_add_school(scope, json_string_value(json_object_get(record, "school")));
+        break;
+    }
     default:
         break;
     }
@@ -168,16 +176,28 @@ static void build_scope(ov_school_region *cache, ov_read *read, ov_kind kind, co
         school_region(cache, read, &scope->schools[0], &scope->region);
 }
 
-/* A case or help request written without a region belongs to its school's region: it is stored
- * with it, so region filters of lists and live subscriptions find it like any other. */
+/* A case, help request or visit note written without a region belongs to its school's region: it
+ * is stored with it, so region filters of lists and live subscriptions find it like any other. */
 static void inherit_region(ov_kind kind, json_t *content, const ov_record_scope *scope)
 {
-    if ((kind != OV_KIND_CASE && kind != OV_KIND_REQUEST) || json_object_get(content, "region") ||
-        ov_id_is_zero(&scope->region))
+    if ((kind != OV_KIND_CASE && kind != OV_KIND_REQUEST && kind != OV_KIND_VISIT) ||
+        json_object_get(content, "region") || ov_id_is_zero(&scope->region))
         return;
     char region[OV_ID_CHARS + 1];
     ov_id_format(&scope->region, region);
     json_object_set_new(content, "region", json_string(region));
+}
+
+/* A brigadier writes visit notes as themselves: one sent without "brigadier" is theirs. Others
+ * (an admin) name the brigadier. Before validation, so a note nobody owns is refused. */
+static void fill_brigadier(ov_kind kind, json_t *content, const ov_principal *who)
+{
+    json_t *given = json_object_get(content, "brigadier");
+    if (kind != OV_KIND_VISIT || (given && !json_is_null(given)) || ov_id_is_zero(&who->person))
+        return;
+    char person[OV_ID_CHARS + 1];
+    ov_id_format(&who->person, person);
+    json_object_set_new(content, "brigadier", json_string(person));
 }
 
 /* ---- Reference checks ------------------------------------------------------------------------ */
@@ -189,8 +209,10 @@ typedef struct {
 } reference_field;
 
 static const reference_field reference_fields[] = {
-    {"school", OV_KIND_SCHOOL, 0}, {"schools", OV_KIND_SCHOOL, 1},  {"region", OV_KIND_REGION, 0},
-    {"case", OV_KIND_CASE, 0},     {"taken_by", OV_KIND_PERSON, 0},
+    {"school", OV_KIND_SCHOOL, 0},   {"schools", OV_KIND_SCHOOL, 1},
+    {"region", OV_KIND_REGION, 0},   {"case", OV_KIND_CASE, 0},
+    {"taken_by", OV_KIND_PERSON, 0}, {"brigadier", OV_KIND_PERSON, 0},
+    {"request", OV_KIND_REQUEST, 0},
 };
 
 static void check_reference(ov_read *read, const char *field, const char *text, ov_kind target,
@@ -482,6 +504,7 @@ static void handle_create(ov_node *node, ov_http_request *req, ov_kind kind,
         json_decref(content);
         return;
     }
+    fill_brigadier(kind, content, who);
     ov_field_errors errs;
     ov_field_errors_init(&errs);
     ov_record_validate(kind, content, &errs);
@@ -581,6 +604,7 @@ static void handle_replace(ov_node *node, ov_http_request *req, ov_kind kind, co
     json_t *content = ov_problem_read_json_object(req, route);
     if (!content)
         return;
+    fill_brigadier(kind, content, who);
     ov_field_errors errs;
     ov_field_errors_init(&errs);
     ov_record_validate(kind, content, &errs);
@@ -1406,7 +1430,7 @@ static void route_api(ov_node *node, ov_http_request *req, const char *rest)
     if (ov_kind_parse_collection(seg[0], strlen(seg[0]), &kind) != OV_OK) {
         ov_problem_respond(req, 404,
                            "no such collection; there are regions, schools, people, cases, "
-                           "lessons and requests",
+                           "lessons, requests and visits",
                            NULL, NULL, "/api/v1/other");
         return;
     }

@@ -112,7 +112,7 @@ int ov_auth_principal_from_account(const ov_id *id, const json_t *account, ov_pr
 
 /* How far a rule reaches: which records of its kinds it covers. */
 typedef enum {
-    REACH_OWN_PROFILE, /* the person record of the principal */
+    REACH_OWN_PROFILE, /* the person record of the principal, and the visits that person wrote */
     REACH_SCHOOL,      /* records one of whose schools is the principal's school */
     REACH_REGION,      /* records whose region is the principal's region */
     REACH_ALL,
@@ -132,15 +132,32 @@ typedef struct {
 } write_rule;
 
 /* Everything not granted here is denied. Publishing (also creating or changing a record into
- * the published state) needs a PUBLISH row. docs/roles.md is this table in words. */
+ * the published state) needs a PUBLISH row. docs/roles.md is this table in words.
+ *
+ * A visit note is the brigadier's own account of a visit: they write it (always as a draft),
+ * and a moderator of the school's region reviews and publishes it but does not rewrite it. */
 static const write_rule write_rules[] = {
     {OV_ROLE_BRIGADIER, ACT(REPLACE), KIND(PERSON), REACH_OWN_PROFILE},
+    {OV_ROLE_BRIGADIER, ACT(CREATE) | ACT(REPLACE) | ACT(DELETE), KIND(VISIT), REACH_OWN_PROFILE},
     {OV_ROLE_BRIGADIER, ACT(TAKE), KIND(REQUEST), REACH_ALL},
     {OV_ROLE_SCHOOL_EDITOR, ACT(CREATE) | ACT(REPLACE) | ACT(DELETE), SCHOOL_CONTENT, REACH_SCHOOL},
     {OV_ROLE_SCHOOL_EDITOR, ACT(REPLACE), KIND(SCHOOL), REACH_SCHOOL},
     {OV_ROLE_MODERATOR, ACT(CREATE) | ACT(REPLACE) | ACT(DELETE) | ACT(PUBLISH),
-     ALL_KINDS & ~KIND(REGION), REACH_REGION},
+     ALL_KINDS & ~KIND(REGION) & ~KIND(VISIT), REACH_REGION},
+    {OV_ROLE_MODERATOR, ACT(PUBLISH), KIND(VISIT), REACH_REGION},
     {OV_ROLE_ADMIN, ALL_ACTIONS, ALL_KINDS, REACH_ALL},
+};
+
+/* Who may read drafts without changing them: the school a visit note is about may see what is
+ * written about it before it is published. (Whoever may change or publish a draft reads it too.) */
+typedef struct {
+    ov_role role;
+    unsigned kinds;
+    reach reach;
+} read_rule;
+
+static const read_rule draft_readers[] = {
+    {OV_ROLE_SCHOOL_EDITOR, KIND(VISIT), REACH_SCHOOL},
 };
 
 static int id_set_equal(const ov_id *a, const ov_id *b)
@@ -223,8 +240,17 @@ int ov_auth_can_read(const ov_principal *p, ov_kind kind, ov_status status,
         return OV_EDENIED;
     if (id_set_equal(&p->account, &scope->author))
         return OV_OK;
-    /* Whoever may change a draft must be able to see it (a reviewer, the school's editor). */
-    return granted(p, OV_AUTH_REPLACE, kind, scope) ? OV_OK : OV_EDENIED;
+    /* Whoever may change or publish a draft must be able to see it (a reviewer, the school's
+     * editor). */
+    if (granted(p, OV_AUTH_REPLACE, kind, scope) || granted(p, OV_AUTH_PUBLISH, kind, scope))
+        return OV_OK;
+    for (size_t i = 0; i < sizeof draft_readers / sizeof draft_readers[0]; i++) {
+        const read_rule *rule = &draft_readers[i];
+        if (rule->role == p->role && (rule->kinds & (1u << kind)) &&
+            within_reach(p, rule->reach, scope))
+            return OV_OK;
+    }
+    return OV_EDENIED;
 }
 
 /* ---- Accounts -------------------------------------------------------------------------------- */

@@ -4,10 +4,11 @@
  * write. docs/roles.md has the rules as a table.
  *
  * Roles: an anonymous reader (no session) reads published records only; a brigadier keeps their
- * own person record (profile) and takes up help requests; a school editor writes the cases,
- * lessons and help requests of their school and the school's own record, always as drafts; a
- * moderator reviews (publishes) and writes every record of their region except region records;
- * an admin may do everything.
+ * own person record (profile), writes their own visit notes (as drafts) and takes up help
+ * requests; a school editor writes the cases, lessons and help requests of their school and the
+ * school's own record, always as drafts, and reads the draft visit notes about their school; a
+ * moderator reviews (publishes) and writes every record of their region except region records,
+ * and publishes visit notes without rewriting them; an admin may do everything.
  *
  * Account JSON, as stored by server/store.h (OV_WRITE_ACCOUNT_PUT) under a random ov_id:
  *   username       3–64 of [a-z0-9._-], unique on the node
@@ -81,7 +82,8 @@ int ov_auth_principal_from_account(const ov_id *id, const json_t *account, ov_pr
 
 /* What the API knows about a record when it asks: its region (for lessons and requests the
  * region of their school), the schools it belongs to (a school record: its own id), the person
- * it is about (a person record: its own id) and the account that wrote its current version.
+ * it is about (a person record: its own id; a visit note: the brigadier who wrote it) and the
+ * account that wrote its current version.
  * Zero ids mean unknown/none. */
 #define OV_SCOPE_MAX_SCHOOLS 16
 typedef struct {

@@ -926,8 +926,8 @@ int ov_demo_each(ov_demo_record_fn fn, void *ctx)
         rc = generate(g);
 
     /* Kind by kind, seed records first: every reference points at something already walked. */
-    static const ov_kind order[] = {OV_KIND_REGION, OV_KIND_SCHOOL, OV_KIND_PERSON,
-                                    OV_KIND_CASE,   OV_KIND_LESSON, OV_KIND_REQUEST};
+    static const ov_kind order[] = {OV_KIND_REGION, OV_KIND_SCHOOL,  OV_KIND_PERSON, OV_KIND_CASE,
+                                    OV_KIND_LESSON, OV_KIND_REQUEST, OV_KIND_VISIT};
     for (size_t o = 0; o < COUNT(order) && rc == OV_OK; o++) {
         ov_kind kind = order[o];
         if (files[kind]) {

@@ -74,7 +74,8 @@ int ov_search_field_class(ov_kind kind, const char *field)
     /* Themes are the author's own keywords: as telling as the title. */
     if (!strcmp(field, "title") || !strcmp(field, "name") || !strcmp(field, "themes"))
         return OV_SEARCH_TITLE;
-    if (!strcmp(field, "summary") || (kind == OV_KIND_REQUEST && !strcmp(field, "question")))
+    if (!strcmp(field, "summary") || (kind == OV_KIND_REQUEST && !strcmp(field, "question")) ||
+        (kind == OV_KIND_VISIT && !strcmp(field, "notes")))
         return OV_SEARCH_SUMMARY;
     return OV_SEARCH_BODY;
 }
@@ -871,7 +872,7 @@ static void read_scores(ov_kind kind, const json_t *record, uint8_t scores[OV_BO
     memset(scores, 0, OV_BOUWSTENEN);
     if (kind == OV_KIND_CASE) {
         ov_record_scan_best(record, scores);
-    } else if (kind == OV_KIND_LESSON) {
+    } else if (kind == OV_KIND_LESSON || kind == OV_KIND_VISIT) {
         size_t i;
         const json_t *item;
         json_array_foreach(json_object_get(record, "bouwstenen"), i, item)

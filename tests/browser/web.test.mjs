@@ -354,6 +354,76 @@ describe("writing, moderation and live updates", () => {
     await context.close();
   });
 
+  test("a brigadier writes a visit note from a school's page; the school reads the draft, the moderator publishes it", async () => {
+    const murmellius = "01KDVDNA081M10000000000008";
+    const context = await browser.newContext();
+    const page = await openPage(context);
+    await signInThroughForm(page, "brigadier");
+    await page.goto(`${node.url}/scholen/${murmellius}`);
+    const visits = page.locator("#bezoeken");
+    await visits.getByRole("heading", { name: "Bezoekverslagen van brigadiers bij deze school" }).waitFor();
+    await checkAccessibility(page, "school page with visit notes");
+    await visits.getByRole("link", { name: "Bezoekverslag schrijven" }).click();
+    await page.getByRole("heading", { name: "Nieuw bezoekverslag" }).waitFor();
+    assert.equal(await page.getByLabel("Welke school heb je bezocht?").inputValue(), murmellius, "the school is chosen");
+    await page.getByLabel("Titel").fill("Derde gesprek over het tussenjaar");
+    await page.getByLabel("Datum van het bezoek").fill("");
+    await page.getByLabel("Wat heb je gezien en besproken?").fill("Het team bespreekt hoe ouders en leerlingen meepraten over het Intermezzo-jaar.");
+    await page.getByLabel("Wat heb je geadviseerd?").fill("Een gespreksronde met leerlingen aan het eind van elk semester.");
+    await page.getByLabel("Welk mooi voorbeeld is besproken?").selectOption({ label: intermezzo.title });
+    await page.getByLabel(/^1\. Werken vanuit/).check();
+    await checkAccessibility(page, "visit note form");
+    // Without a date the node refuses the note and says so next to the field.
+    await page.getByRole("button", { name: "Opslaan als concept" }).click();
+    const dateError = page.locator('.field[data-path="date"] .field-error');
+    await dateError.waitFor();
+    assert.match(await dateError.textContent(), /is verplicht/);
+    await checkAccessibility(page, "visit note form with an error");
+    await page.getByLabel("Datum van het bezoek").fill("2026-03-12");
+    await page.getByRole("button", { name: "Opslaan als concept" }).click();
+    await page.getByRole("heading", { name: "Derde gesprek over het tussenjaar" }).waitFor();
+    assert.match(page.url(), /\/bezoeken\/[0-9A-Z]{26}$/);
+    const id = page.url().split("/").pop();
+    await page.getByText("Opgeslagen als concept").waitFor();
+    assert.ok(await page.locator(".badge.draft").count(), "shown as a draft");
+    assert.ok(await page.getByRole("heading", { name: "Advies van de brigadier" }).count(), "the advice has its heading");
+    assert.ok(await page.locator(".facts dd", { hasText: "12 maart 2026" }).count(), "the date in words");
+    assert.ok(await page.locator(".facts dd", { hasText: "Joost Timmermans" }).count(), "the brigadier is named");
+    await checkAccessibility(page, "visit note (draft)");
+    const stored = await node.api("GET", `/api/v1/visits/${id}`, { token: await node.token("brigadier") });
+    assert.equal(stored.data.status, "draft");
+    assert.equal(stored.data.case, intermezzo.id);
+    assert.deepEqual(stored.data.bouwstenen, ["doel"]);
+
+    // The school visited sees the draft among its drafts.
+    const editorContext = await browser.newContext();
+    const editor = await openPage(editorContext);
+    await signInThroughForm(editor, "murmellius");
+    await editor.goto(`${node.url}/concepten`);
+    await editor.locator(`#concepten [data-id="${id}"]`).waitFor();
+    await editor.goto(`${node.url}/bezoeken/${id}`);
+    await editor.getByRole("heading", { name: "Derde gesprek over het tussenjaar" }).waitFor();
+    assert.equal(await editor.getByRole("link", { name: "Verslag bewerken" }).count(), 0, "the school cannot edit it");
+
+    // The moderator publishes it from the review queue; then the public reads it.
+    const moderatorContext = await browser.newContext();
+    const moderator = await openPage(moderatorContext);
+    await signInThroughForm(moderator, "moderator");
+    await moderator.goto(`${node.url}/beoordelen`);
+    await moderator.locator(`#concepten [data-id="${id}"]`).getByRole("button", { name: "Publiceren" }).click();
+    await moderator.getByText("Gepubliceerd: Derde gesprek over het tussenjaar").waitFor();
+    const readerContext = await browser.newContext();
+    const reader = await openPage(readerContext);
+    await reader.goto(`${node.url}/scholen/${murmellius}`);
+    await reader.locator(`#bezoeken [data-id="${id}"]`).waitFor();
+    await reader.locator(`#bezoeken [data-id="${id}"] a`).first().click();
+    await reader.getByRole("heading", { name: "Derde gesprek over het tussenjaar" }).waitFor();
+    assert.equal(await reader.locator(".badge.draft").count(), 0, "published");
+    await checkAccessibility(reader, "visit note (published)");
+    for (const p of [page, editor, moderator, reader]) noProblems(p);
+    for (const c of [context, editorContext, moderatorContext, readerContext]) await c.close();
+  });
+
   test("after a dropped connection the page reconnects and catches up", async () => {
     const context = await browser.newContext();
     const page = await openPage(context);

@@ -69,7 +69,7 @@ def test_responses_match_spec():
         call("GET", "/healthz")
         call("GET", "/metrics")
         call("GET", "/api/v1/node")
-        for collection in ("regions", "schools", "people", "cases", "lessons", "requests"):
+        for collection in ("regions", "schools", "people", "cases", "lessons", "requests", "visits"):
             page = call("GET", f"/api/v1/{collection}?limit=3").json
             for item in page["items"]:
                 call("GET", f"/api/v1/{collection}/{item['id']}")
@@ -88,7 +88,23 @@ def test_responses_match_spec():
         call("POST", "/api/v1/session", body={"username": "nobody", "password": "wrong-password"})
         call("POST", "/api/v1/cases", body={"title": "x"})
 
+        call("GET", f"/api/v1/visits?school={MURMELLIUS}&request=01KDVDNA1Q1M3000000000001Q")
+
+        node.as_user("brigadier")
+        visit = call("POST", "/api/v1/visits", body={
+            "title": "Bezoek aan het Murmellius", "school": MURMELLIUS, "date": "2026-03-12",
+            "notes": "Gesprek met het team.", "bouwstenen": ["doel"]}).json
+        call("POST", "/api/v1/visits", body={"title": "Bezoek", "school": MURMELLIUS,
+                                              "date": "2026-02-30", "notes": "x"})
+        visit = call("PUT", f"/api/v1/visits/{visit['id']}", body=dict(visit, advice="Begin klein."),
+                     headers={"If-Match": '"1"'}).json
+        call("POST", f"/api/v1/visits/{visit['id']}/publish")
+        call("GET", f"/api/v1/visits?status=draft&person={visit['brigadier']}")
+
         node.as_user("moderator")
+        call("POST", f"/api/v1/visits/{visit['id']}/publish")
+        call("GET", f"/api/v1/visits/{visit['id']}")
+        call("GET", "/api/v1/search?q=team&kind=visit")
         call("GET", "/api/v1/session")
         school = MURMELLIUS
         case = call("POST", "/api/v1/cases", body={

@@ -56,8 +56,9 @@ static ov_principal principal(ov_role role)
 }
 
 /* Where a record is, seen from the principals above: 0 = their own (region R1, school S1, the
- * brigadier's person P1), 1 = another school (S2, person P2) in the same region R1, 2 = another
- * region (R2, school S3, person P3). Written by someone else. */
+ * brigadier's person P1: their profile, or a visit note they wrote), 1 = another school (S2, person
+ * P2) in the same region R1, 2 = another region (R2, school S3, person P3). Written by someone
+ * else. */
 static ov_record_scope scope_at(ov_kind kind, int where)
 {
     static const int schools[] = {S1, S2, S3}, regions[] = {R1, R1, R2}, people[] = {P1, P2, P3};
@@ -69,61 +70,61 @@ static ov_record_scope scope_at(ov_kind kind, int where)
         s.schools[0] = make_id(schools[where]);
         s.school_count = 1;
     }
-    if (kind == OV_KIND_PERSON)
+    if (kind == OV_KIND_PERSON || kind == OV_KIND_VISIT) /* a visit: its brigadier */
         s.person = make_id(people[where]);
     return s;
 }
 
 /* ---- The role table -------------------------------------------------------------------------- */
 
-/* Per role and action: six groups (region school person case lesson request) of three cells
+/* Per role and action: seven groups (region school person case lesson request visit) of three cells
  * (own, other school same region, other region). y = allowed, also into the published state;
  * d = allowed only as a draft (asking for published is denied); n = denied; a = sign in first. */
 static const char *const write_table[OV_ROLE_COUNT][OV_AUTH_ACTION_COUNT] = {
     [OV_ROLE_ANONYMOUS] = {
-        /* create  */ "aaa aaa aaa aaa aaa aaa",
-        /* replace */ "aaa aaa aaa aaa aaa aaa",
-        /* delete  */ "aaa aaa aaa aaa aaa aaa",
-        /* publish */ "aaa aaa aaa aaa aaa aaa",
-        /* take    */ "aaa aaa aaa aaa aaa aaa",
+        /* create  */ "aaa aaa aaa aaa aaa aaa aaa",
+        /* replace */ "aaa aaa aaa aaa aaa aaa aaa",
+        /* delete  */ "aaa aaa aaa aaa aaa aaa aaa",
+        /* publish */ "aaa aaa aaa aaa aaa aaa aaa",
+        /* take    */ "aaa aaa aaa aaa aaa aaa aaa",
     },
     [OV_ROLE_BRIGADIER] = {
-        /* create  */ "nnn nnn nnn nnn nnn nnn",
-        /* replace */ "nnn nnn dnn nnn nnn nnn",
-        /* delete  */ "nnn nnn nnn nnn nnn nnn",
-        /* publish */ "nnn nnn nnn nnn nnn nnn",
-        /* take    */ "nnn nnn nnn nnn nnn yyy",
+        /* create  */ "nnn nnn nnn nnn nnn nnn dnn",
+        /* replace */ "nnn nnn dnn nnn nnn nnn dnn",
+        /* delete  */ "nnn nnn nnn nnn nnn nnn ynn",
+        /* publish */ "nnn nnn nnn nnn nnn nnn nnn",
+        /* take    */ "nnn nnn nnn nnn nnn yyy nnn",
     },
     [OV_ROLE_SCHOOL_EDITOR] = {
-        /* create  */ "nnn nnn nnn dnn dnn dnn",
-        /* replace */ "nnn dnn nnn dnn dnn dnn",
-        /* delete  */ "nnn nnn nnn ynn ynn ynn",
-        /* publish */ "nnn nnn nnn nnn nnn nnn",
-        /* take    */ "nnn nnn nnn nnn nnn nnn",
+        /* create  */ "nnn nnn nnn dnn dnn dnn nnn",
+        /* replace */ "nnn dnn nnn dnn dnn dnn nnn",
+        /* delete  */ "nnn nnn nnn ynn ynn ynn nnn",
+        /* publish */ "nnn nnn nnn nnn nnn nnn nnn",
+        /* take    */ "nnn nnn nnn nnn nnn nnn nnn",
     },
     [OV_ROLE_MODERATOR] = {
-        /* create  */ "nnn yyn yyn yyn yyn yyn",
-        /* replace */ "nnn yyn yyn yyn yyn yyn",
-        /* delete  */ "nnn yyn yyn yyn yyn yyn",
-        /* publish */ "nnn yyn yyn yyn yyn yyn",
-        /* take    */ "nnn nnn nnn nnn nnn nnn",
+        /* create  */ "nnn yyn yyn yyn yyn yyn nnn",
+        /* replace */ "nnn yyn yyn yyn yyn yyn nnn",
+        /* delete  */ "nnn yyn yyn yyn yyn yyn nnn",
+        /* publish */ "nnn yyn yyn yyn yyn yyn yyn",
+        /* take    */ "nnn nnn nnn nnn nnn nnn nnn",
     },
     [OV_ROLE_ADMIN] = {
-        /* create  */ "yyy yyy yyy yyy yyy yyy",
-        /* replace */ "yyy yyy yyy yyy yyy yyy",
-        /* delete  */ "yyy yyy yyy yyy yyy yyy",
-        /* publish */ "yyy yyy yyy yyy yyy yyy",
-        /* take    */ "yyy yyy yyy yyy yyy yyy",
+        /* create  */ "yyy yyy yyy yyy yyy yyy yyy",
+        /* replace */ "yyy yyy yyy yyy yyy yyy yyy",
+        /* delete  */ "yyy yyy yyy yyy yyy yyy yyy",
+        /* publish */ "yyy yyy yyy yyy yyy yyy yyy",
+        /* take    */ "yyy yyy yyy yyy yyy yyy yyy",
     },
 };
 
 /* Reading a draft someone else wrote: r = visible, n = denied, a = sign in first. */
 static const char *const read_table[OV_ROLE_COUNT] = {
-    [OV_ROLE_ANONYMOUS] = "aaa aaa aaa aaa aaa aaa",
-    [OV_ROLE_BRIGADIER] = "nnn nnn rnn nnn nnn nnn",
-    [OV_ROLE_SCHOOL_EDITOR] = "nnn rnn nnn rnn rnn rnn",
-    [OV_ROLE_MODERATOR] = "nnn rrn rrn rrn rrn rrn",
-    [OV_ROLE_ADMIN] = "rrr rrr rrr rrr rrr rrr",
+    [OV_ROLE_ANONYMOUS] = "aaa aaa aaa aaa aaa aaa aaa",
+    [OV_ROLE_BRIGADIER] = "nnn nnn rnn nnn nnn nnn rnn",
+    [OV_ROLE_SCHOOL_EDITOR] = "nnn rnn nnn rnn rnn rnn rnn",
+    [OV_ROLE_MODERATOR] = "nnn rrn rrn rrn rrn rrn rrn",
+    [OV_ROLE_ADMIN] = "rrr rrr rrr rrr rrr rrr rrr",
 };
 
 static char cell(const char *row, ov_kind kind, int where)

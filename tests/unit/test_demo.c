@@ -21,8 +21,8 @@
 #include "server/demo.h"
 
 /* Expected sizes: seed records per kind, generated records per kind. */
-static const int seed_count[OV_KIND_COUNT] = {7, 14, 5, 12, 16, 5};
-static const int generated_count[OV_KIND_COUNT] = {0, 40, 30, 120, 200, 20};
+static const int seed_count[OV_KIND_COUNT] = {7, 14, 5, 12, 16, 5, 4};
+static const int generated_count[OV_KIND_COUNT] = {0, 40, 30, 120, 200, 20, 0};
 
 #define MAX_RECORDS 2000
 
@@ -83,6 +83,8 @@ static int collect(void *ctx, ov_kind kind, const ov_id *id, ov_status status,
         check_reference(w, content, "school", OV_KIND_SCHOOL);
         check_reference(w, content, "case", OV_KIND_CASE);
         check_reference(w, content, "taken_by", OV_KIND_PERSON);
+        check_reference(w, content, "brigadier", OV_KIND_PERSON);
+        check_reference(w, content, "request", OV_KIND_REQUEST);
         json_t *schools = json_object_get(content, "schools");
         size_t i;
         json_t *item;

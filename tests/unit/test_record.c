@@ -18,11 +18,12 @@
 #include "proto/error.h"
 #include "proto/record.h"
 
-#define SCHOOL_ID "01KDVDNA081M10000000000008"
-#define REGION_ID "01KDVDNA011M0G000000000001"
-#define PERSON_ID "01KDVDNA0C1M1G00000000000C"
-#define CASE_ID   "01KDVDNA0V1M2000000000000V"
-#define NODE_ID   "01KDVDN9ZZ0000000000000001"
+#define SCHOOL_ID  "01KDVDNA081M10000000000008"
+#define REGION_ID  "01KDVDNA011M0G000000000001"
+#define PERSON_ID  "01KDVDNA0C1M1G00000000000C"
+#define CASE_ID    "01KDVDNA0V1M2000000000000V"
+#define REQUEST_ID "01KDVDNA1V1M3000000000001V"
+#define NODE_ID    "01KDVDN9ZZ0000000000000001"
 
 static const char *const valid_json[OV_KIND_COUNT] = {
     [OV_KIND_REGION] =
@@ -71,6 +72,15 @@ static const char *const valid_json[OV_KIND_COUNT] = {
                         "\"school\":\"" SCHOOL_ID "\",\"region\":\"" REGION_ID "\","
                         "\"sector\":\"vo\",\"themes\":[\"tussenjaar\"],\"state\":\"opgepakt\","
                         "\"taken_by\":\"" PERSON_ID "\"}",
+    [OV_KIND_VISIT] = "{\"title\":\"Het tussenjaar evalueren met ouders en leerlingen\","
+                      "\"school\":\"" SCHOOL_ID "\",\"date\":\"2026-02-05\","
+                      "\"brigadier\":\"" PERSON_ID "\",\"region\":\"" REGION_ID "\","
+                      "\"notes\":\"Kennismaking met het team.\\nHet doel trekt ouders aan.\","
+                      "\"advice\":\"Laat leerlingen zelf vertellen wat het jaar bracht.\","
+                      "\"follow_up\":\"Over drie maanden terugkijken.\","
+                      "\"request\":\"" REQUEST_ID "\",\"case\":\"" CASE_ID "\","
+                      "\"themes\":[\"tussenjaar\",\"Evaluatie\"],"
+                      "\"bouwstenen\":[\"doel\",\"houding\"]}",
 };
 
 static json_t *parse(const char *text)
@@ -210,6 +220,23 @@ static const rule_case rules[] = {
     {OV_KIND_REQUEST, "kind", "\"case\"", "kind", "\"request\""},
     {OV_KIND_REQUEST, "status", "\"deleted\"", "status", "draft of published"},
     {OV_KIND_REQUEST, "id", "\"nope\"", "id", "geldige id"},
+    {OV_KIND_VISIT, "school", NULL, "school", "is verplicht"},
+    {OV_KIND_VISIT, "brigadier", NULL, "brigadier", "is verplicht"},
+    {OV_KIND_VISIT, "notes", NULL, "notes", "is verplicht"},
+    {OV_KIND_VISIT, "title", "\"Bezoek\\nDe Fontein\"", "title", "regeleinde"},
+    {OV_KIND_VISIT, "date", NULL, "date", "is verplicht"},
+    {OV_KIND_VISIT, "date", "\"5-2-2026\"", "date", "JJJJ-MM-DD"},
+    {OV_KIND_VISIT, "date", "\"2026-02-30\"", "date", "bestaande datum"},
+    {OV_KIND_VISIT, "date", "\"2025-02-29\"", "date", "bestaande datum"}, /* not a leap year */
+    {OV_KIND_VISIT, "date", "\"2026-13-01\"", "date", "bestaande datum"},
+    {OV_KIND_VISIT, "date", "\"2026-02-05T10:00\"", "date", "JJJJ-MM-DD"},
+    {OV_KIND_VISIT, "date", "20260205", "date", "moet een tekst zijn"},
+    {OV_KIND_VISIT, "request", "\"hulpvraag\"", "request", "geldige id"},
+    {OV_KIND_VISIT, "bouwstenen", "[1,2]", "bouwstenen[0]", "moet een tekst zijn"},
+    {OV_KIND_VISIT, "bouwstenen", "[\"delen\",\"delen\"]", "bouwstenen[1]", "dubbel"},
+    {OV_KIND_VISIT, "advice", "\"\"", "advice", "mag niet leeg zijn"},
+    {OV_KIND_VISIT, "phase", "\"adoptie\"", "phase", "onbekend veld"},
+    {OV_KIND_VISIT, "kind", "\"lesson\"", "kind", "\"visit\""},
 };
 
 static void test_every_rule(void **state)
@@ -638,6 +665,50 @@ static void test_facets(void **state)
     assert_true(has_facet(&person, "availability=beperkt"));
     assert_true(has_facet(&person, "theme=overgang po-vo"));
     json_decref(record);
+
+    record = parse(valid_json[OV_KIND_VISIT]);
+    facet_log visit = {0};
+    assert_int_equal(ov_record_facets(OV_KIND_VISIT, record, collect, &visit), 0);
+    assert_true(has_facet(&visit, "school=" SCHOOL_ID));
+    assert_true(has_facet(&visit, "region=" REGION_ID));
+    assert_true(has_facet(&visit, "person=" PERSON_ID));
+    assert_true(has_facet(&visit, "case=" CASE_ID));
+    assert_true(has_facet(&visit, "request=" REQUEST_ID));
+    assert_true(has_facet(&visit, "theme=evaluatie"));
+    assert_true(has_facet(&visit, "bouwsteen=doel"));
+    assert_true(has_facet(&visit, "bouwsteen=houding"));
+    assert_int_equal(visit.count, 9);
+    assert_string_equal(ov_record_display_title(OV_KIND_VISIT, record),
+                        "Het tussenjaar evalueren met ouders en leerlingen");
+    json_decref(record);
+}
+
+/* A visit's date is a day that exists: leap years by the Gregorian rule. */
+static void test_visit_dates(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *date;
+        int ok;
+    } dates[] = {
+        {"2024-02-29", 1},  {"2000-02-29", 1},  {"1900-02-29", 0}, {"2100-02-29", 0},
+        {"2026-04-30", 1},  {"2026-04-31", 0},  {"2026-12-31", 1}, {"2026-00-10", 0},
+        {"2026-01-00", 0},  {"1899-12-31", 0},  {"2026-1-05", 0},  {"2026/01/05", 0},
+        {"2026-01-05 ", 0}, {"２026-01-05", 0},
+    };
+    json_t *record = parse(valid_json[OV_KIND_VISIT]);
+    for (size_t i = 0; i < sizeof dates / sizeof dates[0]; i++) {
+        json_object_set_new(record, "date", json_string(dates[i].date));
+        ov_field_errors errs;
+        ov_field_errors_init(&errs);
+        int rc = ov_record_validate(OV_KIND_VISIT, record, &errs);
+        if ((rc == OV_OK) != dates[i].ok)
+            fail_msg("date %s: expected %s", dates[i].date, dates[i].ok ? "valid" : "refused");
+        if (!dates[i].ok)
+            assert_string_equal(errs.items[0].message_en,
+                                "must be a real date written YYYY-MM-DD, e.g. 2026-03-12");
+    }
+    json_decref(record);
 }
 
 static void test_time(void **state)
@@ -696,6 +767,7 @@ static void test_names(void **state)
     }
     ov_kind kind;
     assert_string_equal(ov_kind_collection(OV_KIND_PERSON), "people");
+    assert_string_equal(ov_kind_collection(OV_KIND_VISIT), "visits");
     assert_int_equal(ov_kind_parse("cases", 5, &kind), OV_EINVAL);
     assert_int_equal(ov_kind_parse("casefile", 4, &kind), OV_OK); /* exactly len bytes */
     assert_int_equal(kind, OV_KIND_CASE);
@@ -735,6 +807,20 @@ static void test_texts(void **state)
         assert_null(strstr(log.seen[i], "region="));
     }
     json_decref(record);
+
+    /* A visit note: its title and what was seen, advised and agreed; not the date or the ids. */
+    record = parse(valid_json[OV_KIND_VISIT]);
+    facet_log visit = {0};
+    assert_int_equal(ov_record_texts(OV_KIND_VISIT, record, collect_text, &visit), 0);
+    assert_true(has_facet(&visit, "title=Het tussenjaar evalueren met ouders en l"));
+    assert_true(has_facet(&visit, "notes=Kennismaking met het team.\nHet doel trek"));
+    assert_true(has_facet(&visit, "advice=Laat leerlingen zelf vertellen wat het j"));
+    assert_true(has_facet(&visit, "follow_up=Over drie maanden terugkijken."));
+    assert_true(has_facet(&visit, "themes=Evaluatie"));
+    assert_int_equal(visit.count, 6);
+    assert_int_equal(ov_record_text_field(OV_KIND_VISIT, "notes", 5), 1);
+    assert_int_equal(ov_record_text_field(OV_KIND_VISIT, "date", 4), 0);
+    json_decref(record);
 }
 
 int main(void)
@@ -752,6 +838,7 @@ int main(void)
         cmocka_unit_test(test_seal_envelope_round_trip),
         cmocka_unit_test(test_seal_defaults_and_tombstone),
         cmocka_unit_test(test_facets),
+        cmocka_unit_test(test_visit_dates),
         cmocka_unit_test(test_texts),
         cmocka_unit_test(test_time),
         cmocka_unit_test(test_names),

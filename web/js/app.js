@@ -13,6 +13,7 @@ import { searchPage } from "./pages/search.js";
 import { casePage, lessonPage } from "./pages/case.js";
 import { peoplePage, personPage, requestPage, requestsPage, schoolPage, schoolsPage } from "./pages/directory.js";
 import { editCasePage, editLessonPage, editPersonPage } from "./pages/edit.js";
+import { editVisitPage, visitPage } from "./pages/visit.js";
 import { adminPage, reviewPage, signInPage } from "./pages/account.js";
 
 export const live = new LiveFeed();
@@ -56,6 +57,9 @@ const ROUTES = [
   [/^\/brigadiers$/, peoplePage],
   [new RegExp(`^/brigadiers/${ID}/bewerken$`), editPersonPage],
   [new RegExp(`^/brigadiers/${ID}$`), personPage],
+  [/^\/bezoeken\/nieuw$/, editVisitPage],
+  [new RegExp(`^/bezoeken/${ID}/bewerken$`), editVisitPage],
+  [new RegExp(`^/bezoeken/${ID}$`), visitPage],
   [/^\/hulpvragen$/, requestsPage],
   [new RegExp(`^/hulpvragen/${ID}$`), requestPage],
   [/^\/inloggen$/, signInPage],
@@ -80,8 +84,9 @@ function renderShell() {
     navLink("/", "nav.home"), navLink("/zoeken", "nav.search"), navLink("/scholen", "nav.schools"),
     navLink("/brigadiers", "nav.people"), navLink("/hulpvragen", "nav.requests"),
     writer ? navLink("/voorbeelden/nieuw", "edit.new_case") : null,
+    account && account.role === "brigadier" && account.person ? navLink("/bezoeken/nieuw", "edit.new_visit") : null,
     account && (account.role === "moderator" || account.role === "admin") ? navLink("/beoordelen", "nav.review") : null,
-    account && account.role === "school-editor" ? navLink("/concepten", "nav.drafts") : null,
+    account && (account.role === "school-editor" || account.role === "brigadier") ? navLink("/concepten", "nav.drafts") : null,
     account && account.role === "admin" ? navLink("/beheer", "nav.admin") : null,
   ];
   nav.querySelector("ul").replaceChildren(...items.filter(Boolean));

@@ -2,11 +2,11 @@
 // the review queue, so a case looks the same wherever it is found.
 
 import { el, snippet } from "./dom.js";
-import { formatDate, label, t } from "./i18n.js";
+import { formatDate, formatDay, label, t } from "./i18n.js";
 import { nameOf } from "./api.js";
 
-const PATHS = { case: "voorbeelden", lesson: "lessen", school: "scholen", person: "brigadiers", request: "hulpvragen", region: "regio" };
-const COLLECTIONS = { case: "cases", lesson: "lessons", school: "schools", person: "people", request: "requests", region: "regions" };
+const PATHS = { case: "voorbeelden", lesson: "lessen", school: "scholen", person: "brigadiers", request: "hulpvragen", region: "regio", visit: "bezoeken" };
+const COLLECTIONS = { case: "cases", lesson: "lessons", school: "schools", person: "people", request: "requests", region: "regions", visit: "visits" };
 
 export const pathOf = (record) => `/${PATHS[record.kind]}/${record.id}`;
 export const collectionOf = (kind) => COLLECTIONS[kind];
@@ -37,6 +37,7 @@ function badges(record) {
 function meta(record) {
   const parts = [];
   parts.push(label("kind", record.kind));
+  if (record.kind === "visit" && record.date) parts.push(formatDay(record.date));
   if (record.phase) parts.push(label("phase", record.phase));
   if (record.state) parts.push(label("state", record.state));
   if (record.sector) parts.push(label("sector", record.sector));
@@ -46,7 +47,7 @@ function meta(record) {
 }
 
 function summaryOf(record) {
-  const text = record.summary || record.body || record.question || record.bio || "";
+  const text = record.summary || record.body || record.question || record.notes || record.bio || "";
   return text.length > 240 ? `${text.slice(0, 237).trimEnd()}…` : text;
 }
 

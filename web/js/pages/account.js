@@ -35,7 +35,7 @@ export async function signInPage(ctx) {
   return { title: t("signin.title"), content: form };
 }
 
-const REVIEWED = ["case", "lesson", "request", "person", "school"];
+const REVIEWED = ["case", "lesson", "request", "visit", "person", "school"];
 
 // Drafts the account may read, of every kind. The node lists only the drafts the caller may read
 // (a moderator's region, an editor's school), so no filter is sent: a lesson has no region of
@@ -75,7 +75,7 @@ export async function reviewPage(ctx) {
   }));
   return {
     title: t(publishing ? "review.title" : "drafts.title"),
-    content: [el("p", { class: "lead" }, t(publishing ? "review.intro" : "drafts.intro")), notice,
+    content: [el("p", { class: "lead" }, t(publishing ? "review.intro" : account.role === "brigadier" ? "drafts.intro.brigadier" : "drafts.intro")), notice,
       items.length ? list : el("p", {}, t(publishing ? "review.none" : "drafts.none"))],
   };
 }

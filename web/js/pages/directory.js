@@ -7,6 +7,7 @@ import { label, t } from "../i18n.js";
 import { card, facts, later, paragraphs, schoolLink } from "../records.js";
 import { currentAccount, isBrigadier } from "../session.js";
 import { live } from "../app.js";
+import { mayWriteVisit } from "./visit.js";
 import { navigate } from "../router.js";
 
 // A filterable directory of one kind: a text box and a few facets, state kept in the URL.
@@ -83,13 +84,15 @@ function section(id, heading, records, empty = t("school.none")) {
 
 export async function schoolPage(ctx) {
   const id = ctx.params[0];
-  const [school, cases, lessons, requests, people] = await Promise.all([
+  const [school, cases, lessons, requests, people, visits] = await Promise.all([
     get(`/api/v1/schools/${id}`),
     get("/api/v1/cases", { school: id, limit: 50 }),
     get("/api/v1/lessons", { school: id, limit: 50 }),
     get("/api/v1/requests", { school: id, limit: 50 }),
     get("/api/v1/people", { school: id, limit: 50 }),
+    get("/api/v1/visits", { school: id, limit: 50 }),
   ]);
+  const write = mayWriteVisit() ? el("p", { class: "actions" }, el("a", { class: "button secondary", href: `/bezoeken/nieuw?school=${id}` }, t("visit.write"))) : null;
   return {
     title: school.name,
     content: [
@@ -104,6 +107,8 @@ export async function schoolPage(ctx) {
       section("h-cases", t("school.cases"), cases.items),
       section("h-lessons", t("school.lessons"), lessons.items),
       section("h-requests", t("school.requests"), requests.items),
+      el("section", { "aria-labelledby": "h-visits", id: "bezoeken" }, el("h2", { id: "h-visits" }, t("school.visits")), write,
+        visits.items.length ? el("ul", { class: "cards" }, visits.items.map((r) => card(r))) : el("p", {}, t("school.none"))),
       people.items.length ? section("h-people", t("school.people"), people.items) : null,
     ],
   };
@@ -111,9 +116,10 @@ export async function schoolPage(ctx) {
 
 export async function personPage(ctx) {
   const id = ctx.params[0];
-  const [person, taken] = await Promise.all([
+  const [person, taken, visits] = await Promise.all([
     get(`/api/v1/people/${id}`),
     get("/api/v1/requests", { person: id, limit: 20 }).catch(() => ({ items: [] })),
+    get("/api/v1/visits", { person: id, limit: 20 }).catch(() => ({ items: [] })),
   ]);
   const account = currentAccount();
   const own = account && (account.person === id || account.role === "admin");
@@ -135,15 +141,17 @@ export async function personPage(ctx) {
         [t("case.source"), person.source],
       ]),
       taken.items.length ? section("h-taken", t("person.taken"), taken.items) : null,
+      visits.items.length ? section("h-visits", t("person.visits"), visits.items) : null,
     ],
   };
 }
 
 export async function requestPage(ctx) {
   const id = ctx.params[0];
-  const [record, matches] = await Promise.all([
+  const [record, matches, visits] = await Promise.all([
     get(`/api/v1/requests/${id}`),
     get(`/api/v1/requests/${id}/matches`, { limit: 6 }).catch(() => ({ hits: [] })),
+    get("/api/v1/visits", { request: id, limit: 20 }).catch(() => ({ items: [] })),
   ]);
   const account = currentAccount();
   const notice = el("p", { role: "status", class: "notice", hidden: true });
@@ -176,7 +184,10 @@ export async function requestPage(ctx) {
       ]),
       account && account.person && record.taken_by === account.person ? el("p", { class: "notice" }, t("request.taken")) : null,
       mayTake ? el("p", { class: "actions" }, take) : null,
+      account && account.person && record.taken_by === account.person && mayWriteVisit()
+        ? el("p", { class: "actions" }, el("a", { class: "button secondary", href: `/bezoeken/nieuw?hulpvraag=${id}` }, t("visit.write"))) : null,
       notice,
+      visits.items.length ? section("h-visits", t("request.visits"), visits.items) : null,
       el("section", { "aria-labelledby": "h-matches" }, el("h2", { id: "h-matches" }, t("request.matches")),
         matches.hits.length ? el("ul", { class: "cards" }, matches.hits.map((h) => card(h.record || h))) : el("p", {}, t("request.no_matches"))),
     ],
