@@ -92,6 +92,14 @@ int olievlek_login(olievlek_replica *replica, const char *username, const char *
             MDB_txn *txn;
             if ((rc = olv_txn_begin(replica, 0, &txn)) == OLIEVLEK_OK) {
                 rc = olv_meta_put(replica, txn, "username", username);
+                /* A brigadier's profile: visit notes are theirs by default. */
+                const char *person = json_string_value(
+                    json_object_get(json_object_get(answer, "account"), "person"));
+                MDB_val pk = {6, "person"};
+                if (!rc && person)
+                    rc = olv_meta_put(replica, txn, "person", person);
+                else if (!rc)
+                    mdb_del(txn, replica->meta, &pk, NULL);
                 if (!rc)
                     rc = olv_history_add(replica, txn, "logged in as %s", username);
                 if (rc)
@@ -145,8 +153,9 @@ int olievlek_logout(olievlek_replica *replica)
     int rc = olv_txn_begin(replica, 0, &txn);
     if (rc)
         return rc;
-    MDB_val k = {8, "username"};
+    MDB_val k = {8, "username"}, pk = {6, "person"};
     mdb_del(txn, replica->meta, &k, NULL);
+    mdb_del(txn, replica->meta, &pk, NULL);
     olv_history_add(replica, txn, "logged out");
     return olv_txn_commit(replica, txn, 1);
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "client/queue.h"
 #include "proto/buf.h"
@@ -198,6 +199,45 @@ static void strip_envelope(json_t *content)
         json_object_del(content, *m);
 }
 
+/* A field of the template left empty ("", [], {}) means "not given", not "given as empty". */
+static void strip_empty(json_t *content)
+{
+    const char *key;
+    json_t *value;
+    void *tmp;
+    json_object_foreach_safe(content, tmp, key, value)
+    {
+        if ((json_is_string(value) && json_string_length(value) == 0) ||
+            (json_is_array(value) && json_array_size(value) == 0) ||
+            (json_is_object(value) && json_object_size(value) == 0))
+            json_object_del(content, key);
+    }
+}
+
+/* The signed-in brigadier's profile id, as the node gave it at login; NULL when none. */
+static char *own_profile(olievlek_replica *r)
+{
+    MDB_txn *txn;
+    char *person = NULL;
+    if (olv_txn_begin(r, MDB_RDONLY, &txn) == OLIEVLEK_OK) {
+        olv_meta_get(r, txn, "person", &person);
+        mdb_txn_abort(txn);
+    }
+    return person;
+}
+
+/* A visit note is the brigadier's own: the node fills in their profile when it is left out, and
+ * so does the client, so the note validates here as it will there. */
+static void fill_own_profile(olievlek_replica *r, ov_kind kind, json_t *content)
+{
+    if (kind != OV_KIND_VISIT || json_object_get(content, "brigadier"))
+        return;
+    char *person = r->token ? own_profile(r) : NULL;
+    if (person)
+        json_object_set_new(content, "brigadier", json_string(person));
+    free(person);
+}
+
 /* Parses and validates the user's JSON for kind. On OLIEVLEK_ESCHEMA replica->validation says
  * what is wrong (a JSON syntax error is one problem at field "" with line and column). */
 static int parse_content(olievlek_replica *r, ov_kind kind, const char *json, json_t **out)
@@ -221,6 +261,8 @@ static int parse_content(olievlek_replica *r, ov_kind kind, const char *json, js
         return olv_fail(r, OLIEVLEK_ESCHEMA, "a record is a JSON object");
     }
     strip_envelope(content);
+    strip_empty(content);
+    fill_own_profile(r, kind, content);
     if (ov_record_validate(kind, content, &r->validation) != OV_OK) {
         json_decref(content);
         return olv_fail(r, OLIEVLEK_ESCHEMA, "the %s does not validate: %s %s", ov_kind_name(kind),
@@ -538,6 +580,19 @@ int olievlek_template(olievlek_replica *replica, const char *kind_name, char **j
     if (!o || ov_record_fields(kind, add_template_field, o) != OV_OK) {
         json_decref(o);
         return OLIEVLEK_ENOMEM;
+    }
+    if (kind == OV_KIND_VISIT) {
+        /* Today, by the brigadier who is signed in. */
+        char today[16];
+        time_t now = time(NULL);
+        struct tm tm;
+        localtime_r(&now, &tm);
+        strftime(today, sizeof today, "%Y-%m-%d", &tm);
+        json_object_set_new(o, "date", json_string(today));
+        char *person = replica->token ? own_profile(replica) : NULL;
+        if (person)
+            json_object_set_new(o, "brigadier", json_string(person));
+        free(person);
     }
     *json_out = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(o);

@@ -280,6 +280,50 @@ def test_offline_day_and_incremental_pull():
         c.cleanup()
 
 
+EDITOR_SCRIPT = r"""#!/bin/sh
+# A scripted editor: fills in the template it is given (comment lines dropped), as a user would.
+exec python3 - "$1" <<'PY'
+import json, sys
+path = sys.argv[1]
+text = open(path).read()
+record = json.loads("\n".join(l for l in text.splitlines() if not l.lstrip().startswith("#")))
+record.update(FILL)
+open(path, "w").write(json.dumps(record))
+PY
+"""
+
+
+def scripted_editor(directory, fill):
+    path = os.path.join(directory, "editor.sh")
+    with open(path, "w") as f:
+        f.write(EDITOR_SCRIPT.replace("FILL", repr(fill)))
+    os.chmod(path, 0o755)
+    return path
+
+
+def test_brigadier_writes_a_visit_in_the_editor():
+    with Node() as node:
+        c = Client()
+        try:
+            c.run("clone", url(node), "--region")
+            c.run("login", "brigadier")
+            fill = {"title": "Bezoek aan Clusius College: verzuim vroeg zien",
+                    "school": "01KDVDNA0B1M1000000000000B",
+                    "notes": "Gesprek met mentoren en de administratie over de verzuimregistratie."}
+            editor = scripted_editor(c.dir, fill)
+            made = c.json("new", "visit", env={"EDITOR": editor})
+            shown = c.json("show", made["id"])
+            check_eq(shown["brigadier"], JOOST, "the template names the signed-in brigadier")
+            check(len(shown["date"]) == 10, "and today's date", shown)
+            check_eq(c.json("sync")["push"]["accepted"], 1, "the visit note is accepted")
+            r = node.get(f"/api/v1/visits/{made['id']}", token=node.login("brigadier"))
+            check_eq((r.status, r.json["status"]), (200, "draft"), "a draft at the node")
+            check_eq(r.json["notes"], fill["notes"], "with the notes written offline")
+            check_eq(c.json("show", made["id"])["version"], 1, "the replica holds the node's version")
+        finally:
+            c.cleanup()
+
+
 def test_conflicts_and_rejections():
     with Node() as node:
         c = Client()
@@ -463,6 +507,7 @@ def test_help_and_usage():
 if __name__ == "__main__":
     check(CLI and os.path.exists(CLI), "OLIEVLEK must name the built client", CLI)
     run([test_help_and_usage, test_clone_status_search, test_region_scope_and_kinds,
-         test_offline_day_and_incremental_pull, test_conflicts_and_rejections,
+         test_offline_day_and_incremental_pull, test_brigadier_writes_a_visit_in_the_editor,
+         test_conflicts_and_rejections,
          test_lost_answers_never_double, test_interrupted_pulls_resume,
          test_forged_answers_are_refused])
