@@ -20,8 +20,10 @@
 #include "proto/canon.h"
 #include "proto/error.h"
 
-#define STORE_FILE     "replica.mdb"
-#define MAP_SIZE       (64ull << 30) /* address space only; the file grows as records arrive */
+#define STORE_FILE "replica.mdb"
+#define MAP_SIZE                                                                                   \
+    (8ull << 30) /* address space only (the file grows as records arrive): a national replica of   \
+                    100,000 cases takes a few hundred MB */
 #define NODE_INFO_MAX  (1u << 20)
 #define FORMAT_VERSION "1"
 
