@@ -353,6 +353,8 @@ const char *ov_config_usage(void)
     return "usage: olievlekd [serve] [options]\n"
            "       olievlekd import-schools FILE.csv [--sector po|so|vso|vo|mbo] [options]\n"
            "       olievlekd reindex [options]   rebuild the search index (node stopped)\n"
+           "       olievlekd add-account USERNAME ROLE [SCOPE-ID] [options]   create an account\n"
+           "                         (password from OLIEVLEK_PASSWORD or stdin; node stopped)\n"
            "       olievlekd node-id [options]   print the node id peers configure (creates the "
            "key)\n"
            "       olievlekd --help | --version\n"

@@ -18,7 +18,9 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "proto/error.h"
@@ -252,6 +254,122 @@ static int run_reindex(const ov_config *config, int argc)
     ov_store_close(store);
     ov_keypair_free(key);
     return rc == OV_OK ? 0 : 1;
+}
+
+/* The password for add-account: OLIEVLEK_PASSWORD, else one line of standard input (not echoed
+ * on a terminal). */
+static int read_password(char *out, size_t size)
+{
+    const char *env = getenv("OLIEVLEK_PASSWORD");
+    if (env) {
+        snprintf(out, size, "%s", env);
+        return OV_OK;
+    }
+    int tty = isatty(STDIN_FILENO);
+    struct termios saved, quiet;
+    if (tty) {
+        fprintf(stderr, "password: ");
+        tcgetattr(STDIN_FILENO, &saved);
+        quiet = saved;
+        quiet.c_lflag &= (tcflag_t)~ECHO;
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+    char *line = fgets(out, (int)size, stdin);
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+        fputc('\n', stderr);
+    }
+    if (!line)
+        return OV_EINVAL;
+    out[strcspn(out, "\r\n")] = '\0';
+    return OV_OK;
+}
+
+/* `olievlekd add-account USERNAME ROLE [SCOPE]`: creates an account on a node's store, the way
+ * to the first admin of a node without the demo data (and for scripted setups). SCOPE is the
+ * region id of a moderator, the school id of a school editor, the person id of a brigadier. */
+static int run_add_account(const ov_config *config, int argc, char **operands)
+{
+    if (argc < 3 || argc > 4) {
+        fprintf(stderr, "usage: olievlekd add-account USERNAME ROLE [SCOPE-ID] [options]\n"
+                        "  ROLE: admin | moderator REGION-ID | school-editor SCHOOL-ID | "
+                        "brigadier PERSON-ID\n"
+                        "  the password comes from OLIEVLEK_PASSWORD or standard input\n");
+        return 2;
+    }
+    const char *username = operands[1], *role = operands[2], *scope = argc == 4 ? operands[3] : 0;
+    const char *scope_member = strcmp(role, "moderator") == 0       ? "region"
+                               : strcmp(role, "school-editor") == 0 ? "school"
+                               : strcmp(role, "brigadier") == 0     ? "person"
+                                                                    : NULL;
+    char password[OV_AUTH_PASSWORD_MAX + 2];
+    if (read_password(password, sizeof password) != OV_OK) {
+        fprintf(stderr, "add-account: no password given\n");
+        return 2;
+    }
+    json_t *input =
+        json_pack("{s:s, s:s, s:s}", "username", username, "role", role, "password", password);
+    if (input && scope_member && scope)
+        json_object_set_new(input, scope_member, json_string(scope));
+    ov_field_errors errs;
+    ov_field_errors_init(&errs);
+    if (!input || ov_auth_account_check(input, OV_ACCOUNT_INPUT_CREATE, &errs) != OV_OK) {
+        for (int i = 0; i < errs.count; i++)
+            fprintf(stderr, "add-account: %s: %s\n", errs.items[i].field, errs.items[i].message_en);
+        json_decref(input);
+        return 2;
+    }
+    char hash[OV_AUTH_HASH_MAX];
+    int rc = ov_auth_hash_password(password, strlen(password), hash);
+    memset(password, 0, sizeof password);
+    json_object_del(input, "password");
+    ov_keypair *key = NULL;
+    ov_store *store = NULL;
+    if (rc != OV_OK || open_store(config, &key, &store) != OV_OK) {
+        json_decref(input);
+        return 1;
+    }
+    ov_read *read = NULL;
+    ov_id existing;
+    json_t *found = NULL;
+    if (ov_read_begin(store, &read) == OV_OK) {
+        if (ov_read_account_by_name(read, username, &existing, &found) == OV_OK)
+            rc = OV_EEXISTS;
+        ov_read_end(read);
+    }
+    json_decref(found);
+    ov_write_op *op = NULL;
+    ov_wtxn *txn = NULL;
+    if (rc == OV_OK && !(op = ov_write_op_new(OV_WRITE_ACCOUNT_PUT)))
+        rc = OV_ENOMEM;
+    if (rc == OV_OK)
+        rc = ov_id_generate(&op->account_id, (uint64_t)wall_ms());
+    if (rc == OV_OK)
+        rc = ov_auth_account_build(input, hash, wall_ms(), 0, &op->account);
+    if (rc == OV_OK)
+        rc = ov_store_write_begin(store, &txn);
+    if (rc == OV_OK) {
+        ov_store_apply(txn, op, wall_ms());
+        rc = op->result;
+        rc = rc == OV_OK ? ov_store_write_commit(txn) : (ov_store_write_abort(txn), rc);
+    }
+    char id[OV_ID_CHARS + 1] = "";
+    if (op)
+        ov_id_format(&op->account_id, id);
+    ov_write_op_free(op);
+    json_decref(input);
+    ov_store_close(store);
+    ov_keypair_free(key);
+    if (rc == OV_EEXISTS) {
+        fprintf(stderr, "add-account: an account named %s exists already\n", username);
+        return 1;
+    }
+    if (rc != OV_OK) {
+        fprintf(stderr, "add-account: %s\n", ov_strerror(rc));
+        return 1;
+    }
+    printf("account %s (%s) created: %s\n", username, role, id);
+    return 0;
 }
 
 /* Loads search's per-document columns before the node serves, so the first search after a
@@ -496,6 +614,8 @@ int main(int argc, char **argv)
         return run_reindex(&config, operand_count);
     if (strcmp(command, "node-id") == 0)
         return run_node_id(&config);
+    if (strcmp(command, "add-account") == 0)
+        return run_add_account(&config, operand_count, operands);
     fprintf(stderr, "olievlekd: unknown command '%s'\n%s", command, ov_config_usage());
     return 2;
 }
