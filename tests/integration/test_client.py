@@ -70,7 +70,7 @@ def url(node):
 def published_count(node):
     """Every record the node shows an anonymous reader, counted through the REST lists."""
     total = 0
-    for collection in ("regions", "schools", "people", "cases", "lessons", "requests"):
+    for collection in ("regions", "schools", "people", "cases", "lessons", "requests", "visits"):
         cursor = None
         while True:
             path = f"/api/v1/{collection}?limit=200" + (f"&cursor={cursor}" if cursor else "")
