@@ -7,6 +7,10 @@
  *   federation_seed DATA_DIR N
  *   federation_seed --verify-rate N     ECDSA verifications per second on this machine, for the
  *                                       per-record reference the benchmark compares with
+ *   federation_seed --admin DATA_DIR USERNAME PASSWORD
+ *                                       an admin account in a seeded store (node stopped), for
+ *                                       the benchmarks that change a record through the API;
+ *                                       nothing is written when the name exists already
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +20,7 @@
 #include "proto/crypto.h"
 #include "proto/error.h"
 #include "proto/id.h"
+#include "server/auth.h"
 #include "server/store.h"
 
 #define BATCH 2000
@@ -73,10 +78,61 @@ static int verify_rate(long n)
     return 0;
 }
 
+/* An admin account, as an operator's first one would be: not logged, not federated. */
+static int add_admin(const char *dir, const char *username, const char *password)
+{
+    char key_path[600];
+    snprintf(key_path, sizeof key_path, "%s/node.key", dir);
+    ov_keypair *key;
+    ov_store *store;
+    if (ov_keypair_load_or_create(key_path, &key) != OV_OK)
+        return 1;
+    ov_store_options options = {dir, (size_t)64 << 30, key};
+    if (ov_store_open(&options, &store) != OV_OK)
+        return 1;
+    ov_read *read;
+    ov_id existing;
+    json_t *found = NULL;
+    int rc = ov_read_begin(store, &read);
+    int lookup = rc == OV_OK ? ov_read_account_by_name(read, username, &existing, &found) : rc;
+    json_decref(found);
+    if (rc == OV_OK)
+        ov_read_end(read);
+    if (lookup != OV_OK) {
+        char hash[OV_AUTH_HASH_MAX];
+        json_t *input = json_pack("{s:s, s:s}", "username", username, "role", "admin");
+        ov_write_op *op = ov_write_op_new(OV_WRITE_ACCOUNT_PUT);
+        ov_wtxn *w;
+        rc = input && op ? ov_auth_hash_password(password, strlen(password), hash) : OV_ENOMEM;
+        if (rc == OV_OK)
+            rc = ov_auth_account_build(input, hash, 1767225600000LL, 0, &op->account);
+        if (rc == OV_OK) {
+            ov_id_generate(&op->account_id, 1767225600000ull);
+            rc = ov_store_write_begin(store, &w);
+        }
+        if (rc == OV_OK) {
+            ov_store_apply(w, op, 1767225600000LL);
+            if ((rc = op->result) != OV_OK)
+                ov_store_write_abort(w);
+            else
+                rc = ov_store_write_commit(w);
+        }
+        json_decref(input);
+        ov_write_op_free(op);
+        if (rc != OV_OK)
+            fprintf(stderr, "cannot create the account: %s\n", ov_strerror(rc));
+    }
+    ov_store_close(store);
+    ov_keypair_free(key);
+    return rc == OV_OK ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--verify-rate") == 0)
         return verify_rate(atol(argv[2]));
+    if (argc == 5 && strcmp(argv[1], "--admin") == 0)
+        return add_admin(argv[2], argv[3], argv[4]);
     if (argc != 3) {
         fprintf(stderr, "usage: federation_seed DATA_DIR N\n");
         return 2;

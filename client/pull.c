@@ -317,12 +317,23 @@ static int store_run(store_ctx *c, const ov_sync_run *run)
                             origin_text, (unsigned long long)have.seq);
         return OLIEVLEK_OK; /* already held */
     }
+    /* ov_sync_run_check found every entry of the run chained to the one before it and the last
+     * to the signed head; what is left to check here is the link of the first new entry to the
+     * head this replica holds (and, where the run overlaps it, that it is the same history). */
     size_t offset = 0;
     ov_sync_item item;
+    int linked = 0;
     while (ov_sync_run_next(run, &offset, &item)) {
         uint64_t seq = item.entry.seq;
         if (seq < have.seq)
             continue;
+        if (linked) {
+            if ((rc = store_item(c, &item)) != 0)
+                return olv_fail_mdb(r, rc, "storing pulled records");
+            have.seq = seq;
+            c->entries++;
+            continue;
+        }
         if (seq == have.seq) {
             uint8_t hash[OV_HASH_BYTES];
             ov_sha256(item.entry_bytes, OV_LOG_ENTRY_BYTES, hash);
@@ -341,13 +352,14 @@ static int store_run(store_ctx *c, const ov_sync_run *run)
                             origin_text, (unsigned long long)seq, (unsigned long long)have.seq);
         if ((rc = store_item(c, &item)) != 0)
             return olv_fail_mdb(r, rc, "storing pulled records");
-        ov_sha256(item.entry_bytes, OV_LOG_ENTRY_BYTES, have.hash);
+        linked = 1;
         have.seq = seq;
         c->entries++;
     }
     if (have.seq != run->head.seq)
         return olv_fail(r, OLIEVLEK_EVERIFY, "a run of origin %s ends before its head",
                         origin_text);
+    memcpy(have.hash, run->head.hash, OV_HASH_BYTES); /* the last entry's, as checked */
     memcpy(have.head, run->head_bytes, OV_LOG_HEAD_BYTES);
     memcpy(have.public_key, run->public_key, OV_PUBKEY_BYTES);
     if (olv_head_put(c->txn, r->heads, &run->origin, &have) != OLIEVLEK_OK)

@@ -438,9 +438,26 @@ static int scan_string(scan *s, int want_text, char **decoded, size_t *decoded_l
         return 0;
     s->p++;
     const unsigned char *start = s->p;
-    int escapes = 0;
-    while (s->p < s->end && *s->p != '"') {
+    int escapes = 0, ascii = 1;
+    while (s->p < s->end) {
+        /* Eight bytes at a time while they are plain ASCII text: no byte below 0x20 or from 0x80
+         * on, no quote, no backslash (the tests of "Bit Twiddling Hacks": a word has a zero byte
+         * when (v - 0x01..01) & ~v & 0x80..80 is not zero; below n likewise with n × 0x01..01). */
+        if (s->end - s->p >= 8) {
+            uint64_t v;
+            memcpy(&v, s->p, 8);
+            const uint64_t ones = 0x0101010101010101ull, high = ones * 0x80;
+            uint64_t quote = v ^ (ones * '"'), slash = v ^ (ones * '\\');
+            uint64_t special = (v & high) | ((v - ones * 0x20) & ~v & high) |
+                               ((quote - ones) & ~quote & high) | ((slash - ones) & ~slash & high);
+            if (!special) {
+                s->p += 8;
+                continue;
+            }
+        }
         unsigned char c = *s->p;
+        if (c == '"')
+            break;
         if (c < 0x20)
             return 0; /* control characters are written escaped */
         if (c == '\\') {
@@ -464,6 +481,11 @@ static int scan_string(scan *s, int want_text, char **decoded, size_t *decoded_l
             s->p += 6;
             continue;
         }
+        if (c < 0x80) {
+            s->p++;
+            continue;
+        }
+        ascii = 0;
         size_t n = utf8_length(s->p, s->end);
         if (n == 0)
             return 0;
@@ -476,7 +498,7 @@ static int scan_string(scan *s, int want_text, char **decoded, size_t *decoded_l
     s->p++; /* the closing quote */
     *decoded = NULL;
     *decoded_len = *raw_len;
-    if (!escapes && ov_text_is_simple_nfc((const char *)start, *raw_len))
+    if (!escapes && (ascii || ov_text_is_simple_nfc((const char *)start, *raw_len)))
         return 1;
     if (!escapes && !want_text)
         return is_nfc((const char *)start, *raw_len);

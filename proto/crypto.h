@@ -24,6 +24,11 @@ typedef struct {
 } ov_sha256_ctx;
 
 void ov_sha256(const void *data, size_t len, uint8_t out[OV_HASH_BYTES]);
+/* The same digest, always computed by mbedTLS in portable C: for tests and benchmarks. */
+void ov_sha256_portable(const void *data, size_t len, uint8_t out[OV_HASH_BYTES]);
+/* 1 when ov_sha256 uses the CPU's SHA instructions (x86 SHA extensions; the environment variable
+ * OLIEVLEK_NO_SHA_EXTENSIONS turns them off), 0 when it is mbedTLS's portable code. */
+int ov_sha256_accelerated(void);
 void ov_sha256_init(ov_sha256_ctx *ctx);
 void ov_sha256_update(ov_sha256_ctx *ctx, const void *data, size_t len);
 void ov_sha256_final(ov_sha256_ctx *ctx, uint8_t out[OV_HASH_BYTES]);

@@ -62,41 +62,32 @@ void ov_id_format(const ov_id *id, char out[OV_ID_CHARS + 1])
     out[OV_ID_CHARS] = 0;
 }
 
-static int decode_char(char c)
-{
-    if (c >= 'a' && c <= 'z')
-        c = (char)(c - 'a' + 'A');
-    switch (c) {
-    case 'O':
-        return 0;
-    case 'I':
-    case 'L':
-        return 1;
-    case 'U':
-        return -1;
-    }
-    const char *p = memchr(alphabet, c, 32);
-    return c && p ? (int)(p - alphabet) : -1;
-}
+/* Value + 1 of each character an id may contain (0: none): Crockford's decoding, which reads
+ * lower case as upper case, O as 0, I and L as 1, and refuses U. */
+static const uint8_t decode_table[256] = {
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+    ['8'] = 9,  ['9'] = 10, ['A'] = 11, ['a'] = 11, ['B'] = 12, ['b'] = 12, ['C'] = 13, ['c'] = 13,
+    ['D'] = 14, ['d'] = 14, ['E'] = 15, ['e'] = 15, ['F'] = 16, ['f'] = 16, ['G'] = 17, ['g'] = 17,
+    ['H'] = 18, ['h'] = 18, ['I'] = 2,  ['i'] = 2,  ['J'] = 19, ['j'] = 19, ['K'] = 20, ['k'] = 20,
+    ['L'] = 2,  ['l'] = 2,  ['M'] = 21, ['m'] = 21, ['N'] = 22, ['n'] = 22, ['O'] = 1,  ['o'] = 1,
+    ['P'] = 23, ['p'] = 23, ['Q'] = 24, ['q'] = 24, ['R'] = 25, ['r'] = 25, ['S'] = 26, ['s'] = 26,
+    ['T'] = 27, ['t'] = 27, ['V'] = 28, ['v'] = 28, ['W'] = 29, ['w'] = 29, ['X'] = 30, ['x'] = 30,
+    ['Y'] = 31, ['y'] = 31, ['Z'] = 32, ['z'] = 32};
 
 int ov_id_parse(const char *text, size_t len, ov_id *out)
 {
     if (!text || len != OV_ID_CHARS)
         return OV_EINVAL;
-    ov_id id;
-    memset(&id, 0, sizeof id);
+    /* 26 characters of 5 bits, the first at most 7: exactly 128 bits, most significant first. */
+    unsigned __int128 value = 0;
     for (int c = 0; c < OV_ID_CHARS; c++) {
-        int value = decode_char(text[c]);
-        if (value < 0 || (c == 0 && value > 7))
+        unsigned digit = decode_table[(unsigned char)text[c]];
+        if (digit == 0 || (c == 0 && digit > 8))
             return OV_EINVAL;
-        int bit = (OV_ID_CHARS - 1 - c) * 5;
-        for (int k = 0; k < 5; k++) {
-            int b = bit + k;
-            if ((value >> k) & 1)
-                id.bytes[15 - b / 8] |= (uint8_t)(1u << (b % 8));
-        }
+        value = value << 5 | (digit - 1);
     }
-    *out = id;
+    for (int i = OV_ID_BYTES - 1; i >= 0; i--, value >>= 8)
+        out->bytes[i] = (uint8_t)value;
     return OV_OK;
 }
 

@@ -457,7 +457,7 @@ static int value_id_create(ov_search_index *ix, MDB_txn *txn, int facet, const c
         return rc;
     size_t len = strlen(value);
     uint8_t counter_key[2] = {FACET_COUNTER, (uint8_t)facet};
-    uint32_t n;
+    uint32_t n = 0;
     rc = take_number(ix, txn, counter_key, sizeof counter_key, 1, (1u << 24) - 1, &n);
     if (rc)
         return rc;
@@ -695,7 +695,7 @@ static int docno_of(ov_search_index *ix, MDB_txn *txn, const ov_id *id, uint32_t
         return from_mdb(rc);
     if (!create)
         return OV_ENOTFOUND;
-    uint32_t next;
+    uint32_t next = 0;
     rc = take_number(ix, txn, DOCNO_COUNTER, sizeof DOCNO_COUNTER - 1, 0, UINT32_MAX - 1, &next);
     if (rc)
         return rc;

@@ -88,6 +88,34 @@ static void test_sha256_known_answers(void **state)
     ov_sha256_update(&ctx, msg + 41, strlen(msg) - 41);
     ov_sha256_final(&ctx, out);
     assert_hex_equal(out, 32, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+    ov_sha256(msg, strlen(msg), out);
+    assert_hex_equal(out, 32, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+}
+
+/* The one-shot digest (with the CPU's SHA instructions where it has them) equals mbedTLS's for
+ * every length around the padding's boundaries and for long inputs, from unaligned addresses. */
+static void test_sha256_accelerated_matches(void **state)
+{
+    enum { LONG = 70000 };
+    uint8_t *data = malloc(LONG + 1);
+    assert_non_null(data);
+    assert_int_equal(ov_random(data, LONG + 1), OV_OK);
+    uint8_t fast[OV_HASH_BYTES], slow[OV_HASH_BYTES];
+    for (size_t len = 0; len <= 4 * 64 + 1; len++) {
+        for (size_t shift = 0; shift < 2; shift++) {
+            ov_sha256(data + shift, len, fast);
+            ov_sha256_portable(data + shift, len, slow);
+            assert_memory_equal(fast, slow, OV_HASH_BYTES);
+        }
+    }
+    const size_t lengths[] = {1000, 4095, 4096, 65535, 65536, LONG};
+    for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++) {
+        ov_sha256(data + 1, lengths[i], fast);
+        ov_sha256_portable(data + 1, lengths[i], slow);
+        assert_memory_equal(fast, slow, OV_HASH_BYTES);
+    }
+    print_message("SHA extensions %s\n", ov_sha256_accelerated() ? "used" : "not available");
+    free(data);
 }
 
 static void test_random(void **state)
@@ -563,6 +591,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sha256_known_answers),
+        cmocka_unit_test(test_sha256_accelerated_matches),
         cmocka_unit_test(test_random),
         cmocka_unit_test(test_hex_helpers),
         cmocka_unit_test(test_rfc6979_vectors),
