@@ -176,6 +176,7 @@ change prepare
 sleep 1.2 # the node signs its head a moment after a write is acknowledged
 rm -rf "$WORK/replica"
 "$BUILD/olievlek" -C "$WORK/replica" --quiet clone "http://127.0.0.1:$PORT_PROXY"
+sleep 0.5 # the relay writes a connection's counts when it closes: let the clone's land first
 : > "$WORK/proxy.log"
 "$BUILD/olievlek" -C "$WORK/replica" --json pull > "$WORK/pull0.json"
 read -r UP0 DOWN0 _ < <(counted)

@@ -155,6 +155,9 @@ typedef struct {
     char content_type[96];
     int failed; /* a network failure: error says what */
     char error[256];
+    int checked;        /* every run was put through ov_sync_run_check ... */
+    int check_rc;       /* ... with this result (OV_OK, or the first failure's) */
+    ov_id check_origin; /* the origin of the run that failed */
 } answer;
 
 /* Walks the frames of an answer: returns 1 with the next message decoded, 0 at the end, or a
@@ -381,8 +384,30 @@ static const char *verify_reason(int rc)
     }
 }
 
-/* Verifies every run of an answer and stores them in one transaction. */
-static int store_answer(pull_state *s, const answer *a)
+/* Puts every run of an answer through the store-free checks (protocol §8.3 rules 1, 2 and 4: key,
+ * signature, chain, content hashes, canonical records). Pure CPU and touching only the answer, so
+ * it runs on the fetching thread while the store thread writes the answer before. */
+static void check_answer(answer *a)
+{
+    size_t offset = 0;
+    ov_sync_message msg;
+    a->check_rc = OV_OK;
+    while (next_frame(&a->body, &offset, &msg) == 1) {
+        if (msg.type != OV_SYNC_ENTRIES)
+            continue;
+        ov_log_entry first;
+        int check = ov_sync_run_check(&msg.u.run, &first);
+        if (check != OV_OK) {
+            a->check_rc = check;
+            a->check_origin = msg.u.run.origin;
+            break;
+        }
+    }
+    a->checked = 1;
+}
+
+/* Stores every run of a checked answer in one transaction. */
+static int store_answer(pull_state *s, answer *a)
 {
     olievlek_replica *r = s->replica;
     MDB_txn *txn;
@@ -393,21 +418,22 @@ static int store_answer(pull_state *s, const answer *a)
     size_t offset = 0;
     ov_sync_message msg;
     int more;
+    if (!a->checked)
+        check_answer(a);
+    if (a->check_rc != OV_OK) {
+        /* Nothing of an answer with a forged or broken run is stored, not even the good runs
+         * before it: the node that sent it is not to be trusted for this pull. */
+        mdb_txn_abort(txn);
+        char origin_text[OV_ID_CHARS + 1];
+        ov_id_format(&a->check_origin, origin_text);
+        return olv_fail(r, OLIEVLEK_EVERIFY,
+                        "the node sent entries of origin %s that fail verification (%s): "
+                        "nothing of them was stored",
+                        origin_text, verify_reason(a->check_rc));
+    }
     while (rc == OLIEVLEK_OK && (more = next_frame(&a->body, &offset, &msg)) == 1) {
-        if (msg.type != OV_SYNC_ENTRIES)
-            continue;
-        ov_log_entry first;
-        int check = ov_sync_run_check(&msg.u.run, &first);
-        if (check != OV_OK) {
-            char origin_text[OV_ID_CHARS + 1];
-            ov_id_format(&msg.u.run.origin, origin_text);
-            rc = olv_fail(r, OLIEVLEK_EVERIFY,
-                          "the node sent entries of origin %s that fail verification (%s): "
-                          "nothing of them was stored",
-                          origin_text, verify_reason(check));
-            break;
-        }
-        rc = store_run(&c, &msg.u.run);
+        if (msg.type == OV_SYNC_ENTRIES)
+            rc = store_run(&c, &msg.u.run);
     }
     if (rc == OLIEVLEK_OK && more < 0)
         rc = olv_fail(r, OLIEVLEK_EPROTO, "the node's answer to a pull is malformed");
@@ -481,6 +507,8 @@ static void *prefetch_main(void *arg)
 {
     prefetch *f = arg;
     fetch(f->s, &f->next, &f->result);
+    if (!f->result.failed && f->result.status == 200)
+        check_answer(&f->result);
     return NULL;
 }
 
