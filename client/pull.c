@@ -317,6 +317,17 @@ static int store_run(store_ctx *c, const ov_sync_run *run)
                             origin_text, (unsigned long long)have.seq);
         return OLIEVLEK_OK; /* already held */
     }
+    /* The run's key must be the one the replica trusts for what follows its position: the
+     * genesis key (it hashes to the origin) until a key entry it stored introduced the next. */
+    ov_id owner;
+    ov_log_node_id(run->public_key, &owner);
+    if (rc == OLIEVLEK_ENOTFOUND ? ov_id_compare(&owner, &run->origin) != 0
+                                 : memcmp(have.public_key, run->public_key, OV_PUBKEY_BYTES) != 0)
+        return olv_fail(r, OLIEVLEK_EVERIFY,
+                        "the node sent entries of origin %s signed by a key that is not the "
+                        "origin's current key (its key chain): nothing of them was stored",
+                        origin_text);
+    const char *next_key = NULL;
     size_t offset = 0;
     ov_sync_item item;
     while (ov_sync_run_next(run, &offset, &item)) {
@@ -341,6 +352,8 @@ static int store_run(store_ctx *c, const ov_sync_run *run)
                             origin_text, (unsigned long long)seq, (unsigned long long)have.seq);
         if ((rc = store_item(c, &item)) != 0)
             return olv_fail_mdb(r, rc, "storing pulled records");
+        if (item.entry.op == OV_OP_KEY) /* the run's last entry, with its key (checked) */
+            next_key = item.content;
         ov_sha256(item.entry_bytes, OV_LOG_ENTRY_BYTES, have.hash);
         have.seq = seq;
         c->entries++;
@@ -349,7 +362,7 @@ static int store_run(store_ctx *c, const ov_sync_run *run)
         return olv_fail(r, OLIEVLEK_EVERIFY, "a run of origin %s ends before its head",
                         origin_text);
     memcpy(have.head, run->head_bytes, OV_LOG_HEAD_BYTES);
-    memcpy(have.public_key, run->public_key, OV_PUBKEY_BYTES);
+    memcpy(have.public_key, next_key ? next_key : (const char *)run->public_key, OV_PUBKEY_BYTES);
     if (olv_head_put(c->txn, r->heads, &run->origin, &have) != OLIEVLEK_OK)
         return olv_fail(r, OLIEVLEK_ESTORE, "cannot store the head of origin %s", origin_text);
     return OLIEVLEK_OK;
