@@ -424,6 +424,17 @@ static void on_record_written(ov_write_op *op)
     ov_write_op_free(op);
 }
 
+/* A node that restores its own log from its peers writes no record: a new entry now would fork
+ * the history its peers hold. */
+static void respond_recovering(ov_http_request *req, const char *route)
+{
+    ov_problem_respond(req, 503,
+                       "this node is restoring its own log from its peers and accepts no writes "
+                       "until it is restored (docs/operations.md, \"Recovering a node that lost "
+                       "its data\")",
+                       NULL, "Retry-After: 10\r\n", route);
+}
+
 /* Hands op to the writer; the answer follows in on_record_written. Takes ownership of op. */
 static void submit_write(ov_node *node, ov_http_request *req, const ov_principal *who,
                          const idempotency *idem, ov_write_op *op, const char *route, int created,
@@ -444,11 +455,7 @@ static void submit_write(ov_node *node, ov_http_request *req, const ov_principal
     if (ov_store_recovering(node->store)) {
         free(pending);
         ov_write_op_free(op);
-        ov_problem_respond(req, 503,
-                           "this node is restoring its own log from its peers and accepts no "
-                           "writes until it is restored (docs/operations.md, \"Recovering a node "
-                           "that lost its data\")",
-                           NULL, "Retry-After: 10\r\n", route);
+        respond_recovering(req, route);
         return;
     }
     int rc = node->shutting_down ? OV_ESHUTDOWN : ov_writer_submit(node->writer, op);
@@ -1175,8 +1182,7 @@ static void handle_node_info(ov_node *node, ov_http_request *req, const char *ro
     ov_buf_printf(&out, ",\"genesis_key\":\"%s\",\"keys\":[", genesis_hex);
     keys_json keys = {&out, 0};
     ov_read_keys(read, ov_store_node_id(node->store), on_key_json, &keys);
-    ov_buf_printf(&out, "],\"recovering\":%s",
-                  ov_store_recovering(node->store) ? "true" : "false");
+    ov_buf_printf(&out, "],\"recovering\":%s", ov_store_recovering(node->store) ? "true" : "false");
     ov_log_head head;
     if (ov_read_head(read, ov_store_node_id(node->store), &head, pub) == OV_OK) {
         char hash_hex[2 * OV_HASH_BYTES + 1], sig_hex[2 * OV_SIGNATURE_BYTES + 1], time[32];
@@ -1492,6 +1498,11 @@ static void route_api(ov_node *node, ov_http_request *req, const char *rest)
                            "no such collection; there are regions, schools, people, cases, "
                            "lessons, requests and visits",
                            NULL, NULL, "/api/v1/other");
+        return;
+    }
+    if (ov_store_recovering(node->store) &&
+        (method == OV_HTTP_POST || method == OV_HTTP_PUT || method == OV_HTTP_DELETE)) {
+        respond_recovering(req, n == 1 ? "/api/v1/{kind}" : "/api/v1/{kind}/{id}");
         return;
     }
     if (n == 1) {

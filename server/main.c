@@ -249,8 +249,8 @@ static int run_rotate_key(const ov_config *config, int argc)
             fprintf(stderr, "rotate-key: cannot put the new key in place: %s\n", strerror(errno));
             return 1;
         }
-        printf("finished an interrupted rotation: %s is the new key, the old one is %s\n",
-               key_path, kept);
+        printf("finished an interrupted rotation: %s is the new key, the old one is %s\n", key_path,
+               kept);
         return 0;
     }
     ov_keypair *key = NULL;
@@ -301,8 +301,7 @@ static int run_rotate_key(const ov_config *config, int argc)
     }
     char hex[2 * OV_PUBKEY_BYTES + 1];
     ov_hex_encode(next_pub, OV_PUBKEY_BYTES, hex);
-    printf("node %s: key entry %llu introduces the new key %s\n", id, (unsigned long long)seq,
-           hex);
+    printf("node %s: key entry %llu introduces the new key %s\n", id, (unsigned long long)seq, hex);
     printf("the new key is %s; the old one is kept as %s\n", key_path, kept);
     return 0;
 }
@@ -490,10 +489,7 @@ static int serve(const ov_config *config)
                      "the key existed before this store: the node restores its own log from its "
                      "peers and refuses writes until then (olievlekd new-log starts a new log)",
                      NULL);
-    if (config->demo && ov_store_recovering(node->store)) {
-        ov_jlog_info("demo.skipped", "detail", "the node restores its own log from its peers",
-                     NULL);
-    } else if (config->demo) {
+    if (config->demo) {
         ov_demo_counts counts;
         int rc = ov_demo_load(node->store, &counts);
         if (rc != OV_OK) {

@@ -287,8 +287,7 @@ static int check_meta(ov_store *store, MDB_txn *txn, int restore)
             return from_mdb(rc);
         if (restore) {
             /* A key that existed before its store: its log may be held by peers. */
-            MDB_val mark_key = val_of(META_RECOVER, sizeof META_RECOVER - 1),
-                    mark = val_of("1", 1);
+            MDB_val mark_key = val_of(META_RECOVER, sizeof META_RECOVER - 1), mark = val_of("1", 1);
             rc = mdb_put(txn, store->meta, &mark_key, &mark, 0);
             if (rc)
                 return from_mdb(rc);
@@ -334,8 +333,8 @@ static int key_before(MDB_txn *txn, const ov_store *store, const ov_id *origin, 
     rc = rc == 0 || rc == MDB_NOTFOUND
              ? mdb_cursor_get(cursor, &key, &value, rc == 0 ? MDB_PREV : MDB_LAST)
              : rc;
-    int found = rc == 0 && key.mv_size == LOG_KEY_BYTES &&
-                !memcmp(key.mv_data, origin->bytes, OV_ID_BYTES);
+    int found =
+        rc == 0 && key.mv_size == LOG_KEY_BYTES && !memcmp(key.mv_data, origin->bytes, OV_ID_BYTES);
     if (found && value.mv_size != OV_PUBKEY_BYTES)
         rc = OV_ESTORE;
     else if (found) {
@@ -2066,8 +2065,7 @@ int ov_read_keys(ov_read *read, const ov_id *origin, ov_key_fn fn, void *ctx)
     return settle(rc);
 }
 
-int ov_read_entry(ov_read *read, const ov_id *origin, uint64_t seq,
-                  uint8_t out[OV_LOG_ENTRY_BYTES])
+int ov_read_entry(ov_read *read, const ov_id *origin, uint64_t seq, uint8_t out[OV_LOG_ENTRY_BYTES])
 {
     uint8_t row[LOG_KEY_BYTES];
     log_key(row, origin, seq);

@@ -180,7 +180,8 @@ int ov_read_heads(ov_read *read, ov_head_fn fn, void *ctx);
 /* The checkpoint (a signed head kept for that seq) that ends a run of origin's entries starting
  * at from with at most batch entries: the highest within from … from+batch-1, else the lowest
  * above (a sparse log), else the newest head; never one beyond the first key entry at or after
- * from (a run ends at a key entry: what follows is signed by another key). OV_ENOTFOUND when nothing from `from` on is held. */
+ * from (a run ends at a key entry: what follows is signed by another key). OV_ENOTFOUND when
+ * nothing from `from` on is held. */
 int ov_read_checkpoint(ov_read *read, const ov_id *origin, uint64_t from, uint64_t batch,
                        ov_log_head *head);
 /* Key chains (docs/protocol.md §4): per origin its genesis key (row 0) and the key each of its
@@ -311,8 +312,9 @@ struct ov_write_op {
      * nothing else stored); OV_ECHAIN (the run does not follow the stored log: tail_seq is the
      * newest seq held, ask from tail_seq + 1); OV_EDENIED (entries of this node's own log
      * beyond its end, unless it restores its log); OV_EBADSIG (the run's key is not the one the
-     * origin's key chain, as stored, has for the run's head); OV_ESCHEMA (a content that takes over another origin's record id, or
-     * does not parse). tail_seq is the origin's newest seq after the op. */
+     * origin's key chain, as stored, has for the run's head); OV_ESCHEMA (a content that takes over
+     * another origin's record id, or does not parse). tail_seq is the origin's newest seq after the
+     * op. */
     uint32_t applied;
     uint64_t tail_seq;
     int fork;

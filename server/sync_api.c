@@ -126,7 +126,8 @@ static int on_version(void *ctx, const ov_log_entry *entry, const uint8_t bytes[
     run_fill *fill = ctx;
     pull_job *job = fill->job;
     /* A key entry's content is the key it introduces: the next runs verify with it. */
-    int travels = entry->op == OV_OP_KEY ? content != NULL : content_travels(job, meta, content, len);
+    int travels =
+        entry->op == OV_OP_KEY ? content != NULL : content_travels(job, meta, content, len);
     int rc = ov_sync_encode_item(&job->out, bytes, travels ? content : NULL, travels ? len : 0);
     if (rc)
         return rc;
