@@ -146,7 +146,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "cannot create %s\n", key_path);
         return 1;
     }
-    ov_store_options options = {argv[1], (size_t)64 << 30, key};
+    ov_store_options options = {argv[1], (size_t)64 << 30, key, 0};
     if (ov_store_open(&options, &store) != OV_OK)
         return 1;
     ov_id school;

@@ -456,7 +456,7 @@ int main(int argc, char **argv)
 
     ov_keypair *key;
     ov_store *store;
-    ov_store_options options = {data, 0, NULL};
+    ov_store_options options = {data, 0, NULL, 0};
     if (keep ? ov_keypair_load_or_create(key_path, &key) : ov_keypair_generate(&key))
         return 1;
     options.key = key;

@@ -321,8 +321,19 @@ static int store_run(store_ctx *c, const ov_sync_run *run)
         return OLIEVLEK_OK; /* already held */
     }
     /* ov_sync_run_check found every entry of the run chained to the one before it and the last
-     * to the signed head; what is left to check here is the link of the first new entry to the
-     * head this replica holds (and, where the run overlaps it, that it is the same history). */
+     * to the signed head; what is left to check here is the key, and the link of the first new
+     * entry to the head this replica holds (and, where the run overlaps it, that it is the same
+     * history). The run's key must be the one the replica trusts for what follows its position:
+     * the genesis key (it hashes to the origin) until a key entry it stored introduced the next. */
+    ov_id owner;
+    ov_log_node_id(run->public_key, &owner);
+    if (rc == OLIEVLEK_ENOTFOUND ? ov_id_compare(&owner, &run->origin) != 0
+                                 : memcmp(have.public_key, run->public_key, OV_PUBKEY_BYTES) != 0)
+        return olv_fail(r, OLIEVLEK_EVERIFY,
+                        "the node sent entries of origin %s signed by a key that is not the "
+                        "origin's current key (its key chain): nothing of them was stored",
+                        origin_text);
+    const char *next_key = NULL;
     size_t offset = 0;
     ov_sync_item item;
     int linked = 0;
@@ -333,6 +344,8 @@ static int store_run(store_ctx *c, const ov_sync_run *run)
         if (linked) {
             if ((rc = store_item(c, &item)) != 0)
                 return olv_fail_mdb(r, rc, "storing pulled records");
+            if (item.entry.op == OV_OP_KEY) /* the run's last entry, with its key (checked) */
+                next_key = item.content;
             have.seq = seq;
             c->entries++;
             continue;
@@ -356,6 +369,8 @@ static int store_run(store_ctx *c, const ov_sync_run *run)
         if ((rc = store_item(c, &item)) != 0)
             return olv_fail_mdb(r, rc, "storing pulled records");
         linked = 1;
+        if (item.entry.op == OV_OP_KEY) /* the run's last entry, with its key (checked) */
+            next_key = item.content;
         have.seq = seq;
         c->entries++;
     }
@@ -364,7 +379,7 @@ static int store_run(store_ctx *c, const ov_sync_run *run)
                         origin_text);
     memcpy(have.hash, run->head.hash, OV_HASH_BYTES); /* the last entry's, as checked */
     memcpy(have.head, run->head_bytes, OV_LOG_HEAD_BYTES);
-    memcpy(have.public_key, run->public_key, OV_PUBKEY_BYTES);
+    memcpy(have.public_key, next_key ? next_key : (const char *)run->public_key, OV_PUBKEY_BYTES);
     if (olv_head_put(c->txn, r->heads, &run->origin, &have) != OLIEVLEK_OK)
         return olv_fail(r, OLIEVLEK_ESTORE, "cannot store the head of origin %s", origin_text);
     return OLIEVLEK_OK;

@@ -435,7 +435,10 @@ static int learn_node_id(olievlek_replica *r, const char *url, const char *pinne
         return olv_fail(r, OLIEVLEK_EPROTO,
                         "%s answered %ld to /api/v1/node: is this an Olievlek node?", url, status);
     const char *id = json_string_value(json_object_get(info, "id"));
-    const char *key = json_string_value(json_object_get(info, "public_key"));
+    /* The genesis key names the node; a rotated node's current key is proven by its log. */
+    const char *key = json_string_value(json_object_get(info, "genesis_key"));
+    if (!key || !key[0])
+        key = json_string_value(json_object_get(info, "public_key"));
     uint8_t pub[OV_PUBKEY_BYTES];
     ov_id node, claimed;
     rc = OLIEVLEK_OK;

@@ -52,6 +52,8 @@ typedef struct {
     uint64_t seq;
     uint8_t hash[OV_HASH_BYTES];
     uint8_t head[OV_LOG_HEAD_BYTES];
+    /* The key the origin's next heads must be signed with: the one that signed head, unless
+     * entry seq is a key entry, whose new key it then is (docs/protocol.md §4). */
     uint8_t public_key[OV_PUBKEY_BYTES];
 } olv_head;
 

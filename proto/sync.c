@@ -16,6 +16,7 @@
 #define RUN_HEADER    (16 + OV_PUBKEY_BYTES + OV_LOG_HEAD_BYTES + 8 + 4)
 #define ITEM_HEADER   (OV_LOG_ENTRY_BYTES + 4)
 #define SUMMARY_FIXED (4 + 4)
+#define KEYS_FIXED    (OV_PUBKEY_BYTES + 1)
 
 static const char PROOF_CONTEXT[] = "olievlek/peer/v1";
 
@@ -116,6 +117,26 @@ int ov_sync_decode(const uint8_t *data, size_t len, ov_sync_message *out)
         if (decode_run(p, n, &m.u.run) != OV_OK)
             return OV_EPARSE;
         break;
+    case OV_SYNC_KEYS: {
+        if (n < KEYS_FIXED)
+            return OV_EPARSE;
+        memcpy(m.u.keys.genesis, p, OV_PUBKEY_BYTES);
+        m.u.keys.count = p[OV_PUBKEY_BYTES];
+        if (m.u.keys.count > OV_SYNC_KEYS_MAX ||
+            n - KEYS_FIXED != (size_t)m.u.keys.count * OV_SYNC_KEY_LINK)
+            return OV_EPARSE;
+        m.u.keys.links = p + KEYS_FIXED;
+        for (uint32_t i = 0; i < m.u.keys.count; i++) {
+            const uint8_t *link = m.u.keys.links + (size_t)i * OV_SYNC_KEY_LINK;
+            ov_log_entry entry;
+            ov_log_head head;
+            if (ov_log_entry_decode(link, OV_LOG_ENTRY_BYTES, &entry) != OV_OK ||
+                entry.op != OV_OP_KEY ||
+                ov_log_head_decode(link + OV_LOG_ENTRY_BYTES, OV_LOG_HEAD_BYTES, &head) != OV_OK)
+                return OV_EPARSE;
+        }
+        break;
+    }
     case OV_SYNC_ERROR:
         if (n < 2 || n - 2 > OV_SYNC_REASON_MAX || !ov_utf8_valid((const char *)p + 2, n - 2))
             return OV_EPARSE;
@@ -136,6 +157,46 @@ void ov_sync_summary_at(const ov_sync_summary *summary, uint32_t i, ov_sync_posi
     memcpy(out->origin.bytes, p, 16);
     out->seq = ov_be64_get(p + 16);
     memcpy(out->hash, p + 24, OV_HASH_BYTES);
+}
+
+void ov_sync_keys_at(const ov_sync_keys *keys, uint32_t i, ov_sync_key_link *out)
+{
+    const uint8_t *p = keys->links + (size_t)i * OV_SYNC_KEY_LINK;
+    out->entry_bytes = p;
+    out->head_bytes = p + OV_LOG_ENTRY_BYTES;
+    out->key = p + OV_LOG_ENTRY_BYTES + OV_LOG_HEAD_BYTES;
+    (void)ov_log_entry_decode(out->entry_bytes, OV_LOG_ENTRY_BYTES, &out->entry); /* checked */
+    (void)ov_log_head_decode(out->head_bytes, OV_LOG_HEAD_BYTES, &out->head);
+}
+
+int ov_sync_keys_check(const ov_sync_keys *keys, const ov_id *node,
+                       uint8_t current[OV_PUBKEY_BYTES])
+{
+    ov_id owner;
+    ov_log_node_id(keys->genesis, &owner);
+    if (ov_id_compare(&owner, node) != 0)
+        return OV_EBADSIG;
+    const uint8_t *key = keys->genesis;
+    uint64_t last_seq = 0;
+    for (uint32_t i = 0; i < keys->count; i++) {
+        ov_sync_key_link link;
+        ov_sync_keys_at(keys, i, &link);
+        uint8_t hash[OV_HASH_BYTES];
+        ov_sha256(link.key, OV_PUBKEY_BYTES, hash);
+        if (link.entry.op != OV_OP_KEY || ov_id_compare(&link.entry.origin, node) != 0 ||
+            link.entry.seq <= last_seq || memcmp(hash, link.entry.content_hash, OV_HASH_BYTES))
+            return OV_EBADSIG;
+        ov_sha256(link.entry_bytes, OV_LOG_ENTRY_BYTES, hash);
+        if (ov_id_compare(&link.head.origin, node) != 0 || link.head.seq != link.entry.seq ||
+            memcmp(hash, link.head.hash, OV_HASH_BYTES) != 0 ||
+            ov_log_head_verify(&link.head, key) != OV_OK)
+            return OV_EBADSIG;
+        key = link.key;
+        last_seq = link.entry.seq;
+    }
+    if (current)
+        memcpy(current, key, OV_PUBKEY_BYTES);
+    return OV_OK;
 }
 
 int ov_sync_run_next(const ov_sync_run *run, size_t *offset, ov_sync_item *item)
@@ -238,6 +299,25 @@ int ov_sync_encode_item(ov_buf *buf, const uint8_t entry_bytes[OV_LOG_ENTRY_BYTE
     return content_len ? ov_buf_append(buf, content, content_len) : (buf->failed ? buf->failed : 0);
 }
 
+int ov_sync_encode_keys_begin(ov_buf *buf, const uint8_t genesis[OV_PUBKEY_BYTES], uint32_t count)
+{
+    if (count > OV_SYNC_KEYS_MAX)
+        return OV_EINVAL;
+    uint8_t n = (uint8_t)count;
+    put_type(buf, OV_SYNC_KEYS);
+    ov_buf_append(buf, genesis, OV_PUBKEY_BYTES);
+    return ov_buf_append(buf, &n, 1);
+}
+
+int ov_sync_encode_key_link(ov_buf *buf, const uint8_t entry_bytes[OV_LOG_ENTRY_BYTES],
+                            const uint8_t head_bytes[OV_LOG_HEAD_BYTES],
+                            const uint8_t key[OV_PUBKEY_BYTES])
+{
+    ov_buf_append(buf, entry_bytes, OV_LOG_ENTRY_BYTES);
+    ov_buf_append(buf, head_bytes, OV_LOG_HEAD_BYTES);
+    return ov_buf_append(buf, key, OV_PUBKEY_BYTES);
+}
+
 int ov_sync_encode_error(ov_buf *buf, uint16_t code, const char *reason)
 {
     uint8_t p[2] = {(uint8_t)(code >> 8), (uint8_t)code};
@@ -313,6 +393,8 @@ static int content_fits(const ov_sync_item *item)
     ov_sha256(item->content, item->content_len, hash);
     if (memcmp(hash, item->entry.content_hash, OV_HASH_BYTES) != 0)
         return 0;
+    if (item->entry.op == OV_OP_KEY) /* the new key: an uncompressed point */
+        return item->content_len == OV_PUBKEY_BYTES && (uint8_t)item->content[0] == 0x04;
     if (item->entry.op != OV_OP_PUT && item->entry.op != OV_OP_DELETE)
         return 0; /* purge and key entries carry no record */
     if (!ov_canon_is_canonical(item->content, item->content_len))
@@ -333,10 +415,7 @@ static int content_fits(const ov_sync_item *item)
 
 int ov_sync_run_check(const ov_sync_run *run, ov_log_entry *first)
 {
-    ov_id key_owner;
-    ov_log_node_id(run->public_key, &key_owner);
-    if (ov_id_compare(&key_owner, &run->origin) != 0 ||
-        ov_id_compare(&run->head.origin, &run->origin) != 0)
+    if (ov_id_compare(&run->head.origin, &run->origin) != 0)
         return OV_EBADSIG;
     if (ov_log_head_verify(&run->head, run->public_key) != OV_OK)
         return OV_EBADSIG;
@@ -354,6 +433,12 @@ int ov_sync_run_check(const ov_sync_run *run, ov_log_entry *first)
         } else if (ov_log_entry_follows(prev_hash, &run->origin, prev_seq, &item.entry) != OV_OK) {
             return OV_ECHAIN;
         }
+        /* A key entry ends its run: what follows it is signed by the key it introduces, which
+         * only a head signed by the key before may vouch for (§4). */
+        if (item.entry.op == OV_OP_KEY && item.entry.seq != run->head.seq)
+            return OV_ECHAIN;
+        if (item.entry.op == OV_OP_KEY && !item.content)
+            return OV_ESCHEMA;
         if (item.content && !content_fits(&item))
             return OV_ESCHEMA;
         ov_sha256(item.entry_bytes, OV_LOG_ENTRY_BYTES, prev_hash);

@@ -24,6 +24,8 @@
 #define OV_SYNC_ORIGINS_MAX   65536u      /* origins in one summary */
 #define OV_SYNC_REASON_MAX    120
 #define OV_SYNC_SUMMARY_ENTRY (16 + 8 + OV_HASH_BYTES)
+#define OV_SYNC_KEYS_MAX      64 /* rotations a KEYS message may prove */
+#define OV_SYNC_KEY_LINK      (OV_LOG_ENTRY_BYTES + OV_LOG_HEAD_BYTES + OV_PUBKEY_BYTES)
 
 typedef enum {
     OV_SYNC_HELLO = 1,
@@ -33,6 +35,7 @@ typedef enum {
     OV_SYNC_WANT = 5,
     OV_SYNC_ENTRIES = 6,
     OV_SYNC_ERROR = 7,
+    OV_SYNC_KEYS = 8,
 } ov_sync_type;
 
 typedef struct {
@@ -87,6 +90,23 @@ typedef struct {
     size_t reason_len;
 } ov_sync_error;
 
+/* A node's key chain (§8.1): its genesis key, then per rotation the key entry, the head signed
+ * at it by the key before, and the new key. */
+typedef struct {
+    uint8_t genesis[OV_PUBKEY_BYTES];
+    uint32_t count;       /* 0..OV_SYNC_KEYS_MAX */
+    const uint8_t *links; /* count × OV_SYNC_KEY_LINK bytes */
+} ov_sync_keys;
+
+/* One rotation of a key chain. */
+typedef struct {
+    ov_log_entry entry;
+    const uint8_t *entry_bytes;
+    ov_log_head head;
+    const uint8_t *head_bytes;
+    const uint8_t *key; /* the new key, 65 bytes */
+} ov_sync_key_link;
+
 typedef struct {
     ov_sync_type type;
     union {
@@ -97,6 +117,7 @@ typedef struct {
         ov_sync_want want;
         ov_sync_run run;
         ov_sync_error error;
+        ov_sync_keys keys;
     } u;
 } ov_sync_message;
 
@@ -106,6 +127,16 @@ typedef struct {
  * reason that is not UTF-8. A decoded run's items are checked for layout (every length fits)
  * but not for content: that is ov_sync_run_check's job. */
 int ov_sync_decode(const uint8_t *data, size_t len, ov_sync_message *out);
+
+/* The i-th rotation of a decoded KEYS message (i < count); its entry and head decoded. */
+void ov_sync_keys_at(const ov_sync_keys *keys, uint32_t i, ov_sync_key_link *out);
+
+/* Checks a key chain for node: the genesis key hashes to node, and each rotation in turn is a key
+ * entry of node's log (seq increasing) whose content_hash is SHA-256 of its new key, with a head
+ * at exactly that entry (its hash) signed by the key before. OV_OK with current (may be NULL)
+ * set to the last key; OV_EBADSIG otherwise. */
+int ov_sync_keys_check(const ov_sync_keys *keys, const ov_id *node,
+                       uint8_t current[OV_PUBKEY_BYTES]);
 
 /* The i-th position of a decoded summary (i < count). */
 void ov_sync_summary_at(const ov_sync_summary *summary, uint32_t i, ov_sync_position *out);
@@ -130,6 +161,11 @@ int ov_sync_encode_run_begin(ov_buf *buf, const ov_id *origin,
 int ov_sync_encode_item(ov_buf *buf, const uint8_t entry_bytes[OV_LOG_ENTRY_BYTES],
                         const char *content, size_t content_len);
 int ov_sync_encode_error(ov_buf *buf, uint16_t code, const char *reason);
+/* A KEYS header for count rotations; append each with ov_sync_encode_key_link. */
+int ov_sync_encode_keys_begin(ov_buf *buf, const uint8_t genesis[OV_PUBKEY_BYTES], uint32_t count);
+int ov_sync_encode_key_link(ov_buf *buf, const uint8_t entry_bytes[OV_LOG_ENTRY_BYTES],
+                            const uint8_t head_bytes[OV_LOG_HEAD_BYTES],
+                            const uint8_t key[OV_PUBKEY_BYTES]);
 
 /* The digest of a summary: SHA-256 over its positions in origin order (positions must be sorted
  * by origin bytes; they are as the store lists them). */
@@ -144,13 +180,17 @@ void ov_sync_digest_final(ov_sync_digest_ctx *ctx, uint8_t out[OV_HASH_BYTES]);
 void ov_sync_proof_digest(const uint8_t their_nonce[OV_SYNC_NONCE_BYTES], const ov_id *mine,
                           const ov_id *theirs, uint8_t out[OV_HASH_BYTES]);
 
-/* Everything about a run that needs no store (§8.3 rules 1, 2 and 4): the key hashes to the
- * origin, the head is the origin's and its signature verifies, the entries chain from the first
- * to the head, and every content hashes to its entry and is a canonical record whose id, origin
- * and status fit the entry. CPU work (one ECDSA verification, SHA-256 over everything): run it
- * off the event loop. OV_OK; OV_EBADSIG (key or signature); OV_ECHAIN (chain or head hash);
- * OV_ESCHEMA (content that does not hash to its entry or does not fit it). *first receives the
- * first entry (for the store's check that it follows what is stored). */
+/* Everything about a run that needs no store (§8.3 rules 1, 2 and 4): the head is the origin's and
+ * its signature verifies with the run's public_key, the entries chain from the first to the head,
+ * a key entry (op 4) is only the run's last entry and carries the 65-byte new key that hashes to
+ * its content_hash, and every other content hashes to its entry and is a canonical record whose
+ * id, origin and status fit the entry. Whether public_key is the key the receiver trusts for that
+ * position of the log (the genesis key, which hashes to the origin, until a key entry introduced
+ * the next) is the caller's check: it needs what the receiver holds. CPU work (one ECDSA
+ * verification, SHA-256 over everything): run it off the event loop. OV_OK; OV_EBADSIG
+ * (signature); OV_ECHAIN (chain or head hash, or a key entry before the run's end); OV_ESCHEMA
+ * (content that does not hash to its entry or does not fit it, a key entry without its key).
+ * *first receives the first entry (for the store's check that it follows what is stored). */
 int ov_sync_run_check(const ov_sync_run *run, ov_log_entry *first);
 
 #endif

@@ -424,6 +424,17 @@ static void on_record_written(ov_write_op *op)
     ov_write_op_free(op);
 }
 
+/* A node that restores its own log from its peers writes no record: a new entry now would fork
+ * the history its peers hold. */
+static void respond_recovering(ov_http_request *req, const char *route)
+{
+    ov_problem_respond(req, 503,
+                       "this node is restoring its own log from its peers and accepts no writes "
+                       "until it is restored (docs/operations.md, \"Recovering a node that lost "
+                       "its data\")",
+                       NULL, "Retry-After: 10\r\n", route);
+}
+
 /* Hands op to the writer; the answer follows in on_record_written. Takes ownership of op. */
 static void submit_write(ov_node *node, ov_http_request *req, const ov_principal *who,
                          const idempotency *idem, ov_write_op *op, const char *route, int created,
@@ -441,6 +452,12 @@ static void submit_write(ov_node *node, ov_http_request *req, const ov_principal
     op->idempotency_status = idem->status;
     op->user = pending;
     op->on_done = on_record_written;
+    if (ov_store_recovering(node->store)) {
+        free(pending);
+        ov_write_op_free(op);
+        respond_recovering(req, route);
+        return;
+    }
     int rc = node->shutting_down ? OV_ESHUTDOWN : ov_writer_submit(node->writer, op);
     if (rc != OV_OK) {
         free(pending);
@@ -1110,6 +1127,28 @@ static int on_origin(void *ctx, const ov_log_head *head, const uint8_t pub[OV_PU
     return o->out->failed;
 }
 
+typedef struct {
+    ov_buf *out;
+    size_t count;
+} keys_json;
+
+static int on_key_json(void *ctx, uint64_t seq, const uint8_t pub[OV_PUBKEY_BYTES])
+{
+    keys_json *k = ctx;
+    char hex[2 * OV_PUBKEY_BYTES + 1];
+    ov_hex_encode(pub, OV_PUBKEY_BYTES, hex);
+    ov_buf_printf(k->out, "%s{\"seq\":%llu,\"key\":\"%s\"}", k->count++ ? "," : "",
+                  (unsigned long long)seq, hex);
+    return k->out->failed;
+}
+
+static int on_genesis_hex(void *ctx, uint64_t seq, const uint8_t pub[OV_PUBKEY_BYTES])
+{
+    if (seq == 0)
+        ov_hex_encode(pub, OV_PUBKEY_BYTES, ctx);
+    return -1; /* row 0 comes first */
+}
+
 static void handle_node_info(ov_node *node, ov_http_request *req, const char *route)
 {
     ov_read *read = NULL;
@@ -1136,6 +1175,14 @@ static void handle_node_info(ov_node *node, ov_http_request *req, const char *ro
                   "\"last_change\":%llu",
                   pub_hex, (unsigned long long)stats.records, (unsigned long long)stats.log_entries,
                   (unsigned long long)stats.changes);
+    /* The key chain: the genesis key (it hashes to the id) and each key a key entry introduced
+     * (at that entry's seq); the last one is public_key. */
+    char genesis_hex[2 * OV_PUBKEY_BYTES + 1] = "";
+    ov_read_keys(read, ov_store_node_id(node->store), on_genesis_hex, genesis_hex);
+    ov_buf_printf(&out, ",\"genesis_key\":\"%s\",\"keys\":[", genesis_hex);
+    keys_json keys = {&out, 0};
+    ov_read_keys(read, ov_store_node_id(node->store), on_key_json, &keys);
+    ov_buf_printf(&out, "],\"recovering\":%s", ov_store_recovering(node->store) ? "true" : "false");
     ov_log_head head;
     if (ov_read_head(read, ov_store_node_id(node->store), &head, pub) == OV_OK) {
         char hash_hex[2 * OV_HASH_BYTES + 1], sig_hex[2 * OV_SIGNATURE_BYTES + 1], time[32];
@@ -1169,6 +1216,7 @@ static void handle_node_info(ov_node *node, ov_http_request *req, const char *ro
 typedef struct {
     ov_buf *out;
     size_t count;
+    ov_read *read;
 } log_context;
 
 static int on_log_entry(void *ctx, const ov_log_entry *entry, const char *content, size_t len)
@@ -1182,10 +1230,25 @@ static int on_log_entry(void *ctx, const ov_log_entry *entry, const char *conten
                   "%s{\"seq\":%llu,\"entry\":\"%s\",\"content\":", log->count++ ? "," : "",
                   (unsigned long long)entry->seq, hex);
     /* The log is public: the store gives out only public content; drafts travel as hashes. */
-    if (content)
+    if (content && entry->op != OV_OP_KEY)
         ov_buf_append_json_string(log->out, content, len);
     else
         ov_buf_append_str(log->out, "null");
+    ov_log_head head;
+    if (entry->op == OV_OP_KEY && content && len == OV_PUBKEY_BYTES &&
+        ov_read_checkpoint_at(log->read, &entry->origin, entry->seq, &head) == OV_OK) {
+        /* A key entry: the key it introduces, and the head at it, signed by the key before. */
+        char key_hex[2 * OV_PUBKEY_BYTES + 1], hash_hex[2 * OV_HASH_BYTES + 1],
+            sig_hex[2 * OV_SIGNATURE_BYTES + 1];
+        ov_hex_encode((const uint8_t *)content, OV_PUBKEY_BYTES, key_hex);
+        ov_hex_encode(head.hash, sizeof head.hash, hash_hex);
+        ov_hex_encode(head.signature, sizeof head.signature, sig_hex);
+        ov_buf_printf(log->out,
+                      ",\"key\":\"%s\",\"head\":{\"seq\":%llu,\"hash\":\"%s\",\"time_ms\":%lld,"
+                      "\"signature\":\"%s\"}",
+                      key_hex, (unsigned long long)head.seq, hash_hex, (long long)head.time_ms,
+                      sig_hex);
+    }
     ov_buf_append_str(log->out, "}");
     return log->out->failed;
 }
@@ -1247,10 +1310,13 @@ static void handle_log(ov_node *node, ov_http_request *req, const char *route)
     ov_buf_init(&out, RESPONSE_MAX);
     ov_buf_printf(&out,
                   "{\"origin\":\"%s\",\"public_key\":\"%s\",\"head\":{\"seq\":%llu,\"hash\":\"%s\","
-                  "\"time\":\"%s\",\"time_ms\":%lld,\"signature\":\"%s\"},\"entries\":[",
+                  "\"time\":\"%s\",\"time_ms\":%lld,\"signature\":\"%s\"},",
                   id, pub_hex, (unsigned long long)head.seq, hash_hex, time,
                   (long long)head.time_ms, sig_hex);
-    log_context log = {&out, 0};
+    char genesis_hex[2 * OV_PUBKEY_BYTES + 1] = "";
+    ov_read_keys(read, &origin, on_genesis_hex, genesis_hex);
+    ov_buf_printf(&out, "\"genesis_key\":\"%s\",\"entries\":[", genesis_hex);
+    log_context log = {&out, 0, read};
     /* Only entries the head vouches for: those after it were committed by batches that left
      * signing to a later one (at most ~10 ms later) and are served once a head covers them. */
     if (from > head.seq)
@@ -1432,6 +1498,11 @@ static void route_api(ov_node *node, ov_http_request *req, const char *rest)
                            "no such collection; there are regions, schools, people, cases, "
                            "lessons, requests and visits",
                            NULL, NULL, "/api/v1/other");
+        return;
+    }
+    if (ov_store_recovering(node->store) &&
+        (method == OV_HTTP_POST || method == OV_HTTP_PUT || method == OV_HTTP_DELETE)) {
+        respond_recovering(req, n == 1 ? "/api/v1/{kind}" : "/api/v1/{kind}/{id}");
         return;
     }
     if (n == 1) {

@@ -73,9 +73,11 @@ int ov_demo_account_id(const char *username, ov_id *out);
  * (ov_auth_hash_password, ~30 ms each: the only slow part),
  * creates the accounts and then every record with its fixed id, author = the demo admin, in a few
  * large transactions. When the store already holds records nothing is written and
- * out->already_loaded is set, so loading twice changes nothing. Must not run while a writer
- * thread writes to store (call it before ov_writer_start, as main.c does). out may be NULL.
- * Errors: as ov_demo_check, OV_ENOMEM, OV_ECRYPTO (hashing), store errors. */
+ * out->already_loaded is set, so loading twice changes nothing. A store that restores its own log
+ * from its peers (ov_store_recovering) gets the accounts only: the records come from the peers.
+ * Must not run while a writer thread writes to store (call it before ov_writer_start, as main.c
+ * does). out may be NULL. Errors: as ov_demo_check, OV_ENOMEM, OV_ECRYPTO (hashing), store errors.
+ */
 int ov_demo_load(ov_store *store, ov_demo_counts *out);
 
 #endif

@@ -90,6 +90,7 @@ struct peer_link {
     ov_id their_id;
     uint8_t their_key[OV_PUBKEY_BYTES];
     int got_hello, got_proof, sent_digest;
+    int key_pending; /* HELLO's key is not one we know for the peer: its KEYS must prove it */
     out_msg *out_head, *out_tail;
     size_t out_bytes;
     rx_msg *rx_head, *rx_tail;
@@ -326,6 +327,9 @@ static uint64_t send_run(peer_link *l, ov_read *read, const ov_id *origin, uint6
         return 0;
     if (ov_read_checkpoint(read, origin, from, batch, &end) != OV_OK)
         return 0;
+    /* The key that signed that checkpoint: the newest head's, unless a key entry lies between. */
+    if (ov_read_key(read, origin, end.seq, pub) != OV_OK && end.seq != newest.seq)
+        return 0;
     uint64_t count = end.seq - from + 1;
     if (count > OV_SYNC_BATCH_MAX)
         return 0; /* a log signed less often than this cannot be served in runs (never ours) */
@@ -397,6 +401,75 @@ void ov_federation_notify(ov_federation *fed)
 
 /* ---- Handshake and summaries ---------------------------------------------------------------- */
 
+/* After HELLO, a node whose key was rotated proves it (§8.1): KEYS with its genesis key and, per
+ * rotation, the key entry, the head signed at it by the key before, and the new key. */
+typedef struct {
+    ov_read *read;
+    const ov_id *node;
+    ov_buf *buf;
+    uint32_t count;
+    int rc;
+} chain_ctx;
+
+static int on_chain_key(void *ctx, uint64_t seq, const uint8_t pub[OV_PUBKEY_BYTES])
+{
+    chain_ctx *c = ctx;
+    if (seq == 0)
+        return 0;
+    uint8_t entry[OV_LOG_ENTRY_BYTES], head_bytes[OV_LOG_HEAD_BYTES];
+    ov_log_head head;
+    c->rc = ov_read_entry(c->read, c->node, seq, entry);
+    if (c->rc == OV_OK)
+        c->rc = ov_read_checkpoint_at(c->read, c->node, seq, &head);
+    if (c->rc != OV_OK)
+        return c->rc;
+    ov_log_head_encode(&head, head_bytes);
+    ov_sync_encode_key_link(c->buf, entry, head_bytes, pub);
+    c->count++;
+    return 0;
+}
+
+static int on_genesis_key(void *ctx, uint64_t seq, const uint8_t pub[OV_PUBKEY_BYTES])
+{
+    uint8_t *genesis = ctx;
+    if (seq == 0)
+        memcpy(genesis, pub, OV_PUBKEY_BYTES);
+    return -1; /* row 0 comes first: the rest is not needed */
+}
+
+static void send_keys(peer_link *l)
+{
+    ov_read *read = NULL;
+    const ov_id *self = ov_store_node_id(l->fed->node->store);
+    if (ov_read_begin(l->fed->node->store, &read) != OV_OK)
+        return;
+    uint8_t current[OV_PUBKEY_BYTES], genesis[OV_PUBKEY_BYTES];
+    ov_keypair_public(l->fed->node->key, current);
+    ov_id owner;
+    ov_log_node_id(current, &owner);
+    if (ov_id_compare(&owner, self) == 0) { /* the genesis key: nothing to prove */
+        ov_read_end(read);
+        return;
+    }
+    memset(genesis, 0, sizeof genesis);
+    ov_read_keys(read, self, on_genesis_key, genesis);
+    ov_buf links, buf;
+    ov_buf_init(&links, (size_t)OV_SYNC_KEYS_MAX * OV_SYNC_KEY_LINK);
+    chain_ctx c = {read, self, &links, 0, OV_OK};
+    int rc = ov_read_keys(read, self, on_chain_key, &c);
+    ov_read_end(read);
+    if (rc != OV_OK || c.rc != OV_OK || links.failed || c.count > OV_SYNC_KEYS_MAX) {
+        ov_buf_free(&links);
+        link_fail(l, REJECT_OVERLOAD, 1011, "this node's key chain is not readable");
+        return;
+    }
+    ov_buf_init(&buf, links.len + 128);
+    ov_sync_encode_keys_begin(&buf, genesis, c.count);
+    ov_buf_append(&buf, links.data, links.len);
+    ov_buf_free(&links);
+    send_and_free(l, &buf);
+}
+
 static void send_hello(peer_link *l)
 {
     ov_sync_hello hello = {.version = OV_SYNC_VERSION};
@@ -411,6 +484,7 @@ static void send_hello(peer_link *l)
     ov_buf_init(&buf, 512);
     ov_sync_encode_hello(&buf, &hello);
     send_and_free(l, &buf);
+    send_keys(l);
 }
 
 typedef struct {
@@ -490,12 +564,6 @@ static void on_hello(peer_link *l, const ov_sync_hello *hello)
         link_fail(l, REJECT_MALFORMED, 1002, "second HELLO");
         return;
     }
-    ov_id key_owner;
-    ov_log_node_id(hello->public_key, &key_owner);
-    if (ov_id_compare(&key_owner, &hello->node) != 0) {
-        link_fail(l, REJECT_PROOF, 4003, "the public key does not belong to the node id");
-        return;
-    }
     if (l->outgoing && ov_id_compare(&hello->node, &l->peer->config.id) != 0) {
         link_fail(l, REJECT_PROOF, 4003, "not the node id pinned for this peer");
         return;
@@ -511,6 +579,21 @@ static void on_hello(peer_link *l, const ov_sync_hello *hello)
     l->got_hello = 1;
     l->their_id = hello->node;
     memcpy(l->their_key, hello->public_key, OV_PUBKEY_BYTES);
+    /* The key is the peer's if it is the newest of its key chain as this node holds it, or, when
+     * this node holds none, its genesis key (it hashes to the id). Else KEYS must prove it. */
+    ov_read *read = NULL;
+    uint8_t known[OV_PUBKEY_BYTES];
+    int rc = ov_read_begin(l->fed->node->store, &read);
+    if (rc == OV_OK) {
+        rc = ov_read_key(read, &hello->node, UINT64_MAX, known);
+        ov_read_end(read);
+    }
+    ov_id key_owner;
+    ov_log_node_id(hello->public_key, &key_owner);
+    if (rc == OV_ENOTFOUND)
+        l->key_pending = ov_id_compare(&key_owner, &hello->node) != 0;
+    else
+        l->key_pending = rc != OV_OK || memcmp(known, hello->public_key, OV_PUBKEY_BYTES) != 0;
     uint8_t digest[OV_HASH_BYTES], signature[OV_SIGNATURE_BYTES];
     ov_sync_proof_digest(hello->nonce, ov_store_node_id(l->fed->node->store), &hello->node, digest);
     if (ov_sign(l->fed->node->key, digest, signature) != OV_OK) {
@@ -523,10 +606,66 @@ static void on_hello(peer_link *l, const ov_sync_hello *hello)
     send_and_free(l, &buf);
 }
 
+typedef struct {
+    const ov_sync_keys *keys;
+    int consistent;
+} known_chain;
+
+/* Every key this node holds of the peer must be in the chain it sent, at the same position. */
+static int on_known_key(void *ctx, uint64_t seq, const uint8_t pub[OV_PUBKEY_BYTES])
+{
+    known_chain *k = ctx;
+    int found = seq == 0 && memcmp(pub, k->keys->genesis, OV_PUBKEY_BYTES) == 0;
+    for (uint32_t i = 0; !found && i < k->keys->count; i++) {
+        ov_sync_key_link link;
+        ov_sync_keys_at(k->keys, i, &link);
+        found = link.entry.seq == seq && memcmp(link.key, pub, OV_PUBKEY_BYTES) == 0;
+    }
+    if (!found) {
+        k->consistent = 0;
+        return -1;
+    }
+    return 0;
+}
+
+static void on_keys(peer_link *l, const ov_sync_keys *keys)
+{
+    if (!l->got_hello || l->got_proof) {
+        link_fail(l, REJECT_MALFORMED, 1002, "KEYS out of order");
+        return;
+    }
+    if (!l->key_pending)
+        return; /* the key is known already */
+    uint8_t current[OV_PUBKEY_BYTES];
+    if (ov_sync_keys_check(keys, &l->their_id, current) != OV_OK) {
+        link_fail(l, REJECT_PROOF, 4003, "a key chain that does not verify");
+        return;
+    }
+    if (memcmp(current, l->their_key, OV_PUBKEY_BYTES) != 0) {
+        link_fail(l, REJECT_PROOF, 4003, "the key chain does not end in the key of HELLO");
+        return;
+    }
+    known_chain k = {keys, 1};
+    ov_read *read = NULL;
+    if (ov_read_begin(l->fed->node->store, &read) == OV_OK) {
+        ov_read_keys(read, &l->their_id, on_known_key, &k);
+        ov_read_end(read);
+    }
+    if (!k.consistent) {
+        link_fail(l, REJECT_PROOF, 4003, "a key chain that contradicts the one this node holds");
+        return;
+    }
+    l->key_pending = 0;
+}
+
 static void on_proof(peer_link *l, const uint8_t signature[OV_SIGNATURE_BYTES])
 {
     if (!l->got_hello || l->got_proof) {
         link_fail(l, REJECT_MALFORMED, 1002, "PROOF out of order");
+        return;
+    }
+    if (l->key_pending) {
+        link_fail(l, REJECT_PROOF, 4003, "a key that is not the node's genesis key, unproven");
         return;
     }
     uint8_t digest[OV_HASH_BYTES];
@@ -690,6 +829,18 @@ static void on_applied(ov_write_op *op)
     peer_link *l = job->link;
     ov_federation *fed = l->fed;
     const ov_sync_run *run = &job->decoded.u.run;
+    if (op->recovered) {
+        char seq[32];
+        snprintf(seq, sizeof seq, "%llu", (unsigned long long)op->tail_seq);
+        if (op->recovered > 0)
+            ov_jlog_info("node.recovered", "seq", seq, "detail",
+                         "this node's own log is restored from a peer; writes are accepted", NULL);
+        else
+            ov_jlog_error("node.recover_key_mismatch", "seq", seq, "detail",
+                          "the restored key chain ends in another key than node.key: start the "
+                          "node with its current key",
+                          NULL);
+    }
     if (op->result == OV_OK && op->fork) {
         link_fail(l, REJECT_FORK, 4005, "a different entry at a position already stored (fork)");
     } else if (op->result == OV_OK) {
@@ -707,6 +858,9 @@ static void on_applied(ov_write_op *op)
          * ahead of it is refused the same way and asks the same, once. */
         l->wanted_from = 0;
         send_want(l, &run->origin, op->tail_seq + 1);
+    } else if (op->result == OV_EBADSIG) {
+        link_fail(l, REJECT_FORGED, 4005,
+                  "a run signed by another key than the origin's key chain has for it");
     } else if (op->result == OV_EDENIED) {
         ov_jlog_warn("peer.run_refused", "detail", "entries of this node's own log beyond its end",
                      NULL);
@@ -923,6 +1077,9 @@ static void on_message(void *conn, const char *data, size_t len)
         break;
     case OV_SYNC_ENTRIES:
         on_entries(l, (const uint8_t *)data, len);
+        break;
+    case OV_SYNC_KEYS:
+        on_keys(l, &m.u.keys);
         break;
     case OV_SYNC_ERROR: {
         char reason[OV_SYNC_REASON_MAX + 1];

@@ -8,7 +8,10 @@
  * answers are flushed, and only then does the process exit. A SIGKILL at any moment loses nothing
  * that was acknowledged, because nothing is acknowledged before its commit is durable.
  *
- * Subcommand: `olievlekd import-schools FILE.csv` upserts schools from a DUO address file.
+ * Subcommands: `olievlekd import-schools FILE.csv` upserts schools from a DUO address file;
+ * `reindex` rebuilds the search index; `node-id` prints the node id; `rotate-key` replaces the
+ * node key (node stopped: the old key signs the new one into the log); `new-log` ends the wait
+ * of a node that would restore its own log from its peers and lets it start a new one.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -18,6 +21,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <fcntl.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -118,14 +122,23 @@ static void set_fd_limit(unsigned connections)
     setrlimit(RLIMIT_NOFILE, &limit);
 }
 
-/* The node key (created on first use, mode 0600) in the data directory or at key_file. */
-static int load_key(const ov_config *config, ov_keypair **key)
+static void key_path_of(const ov_config *config, char *out, size_t size)
+{
+    if (config->key_file[0])
+        snprintf(out, size, "%s", config->key_file);
+    else
+        snprintf(out, size, "%s/node.key", config->data_dir);
+}
+
+/* The node key (created on first use, mode 0600) in the data directory or at key_file. *existed
+ * (may be NULL) says whether the key file was there before. */
+static int load_key_ex(const ov_config *config, ov_keypair **key, int *existed)
 {
     char key_path[600];
-    if (config->key_file[0])
-        snprintf(key_path, sizeof key_path, "%s", config->key_file);
-    else
-        snprintf(key_path, sizeof key_path, "%s/node.key", config->data_dir);
+    key_path_of(config, key_path, sizeof key_path);
+    struct stat st;
+    if (existed)
+        *existed = lstat(key_path, &st) == 0;
     int rc = make_private_dir(config->data_dir);
     if (rc != OV_OK) {
         ov_jlog_error("store.open_failed", "dir", config->data_dir, "error", strerror(errno), NULL);
@@ -137,30 +150,206 @@ static int load_key(const ov_config *config, ov_keypair **key)
     return rc;
 }
 
+static int open_store(const ov_config *config, ov_keypair **key, ov_store **store);
+
 /* olievlekd node-id: the id peers configure for this node (creating its key if needed). */
 static int run_node_id(const ov_config *config)
 {
     ov_keypair *key = NULL;
-    if (load_key(config, &key) != OV_OK)
+    ov_store *store = NULL;
+    /* Opening the store creates it with a new key: a node that has a store from the start has
+     * a new log, not one to restore from its peers. An existing store knows the node id (the
+     * genesis key's, also after a rotation). */
+    if (open_store(config, &key, &store) != OV_OK)
         return 1;
-    uint8_t pub[OV_PUBKEY_BYTES];
-    ov_keypair_public(key, pub);
-    ov_id id;
-    ov_log_node_id(pub, &id);
     char text[OV_ID_CHARS + 1];
-    ov_id_format(&id, text);
+    ov_id_format(ov_store_node_id(store), text);
     printf("%s\n", text);
+    ov_store_close(store);
     ov_keypair_free(key);
+    return 0;
+}
+
+/* Writes a file's directory to disk (after a rename or link in it). */
+static int sync_dir_of(const char *path)
+{
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0)
+        return OV_EIO;
+    int rc = fsync(fd) == 0 ? OV_OK : OV_EIO;
+    close(fd);
+    return rc;
+}
+
+/* Puts the new key in place: the old key file is kept as <key>.N (the first free N, mode 0600
+ * as it was), then <key>.next replaces <key> atomically. A crash in between leaves <key> the old
+ * key, which the store then refuses; running rotate-key again finishes. */
+static int install_key(const char *key_path, const char *next_path, char *kept, size_t kept_size)
+{
+    for (int n = 1; n < 1000; n++) {
+        snprintf(kept, kept_size, "%s.%d", key_path, n);
+        if (link(key_path, kept) == 0)
+            break;
+        if (errno != EEXIST)
+            return OV_EIO;
+    }
+    if (rename(next_path, key_path) != 0)
+        return OV_EIO;
+    return sync_dir_of(key_path);
+}
+
+/* olievlekd rotate-key: with the node stopped, makes a new key and appends a key entry
+ * introducing it to the node's log, with a head at that entry signed by the current key; the
+ * node signs everything after with the new key. Peers follow from the log (docs/protocol.md §4,
+ * §8.1). */
+static int run_rotate_key(const ov_config *config, int argc)
+{
+    if (argc > 1) {
+        fprintf(stderr, "usage: olievlekd rotate-key [--data-dir DIR] [--key-file FILE]\n");
+        return 2;
+    }
+    char key_path[600], next_path[620], kept[640];
+    key_path_of(config, key_path, sizeof key_path);
+    snprintf(next_path, sizeof next_path, "%s.next", key_path);
+    struct stat st;
+    if (stat(key_path, &st) != 0) {
+        fprintf(stderr, "rotate-key: there is no key at %s to rotate\n", key_path);
+        return 1;
+    }
+    ov_keypair *next = NULL;
+    int rc = ov_keypair_load_or_create(next_path, &next);
+    if (rc != OV_OK) {
+        fprintf(stderr, "rotate-key: cannot make the new key at %s: %s\n", next_path,
+                ov_strerror(rc));
+        return 1;
+    }
+    uint8_t next_pub[OV_PUBKEY_BYTES];
+    ov_keypair_public(next, next_pub);
+    ov_store_options options = {config->data_dir, config->map_size, next, 0};
+    ov_store *store = NULL;
+    char data_file[620];
+    snprintf(data_file, sizeof data_file, "%s/data.mdb", config->data_dir);
+    if (stat(data_file, &st) != 0) {
+        fprintf(stderr, "rotate-key: there is no store in %s\n", config->data_dir);
+        ov_keypair_free(next);
+        return 1;
+    }
+    /* A rotation interrupted after its commit: the store knows the new key already. */
+    if (ov_store_open(&options, &store) == OV_OK) {
+        ov_store_close(store);
+        ov_keypair_free(next);
+        rc = install_key(key_path, next_path, kept, sizeof kept);
+        if (rc != OV_OK) {
+            fprintf(stderr, "rotate-key: cannot put the new key in place: %s\n", strerror(errno));
+            return 1;
+        }
+        printf("finished an interrupted rotation: %s is the new key, the old one is %s\n", key_path,
+               kept);
+        return 0;
+    }
+    ov_keypair *key = NULL;
+    if (open_store(config, &key, &store) != OV_OK) {
+        ov_keypair_free(next);
+        return 1;
+    }
+    if (ov_store_recovering(store)) {
+        fprintf(stderr, "rotate-key: this node has not restored its own log yet; rotate its key "
+                        "once it has\n");
+        ov_store_close(store);
+        ov_keypair_free(key);
+        ov_keypair_free(next);
+        return 1;
+    }
+    ov_write_op *op = ov_write_op_new(OV_WRITE_KEY_ROTATE);
+    if (!op) {
+        rc = OV_ENOMEM;
+    } else {
+        memcpy(op->new_key, next_pub, OV_PUBKEY_BYTES);
+        rc = ov_store_write_one(store, op);
+    }
+    uint64_t seq = 0;
+    ov_read *read = NULL;
+    ov_log_head head;
+    if (rc == OV_OK && ov_read_begin(store, &read) == OV_OK) {
+        if (ov_read_head(read, ov_store_node_id(store), &head, NULL) == OV_OK)
+            seq = head.seq;
+        ov_read_end(read);
+    }
+    char id[OV_ID_CHARS + 1];
+    ov_id_format(ov_store_node_id(store), id);
+    ov_write_op_free(op);
+    ov_store_close(store);
+    ov_keypair_free(key);
+    ov_keypair_free(next);
+    if (rc != OV_OK) {
+        fprintf(stderr, "rotate-key: %s\n", ov_strerror(rc));
+        unlink(next_path);
+        return 1;
+    }
+    if (install_key(key_path, next_path, kept, sizeof kept) != OV_OK) {
+        fprintf(stderr,
+                "rotate-key: the log has the new key (entry %llu), but it could not be put in "
+                "place (%s): run rotate-key again\n",
+                (unsigned long long)seq, strerror(errno));
+        return 1;
+    }
+    char hex[2 * OV_PUBKEY_BYTES + 1];
+    ov_hex_encode(next_pub, OV_PUBKEY_BYTES, hex);
+    printf("node %s: key entry %llu introduces the new key %s\n", id, (unsigned long long)seq, hex);
+    printf("the new key is %s; the old one is kept as %s\n", key_path, kept);
+    return 0;
+}
+
+/* olievlekd new-log: a node that waits to restore its own log from its peers starts a new log
+ * instead (when no peer holds the old one). */
+static int run_new_log(const ov_config *config, int argc)
+{
+    if (argc > 1) {
+        fprintf(stderr, "usage: olievlekd new-log [--data-dir DIR]\n");
+        return 2;
+    }
+    ov_keypair *key = NULL;
+    ov_store *store = NULL;
+    if (open_store(config, &key, &store) != OV_OK)
+        return 1;
+    int was = ov_store_recovering(store);
+    int rc = was ? ov_store_new_log(store) : OV_OK;
+    ov_store_close(store);
+    ov_keypair_free(key);
+    if (rc != OV_OK) {
+        fprintf(stderr, "new-log: %s\n", ov_strerror(rc));
+        return 1;
+    }
+    printf(was ? "this node starts a new log; it no longer waits for its peers\n"
+               : "this node was not waiting to restore its log: nothing changed\n");
     return 0;
 }
 
 static int open_store(const ov_config *config, ov_keypair **key, ov_store **store)
 {
-    int rc = load_key(config, key);
+    int existed = 0;
+    int rc = load_key_ex(config, key, &existed);
     if (rc != OV_OK)
         return rc;
-    ov_store_options options = {config->data_dir, config->map_size, *key};
+    /* A store made for a key that existed before it: the data was lost, not new (section
+     * "Recovering a node that lost its data" of docs/operations.md). */
+    ov_store_options options = {config->data_dir, config->map_size, *key, existed};
     rc = ov_store_open(&options, store);
+    if (rc == OV_EDENIED)
+        ov_jlog_error("store.open_failed", "dir", config->data_dir, "detail",
+                      "the key file holds an earlier key of this node, replaced by a rotation: use "
+                      "the current key (if olievlekd rotate-key was interrupted, run it again)",
+                      NULL);
+    else if (rc == OV_EINVAL)
+        ov_jlog_error("store.open_failed", "dir", config->data_dir, "detail",
+                      "the store belongs to another node key", NULL);
     if (rc != OV_OK) {
         ov_jlog_error("store.open_failed", "dir", config->data_dir, "error", ov_strerror(rc), NULL);
         ov_keypair_free(*key);
@@ -412,6 +601,11 @@ static int serve(const ov_config *config)
 
     char node_id[OV_ID_CHARS + 1];
     ov_id_format(ov_store_node_id(node->store), node_id);
+    if (ov_store_recovering(node->store))
+        ov_jlog_warn("node.recovering", "node", node_id, "detail",
+                     "the key existed before this store: the node restores its own log from its "
+                     "peers and refuses writes until then (olievlekd new-log starts a new log)",
+                     NULL);
     if (config->demo) {
         ov_demo_counts counts;
         int rc = ov_demo_load(node->store, &counts);
@@ -616,6 +810,10 @@ int main(int argc, char **argv)
         return run_node_id(&config);
     if (strcmp(command, "add-account") == 0)
         return run_add_account(&config, operand_count, operands);
+    if (strcmp(command, "rotate-key") == 0)
+        return run_rotate_key(&config, operand_count);
+    if (strcmp(command, "new-log") == 0)
+        return run_new_log(&config, operand_count);
     fprintf(stderr, "olievlekd: unknown command '%s'\n%s", command, ov_config_usage());
     return 2;
 }

@@ -78,6 +78,8 @@
 static const char META_SCHEMA[] = "schema";
 static const char META_NODE[] = "node_id";
 static const char META_CHANGE[] = "change_seq";
+/* Present while this node waits to restore its own log from its peers (docs/operations.md). */
+static const char META_RECOVER[] = "recover";
 
 struct ov_read {
     ov_store *store;
@@ -95,7 +97,7 @@ typedef struct {
 struct ov_store {
     MDB_env *env;
     MDB_dbi records, index, updated, log, heads, changes, accounts, usernames, sessions, meta;
-    MDB_dbi checkpoints, forks, idempotency;
+    MDB_dbi checkpoints, forks, idempotency, keys;
     ov_search_index *search;
     ov_search_batch *run_batch; /* the writer's, for received runs (made on first use) */
     ov_id node_id;
@@ -108,6 +110,8 @@ struct ov_store {
      * covered (what readers of the feed and the head get to see). */
     pthread_mutex_t durable_lock;
     feed_state committed, durable;
+    int recovering;      /* under durable_lock: own log not yet restored, record writes refused */
+    uint64_t rotated_at; /* writer only: a key entry appended by this process (no more signing) */
 };
 
 struct ov_wtxn {
@@ -119,6 +123,9 @@ struct ov_wtxn {
     uint8_t log_hash[OV_HASH_BYTES];
     int64_t log_time;
     uint64_t change_seq;
+    int own_head_set; /* a run of this node's own log was restored: its head is own_head */
+    uint8_t own_head[HEAD_VALUE_BYTES];
+    int recovered; /* the restore completed in this batch */
 };
 
 /* ---- Encoding helpers ----------------------------------------------------------------------- */
@@ -255,6 +262,7 @@ static int open_dbs(ov_store *store, MDB_txn *txn)
         {"checkpoints", &store->checkpoints},
         {"forks", &store->forks},
         {"idempotency", &store->idempotency},
+        {"keys", &store->keys},
     };
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         int rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
@@ -266,7 +274,7 @@ static int open_dbs(ov_store *store, MDB_txn *txn)
 
 /* A new store is stamped with the schema and the node id; an existing one must match both, so a
  * data directory is never silently taken over by another node key. */
-static int check_meta(ov_store *store, MDB_txn *txn)
+static int check_meta(ov_store *store, MDB_txn *txn, int restore)
 {
     MDB_val key = val_of(META_SCHEMA, sizeof META_SCHEMA - 1), value;
     int rc = mdb_get(txn, store->meta, &key, &value);
@@ -277,6 +285,13 @@ static int check_meta(ov_store *store, MDB_txn *txn)
         rc = mdb_put(txn, store->meta, &key, &value, 0);
         if (rc)
             return from_mdb(rc);
+        if (restore) {
+            /* A key that existed before its store: its log may be held by peers. */
+            MDB_val mark_key = val_of(META_RECOVER, sizeof META_RECOVER - 1), mark = val_of("1", 1);
+            rc = mdb_put(txn, store->meta, &mark_key, &mark, 0);
+            if (rc)
+                return from_mdb(rc);
+        }
         key = val_of(META_NODE, sizeof META_NODE - 1);
         value = val_of(store->node_id.bytes, OV_ID_BYTES);
         return from_mdb(mdb_put(txn, store->meta, &key, &value, 0));
@@ -289,9 +304,114 @@ static int check_meta(ov_store *store, MDB_txn *txn)
     rc = mdb_get(txn, store->meta, &key, &value);
     if (rc)
         return rc == MDB_NOTFOUND ? OV_ESTORE : from_mdb(rc);
-    if (value.mv_size != OV_ID_BYTES || memcmp(value.mv_data, store->node_id.bytes, OV_ID_BYTES))
-        return OV_EINVAL;
+    if (value.mv_size != OV_ID_BYTES)
+        return OV_ESTORE;
+    /* The node id is the genesis key's; a rotated key is checked against the key chain next. */
+    memcpy(store->node_id.bytes, value.mv_data, OV_ID_BYTES);
     return OV_OK;
+}
+
+static void key_row(uint8_t out[LOG_KEY_BYTES], const ov_id *origin, uint64_t seq)
+{
+    memcpy(out, origin->bytes, OV_ID_BYTES);
+    ov_be64_put(out + OV_ID_BYTES, seq);
+}
+
+/* The key that signs origin's heads at seq: the one the last key entry before seq introduced, or
+ * the genesis key (row 0). *at receives that row's seq. OV_ENOTFOUND when origin has no row. */
+static int key_before(MDB_txn *txn, const ov_store *store, const ov_id *origin, uint64_t seq,
+                      uint8_t pub[OV_PUBKEY_BYTES], uint64_t *at)
+{
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open(txn, store->keys, &cursor);
+    if (rc)
+        return from_mdb(rc);
+    uint8_t seek[LOG_KEY_BYTES];
+    key_row(seek, origin, seq);
+    MDB_val key = val_of(seek, sizeof seek), value;
+    rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
+    rc = rc == 0 || rc == MDB_NOTFOUND
+             ? mdb_cursor_get(cursor, &key, &value, rc == 0 ? MDB_PREV : MDB_LAST)
+             : rc;
+    int found =
+        rc == 0 && key.mv_size == LOG_KEY_BYTES && !memcmp(key.mv_data, origin->bytes, OV_ID_BYTES);
+    if (found && value.mv_size != OV_PUBKEY_BYTES)
+        rc = OV_ESTORE;
+    else if (found) {
+        memcpy(pub, value.mv_data, OV_PUBKEY_BYTES);
+        if (at)
+            *at = ov_be64_get((const uint8_t *)key.mv_data + OV_ID_BYTES);
+        rc = OV_OK;
+    } else if (rc == 0 || rc == MDB_NOTFOUND)
+        rc = OV_ENOTFOUND;
+    else
+        rc = from_mdb(rc);
+    mdb_cursor_close(cursor);
+    return rc;
+}
+
+static int put_key(MDB_txn *txn, const ov_store *store, const ov_id *origin, uint64_t seq,
+                   const uint8_t pub[OV_PUBKEY_BYTES])
+{
+    uint8_t row[LOG_KEY_BYTES];
+    key_row(row, origin, seq);
+    MDB_val key = val_of(row, sizeof row), value = val_of(pub, OV_PUBKEY_BYTES);
+    return from_mdb(mdb_put(txn, store->keys, &key, &value, 0));
+}
+
+static int owns_key(const ov_id *origin, const uint8_t pub[OV_PUBKEY_BYTES])
+{
+    ov_id owner;
+    ov_log_node_id(pub, &owner);
+    return id_equal(&owner, origin);
+}
+
+/* The key given must be this node's current one: its genesis key until a key entry of its log
+ * introduced the next (OV_EDENIED for an earlier key of this node, OV_EINVAL for a stranger's).
+ * Origins held from before key chains were kept get their genesis row (their heads' keys were
+ * all genesis keys then), and this node's meta says whether it still restores its own log. */
+static int check_key(ov_store *store, MDB_txn *txn)
+{
+    uint8_t current[OV_PUBKEY_BYTES];
+    int rc = key_before(txn, store, &store->node_id, UINT64_MAX, current, NULL);
+    if (rc == OV_ENOTFOUND) {
+        if (!owns_key(&store->node_id, store->pub))
+            return OV_EINVAL;
+        rc = put_key(txn, store, &store->node_id, 0, store->pub);
+    } else if (rc == OV_OK && memcmp(current, store->pub, OV_PUBKEY_BYTES) != 0) {
+        return owns_key(&store->node_id, store->pub) ? OV_EDENIED : OV_EINVAL;
+    }
+    if (rc)
+        return rc;
+    MDB_cursor *cursor;
+    rc = mdb_cursor_open(txn, store->heads, &cursor);
+    if (rc)
+        return from_mdb(rc);
+    MDB_val key, value;
+    int step = MDB_FIRST;
+    while ((rc = mdb_cursor_get(cursor, &key, &value, step)) == 0) {
+        step = MDB_NEXT;
+        if (key.mv_size != OV_ID_BYTES || value.mv_size != HEAD_VALUE_BYTES)
+            continue;
+        ov_id origin;
+        memcpy(origin.bytes, key.mv_data, OV_ID_BYTES);
+        const uint8_t *pub = (const uint8_t *)value.mv_data + OV_LOG_HEAD_BYTES;
+        uint8_t held[OV_PUBKEY_BYTES];
+        if (owns_key(&origin, pub) &&
+            key_before(txn, store, &origin, UINT64_MAX, held, NULL) == OV_ENOTFOUND) {
+            uint8_t copy[OV_PUBKEY_BYTES];
+            memcpy(copy, pub, sizeof copy);
+            if ((rc = put_key(txn, store, &origin, 0, copy)) != OV_OK)
+                break;
+        }
+    }
+    mdb_cursor_close(cursor);
+    if (rc != MDB_NOTFOUND && rc != OV_OK)
+        return rc > 0 || rc < -1000 ? from_mdb(rc) : rc;
+    key = val_of(META_RECOVER, sizeof META_RECOVER - 1);
+    rc = mdb_get(txn, store->meta, &key, &value);
+    store->recovering = rc == 0;
+    return rc == 0 || rc == MDB_NOTFOUND ? OV_OK : from_mdb(rc);
 }
 
 static uint64_t read_change_seq(MDB_txn *txn, const ov_store *store);
@@ -358,7 +478,9 @@ int ov_store_open(const ov_store_options *options, ov_store **out)
     int search_rebuild = 0;
     rc = open_dbs(store, txn);
     if (!rc)
-        rc = check_meta(store, txn);
+        rc = check_meta(store, txn, options->restore);
+    if (!rc)
+        rc = check_key(store, txn);
     if (!rc)
         rc = ov_search_index_open(txn, &store->search, &search_rebuild);
     if (!rc)
@@ -515,6 +637,35 @@ int ov_store_search_rebuild(ov_store *store)
     for (int first = 1; !rc && !done; first = 0)
         rc = rebuild_batch(store, &after, first, &done);
     return rc;
+}
+
+int ov_store_recovering(ov_store *store)
+{
+    pthread_mutex_lock(&store->durable_lock);
+    int recovering = store->recovering;
+    pthread_mutex_unlock(&store->durable_lock);
+    return recovering;
+}
+
+int ov_store_new_log(ov_store *store)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(store->env, NULL, 0, &txn);
+    if (rc)
+        return from_mdb(rc);
+    MDB_val key = val_of(META_RECOVER, sizeof META_RECOVER - 1);
+    rc = mdb_del(txn, store->meta, &key, NULL);
+    if (rc && rc != MDB_NOTFOUND) {
+        mdb_txn_abort(txn);
+        return from_mdb(rc);
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc)
+        return from_mdb(rc);
+    pthread_mutex_lock(&store->durable_lock);
+    store->recovering = 0;
+    pthread_mutex_unlock(&store->durable_lock);
+    return mdb_env_sync(store->env, 1) ? OV_EIO : OV_OK;
 }
 
 const ov_id *ov_store_node_id(const ov_store *store)
@@ -1003,6 +1154,21 @@ int ov_read_log_versions(ov_read *read, const ov_id *origin, uint64_t from_seq, 
         const char *content = NULL;
         size_t len = 0;
         ov_record_meta meta;
+        if (entry.op == OV_OP_KEY) {
+            /* A key entry's content is the key it introduces, kept in the key chain. */
+            uint8_t row[LOG_KEY_BYTES];
+            key_row(row, origin, entry.seq);
+            MDB_val kk = val_of(row, sizeof row), kv;
+            int found = mdb_get(read->txn, read->store->keys, &kk, &kv) == 0 &&
+                        kv.mv_size == OV_PUBKEY_BYTES;
+            rc = fn(ctx, &entry, value.mv_data, NULL, found ? kv.mv_data : NULL,
+                    found ? OV_PUBKEY_BYTES : 0);
+            if (rc < 0)
+                break;
+            delivered++;
+            rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT);
+            continue;
+        }
         int current =
             (entry.op == OV_OP_PUT || entry.op == OV_OP_DELETE) &&
             get_record(read->txn, read->store, &entry.record, &meta, &content, &len) == OV_OK &&
@@ -1034,6 +1200,8 @@ static int on_public_version(void *ctx, const ov_log_entry *entry,
 {
     (void)bytes;
     const public_log *log = ctx;
+    if (entry->op == OV_OP_KEY) /* the new key: public */
+        return log->fn(log->ctx, entry, content, len);
     if (!meta || meta->env.status == OV_STATUS_DRAFT)
         return log->fn(log->ctx, entry, NULL, 0);
     return log->fn(log->ctx, entry, content, len);
@@ -1295,6 +1463,7 @@ typedef struct {
      * this (a full map, memory, a damaged row) leaves part of the op in it. */
     int wrote;
     ov_search_batch *search_batch; /* set while a run is stored: search postings go there */
+    ov_wtxn *w;                    /* the batch */
 } op_state;
 
 typedef struct {
@@ -1773,8 +1942,8 @@ int ov_read_heads(ov_read *read, ov_head_fn fn, void *ctx)
     return settle(rc);
 }
 
-int ov_read_checkpoint(ov_read *read, const ov_id *origin, uint64_t from, uint64_t batch,
-                       ov_log_head *head)
+static int checkpoint_within(ov_read *read, const ov_id *origin, uint64_t from, uint64_t batch,
+                             ov_log_head *head)
 {
     if (from == 0 || batch == 0)
         return OV_EINVAL;
@@ -1824,6 +1993,92 @@ int ov_read_checkpoint(ov_read *read, const ov_id *origin, uint64_t from, uint64
     return OV_OK;
 }
 
+int ov_read_checkpoint_at(ov_read *read, const ov_id *origin, uint64_t seq, ov_log_head *head)
+{
+    uint8_t row[LOG_KEY_BYTES];
+    log_key(row, origin, seq);
+    MDB_val key = val_of(row, sizeof row), value;
+    int rc = mdb_get(read->txn, read->store->checkpoints, &key, &value);
+    if (rc)
+        return from_mdb(rc);
+    return ov_log_head_decode(value.mv_data, value.mv_size, head) == OV_OK ? OV_OK : OV_ESTORE;
+}
+
+int ov_read_checkpoint(ov_read *read, const ov_id *origin, uint64_t from, uint64_t batch,
+                       ov_log_head *head)
+{
+    int rc = checkpoint_within(read, origin, from, batch, head);
+    if (rc)
+        return rc;
+    /* The first key entry at or after from ends the run if the checkpoint lies beyond it: every
+     * key entry has a checkpoint of its own, signed by the key before. */
+    MDB_cursor *cursor;
+    rc = mdb_cursor_open(read->txn, read->store->keys, &cursor);
+    if (rc)
+        return from_mdb(rc);
+    uint8_t seek[LOG_KEY_BYTES];
+    key_row(seek, origin, from);
+    MDB_val key = val_of(seek, sizeof seek), value;
+    rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
+    uint64_t key_seq = 0;
+    if (rc == 0 && key.mv_size == LOG_KEY_BYTES && !memcmp(key.mv_data, origin->bytes, 16))
+        key_seq = ov_be64_get((const uint8_t *)key.mv_data + OV_ID_BYTES);
+    mdb_cursor_close(cursor);
+    if (rc && rc != MDB_NOTFOUND)
+        return from_mdb(rc);
+    if (key_seq && key_seq < head->seq) {
+        rc = ov_read_checkpoint_at(read, origin, key_seq, head);
+        return rc == OV_ENOTFOUND ? OV_ESTORE : rc;
+    }
+    return OV_OK;
+}
+
+int ov_read_key(ov_read *read, const ov_id *origin, uint64_t seq, uint8_t pub[OV_PUBKEY_BYTES])
+{
+    return key_before(read->txn, read->store, origin, seq, pub, NULL);
+}
+
+int ov_read_keys(ov_read *read, const ov_id *origin, ov_key_fn fn, void *ctx)
+{
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open(read->txn, read->store->keys, &cursor);
+    if (rc)
+        return from_mdb(rc);
+    uint8_t seek[LOG_KEY_BYTES];
+    key_row(seek, origin, 0);
+    MDB_val key = val_of(seek, sizeof seek), value;
+    rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
+    while (rc == 0 && key.mv_size == LOG_KEY_BYTES &&
+           !memcmp(key.mv_data, origin->bytes, OV_ID_BYTES)) {
+        if (value.mv_size != OV_PUBKEY_BYTES) {
+            rc = OV_ESTORE;
+            break;
+        }
+        rc = fn(ctx, ov_be64_get((const uint8_t *)key.mv_data + OV_ID_BYTES), value.mv_data);
+        if (rc < 0)
+            break;
+        rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT);
+    }
+    mdb_cursor_close(cursor);
+    if (rc == 0)
+        return OV_OK;
+    return settle(rc);
+}
+
+int ov_read_entry(ov_read *read, const ov_id *origin, uint64_t seq, uint8_t out[OV_LOG_ENTRY_BYTES])
+{
+    uint8_t row[LOG_KEY_BYTES];
+    log_key(row, origin, seq);
+    MDB_val key = val_of(row, sizeof row), value;
+    int rc = mdb_get(read->txn, read->store->log, &key, &value);
+    if (rc)
+        return from_mdb(rc);
+    if (value.mv_size != OV_LOG_ENTRY_BYTES)
+        return OV_ESTORE;
+    memcpy(out, value.mv_data, OV_LOG_ENTRY_BYTES);
+    return OV_OK;
+}
+
 uint64_t ov_read_fork_count(ov_read *read)
 {
     MDB_stat st;
@@ -1851,6 +2106,8 @@ static void free_plans(run_item_plan *plans, uint32_t n)
 static int plan_item(op_state *state, const ov_sync_item *item, run_item_plan *plan)
 {
     memset(plan, 0, sizeof *plan);
+    if (item->entry.op == OV_OP_KEY)
+        return OV_OK; /* its content is a key, kept in the key chain */
     ov_record_meta old;
     const char *old_json;
     size_t old_len;
@@ -1931,6 +2188,38 @@ static int store_fork_evidence(op_state *state, const ov_sync_run *run, const ov
     return from_mdb(mdb_put(state->txn, state->store->forks, &key, &value, 0));
 }
 
+/* A run of this node's own log, restored from a peer: the batch's log position moves to its head
+ * (so the writer appends after it), and once the run reaches the sender's newest checkpoint with
+ * this node's current key at the end of the chain, the restore is complete. */
+static int restored_own_run(op_state *state, ov_write_op *op, const ov_sync_run *run,
+                            const uint8_t head_value[HEAD_VALUE_BYTES])
+{
+    ov_wtxn *w = state->w;
+    state->log_seq = run->head.seq;
+    memcpy(state->log_hash, run->head.hash, OV_HASH_BYTES);
+    w->signed_seq = run->head.seq;
+    w->start_log_seq = run->head.seq;
+    w->own_head_set = 1;
+    memcpy(w->own_head, head_value, HEAD_VALUE_BYTES);
+    if (run->head.seq < run->newest)
+        return OV_OK;
+    uint8_t current[OV_PUBKEY_BYTES];
+    int rc = key_before(state->txn, state->store, &run->origin, UINT64_MAX, current, NULL);
+    if (rc)
+        return rc;
+    if (memcmp(current, state->store->pub, OV_PUBKEY_BYTES) != 0) {
+        op->recovered = -1;
+        return OV_OK;
+    }
+    MDB_val key = val_of(META_RECOVER, sizeof META_RECOVER - 1);
+    rc = mdb_del(state->txn, state->store->meta, &key, NULL);
+    if (rc && rc != MDB_NOTFOUND)
+        return from_mdb(rc);
+    op->recovered = 1;
+    w->recovered = 1;
+    return OV_OK;
+}
+
 /* Stores a run another node sent (its key, signature, chain and contents were checked by
  * ov_sync_run_check before it was queued): the entries beyond what is stored, their records,
  * and the head as a checkpoint. Everything that can refuse the run is checked before the first
@@ -1952,6 +2241,18 @@ static int apply_run(op_state *state, ov_write_op *op)
     uint64_t first_seq = run->head.seq - run->count + 1;
     if (first_seq > tail + 1)
         return OV_ECHAIN; /* a gap: the receiver asks from tail + 1 */
+
+    /* The run's key must be the one the origin's key chain has for the head's position: every
+     * key entry before it is held (a run holds a key entry only as its last entry, and starts at
+     * most one after what is held). Nothing held yet: the genesis key, which names the origin. */
+    uint8_t trusted[OV_PUBKEY_BYTES];
+    rc = key_before(state->txn, state->store, &run->origin, run->head.seq, trusted, NULL);
+    int first_key = rc == OV_ENOTFOUND;
+    if (rc && !first_key)
+        return rc;
+    if (first_key ? !owns_key(&run->origin, run->public_key)
+                  : memcmp(trusted, run->public_key, OV_PUBKEY_BYTES) != 0)
+        return OV_EBADSIG;
 
     /* Entries already stored must be the same ones; a different one is a fork. */
     size_t offset = 0;
@@ -1980,7 +2281,8 @@ static int apply_run(op_state *state, ov_write_op *op)
         op->applied = 0; /* all duplicates */
         return OV_OK;
     }
-    if (id_equal(&run->origin, &state->store->node_id))
+    int own = id_equal(&run->origin, &state->store->node_id);
+    if (own && !ov_store_recovering(state->store))
         return OV_EDENIED; /* this node's own log beyond its end: never from elsewhere */
     if (item.entry.seq != tail + 1 ||
         (tail == 0 ? ov_log_entry_follows(NULL, &run->origin, 0, &item.entry)
@@ -2018,6 +2320,9 @@ static int apply_run(op_state *state, ov_write_op *op)
         MDB_val key = val_of(key_bytes, sizeof key_bytes),
                 value = val_of(item.entry_bytes, OV_LOG_ENTRY_BYTES);
         rc = from_mdb(mdb_put(state->txn, state->store->log, &key, &value, MDB_NOOVERWRITE));
+        if (rc == OV_OK && item.entry.op == OV_OP_KEY) /* checked: 65 bytes hashing to it */
+            rc = put_key(state->txn, state->store, &run->origin, item.entry.seq,
+                         (const uint8_t *)item.content);
         if (rc)
             break;
         run_item_plan *plan = &plans[i];
@@ -2078,6 +2383,10 @@ static int apply_run(op_state *state, ov_write_op *op)
     rc = from_mdb(mdb_put(state->txn, state->store->heads, &key, &value, 0));
     if (rc == OV_OK)
         rc = put_checkpoint(state->txn, state->store, &run->head);
+    if (rc == OV_OK && first_key)
+        rc = put_key(state->txn, state->store, &run->origin, 0, run->public_key);
+    if (rc == OV_OK && own)
+        rc = restored_own_run(state, op, run, head_value);
     return rc;
 }
 
@@ -2142,7 +2451,7 @@ static void op_begin(ov_wtxn *w, ov_write_op *op, op_state *state)
     op->canon_len = 0;
     memset(&op->meta, 0, sizeof op->meta);
     op->replayed = 0;
-    *state = (op_state){w->store, w->txn, w->log_seq, {0}, w->change_seq, 0, NULL};
+    *state = (op_state){w->store, w->txn, w->log_seq, {0}, w->change_seq, 0, NULL, w};
     memcpy(state->log_hash, w->log_hash, OV_HASH_BYTES);
 }
 
@@ -2216,8 +2525,30 @@ static int remember_answer(op_state *state, ov_write_op *op, int64_t now_ms)
     return OV_OK;
 }
 
+/* A key entry introducing op->new_key; the commit signs the head at it with the key before. */
+static int apply_rotate(op_state *state, ov_write_op *op, int64_t now_ms)
+{
+    if (op->new_key[0] != 0x04 || memcmp(op->new_key, state->store->pub, OV_PUBKEY_BYTES) == 0)
+        return OV_EINVAL;
+    if (ov_store_recovering(state->store) || state->store->rotated_at)
+        return OV_EAGAIN;
+    uint8_t hash[OV_HASH_BYTES];
+    ov_sha256(op->new_key, OV_PUBKEY_BYTES, hash);
+    ov_id none;
+    memset(&none, 0, sizeof none);
+    state->wrote = 1;
+    int rc = append_log(state, OV_OP_KEY, &none, hash, now_ms);
+    if (rc == OV_OK)
+        rc = put_key(state->txn, state->store, &state->store->node_id, state->log_seq, op->new_key);
+    if (rc == OV_OK)
+        state->store->rotated_at = state->log_seq;
+    return rc;
+}
+
 static int apply_record_op(op_state *state, ov_write_op *op, int64_t now_ms)
 {
+    if (ov_store_recovering(state->store))
+        return OV_EAGAIN; /* the own log is not restored yet: a write would fork it */
     int replayed;
     int rc = replay_answer(state, op, &replayed);
     if (rc || replayed)
@@ -2250,6 +2581,9 @@ static int run_op(op_state *state, ov_write_op *op, int64_t now_ms)
         break;
     case OV_WRITE_LOG_APPLY:
         rc = apply_run(state, op);
+        break;
+    case OV_WRITE_KEY_ROTATE:
+        rc = apply_rotate(state, op, now_ms);
         break;
 
     default:
@@ -2338,6 +2672,13 @@ int ov_store_write_commit_unflushed(ov_wtxn *w, int sign_head)
     int rc = OV_OK;
     int signed_now = 0;
     uint8_t bytes[HEAD_VALUE_BYTES];
+    if (sign_head && w->log_seq != w->signed_seq && w->store->rotated_at &&
+        w->log_seq > w->store->rotated_at) {
+        /* After a key entry, the key this store holds is no longer the node's. */
+        mdb_txn_abort(w->txn);
+        free(w);
+        return OV_EDENIED;
+    }
     if (sign_head && w->log_seq != w->signed_seq) {
         /* One signature vouches for every entry up to the new head: this batch's and those of
          * batches committed without signing. */
@@ -2366,16 +2707,21 @@ int ov_store_write_commit_unflushed(ov_wtxn *w, int sign_head)
     }
     ov_store *store = w->store;
     uint64_t change_seq = w->change_seq;
+    int own_head_set = w->own_head_set && !signed_now, recovered = w->recovered;
+    if (own_head_set)
+        memcpy(bytes, w->own_head, sizeof bytes);
     rc = mdb_txn_commit(w->txn);
     free(w);
     if (rc)
         return rc == MDB_MAP_FULL ? OV_EFULL : OV_ESTORE;
     pthread_mutex_lock(&store->durable_lock);
     store->committed.change_seq = change_seq;
-    if (signed_now) {
+    if (signed_now || own_head_set) {
         store->committed.has_head = 1;
         memcpy(store->committed.head, bytes, sizeof bytes);
     }
+    if (recovered)
+        store->recovering = 0;
     pthread_mutex_unlock(&store->durable_lock);
     return OV_OK;
 }

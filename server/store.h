@@ -49,15 +49,29 @@ typedef struct {
     const char *dir;       /* data directory; created with mode 0700 if missing */
     size_t map_size;       /* maximum database size in bytes; 0 = 8 GiB */
     const ov_keypair *key; /* the node key, borrowed for the store's lifetime; signs heads */
+    /* A store created now waits to restore this node's own log from its peers (the key existed
+     * before the store: its log may be held elsewhere) instead of starting a new log at seq 1.
+     * Record writes are refused (OV_EAGAIN) until a peer's run restores it up to that peer's
+     * newest checkpoint, or until ov_store_new_log. Ignored for an existing store. */
+    int restore;
 } ov_store_options;
 
-/* Opens (creating if needed) the store. Errors: OV_EIO, OV_ESTORE, OV_ENOMEM, OV_EINVAL (a
- * store created by another node key). *out is owned by the caller (ov_store_close). */
+/* Opens (creating if needed) the store. The node id is the one the store was created with (the
+ * fingerprint of the genesis key); key must be the node's current key: the genesis key until a
+ * key entry of the node's log introduced the next. Errors: OV_EIO, OV_ESTORE, OV_ENOMEM,
+ * OV_EINVAL (a store created by another node key), OV_EDENIED (an earlier key of this node,
+ * replaced by a rotation). *out is owned by the caller (ov_store_close). */
 int ov_store_open(const ov_store_options *options, ov_store **out);
 /* Closes the environment. No read or write transaction may be open. */
 void ov_store_close(ov_store *store);
 /* This node's id (from its genesis key). */
 const ov_id *ov_store_node_id(const ov_store *store);
+/* True while the node waits to restore its own log from its peers (ov_store_options.restore):
+ * record writes are refused. Any thread. */
+int ov_store_recovering(ov_store *store);
+/* Ends that wait without a restore: this node starts a new log (an operator's decision, when no
+ * peer holds the old one). OV_OK, or a store error. No writer may be running. */
+int ov_store_new_log(ov_store *store);
 
 /* The search index kept in the store (search_index.h), and the LMDB transaction of a read, for
  * the search engine's own reads. */
@@ -165,9 +179,24 @@ typedef int (*ov_head_fn)(void *ctx, const ov_log_head *head, const uint8_t pub[
 int ov_read_heads(ov_read *read, ov_head_fn fn, void *ctx);
 /* The checkpoint (a signed head kept for that seq) that ends a run of origin's entries starting
  * at from with at most batch entries: the highest within from … from+batch-1, else the lowest
- * above (a sparse log), else the newest head. OV_ENOTFOUND when nothing from `from` on is held. */
+ * above (a sparse log), else the newest head; never one beyond the first key entry at or after
+ * from (a run ends at a key entry: what follows is signed by another key). OV_ENOTFOUND when
+ * nothing from `from` on is held. */
 int ov_read_checkpoint(ov_read *read, const ov_id *origin, uint64_t from, uint64_t batch,
                        ov_log_head *head);
+/* Key chains (docs/protocol.md §4): per origin its genesis key (row 0) and the key each of its
+ * key entries introduced (row = the key entry's seq).
+ * The key that signs origin's heads at seq (the last one introduced before seq, else genesis).
+ * OV_ENOTFOUND when the node holds no key of origin. */
+int ov_read_key(ov_read *read, const ov_id *origin, uint64_t seq, uint8_t pub[OV_PUBKEY_BYTES]);
+/* Every key of origin in seq order (0 the genesis key). fn returns negative to stop. */
+typedef int (*ov_key_fn)(void *ctx, uint64_t seq, const uint8_t pub[OV_PUBKEY_BYTES]);
+int ov_read_keys(ov_read *read, const ov_id *origin, ov_key_fn fn, void *ctx);
+/* The 114 bytes of origin's entry seq. OV_ENOTFOUND when not held. */
+int ov_read_entry(ov_read *read, const ov_id *origin, uint64_t seq,
+                  uint8_t out[OV_LOG_ENTRY_BYTES]);
+/* The checkpoint kept at exactly seq. OV_ENOTFOUND when none. */
+int ov_read_checkpoint_at(ov_read *read, const ov_id *origin, uint64_t seq, ov_log_head *head);
 /* Fork evidence kept (entries that contradict a stored log). */
 uint64_t ov_read_fork_count(ov_read *read);
 
@@ -231,6 +260,8 @@ typedef enum {
     OV_WRITE_SESSIONS_REVOKE, /* account_id: deletes every session of that account */
     OV_WRITE_LOG_APPLY,       /* run: another origin's entries (federation.h, sync.h) */
     OV_WRITE_RECORD_PURGE,    /* id, author: erases the record's content (AVG); a purge entry */
+    OV_WRITE_KEY_ROTATE,      /* new_key: a key entry introducing it; the commit signs the head at
+                                 it with the current key, and this store signs no more heads */
 } ov_write_type;
 
 typedef struct ov_write_op ov_write_op;
@@ -257,6 +288,8 @@ struct ov_write_op {
      * valid until on_done. */
     const uint8_t *run;
     size_t run_len;
+    /* KEY_ROTATE: the new public key. */
+    uint8_t new_key[OV_PUBKEY_BYTES];
 
     /* Results, set before completion. result: OV_OK; OV_ENOTFOUND (no such record or a kind
      * mismatch); OV_ECONFLICT (if_version stale, the current version is in meta); OV_EEXISTS
@@ -278,11 +311,17 @@ struct ov_write_op {
      * fork set: an entry differs from the stored one at its seq, the evidence was kept and
      * nothing else stored); OV_ECHAIN (the run does not follow the stored log: tail_seq is the
      * newest seq held, ask from tail_seq + 1); OV_EDENIED (entries of this node's own log
-     * beyond its end); OV_ESCHEMA (a content that takes over another origin's record id, or
-     * does not parse). tail_seq is the origin's newest seq after the op. */
+     * beyond its end, unless it restores its log); OV_EBADSIG (the run's key is not the one the
+     * origin's key chain, as stored, has for the run's head); OV_ESCHEMA (a content that takes over
+     * another origin's record id, or does not parse). tail_seq is the origin's newest seq after the
+     * op. */
     uint32_t applied;
     uint64_t tail_seq;
     int fork;
+    /* A run of this node's own log while it restores it (ov_store_recovering): 1 when the run
+     * reached the sender's newest checkpoint and the restore is complete; -1 when it did, but
+     * the restored key chain ends in another key than this node's (the restore stays open). */
+    int recovered;
     uint64_t batch; /* set by the writer: the number of the batch that carried the op (1, 2, …) */
 
     /* Completion, called once on the submitting loop's thread (see writer.h). */

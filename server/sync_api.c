@@ -123,10 +123,11 @@ static int content_travels(const pull_job *job, const ov_record_meta *meta, cons
 static int on_version(void *ctx, const ov_log_entry *entry, const uint8_t bytes[OV_LOG_ENTRY_BYTES],
                       const ov_record_meta *meta, const char *content, size_t len)
 {
-    (void)entry;
     run_fill *fill = ctx;
     pull_job *job = fill->job;
-    int travels = content_travels(job, meta, content, len);
+    /* A key entry's content is the key it introduces: the next runs verify with it. */
+    int travels =
+        entry->op == OV_OP_KEY ? content != NULL : content_travels(job, meta, content, len);
     int rc = ov_sync_encode_item(&job->out, bytes, travels ? content : NULL, travels ? len : 0);
     if (rc)
         return rc;
@@ -157,11 +158,16 @@ static uint64_t append_run(pull_job *job, const scope_origin *o, uint64_t from, 
     uint64_t count = end.seq - from + 1;
     if (count > OV_SYNC_BATCH_MAX)
         return 0; /* a log signed less often than this cannot be served in runs (never ours) */
+    /* The key that signed the run's head: the newest head's unless a key entry lies between. */
+    uint8_t pub[OV_PUBKEY_BYTES];
+    memcpy(pub, o->pub, sizeof pub);
+    if (ov_read_key(job->read, &o->head.origin, end.seq, pub) != OV_OK && end.seq != o->head.seq)
+        return 0;
     size_t mark = job->out.len;
     uint8_t frame[FRAME_HEADER] = {0}, head_bytes[OV_LOG_HEAD_BYTES];
     ov_buf_append(&job->out, frame, sizeof frame);
     ov_log_head_encode(&end, head_bytes);
-    ov_sync_encode_run_begin(&job->out, &o->head.origin, o->pub, head_bytes, o->head.seq,
+    ov_sync_encode_run_begin(&job->out, &o->head.origin, pub, head_bytes, o->head.seq,
                              (uint32_t)count);
     run_fill fill = {job, budget, 0, 0};
     int rc = job->out.failed ? job->out.failed

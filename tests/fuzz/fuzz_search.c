@@ -37,7 +37,7 @@ static void open_once(void)
     if (store)
         return;
     strcpy(dir, "/tmp/ov-fuzz-search-XXXXXX");
-    ov_store_options options = {dir, (size_t)64 << 20, NULL};
+    ov_store_options options = {dir, (size_t)64 << 20, NULL, 0};
     if (!mkdtemp(dir) || ov_keypair_generate(&key))
         abort();
     options.key = key;

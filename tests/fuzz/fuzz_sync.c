@@ -55,6 +55,23 @@ static void reencode(const ov_sync_message *m, ov_buf *buf)
             abort();
         break;
     }
+    case OV_SYNC_KEYS: {
+        ov_sync_encode_keys_begin(buf, m->u.keys.genesis, m->u.keys.count);
+        for (uint32_t i = 0; i < m->u.keys.count; i++) {
+            ov_sync_key_link link;
+            ov_sync_keys_at(&m->u.keys, i, &link);
+            if (link.entry.op != OV_OP_KEY)
+                abort();
+            ov_sync_encode_key_link(buf, link.entry_bytes, link.head_bytes, link.key);
+        }
+        /* Checked as the node the genesis key names, so the chain itself is walked. */
+        ov_id node;
+        ov_log_node_id(m->u.keys.genesis, &node);
+        int rc = ov_sync_keys_check(&m->u.keys, &node, NULL);
+        if (rc != OV_OK && rc != OV_EBADSIG)
+            abort();
+        break;
+    }
     case OV_SYNC_ERROR: {
         uint8_t code[2] = {(uint8_t)(m->u.error.code >> 8), (uint8_t)m->u.error.code};
         uint8_t type = OV_SYNC_ERROR;

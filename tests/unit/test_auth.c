@@ -515,7 +515,7 @@ static int store_setup(void **state)
     strcpy(f->dir, "/tmp/ov-auth-test-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     assert_int_equal(ov_keypair_generate(&f->key), OV_OK);
-    ov_store_options options = {f->dir, (size_t)16 << 20, f->key};
+    ov_store_options options = {f->dir, (size_t)16 << 20, f->key, 0};
     assert_int_equal(ov_store_open(&options, &f->store), OV_OK);
     assert_int_equal(uv_loop_init(&f->loop), 0);
     f->jan = make_id(ACCOUNT_SELF);

@@ -37,7 +37,7 @@ static int setup(void **state)
     strcpy(f->dir, "/tmp/ov-search-test-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     assert_int_equal(ov_keypair_generate(&f->key), OV_OK);
-    ov_store_options options = {f->dir, (size_t)64 << 20, f->key};
+    ov_store_options options = {f->dir, (size_t)64 << 20, f->key, 0};
     assert_int_equal(ov_store_open(&options, &f->store), OV_OK);
     assert_int_equal(ov_search_new(f->store, &f->search), OV_OK);
     ov_id school;

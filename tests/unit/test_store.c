@@ -30,7 +30,7 @@ typedef struct {
 
 static int open_store(fixture *f, const ov_keypair *key)
 {
-    ov_store_options options = {f->dir, (size_t)64 << 20, key};
+    ov_store_options options = {f->dir, (size_t)64 << 20, key, 0};
     return ov_store_open(&options, &f->store);
 }
 
@@ -1108,7 +1108,7 @@ static void test_full_map_fails_only_the_op(void **state)
     fixture *f = *state;
     ov_store_close(f->store);
     remove_dir(f->dir);
-    ov_store_options options = {f->dir, (size_t)256 << 10, f->key};
+    ov_store_options options = {f->dir, (size_t)256 << 10, f->key, 0};
     assert_int_equal(ov_store_open(&options, &f->store), OV_OK);
     ov_id first;
     assert_int_equal(create_case(f, case_content(f, "Eerste", 0, -1, "x", NULL, "adoptie"),
@@ -1166,7 +1166,7 @@ static void test_batch_without_nested_transactions(void **state)
     fixture *f = *state;
     ov_store_close(f->store);
     remove_dir(f->dir);
-    ov_store_options options = {f->dir, (size_t)256 << 10, f->key};
+    ov_store_options options = {f->dir, (size_t)256 << 10, f->key, 0};
     assert_int_equal(ov_store_open(&options, &f->store), OV_OK);
     ov_id first;
     assert_int_equal(create_case(f, case_content(f, "Eerste", 0, -1, "x", NULL, "adoptie"),

@@ -381,6 +381,165 @@ static void test_proof_and_digest(void **state)
     assert_memory_not_equal(d1, d2, OV_HASH_BYTES);
 }
 
+/* A rotated log: entry 1 a put, entry 2 the key entry introducing next's key, entry 3 a put. The
+ * head at 2 is signed by the genesis key, the head at 3 by the new one. */
+typedef struct {
+    fixture genesis, next;
+    uint8_t entries[3][OV_LOG_ENTRY_BYTES];
+    char content[3][256];
+    uint8_t head2[OV_LOG_HEAD_BYTES], head3[OV_LOG_HEAD_BYTES], head3_old[OV_LOG_HEAD_BYTES];
+} rotated;
+
+static void sign_at(const ov_id *origin, uint64_t seq, const uint8_t *entry, ov_keypair *key,
+                    uint8_t out[OV_LOG_HEAD_BYTES])
+{
+    ov_log_head head = {.origin = *origin, .seq = seq, .time_ms = 1767225602000};
+    ov_sha256(entry, OV_LOG_ENTRY_BYTES, head.hash);
+    assert_int_equal(ov_log_head_sign(&head, key), OV_OK);
+    ov_log_head_encode(&head, out);
+}
+
+static void make_rotated(rotated *r)
+{
+    make_fixture(&r->genesis, 1);
+    make_fixture(&r->next, 90);
+    const ov_id *origin = &r->genesis.origin;
+    memcpy(r->entries[0], r->genesis.entries[0], OV_LOG_ENTRY_BYTES);
+    memcpy(r->content[0], r->genesis.content[0], sizeof r->content[0]);
+    uint8_t prev[OV_HASH_BYTES];
+    ov_sha256(r->entries[0], OV_LOG_ENTRY_BYTES, prev);
+    ov_log_entry key = {.op = OV_OP_KEY, .origin = *origin, .seq = 2, .time_ms = 1767225601500};
+    memcpy(key.prev_hash, prev, OV_HASH_BYTES);
+    ov_sha256(r->next.pub, OV_PUBKEY_BYTES, key.content_hash);
+    ov_log_entry_encode(&key, r->entries[1]);
+    memcpy(r->content[1], r->next.pub, OV_PUBKEY_BYTES);
+    ov_sha256(r->entries[1], OV_LOG_ENTRY_BYTES, prev);
+    /* Entry 3: the fixture's second put, chained after the key entry. */
+    ov_log_entry put;
+    assert_int_equal(ov_log_entry_decode(r->genesis.entries[1], OV_LOG_ENTRY_BYTES, &put), OV_OK);
+    put.seq = 3;
+    memcpy(put.prev_hash, prev, OV_HASH_BYTES);
+    ov_log_entry_encode(&put, r->entries[2]);
+    memcpy(r->content[2], r->genesis.content[1], sizeof r->content[2]);
+    sign_at(origin, 2, r->entries[1], r->genesis.key, r->head2);
+    sign_at(origin, 3, r->entries[2], r->next.key, r->head3);
+    sign_at(origin, 3, r->entries[2], r->genesis.key, r->head3_old);
+}
+
+static void free_rotated(rotated *r)
+{
+    ov_keypair_free(r->genesis.key);
+    ov_keypair_free(r->next.key);
+}
+
+/* A run of entries first..last of r, with contents (the key entry's: key_content, key_len). */
+static int check_rotated(const rotated *r, const uint8_t *pub, const uint8_t *head, int first,
+                         int last, const char *key_content, size_t key_len)
+{
+    ov_buf buf;
+    ov_buf_init(&buf, OV_SYNC_MESSAGE_MAX);
+    ov_sync_encode_run_begin(&buf, &r->genesis.origin, pub, head, 3, (uint32_t)(last - first + 1));
+    for (int i = first; i <= last; i++) {
+        const char *content = i == 2 ? key_content : r->content[i - 1];
+        size_t len = i == 2 ? key_len : strlen(r->content[i - 1]);
+        ov_sync_encode_item(&buf, r->entries[i - 1], content, content ? len : 0);
+    }
+    int rc = check_bytes(&buf);
+    ov_buf_free(&buf);
+    return rc;
+}
+
+static void test_rotated_runs(void **state)
+{
+    (void)state;
+    rotated r;
+    make_rotated(&r);
+    const char *key = r.content[1];
+    /* The run up to the key entry, signed by the genesis key; the next, by the new key. */
+    assert_int_equal(check_rotated(&r, r.genesis.pub, r.head2, 1, 2, key, OV_PUBKEY_BYTES), OV_OK);
+    assert_int_equal(check_rotated(&r, r.next.pub, r.head3, 3, 3, NULL, 0), OV_OK);
+    /* The key that signs needs no longer hash to the origin: whether it is the trusted one for
+     * that position is the receiver's check (a head by the old key verifies here, and the store
+     * and the client refuse it). */
+    assert_int_equal(check_rotated(&r, r.genesis.pub, r.head3_old, 3, 3, NULL, 0), OV_OK);
+    assert_int_equal(check_rotated(&r, r.genesis.pub, r.head3, 3, 3, NULL, 0), OV_EBADSIG);
+    /* A run that spans the key entry, whoever signed it. */
+    assert_int_equal(check_rotated(&r, r.next.pub, r.head3, 1, 3, key, OV_PUBKEY_BYTES), OV_ECHAIN);
+    assert_int_equal(check_rotated(&r, r.genesis.pub, r.head3_old, 2, 3, key, OV_PUBKEY_BYTES),
+                     OV_ECHAIN);
+    /* A key entry without its key, with a key that does not hash to it, or with a record. */
+    assert_int_equal(check_rotated(&r, r.genesis.pub, r.head2, 1, 2, NULL, 0), OV_ESCHEMA);
+    char other[OV_PUBKEY_BYTES];
+    memcpy(other, r.genesis.pub, OV_PUBKEY_BYTES);
+    assert_int_equal(check_rotated(&r, r.genesis.pub, r.head2, 1, 2, other, OV_PUBKEY_BYTES),
+                     OV_ESCHEMA);
+    assert_int_equal(check_rotated(&r, r.genesis.pub, r.head2, 1, 2, key, OV_PUBKEY_BYTES - 1),
+                     OV_ESCHEMA);
+    assert_int_equal(
+        check_rotated(&r, r.genesis.pub, r.head2, 1, 2, r.content[0], strlen(r.content[0])),
+        OV_ESCHEMA);
+    free_rotated(&r);
+}
+
+static int check_keys(const uint8_t *genesis, const uint8_t *entry, const uint8_t *head,
+                      const uint8_t *key, const ov_id *node, uint8_t current[OV_PUBKEY_BYTES])
+{
+    ov_buf buf;
+    ov_buf_init(&buf, 4096);
+    ov_sync_encode_keys_begin(&buf, genesis, 1);
+    ov_sync_encode_key_link(&buf, entry, head, key);
+    ov_sync_message m;
+    int rc = ov_sync_decode((const uint8_t *)buf.data, buf.len, &m);
+    if (rc == OV_OK) {
+        assert_int_equal(m.type, OV_SYNC_KEYS);
+        rc = ov_sync_keys_check(&m.u.keys, node, current);
+    }
+    ov_buf_free(&buf);
+    return rc;
+}
+
+static void test_key_chain(void **state)
+{
+    (void)state;
+    rotated r;
+    make_rotated(&r);
+    uint8_t current[OV_PUBKEY_BYTES];
+    const uint8_t *key = (const uint8_t *)r.content[1];
+    assert_int_equal(
+        check_keys(r.genesis.pub, r.entries[1], r.head2, key, &r.genesis.origin, current), OV_OK);
+    assert_memory_equal(current, r.next.pub, OV_PUBKEY_BYTES);
+    /* Another node's genesis key; a head at the key entry signed by the new key itself; a key
+     * that is not the one the entry commits to; a head at another entry. */
+    assert_int_equal(check_keys(r.next.pub, r.entries[1], r.head2, key, &r.genesis.origin, NULL),
+                     OV_EBADSIG);
+    uint8_t self_signed[OV_LOG_HEAD_BYTES];
+    sign_at(&r.genesis.origin, 2, r.entries[1], r.next.key, self_signed);
+    assert_int_equal(
+        check_keys(r.genesis.pub, r.entries[1], self_signed, key, &r.genesis.origin, NULL),
+        OV_EBADSIG);
+    assert_int_equal(
+        check_keys(r.genesis.pub, r.entries[1], r.head2, r.genesis.pub, &r.genesis.origin, NULL),
+        OV_EBADSIG);
+    assert_int_equal(
+        check_keys(r.genesis.pub, r.entries[1], r.head3_old, key, &r.genesis.origin, NULL),
+        OV_EBADSIG);
+    /* A link whose entry is not a key entry does not even decode; nor a count beyond the cap. */
+    assert_int_equal(check_keys(r.genesis.pub, r.entries[0], r.head2, key, &r.genesis.origin, NULL),
+                     OV_EPARSE);
+    ov_buf buf;
+    ov_buf_init(&buf, 4096);
+    ov_sync_encode_keys_begin(&buf, r.genesis.pub, 0);
+    buf.data[1 + OV_PUBKEY_BYTES] = OV_SYNC_KEYS_MAX + 1;
+    ov_sync_message m;
+    assert_int_equal(ov_sync_decode((const uint8_t *)buf.data, buf.len, &m), OV_EPARSE);
+    buf.data[1 + OV_PUBKEY_BYTES] = 0; /* no rotation: the genesis key is current */
+    assert_int_equal(ov_sync_decode((const uint8_t *)buf.data, buf.len, &m), OV_OK);
+    assert_int_equal(ov_sync_keys_check(&m.u.keys, &r.genesis.origin, current), OV_OK);
+    assert_memory_equal(current, r.genesis.pub, OV_PUBKEY_BYTES);
+    ov_buf_free(&buf);
+    free_rotated(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -389,6 +548,8 @@ int main(void)
         cmocka_unit_test(test_malformed_runs_do_not_decode),
         cmocka_unit_test(test_small_messages_round_trip),
         cmocka_unit_test(test_proof_and_digest),
+        cmocka_unit_test(test_rotated_runs),
+        cmocka_unit_test(test_key_chain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -46,7 +46,7 @@ typedef struct {
 
 static int open_store(fixture *f)
 {
-    ov_store_options options = {f->dir, (size_t)256 << 20, f->key};
+    ov_store_options options = {f->dir, (size_t)256 << 20, f->key, 0};
     return ov_store_open(&options, &f->store);
 }
 
