@@ -87,7 +87,7 @@ static int add_admin(const char *dir, const char *username, const char *password
     ov_store *store;
     if (ov_keypair_load_or_create(key_path, &key) != OV_OK)
         return 1;
-    ov_store_options options = {dir, (size_t)64 << 30, key};
+    ov_store_options options = {dir, (size_t)64 << 30, key, 0};
     if (ov_store_open(&options, &store) != OV_OK)
         return 1;
     ov_read *read;
