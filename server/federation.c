@@ -101,6 +101,7 @@ struct peer_link {
     int applying;            /* a run is with the writer */
     ov_id wanted_origin;     /* the last WANT sent ... */
     uint64_t wanted_from;    /* ... and where it asked from (0: none) */
+    uint64_t arrived_upto;   /* the newest head.seq of wanted_origin's runs that arrived */
     int gone;                /* the websocket is closed; freed when nothing is in the pipeline */
     known_pos *known;
     size_t known_count, known_cap;
@@ -781,11 +782,16 @@ static int link_busy(const peer_link *l)
     return l->checking || l->applying || l->ready;
 }
 
-/* Asks for origin's entries from `from`, unless that is what was asked last. */
+/* Asks for origin's entries from `from`, unless that or a later run of it was asked already:
+ * a run asked for twice arrives twice, and costs the transfer and the check again. (A gap resets
+ * wanted_from first, to ask again from where the store is.) */
 static void send_want(peer_link *l, const ov_id *origin, uint64_t from)
 {
-    if (l->gone || (l->wanted_from == from && ov_id_compare(&l->wanted_origin, origin) == 0))
+    int same_origin = ov_id_compare(&l->wanted_origin, origin) == 0;
+    if (l->gone || (same_origin && from <= l->wanted_from))
         return;
+    if (!same_origin)
+        l->arrived_upto = 0;
     l->wanted_origin = *origin;
     l->wanted_from = from;
     ov_sync_want want = {*origin, from, BATCH};
@@ -851,8 +857,13 @@ static void on_applied(ov_write_op *op)
             l->peer->entries_in += op->applied;
         }
         known_raise(l, &run->origin, run->head.seq);
-        if (run->head.seq < run->newest) /* unless asked already when the run arrived */
-            send_want(l, &run->origin, run->head.seq + 1);
+        /* Keep the catch-up going: the next run after the newest that arrived, once the last
+         * WANT is answered (send_want skips what was asked already). */
+        uint64_t upto = ov_id_compare(&l->wanted_origin, &run->origin) == 0 && l->arrived_upto
+                            ? l->arrived_upto
+                            : run->head.seq;
+        if (upto < run->newest && (l->wanted_from == 0 || l->wanted_from <= upto))
+            send_want(l, &run->origin, upto + 1);
     } else if (op->result == OV_ECHAIN) {
         /* A gap (a push overtook a missing run): ask for what follows what we hold. A run read
          * ahead of it is refused the same way and asks the same, once. */
@@ -995,9 +1006,13 @@ static void on_entries(peer_link *l, const uint8_t *data, size_t len)
         return;
     }
     /* Read ahead: a catch-up asks for the next run as soon as one arrives, so the sender, the
-     * checks and the writer work at the same time; at most two runs wait here for that. */
+     * checks and the writer work at the same time; a few runs in the pipeline are enough for
+     * that, more would only wait in memory. */
     const ov_sync_run *run = &m->decoded.u.run;
-    if (run->head.seq < run->newest && l->rx_count < 2)
+    if (ov_id_compare(&l->wanted_origin, &run->origin) == 0 && run->head.seq > l->arrived_upto)
+        l->arrived_upto = run->head.seq;
+    size_t in_flight = l->rx_count + (size_t)l->checking + (l->ready ? 1 : 0) + (size_t)l->applying;
+    if (run->head.seq < run->newest && in_flight < 3)
         send_want(l, &run->origin, run->head.seq + 1);
     if (l->rx_tail)
         l->rx_tail->next = m;
