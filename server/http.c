@@ -1641,11 +1641,23 @@ int ov_http_port(const ov_http_server *server)
     return server ? server->port : -1;
 }
 
+/* lws 4.1 runs due suls only at the start of lws_service, before it works out how long to wait
+ * in poll() from the suls that are left, and looks at them again only in its next call. So a sul
+ * that just set uv_ready is followed at once, in the same call, by a poll() that knows nothing of
+ * it and sleeps until an unrelated socket event or lws's own next timer (a connection's timeout,
+ * tens of seconds away, or none at all): libuv's timers stop. Usually ov_http_run finds libuv's
+ * timer due first and this sul never fires; but lws rounds its wait down to whole milliseconds
+ * and libuv counts whole milliseconds, so the loop spins through the last one, and when the
+ * millisecond turns between our uv_update_time and lws's reading of its clock, libuv says "1 ms
+ * to go" while lws fires this. Measured: 1 tick in ~150 of the live heartbeat's 125 ms timer,
+ * and each time the heartbeats stopped. Waking poll() through lws's event pipe sends
+ * lws_service back to ov_http_run, which runs libuv. */
 static void on_uv_timer_due(lws_sorted_usec_list_t *sul)
 {
     ov_http_server *server = lws_container_of(sul, ov_http_server, uv_timer);
     server->uv_ready = 1;
     server->uv_timer_due = 0;
+    lws_cancel_service(server->context);
 }
 
 int ov_http_run(ov_http_server *server)

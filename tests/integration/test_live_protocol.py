@@ -8,6 +8,7 @@ import os
 import random
 import resource
 import socket
+import threading
 import time
 
 from olievlek import SANITIZED, Node, check, check_eq, run
@@ -333,9 +334,6 @@ def test_memory_bounded_with_non_readers():
                 s.close()
 
 
-# Known to fail now and then on a busy machine: a live connection sometimes stops receiving its
-# heartbeats for seconds while it stays open. Not understood yet (it does not happen under strace);
-# ./dev test runs a failed test once more. It happens with the node from before federation too.
 def test_heartbeats_keep_answering_clients_and_close_silent_ones():
     with Node(extra_args=["--live-heartbeat-s", "1"]) as node:
         talker, _ = open_live(node)  # wsclient answers pings, as a browser does
@@ -367,6 +365,58 @@ def test_heartbeats_keep_answering_clients_and_close_silent_ones():
                  "the answering client is still connected")
         talker.close()
         silent.close()
+
+
+def test_heartbeats_keep_their_period_idle_and_busy():
+    """Heartbeats arrive at the period the welcome announces, on an idle node (the heartbeat
+    timer alone wakes the node) and while HTTP requests keep it busy. A lost timer wakeup in
+    the node's loop (server/http.c, on_uv_timer_due) used to stop them for up to a minute."""
+    with Node(extra_args=["--live-heartbeat-s", "1"]) as node:
+        live, welcome = open_live(node)
+        period = welcome["heartbeat_s"]
+        check_eq(period, 1, "the welcome announces the heartbeat period")
+
+        def gaps(seconds):
+            beats, last, worst = 0, None, 0.0
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                try:
+                    m = live.recv(timeout=0.25)
+                except TimeoutError:
+                    continue
+                if m["type"] == "heartbeat":
+                    now = time.monotonic()
+                    if last is not None:
+                        worst = max(worst, now - last)
+                    beats, last = beats + 1, now
+            if last is not None:
+                worst = max(worst, time.monotonic() - last)
+            return beats, worst
+
+        beats, worst = gaps(6)
+        check(beats >= 5 and worst < 2 * period, "idle: heartbeats keep their period", beats, worst)
+
+        stop = threading.Event()
+        served = []
+
+        def busy():
+            conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=10)
+            while not stop.is_set():
+                conn.request("GET", "/healthz")
+                conn.getresponse().read()
+                served.append(1)
+            conn.close()
+
+        worker = threading.Thread(target=busy)
+        worker.start()
+        try:
+            beats, worst = gaps(6)
+        finally:
+            stop.set()
+            worker.join()
+        check(len(served) > 100, "the node was kept busy", len(served))
+        check(beats >= 5 and worst < 2 * period, "busy: heartbeats keep their period", beats, worst)
+        live.close()
 
 
 def test_handshake_rate_is_capped():
@@ -422,4 +472,5 @@ if __name__ == "__main__":
          test_resume_exactly_what_was_missed, test_random_disconnects_lose_and_double_nothing,
          test_slow_reader_is_closed_and_can_resume, test_memory_bounded_with_non_readers,
          test_heartbeats_keep_answering_clients_and_close_silent_ones,
+         test_heartbeats_keep_their_period_idle_and_busy,
          test_handshake_rate_is_capped, test_bad_messages_and_caps])

@@ -34,6 +34,10 @@ typedef struct {
     int answered_late; /* deferred answers given */
     int handled;
     char *big;
+    /* A libuv timer ticking while the server runs (/ticker/...). */
+    uv_timer_t ticker;
+    int ticks;
+    uint64_t last_tick_ns, max_gap_ns;
 } app_state;
 
 typedef struct {
@@ -62,6 +66,45 @@ static int append_param(void *ctx, const char *name, const char *value)
     size_t n = strlen(out);
     snprintf(out + n, 2048 - n, "[%s=%s]", name, value);
     return 0;
+}
+
+static void on_tick(uv_timer_t *timer)
+{
+    app_state *app = timer->data;
+    uint64_t now = uv_hrtime();
+    if (now - app->last_tick_ns > app->max_gap_ns)
+        app->max_gap_ns = now - app->last_tick_ns;
+    app->last_tick_ns = now;
+    app->ticks++;
+}
+
+/* /ticker/start?ms=N starts a repeating timer; /ticker/read answers "ticks max_gap_ms" since the
+ * start or the last read, counting the time since the last tick as a gap too (the request itself
+ * wakes a loop whose timer stalled); /ticker/stop closes the timer. */
+static void ticker_request(app_state *app, ov_http_request *req, const char *what)
+{
+    char text[64] = "ok";
+    uint64_t now = uv_hrtime();
+    if (strcmp(what, "start") == 0) {
+        const char *ms = ov_http_request_query(req, "ms");
+        uint64_t period = ms ? strtoull(ms, NULL, 10) : 1;
+        uv_timer_init(app->loop, &app->ticker);
+        app->ticker.data = app;
+        app->ticks = 0;
+        app->last_tick_ns = now;
+        app->max_gap_ns = 0;
+        uv_timer_start(&app->ticker, on_tick, period, period);
+    } else if (strcmp(what, "read") == 0) {
+        uint64_t gap = now - app->last_tick_ns;
+        if (gap < app->max_gap_ns)
+            gap = app->max_gap_ns;
+        snprintf(text, sizeof text, "%d %.1f", app->ticks, (double)gap / 1e6);
+        app->ticks = 0;
+        app->max_gap_ns = 0;
+    } else if (strcmp(what, "stop") == 0) {
+        uv_close((uv_handle_t *)&app->ticker, NULL);
+    }
+    ov_http_respond(req, 200, "text/plain", NULL, text, strlen(text), "/ticker");
 }
 
 static void handler(void *arg, ov_http_request *req)
@@ -104,6 +147,10 @@ static void handler(void *arg, ov_http_request *req)
     }
     if (strcmp(path, "/big") == 0) {
         ov_http_respond(req, 200, "application/octet-stream", NULL, app->big, BIG_SIZE, "/big");
+        return;
+    }
+    if (strncmp(path, "/ticker/", 8) == 0) {
+        ticker_request(app, req, path + 8);
         return;
     }
     if (strcmp(path, "/empty") == 0) {
@@ -660,6 +707,84 @@ static void test_metrics_and_many(void **state)
     free(text);
 }
 
+/* One GET on a connection of its own, closed after the answer; the body is copied to out. */
+static int get_once(int port, const char *path, char *out, size_t out_size)
+{
+    int fd = connect_to(port);
+    if (fd < 0)
+        return -1;
+    char request[256];
+    snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+             path);
+    reply r;
+    int rc =
+        send_all(fd, request, strlen(request)) == 0 && read_reply(fd, &r, 0) == 0 && r.status == 200
+            ? 0
+            : -1;
+    if (rc == 0)
+        snprintf(out, out_size, "%s", r.body);
+    reply_free(&r);
+    close(fd);
+    return rc;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+#define TICK_MS        2
+#define TICK_PHASE_MS  1500
+#define TICK_GAP_LIMIT 250.0 /* ms; a stalled timer waits for the next socket event instead */
+
+/* libuv's timers keep their period under ov_http_run, with no socket activity at all (libuv's
+ * timer is then the only thing that wakes lws's poll) and while requests keep lws busy. */
+static void scenario_timer_period(void *arg)
+{
+    client_ctx *ctx = arg;
+    char text[64] = "";
+    char path[64];
+    snprintf(path, sizeof path, "/ticker/start?ms=%d", TICK_MS);
+    EXPECT(ctx, get_once(ctx->port, path, text, sizeof text) == 0, "start the timer");
+    sleep_ms(TICK_PHASE_MS);
+    int ticks = 0;
+    double gap = 0;
+    EXPECT(ctx, get_once(ctx->port, "/ticker/read", text, sizeof text) == 0, "read (idle)");
+    EXPECT(ctx, sscanf(text, "%d %lf", &ticks, &gap) == 2, "read (idle): %s", text);
+    EXPECT(ctx, gap < TICK_GAP_LIMIT && ticks > TICK_PHASE_MS / TICK_MS / 4,
+           "idle: %d ticks of %d ms in %d ms, longest gap %.1f ms", ticks, TICK_MS, TICK_PHASE_MS,
+           gap);
+
+    int fd = connect_to(ctx->port);
+    uint64_t end = uv_hrtime() + (uint64_t)TICK_PHASE_MS * 1000000u;
+    while (fd >= 0 && uv_hrtime() < end) {
+        const char *request = "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n";
+        reply r;
+        int ok = send_all(fd, request, strlen(request)) == 0 && read_reply(fd, &r, 0) == 0;
+        reply_free(&r);
+        if (!ok) {
+            EXPECT(ctx, 0, "a request failed while the timer ran");
+            break;
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    EXPECT(ctx, get_once(ctx->port, "/ticker/read", text, sizeof text) == 0, "read (busy)");
+    EXPECT(ctx, sscanf(text, "%d %lf", &ticks, &gap) == 2, "read (busy): %s", text);
+    EXPECT(ctx, gap < TICK_GAP_LIMIT && ticks > TICK_PHASE_MS / TICK_MS / 4,
+           "busy: %d ticks of %d ms in %d ms, longest gap %.1f ms", ticks, TICK_MS, TICK_PHASE_MS,
+           gap);
+    EXPECT(ctx, get_once(ctx->port, "/ticker/stop", text, sizeof text) == 0, "stop the timer");
+}
+
+static void test_timer_keeps_period(void **state)
+{
+    client_ctx ctx = {0};
+    app_state app;
+    run_with_server(NULL, scenario_timer_period, &ctx, &app);
+}
+
 static void test_start_fails_on_taken_port(void **state)
 {
     uv_loop_t loop;
@@ -680,11 +805,12 @@ static void test_start_fails_on_taken_port(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_get_with_query),   cmocka_unit_test(test_keepalive),
-        cmocka_unit_test(test_post_body),        cmocka_unit_test(test_too_large),
-        cmocka_unit_test(test_slow_sender),      cmocka_unit_test(test_head_and_options),
-        cmocka_unit_test(test_deferred),         cmocka_unit_test(test_big_answer),
-        cmocka_unit_test(test_metrics_and_many), cmocka_unit_test(test_start_fails_on_taken_port),
+        cmocka_unit_test(test_get_with_query),     cmocka_unit_test(test_keepalive),
+        cmocka_unit_test(test_post_body),          cmocka_unit_test(test_too_large),
+        cmocka_unit_test(test_slow_sender),        cmocka_unit_test(test_head_and_options),
+        cmocka_unit_test(test_deferred),           cmocka_unit_test(test_big_answer),
+        cmocka_unit_test(test_metrics_and_many),   cmocka_unit_test(test_start_fails_on_taken_port),
+        cmocka_unit_test(test_timer_keeps_period),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
