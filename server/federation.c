@@ -775,7 +775,18 @@ typedef struct check_job {
     rx_msg *msg;
     int rc;
     ov_sync_message decoded;
+    json_t **records; /* the contents parsed on the thread pool, one per entry (NULL: none) */
+    uint32_t record_count;
 } check_job;
+
+static void check_job_free(check_job *job)
+{
+    for (uint32_t i = 0; job->records && i < job->record_count; i++)
+        json_decref(job->records[i]);
+    free(job->records);
+    free(job->msg);
+    free(job);
+}
 
 static int link_busy(const peer_link *l)
 {
@@ -880,8 +891,7 @@ static void on_applied(ov_write_op *op)
     }
     /* Stored runs go on to every other peer, and to this node's live subscribers, from the
      * writer's committed callback (ov_federation_notify), which runs after this. */
-    free(job->msg);
-    free(job);
+    check_job_free(job);
     ov_write_op_free(op);
     l->applying = 0;
     if (l->ready && !l->gone && l->state != LINK_CLOSING) {
@@ -889,8 +899,7 @@ static void on_applied(ov_write_op *op)
         l->ready = NULL;
         submit_run(l, next);
     } else if (l->ready) {
-        free(l->ready->msg);
-        free(l->ready);
+        check_job_free(l->ready);
         l->ready = NULL;
     }
     if (l->gone)
@@ -907,6 +916,10 @@ static void submit_run(peer_link *l, check_job *job)
         /* The op reads the run from the message bytes, which the job keeps until on_applied. */
         op->run = job->msg->data;
         op->run_len = job->msg->len;
+        op->run_records = job->records; /* the op owns them now */
+        op->run_record_count = job->record_count;
+        job->records = NULL;
+        job->record_count = 0;
         op->on_done = on_applied;
         op->user = job;
         if (ov_writer_submit(l->fed->node->writer, op) == OV_OK) {
@@ -915,15 +928,25 @@ static void submit_run(peer_link *l, check_job *job)
         }
         ov_write_op_free(op);
     }
-    free(job->msg);
-    free(job);
+    check_job_free(job);
 }
 
+/* On the thread pool: the run's checks, then its contents parsed, so the writer, which stores
+ * runs one at a time, spends its time on the store and not on JSON. */
 static void check_work(uv_work_t *work)
 {
     check_job *job = work->data;
     ov_log_entry first;
-    job->rc = ov_sync_run_check(&job->decoded.u.run, &first);
+    const ov_sync_run *run = &job->decoded.u.run;
+    job->rc = ov_sync_run_check(run, &first);
+    if (job->rc != OV_OK || !(job->records = calloc(run->count, sizeof *job->records)))
+        return;
+    job->record_count = run->count;
+    size_t offset = 0;
+    ov_sync_item item;
+    for (uint32_t i = 0; i < run->count && ov_sync_run_next(run, &offset, &item); i++)
+        if (item.content && item.entry.op != OV_OP_KEY)
+            job->records[i] = json_loadb(item.content, item.content_len, 0, NULL);
 }
 
 static void check_done(uv_work_t *work, int status)
@@ -945,8 +968,7 @@ static void check_done(uv_work_t *work, int status)
                                          : "a run whose content does not match its entries");
     }
     if (job) {
-        free(job->msg);
-        free(job);
+        check_job_free(job);
     }
     if (l->gone)
         link_maybe_free(l);
@@ -1288,8 +1310,7 @@ void ov_federation_free(ov_federation *fed)
         l->gone = 1;
         l->checking = l->applying = 0;
         if (l->ready) {
-            free(l->ready->msg);
-            free(l->ready);
+            check_job_free(l->ready);
             l->ready = NULL;
         }
         link_maybe_free(l);

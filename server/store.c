@@ -1446,6 +1446,9 @@ void ov_write_op_free(ov_write_op *op)
         return;
     json_decref(op->content);
     json_decref(op->account);
+    for (uint32_t i = 0; op->run_records && i < op->run_record_count; i++)
+        json_decref(op->run_records[i]);
+    free(op->run_records);
     free(op->canon);
     free(op);
 }
@@ -2103,7 +2106,8 @@ static void free_plans(run_item_plan *plans, uint32_t n)
     free(plans);
 }
 
-static int plan_item(op_state *state, const ov_sync_item *item, run_item_plan *plan)
+/* parsed: the item's content parsed beforehand (a reference taken here), or NULL to parse it. */
+static int plan_item(op_state *state, const ov_sync_item *item, json_t *parsed, run_item_plan *plan)
 {
     memset(plan, 0, sizeof *plan);
     if (item->entry.op == OV_OP_KEY)
@@ -2132,7 +2136,8 @@ static int plan_item(op_state *state, const ov_sync_item *item, run_item_plan *p
         return OV_OK;
     if (item->content_len > RECORD_MAX_BYTES)
         return OV_ETOOBIG;
-    plan->record = json_loadb(item->content, item->content_len, 0, NULL);
+    plan->record =
+        parsed ? json_incref(parsed) : json_loadb(item->content, item->content_len, 0, NULL);
     if (!plan->record || ov_record_envelope(plan->record, &plan->meta.env) != OV_OK)
         return OV_ESCHEMA;
     if (!id_equal(&plan->meta.env.id, &item->entry.record) ||
@@ -2297,7 +2302,9 @@ static int apply_run(op_state *state, ov_write_op *op)
     size_t fresh_offset = offset - (OV_LOG_ENTRY_BYTES + 4 + item.content_len);
     offset = fresh_offset;
     for (uint32_t i = 0; i < fresh && ov_sync_run_next(run, &offset, &item); i++) {
-        rc = plan_item(state, &item, &plans[i]);
+        uint32_t at = fresh_from + i;
+        json_t *parsed = op->run_records && at < op->run_record_count ? op->run_records[at] : NULL;
+        rc = plan_item(state, &item, parsed, &plans[i]);
         if (rc) {
             free_plans(plans, fresh);
             return rc;

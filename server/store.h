@@ -288,6 +288,11 @@ struct ov_write_op {
      * valid until on_done. */
     const uint8_t *run;
     size_t run_len;
+    /* LOG_APPLY, optional: the run's contents parsed beforehand (off the writer thread), one per
+     * entry in run order, NULL for an entry without content. Owned by the op; NULL: the writer
+     * parses them itself. */
+    json_t **run_records;
+    uint32_t run_record_count;
     /* KEY_ROTATE: the new public key. */
     uint8_t new_key[OV_PUBKEY_BYTES];
 
