@@ -674,18 +674,27 @@ static int edit_loop(cli *c, olievlek_replica *r, const char *kind, const char *
     return EXIT_FAILED;
 }
 
-static int cmd_new(cli *c)
+/* The arguments of new and edit: one operand (kind or id) and an optional --file. -1 for
+ * anything else. */
+static int operand_and_file(cli *c, const char **operand, const char **file)
 {
-    const char *kind = NULL, *file = NULL;
     for (int i = 1; i < c->argc; i++) {
         const char *v;
         if ((v = option_value(c, &i, "--file")))
-            file = v;
-        else if (c->argv[i][0] != '-' && !kind)
-            kind = c->argv[i];
+            *file = v;
+        else if (c->argv[i][0] != '-' && !*operand)
+            *operand = c->argv[i];
         else
-            return usage_error(c, "unknown argument");
+            return -1;
     }
+    return 0;
+}
+
+static int cmd_new(cli *c)
+{
+    const char *kind = NULL, *file = NULL;
+    if (operand_and_file(c, &kind, &file) != 0)
+        return usage_error(c, "unknown argument");
     if (!kind)
         return usage_error(c, "give the kind: case, lesson, visit, request, person, school");
     olievlek_replica *r;
@@ -728,15 +737,8 @@ static int copy_json(void *ctx, const olievlek_record *rec)
 static int cmd_edit(cli *c)
 {
     const char *id = NULL, *file = NULL;
-    for (int i = 1; i < c->argc; i++) {
-        const char *v;
-        if ((v = option_value(c, &i, "--file")))
-            file = v;
-        else if (c->argv[i][0] != '-' && !id)
-            id = c->argv[i];
-        else
-            return usage_error(c, "unknown argument");
-    }
+    if (operand_and_file(c, &id, &file) != 0)
+        return usage_error(c, "unknown argument");
     if (!id)
         return usage_error(c, "give the record id");
     olievlek_replica *r;
