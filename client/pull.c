@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "client/answer.h"
 #include "client/net.h"
 #include "client/replica.h"
 #include "proto/buf.h"
@@ -160,43 +161,25 @@ typedef struct {
     ov_id check_origin; /* the origin of the run that failed */
 } answer;
 
-/* Walks the frames of an answer: returns 1 with the next message decoded, 0 at the end, or a
- * negative status for a frame that does not decode. */
-static int next_frame(const ov_buf *body, size_t *offset, ov_sync_message *msg)
-{
-    if (*offset == body->len)
-        return 0;
-    if (body->len - *offset < 4)
-        return OLIEVLEK_EPROTO;
-    uint32_t len = ov_be32_get((const uint8_t *)body->data + *offset);
-    if (len > body->len - *offset - 4)
-        return OLIEVLEK_EPROTO;
-    const uint8_t *data = (const uint8_t *)body->data + *offset + 4;
-    *offset += 4 + (size_t)len;
-    return ov_sync_decode(data, len, msg) == OV_OK ? 1 : OLIEVLEK_EPROTO;
-}
-
 /* The positions an answer leaves the replica at if it verifies, and whether the node has more
  * (its final summary names a later checkpoint somewhere). */
 static int advance_positions(const answer *a, positions *p, int region_only, const ov_id *home,
                              int *more, uint64_t *node_total)
 {
-    size_t offset = 0;
+    olv_answer_reader reader;
     ov_sync_message msg;
-    int rc, saw_summary = 0;
+    int rc;
     *more = 0;
     *node_total = 0;
-    while ((rc = next_frame(&a->body, &offset, &msg)) == 1) {
-        if (saw_summary)
-            return OLIEVLEK_EPROTO; /* the summary comes last */
+    olv_answer_begin(&reader, a->body.data, a->body.len);
+    while ((rc = olv_answer_next(&reader, &msg)) == 1) {
         if (msg.type == OV_SYNC_ENTRIES) {
             const ov_sync_run *run = &msg.u.run;
             position *at = positions_find(p, &run->origin);
             if (!at || run->head.seq > at->seq)
                 if ((rc = positions_set(p, &run->origin, run->head.seq, run->head.hash)) != 0)
                     return rc;
-        } else if (msg.type == OV_SYNC_SUMMARY) {
-            saw_summary = 1;
+        } else {
             for (uint32_t i = 0; i < msg.u.summary.count; i++) {
                 ov_sync_position node;
                 ov_sync_summary_at(&msg.u.summary, i, &node);
@@ -207,13 +190,9 @@ static int advance_positions(const answer *a, positions *p, int region_only, con
                 if (!at || at->seq < node.seq)
                     *more = 1;
             }
-        } else {
-            return OLIEVLEK_EPROTO;
         }
     }
-    if (rc < 0)
-        return rc;
-    return saw_summary ? OLIEVLEK_OK : OLIEVLEK_EPROTO;
+    return rc == 0 ? OLIEVLEK_OK : OLIEVLEK_EPROTO;
 }
 
 /* ---- Storing a verified run -------------------------------------------------------------- */
@@ -404,10 +383,11 @@ static const char *verify_reason(int rc)
  * it runs on the fetching thread while the store thread writes the answer before. */
 static void check_answer(answer *a)
 {
-    size_t offset = 0;
+    olv_answer_reader reader;
     ov_sync_message msg;
     a->check_rc = OV_OK;
-    while (next_frame(&a->body, &offset, &msg) == 1) {
+    olv_answer_begin(&reader, a->body.data, a->body.len);
+    while (olv_answer_next(&reader, &msg) == 1) {
         if (msg.type != OV_SYNC_ENTRIES)
             continue;
         ov_log_entry first;
@@ -430,7 +410,7 @@ static int store_answer(pull_state *s, answer *a)
     if (rc)
         return rc;
     store_ctx c = {s, txn, 0, 0};
-    size_t offset = 0;
+    olv_answer_reader reader;
     ov_sync_message msg;
     int more;
     if (!a->checked)
@@ -446,7 +426,8 @@ static int store_answer(pull_state *s, answer *a)
                         "nothing of them was stored",
                         origin_text, verify_reason(a->check_rc));
     }
-    while (rc == OLIEVLEK_OK && (more = next_frame(&a->body, &offset, &msg)) == 1) {
+    olv_answer_begin(&reader, a->body.data, a->body.len);
+    while (rc == OLIEVLEK_OK && (more = olv_answer_next(&reader, &msg)) == 1) {
         if (msg.type == OV_SYNC_ENTRIES)
             rc = store_run(&c, &msg.u.run);
     }
