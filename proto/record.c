@@ -240,6 +240,7 @@ static const field_spec lesson_fields[] = {
     {"title", F_TEXT, 1, 200, NULL, P_NONE, 0, 0},
     {"body", F_LONGTEXT, 1, 8000, NULL, P_NONE, 0, 0},
     {"school", F_ID, 1, 0, NULL, P_NONE, 0, 0},
+    {"region", F_ID, 0, 0, NULL, P_NONE, 0, 0}, /* the school's, filled in by the node */
     {"case", F_ID, 0, 0, NULL, P_NONE, 0, 0},
     {"bouwstenen", F_SLUGS, 0, 7, bouwstenen, P_NONE, 0, 0},
     {"principles", F_INTS, 0, 5, NULL, P_NONE, 1, 5},
@@ -1196,6 +1197,8 @@ int ov_record_facets(ov_kind kind, const json_t *record, ov_facet_fn fn, void *c
     }
     case OV_KIND_LESSON:
         rc = emit_member(fn, ctx, record, "school", "school");
+        if (!rc)
+            rc = emit_member(fn, ctx, record, "region", "region");
         if (!rc)
             rc = emit_member(fn, ctx, record, "case", "case");
         if (!rc)

@@ -176,11 +176,13 @@ static void build_scope(ov_school_region *cache, ov_read *read, ov_kind kind, co
         school_region(cache, read, &scope->schools[0], &scope->region);
 }
 
-/* A case, help request or visit note written without a region belongs to its school's region: it
+/* A case, lesson, help request or visit note written without a region belongs to its school's
+ * region: it
  * is stored with it, so region filters of lists and live subscriptions find it like any other. */
 static void inherit_region(ov_kind kind, json_t *content, const ov_record_scope *scope)
 {
-    if ((kind != OV_KIND_CASE && kind != OV_KIND_REQUEST && kind != OV_KIND_VISIT) ||
+    if ((kind != OV_KIND_CASE && kind != OV_KIND_REQUEST && kind != OV_KIND_VISIT &&
+         kind != OV_KIND_LESSON) ||
         json_object_get(content, "region") || ov_id_is_zero(&scope->region))
         return;
     char region[OV_ID_CHARS + 1];

@@ -746,6 +746,7 @@ static int generate_lessons(generator *g, prng *r)
         if (!c)
             return OV_ENOMEM;
         set_id(c, "school", &k->school->id);
+        set_id(c, "region", k->school->region);
         set_id(c, "case", &k->id);
         int rc = push(g, OV_KIND_LESSON, &id, gen_status(r, 5), c);
         if (rc)

@@ -117,6 +117,31 @@ def test_lists_and_cursors():
             check_eq(r.header("content-type"), "application/problem+json", "problem type")
 
 
+def test_lessons_by_region():
+    """A lesson belongs to its school's region: written without one, it is filed there, and the
+    region filter of the lessons list finds it (and the demo's lessons of that region)."""
+    with Node() as node:
+        school = find_school(node, "Murmellius")
+        region = school["region"]
+        demo = node.get(f"/api/v1/lessons?region={region}&limit=200").json["items"]
+        check(demo and all(l["school"] for l in demo), "the region's demo lessons are listed", demo[:2])
+        node.as_user("murmellius")
+        r = node.post("/api/v1/lessons", {"title": "Ouders als partner in het tussenjaar",
+                                          "body": "Wat werkte: ouders vanaf de eerste avond betrekken.",
+                                          "school": school["id"]})
+        check_eq(r.status, 201, f"create a lesson ({r.body[:300]!r})")
+        check_eq(r.json.get("region"), region, "the node files it under its school's region")
+        node.as_user("moderator")
+        lesson_id = r.json["id"]
+        r = node.post(f"/api/v1/lessons/{lesson_id}/publish", headers={"If-Match": '"1"'})
+        check(r.status in (200, 204), "the moderator of that region publishes it", r)
+        ids = [l["id"] for l in node.get(f"/api/v1/lessons?region={region}&limit=200", token="").json["items"]]
+        check(lesson_id in ids, "the region filter finds the new lesson", ids[:5])
+        other = [l["id"] for l in node.get("/api/v1/lessons?region=01KDVDNA021M0G000000000002&limit=200",
+                                           token="").json["items"]]
+        check(lesson_id not in other, "another region's list does not", other[:5])
+
+
 def test_not_found_and_methods():
     with Node(demo=False) as node:
         check_eq(node.get("/api/v1/cases/01JD3M5Q8X7Y2Z9ABCDEFGHJKM").status, 404, "unknown id")
@@ -148,4 +173,5 @@ def test_health_metrics_node():
 
 
 if __name__ == "__main__":
-    run([test_lifecycle, test_lists_and_cursors, test_not_found_and_methods, test_health_metrics_node])
+    run([test_lifecycle, test_lists_and_cursors, test_lessons_by_region, test_not_found_and_methods,
+         test_health_metrics_node])
