@@ -24,6 +24,7 @@
 #include "proto/sync.h"
 #include "server/jlog.h"
 #include "server/metrics.h"
+#include "server/search_index.h"
 
 #define PEER_PATH      "/api/v1/peer"
 #define PEER_PROTOCOL  "olievlek.peer.v1"
@@ -776,6 +777,7 @@ typedef struct check_job {
     int rc;
     ov_sync_message decoded;
     json_t **records; /* the contents parsed on the thread pool, one per entry (NULL: none) */
+    ov_search_analysis **analyses; /* their search analyses, where published (NULL: none) */
     uint32_t record_count;
 } check_job;
 
@@ -784,6 +786,9 @@ static void check_job_free(check_job *job)
     for (uint32_t i = 0; job->records && i < job->record_count; i++)
         json_decref(job->records[i]);
     free(job->records);
+    for (uint32_t i = 0; job->analyses && i < job->record_count; i++)
+        ov_search_analysis_free(job->analyses[i]);
+    free(job->analyses);
     free(job->msg);
     free(job);
 }
@@ -918,7 +923,9 @@ static void submit_run(peer_link *l, check_job *job)
         op->run_len = job->msg->len;
         op->run_records = job->records; /* the op owns them now */
         op->run_record_count = job->record_count;
+        op->run_analyses = job->analyses;
         job->records = NULL;
+        job->analyses = NULL;
         job->record_count = 0;
         op->on_done = on_applied;
         op->user = job;
@@ -931,8 +938,9 @@ static void submit_run(peer_link *l, check_job *job)
     check_job_free(job);
 }
 
-/* On the thread pool: the run's checks, then its contents parsed, so the writer, which stores
- * runs one at a time, spends its time on the store and not on JSON. */
+/* On the thread pool: the run's checks, then its contents parsed and the texts of the published
+ * ones analysed for search, so the writer, which stores runs one at a time, spends its time on
+ * the store and not on JSON or words. What cannot be done here (no memory) the writer does. */
 static void check_work(uv_work_t *work)
 {
     check_job *job = work->data;
@@ -942,11 +950,25 @@ static void check_work(uv_work_t *work)
     if (job->rc != OV_OK || !(job->records = calloc(run->count, sizeof *job->records)))
         return;
     job->record_count = run->count;
+    ov_search_analyser *analyser = NULL;
+    if (ov_search_analyser_new(&analyser) == OV_OK &&
+        !(job->analyses = calloc(run->count, sizeof *job->analyses))) {
+        ov_search_analyser_free(analyser);
+        analyser = NULL;
+    }
     size_t offset = 0;
     ov_sync_item item;
-    for (uint32_t i = 0; i < run->count && ov_sync_run_next(run, &offset, &item); i++)
-        if (item.content && item.entry.op != OV_OP_KEY)
-            job->records[i] = json_loadb(item.content, item.content_len, 0, NULL);
+    for (uint32_t i = 0; i < run->count && ov_sync_run_next(run, &offset, &item); i++) {
+        if (!item.content || item.entry.op == OV_OP_KEY)
+            continue;
+        job->records[i] = json_loadb(item.content, item.content_len, 0, NULL);
+        ov_envelope env;
+        if (analyser && job->records[i] && ov_record_envelope(job->records[i], &env) == OV_OK &&
+            env.status == OV_STATUS_PUBLISHED &&
+            ov_search_analyse(analyser, env.kind, job->records[i], &job->analyses[i]) != OV_OK)
+            job->analyses[i] = NULL;
+    }
+    ov_search_analyser_free(analyser);
 }
 
 static void check_done(uv_work_t *work, int status)
