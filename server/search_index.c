@@ -38,6 +38,11 @@ struct ov_search_analyser {
     char previous[OV_TEXT_TERM_MAX + 1]; /* the text's previous term, for pairs */
     size_t previous_len;
     uint32_t previous_position;
+    /* Whether analyse_record sorts the table itself (the writer's), or leaves it in the order the
+     * terms came for ov_search_analyse, which sorts pointers to them (cheaper than moving them). */
+    int sort_in_place;
+    const struct term_entry **order;
+    size_t order_cap;
 };
 
 struct ov_search_index {
@@ -286,6 +291,7 @@ int ov_search_index_open(MDB_txn *txn, ov_search_index **out, int *rebuild_neede
     ov_search_index *ix = calloc(1, sizeof *ix);
     if (!ix)
         return OV_ENOMEM;
+    ix->an.sort_in_place = 1;
     int rc = ov_text_new(&ix->an.text);
     if (rc) {
         free(ix);
@@ -323,6 +329,7 @@ static void analyser_release(ov_search_analyser *a)
         free(a->terms[i].positions);
     free(a->terms);
     free(a->slots);
+    free(a->order);
     ov_text_free(a->text);
 }
 
@@ -701,6 +708,12 @@ static int compare_terms(const void *a, const void *b)
     return strcmp(((const struct term_entry *)a)->term, ((const struct term_entry *)b)->term);
 }
 
+static int compare_term_pointers(const void *a, const void *b)
+{
+    return strcmp((*(const struct term_entry *const *)a)->term,
+                  (*(const struct term_entry *const *)b)->term);
+}
+
 /* ---- Update --------------------------------------------------------------------------------- */
 
 static int docno_of(ov_search_index *ix, MDB_txn *txn, const ov_id *id, uint32_t *docno, int create)
@@ -987,7 +1000,7 @@ static int analyse_record(ov_search_analyser *a, ov_kind kind, const json_t *rec
     if (!indexed)
         return OV_OK;
     int rc = ov_record_texts(kind, record, on_text, texts);
-    if (rc)
+    if (rc || !a->sort_in_place)
         return rc;
     if (a->term_count > 1)
         qsort(a->terms, a->term_count, sizeof *a->terms, compare_terms);
@@ -1036,9 +1049,21 @@ int ov_search_analyse(ov_search_analyser *a, ov_kind kind, const json_t *record,
     int rc = analyse_record(a, kind, record, 1, &texts);
     if (rc)
         return rc;
+    if (a->term_count > a->order_cap) {
+        const struct term_entry **grown = realloc(a->order, a->term_count * sizeof *grown);
+        if (!grown)
+            return OV_ENOMEM;
+        a->order = grown;
+        a->order_cap = a->term_count;
+    }
+    for (size_t i = 0; i < a->term_count; i++)
+        a->order[i] = &a->terms[i];
+    /* The terms are distinct: sorted, they are in the one order the writer's table has. */
+    if (a->term_count > 1)
+        qsort(a->order, a->term_count, sizeof *a->order, compare_term_pointers);
     size_t len = 0;
     for (size_t i = 0; i < a->term_count; i++) {
-        const struct term_entry *t = &a->terms[i];
+        const struct term_entry *t = a->order[i];
         len += 2 + (size_t)t->len + varint_size(t->position_count);
         for (int c = 0; c < OV_SEARCH_CLASSES; c++)
             len += varint_size(t->counts[c]);
@@ -1054,7 +1079,7 @@ int ov_search_analyse(ov_search_analyser *a, ov_kind kind, const json_t *record,
     x->kind = (uint8_t)kind;
     uint8_t *at = x->data;
     for (size_t i = 0; i < a->term_count; i++) {
-        const struct term_entry *t = &a->terms[i];
+        const struct term_entry *t = a->order[i];
         *at++ = t->len;
         memcpy(at, t->term, t->len);
         at += t->len;
