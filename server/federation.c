@@ -24,6 +24,7 @@
 #include "proto/sync.h"
 #include "server/jlog.h"
 #include "server/metrics.h"
+#include "server/search_index.h"
 
 #define PEER_PATH      "/api/v1/peer"
 #define PEER_PROTOCOL  "olievlek.peer.v1"
@@ -769,21 +770,38 @@ static void on_want(peer_link *l, const ov_sync_want *want)
 
 /* ---- Runs in ------------------------------------------------------------------------------- */
 
-typedef struct check_job {
+/* A run's contents are parsed and analysed in this many pieces at once (the first also checks
+ * the run), so the next run is ready sooner while the writer stores the one before. */
+#define CHECK_PARTS 2
+
+typedef struct check_job check_job;
+
+typedef struct {
     uv_work_t work;
+    check_job *job;
+    uint32_t from, to; /* the entries this piece parses */
+} check_part;
+
+struct check_job {
+    check_part parts[CHECK_PARTS];
+    int parts_left, cancelled;
     peer_link *link;
     rx_msg *msg;
     int rc;
     ov_sync_message decoded;
     json_t **records; /* the contents parsed on the thread pool, one per entry (NULL: none) */
+    ov_search_analysis **analyses; /* their search analyses, where published (NULL: none) */
     uint32_t record_count;
-} check_job;
+};
 
 static void check_job_free(check_job *job)
 {
     for (uint32_t i = 0; job->records && i < job->record_count; i++)
         json_decref(job->records[i]);
     free(job->records);
+    for (uint32_t i = 0; job->analyses && i < job->record_count; i++)
+        ov_search_analysis_free(job->analyses[i]);
+    free(job->analyses);
     free(job->msg);
     free(job);
 }
@@ -918,7 +936,9 @@ static void submit_run(peer_link *l, check_job *job)
         op->run_len = job->msg->len;
         op->run_records = job->records; /* the op owns them now */
         op->run_record_count = job->record_count;
+        op->run_analyses = job->analyses;
         job->records = NULL;
+        job->analyses = NULL;
         job->record_count = 0;
         op->on_done = on_applied;
         op->user = job;
@@ -931,27 +951,50 @@ static void submit_run(peer_link *l, check_job *job)
     check_job_free(job);
 }
 
-/* On the thread pool: the run's checks, then its contents parsed, so the writer, which stores
- * runs one at a time, spends its time on the store and not on JSON. */
+/* On the thread pool: the run's checks (by the first piece), and the contents parsed and the
+ * texts of the published ones analysed for search, so the writer, which stores runs one at a
+ * time, spends its time on the store and not on JSON or words. What cannot be done here (no
+ * memory) the writer does; a run that fails its checks is dropped whole. */
 static void check_work(uv_work_t *work)
 {
-    check_job *job = work->data;
-    ov_log_entry first;
+    check_part *part = work->data;
+    check_job *job = part->job;
     const ov_sync_run *run = &job->decoded.u.run;
-    job->rc = ov_sync_run_check(run, &first);
-    if (job->rc != OV_OK || !(job->records = calloc(run->count, sizeof *job->records)))
+    if (part == &job->parts[0]) {
+        ov_log_entry first;
+        job->rc = ov_sync_run_check(run, &first);
+        if (job->rc != OV_OK)
+            return;
+    }
+    if (!job->records)
         return;
-    job->record_count = run->count;
+    ov_search_analyser *analyser = NULL;
+    if (job->analyses && ov_search_analyser_new(&analyser) != OV_OK)
+        analyser = NULL;
     size_t offset = 0;
     ov_sync_item item;
-    for (uint32_t i = 0; i < run->count && ov_sync_run_next(run, &offset, &item); i++)
-        if (item.content && item.entry.op != OV_OP_KEY)
-            job->records[i] = json_loadb(item.content, item.content_len, 0, NULL);
+    for (uint32_t i = 0; i < part->to && ov_sync_run_next(run, &offset, &item); i++) {
+        if (i < part->from || !item.content || item.entry.op == OV_OP_KEY)
+            continue;
+        job->records[i] = json_loadb(item.content, item.content_len, 0, NULL);
+        ov_envelope env;
+        if (analyser && job->records[i] && ov_record_envelope(job->records[i], &env) == OV_OK &&
+            env.status == OV_STATUS_PUBLISHED &&
+            ov_search_analyse(analyser, env.kind, job->records[i], &job->analyses[i]) != OV_OK)
+            job->analyses[i] = NULL;
+    }
+    ov_search_analyser_free(analyser);
 }
 
 static void check_done(uv_work_t *work, int status)
 {
-    check_job *job = work->data;
+    check_part *part = work->data;
+    check_job *job = part->job;
+    if (status != 0)
+        job->cancelled = 1;
+    if (--job->parts_left > 0)
+        return; /* the other pieces are still at work */
+    status = job->cancelled ? UV_ECANCELED : 0;
     peer_link *l = job->link;
     ov_federation *fed = l->fed;
     l->checking = 0;
@@ -996,12 +1039,28 @@ static void process_next(peer_link *l)
     job->decoded = m->decoded;
     job->link = l;
     job->msg = m;
-    job->work.data = job;
+    /* Parsed and analysed in pieces; without memory for the results the writer does it. */
+    uint32_t count = job->decoded.u.run.count;
+    if ((job->records = calloc(count, sizeof *job->records)) != NULL) {
+        job->record_count = count;
+        job->analyses = calloc(count, sizeof *job->analyses);
+    }
     l->checking = 1;
-    if (uv_queue_work(l->fed->node->loop, &job->work, check_work, check_done) != 0) {
+    for (int p = 0; p < CHECK_PARTS; p++) {
+        check_part *part = &job->parts[p];
+        part->job = job;
+        part->work.data = part;
+        part->from = (uint32_t)((uint64_t)count * (uint64_t)p / CHECK_PARTS);
+        part->to = (uint32_t)((uint64_t)count * (uint64_t)(p + 1) / CHECK_PARTS);
+        if (uv_queue_work(l->fed->node->loop, &part->work, check_work, check_done) != 0)
+            break;
+        job->parts_left++;
+    }
+    if (job->parts_left < CHECK_PARTS)
+        job->cancelled = 1; /* check_done drops it once the queued pieces are back */
+    if (!job->parts_left) {
         l->checking = 0;
-        free(job);
-        free(m);
+        check_job_free(job);
     }
 }
 

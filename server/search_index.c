@@ -26,11 +26,10 @@
 #define FORMAT_VERSION 4 /* of the search databases; another means: rebuild */
 #define FACET_COUNTER  0xFF
 
-struct ov_search_index {
-    MDB_dbi postings, docs, ids, values, names;
-    ov_text *text; /* the writer's analyser */
-
-    /* Scratch of one update, reused (writer thread only). */
+/* The analysis of one record: its terms and pairs, and the scratch that makes them, reused from
+ * record to record. One thread at a time. */
+struct ov_search_analyser {
+    ov_text *text;
     struct term_entry *terms;
     uint32_t *slots; /* open addressing: index + 1 into terms; 0 empty */
     size_t term_count, term_cap, slot_cap;
@@ -39,6 +38,16 @@ struct ov_search_index {
     char previous[OV_TEXT_TERM_MAX + 1]; /* the text's previous term, for pairs */
     size_t previous_len;
     uint32_t previous_position;
+    /* Whether analyse_record sorts the table itself (the writer's), or leaves it in the order the
+     * terms came for ov_search_analyse, which sorts pointers to them (cheaper than moving them). */
+    int sort_in_place;
+    const struct term_entry **order;
+    size_t order_cap;
+};
+
+struct ov_search_index {
+    MDB_dbi postings, docs, ids, values, names;
+    ov_search_analyser an; /* the writer's */
 };
 
 struct term_entry {
@@ -119,6 +128,17 @@ static void append_varint(ov_buf *out, uint32_t v)
     }
     bytes[n++] = (uint8_t)v;
     ov_buf_append(out, bytes, n);
+}
+
+/* Writes v as a varint at p (room for 5 bytes); returns the byte after it. */
+static uint8_t *put_varint(uint8_t *p, uint32_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
 }
 
 void ov_search_posting_encode(uint8_t out[OV_SEARCH_POSTING_BYTES], uint32_t docno,
@@ -271,7 +291,8 @@ int ov_search_index_open(MDB_txn *txn, ov_search_index **out, int *rebuild_neede
     ov_search_index *ix = calloc(1, sizeof *ix);
     if (!ix)
         return OV_ENOMEM;
-    int rc = ov_text_new(&ix->text);
+    ix->an.sort_in_place = 1;
+    int rc = ov_text_new(&ix->an.text);
     if (rc) {
         free(ix);
         return rc;
@@ -302,15 +323,21 @@ int ov_search_index_open(MDB_txn *txn, ov_search_index **out, int *rebuild_neede
     return OV_OK;
 }
 
+static void analyser_release(ov_search_analyser *a)
+{
+    for (size_t i = 0; i < a->term_cap; i++)
+        free(a->terms[i].positions);
+    free(a->terms);
+    free(a->slots);
+    free(a->order);
+    ov_text_free(a->text);
+}
+
 void ov_search_index_free(ov_search_index *ix)
 {
     if (!ix)
         return;
-    for (size_t i = 0; i < ix->term_cap; i++)
-        free(ix->terms[i].positions);
-    free(ix->terms);
-    free(ix->slots);
-    ov_text_free(ix->text);
+    analyser_release(&ix->an);
     free(ix);
 }
 
@@ -525,31 +552,31 @@ static uint32_t hash_term(const char *s, size_t len)
     return h;
 }
 
-static void terms_reset(ov_search_index *ix)
+static void terms_reset(ov_search_analyser *a)
 {
-    ix->term_count = 0;
-    ix->position_base = 0;
-    ix->last_position = 0;
-    if (ix->slots)
-        memset(ix->slots, 0, ix->slot_cap * sizeof *ix->slots);
+    a->term_count = 0;
+    a->position_base = 0;
+    a->last_position = 0;
+    if (a->slots)
+        memset(a->slots, 0, a->slot_cap * sizeof *a->slots);
 }
 
-static int slots_grow(ov_search_index *ix)
+static int slots_grow(ov_search_analyser *a)
 {
-    size_t cap = ix->slot_cap ? ix->slot_cap * 2 : 1024;
+    size_t cap = a->slot_cap ? a->slot_cap * 2 : 1024;
     uint32_t *slots = calloc(cap, sizeof *slots);
     if (!slots)
         return OV_ENOMEM;
-    for (size_t i = 0; i < ix->term_count; i++) {
-        struct term_entry *t = &ix->terms[i];
+    for (size_t i = 0; i < a->term_count; i++) {
+        struct term_entry *t = &a->terms[i];
         size_t s = hash_term(t->term, t->len) & (cap - 1);
         while (slots[s])
             s = (s + 1) & (cap - 1);
         slots[s] = (uint32_t)i + 1;
     }
-    free(ix->slots);
-    ix->slots = slots;
-    ix->slot_cap = cap;
+    free(a->slots);
+    a->slots = slots;
+    a->slot_cap = cap;
     return OV_OK;
 }
 
@@ -568,35 +595,35 @@ size_t ov_search_pair_key(char *out, const char *a, size_t a_len, const char *b,
 /* Counts one occurrence of key in the term table; global is its position, or UINT32_MAX for a
  * pair (pairs keep no positions and no counts: their postings say only "present"). *recorded
  * tells whether the position was kept (a term keeps at most POSITIONS_MAX). */
-static int add_key(ov_search_index *ix, const char *term, size_t len, uint32_t global,
+static int add_key(ov_search_analyser *a, const char *term, size_t len, uint32_t global,
                    int *recorded)
 {
     *recorded = 0;
-    if ((ix->term_count + 1) * 2 > ix->slot_cap && slots_grow(ix))
+    if ((a->term_count + 1) * 2 > a->slot_cap && slots_grow(a))
         return OV_ENOMEM;
-    size_t s = hash_term(term, len) & (ix->slot_cap - 1);
+    size_t s = hash_term(term, len) & (a->slot_cap - 1);
     struct term_entry *t = NULL;
-    while (ix->slots[s]) {
-        struct term_entry *c = &ix->terms[ix->slots[s] - 1];
+    while (a->slots[s]) {
+        struct term_entry *c = &a->terms[a->slots[s] - 1];
         if (c->len == len && !memcmp(c->term, term, len)) {
             t = c;
             break;
         }
-        s = (s + 1) & (ix->slot_cap - 1);
+        s = (s + 1) & (a->slot_cap - 1);
     }
     if (!t) {
-        if (ix->term_count >= TERMS_MAX)
+        if (a->term_count >= TERMS_MAX)
             return 0;
-        if (ix->term_count == ix->term_cap) {
-            size_t cap = ix->term_cap ? ix->term_cap * 2 : 256;
-            struct term_entry *grown = realloc(ix->terms, cap * sizeof *grown);
+        if (a->term_count == a->term_cap) {
+            size_t cap = a->term_cap ? a->term_cap * 2 : 256;
+            struct term_entry *grown = realloc(a->terms, cap * sizeof *grown);
             if (!grown)
                 return OV_ENOMEM;
-            memset(grown + ix->term_cap, 0, (cap - ix->term_cap) * sizeof *grown);
-            ix->terms = grown;
-            ix->term_cap = cap;
+            memset(grown + a->term_cap, 0, (cap - a->term_cap) * sizeof *grown);
+            a->terms = grown;
+            a->term_cap = cap;
         }
-        t = &ix->terms[ix->term_count];
+        t = &a->terms[a->term_count];
         memcpy(t->term, term, len);
         t->term[len] = 0;
         t->len = (uint8_t)len;
@@ -605,11 +632,11 @@ static int add_key(ov_search_index *ix, const char *term, size_t len, uint32_t g
         t->pair = global == UINT32_MAX;
         if (t->pair)
             t->counts[OV_SEARCH_BODY] = 1;
-        ix->slots[s] = (uint32_t)++ix->term_count;
+        a->slots[s] = (uint32_t)++a->term_count;
     }
     if (t->pair)
         return 0;
-    t->counts[ix->field_class]++;
+    t->counts[a->field_class]++;
     if (t->position_count < POSITIONS_MAX) {
         *recorded = 1;
         if (t->position_count == t->position_cap) {
@@ -627,33 +654,33 @@ static int add_key(ov_search_index *ix, const char *term, size_t len, uint32_t g
 
 static int on_term(void *ctx, const char *term, size_t len, uint32_t position)
 {
-    ov_search_index *ix = ctx;
-    uint32_t global = ix->position_base + position;
-    if (global > ix->last_position)
-        ix->last_position = global;
+    ov_search_analyser *a = ctx;
+    uint32_t global = a->position_base + position;
+    if (global > a->last_position)
+        a->last_position = global;
     int recorded, ignored;
-    int rc = add_key(ix, term, len, global, &recorded);
+    int rc = add_key(a, term, len, global, &recorded);
     if (rc)
         return rc;
     /* Pairs join neighbours whose positions the forward list keeps, so that removing a version
      * can derive its pairs from that list (pairs_of_forward_list) exactly. */
     if (!recorded)
         return 0;
-    if (ix->previous_len && global - ix->previous_position <= OV_SEARCH_PAIR_GAP) {
+    if (a->previous_len && global - a->previous_position <= OV_SEARCH_PAIR_GAP) {
         char pair[OV_SEARCH_KEY_MAX + 1];
-        size_t n = ov_search_pair_key(pair, ix->previous, ix->previous_len, term, len,
-                                      global - ix->previous_position);
-        if ((rc = add_key(ix, pair, n, UINT32_MAX, &ignored)))
+        size_t n = ov_search_pair_key(pair, a->previous, a->previous_len, term, len,
+                                      global - a->previous_position);
+        if ((rc = add_key(a, pair, n, UINT32_MAX, &ignored)))
             return rc;
     }
-    memcpy(ix->previous, term, len);
-    ix->previous_len = len;
-    ix->previous_position = global;
+    memcpy(a->previous, term, len);
+    a->previous_len = len;
+    a->previous_position = global;
     return 0;
 }
 
 typedef struct {
-    ov_search_index *ix;
+    ov_search_analyser *a;
     ov_kind kind;
     uint32_t length[OV_SEARCH_CLASSES];
 } text_walk;
@@ -661,24 +688,30 @@ typedef struct {
 static int on_text(void *ctx, const char *field, const char *text, size_t len)
 {
     text_walk *w = ctx;
-    ov_search_index *ix = w->ix;
-    ix->field_class = ov_search_field_class(w->kind, field);
-    ix->last_position = ix->position_base;
-    ix->previous_len = 0; /* no pair spans two texts */
-    int rc = ov_text_analyse(ix->text, text, len, on_term, ix);
+    ov_search_analyser *a = w->a;
+    a->field_class = ov_search_field_class(w->kind, field);
+    a->last_position = a->position_base;
+    a->previous_len = 0; /* no pair spans two texts */
+    int rc = ov_text_analyse(a->text, text, len, on_term, a);
     if (rc == OV_EINVAL)
         rc = OV_OK; /* stored texts are valid UTF-8; never fail a write over analysis */
     if (rc)
         return rc;
-    uint32_t used = ix->last_position - ix->position_base + 1;
-    w->length[ix->field_class] += used;
-    ix->position_base = ix->last_position + TEXT_GAP;
+    uint32_t used = a->last_position - a->position_base + 1;
+    w->length[a->field_class] += used;
+    a->position_base = a->last_position + TEXT_GAP;
     return 0;
 }
 
 static int compare_terms(const void *a, const void *b)
 {
     return strcmp(((const struct term_entry *)a)->term, ((const struct term_entry *)b)->term);
+}
+
+static int compare_term_pointers(const void *a, const void *b)
+{
+    return strcmp((*(const struct term_entry *const *)a)->term,
+                  (*(const struct term_entry *const *)b)->term);
 }
 
 /* ---- Update --------------------------------------------------------------------------------- */
@@ -844,9 +877,9 @@ static int postings_diff(ov_search_index *ix, MDB_txn *txn, uint32_t docno, cons
 {
     size_t i = 0, j = 0;
     int rc = OV_OK;
-    while (rc == OV_OK && (i < old->count || j < ix->term_count)) {
+    while (rc == OV_OK && (i < old->count || j < ix->an.term_count)) {
         const posting_entry *o = i < old->count ? &old->items[i] : NULL;
-        const struct term_entry *t = j < ix->term_count ? &ix->terms[j] : NULL;
+        const struct term_entry *t = j < ix->an.term_count ? &ix->an.terms[j] : NULL;
         int cmp = !o ? 1 : !t ? -1 : strcmp(o->key, t->term);
         if (cmp < 0) {
             rc = posting_write(txn, ix, docno, o->key, o->len, o->counts, 1);
@@ -907,16 +940,16 @@ static void encode_doc(ov_search_index *ix, const ov_record_meta *meta, const js
     }
     /* The skip table: its size, then room for the offsets, filled in as the entries go out. */
     size_t entries = 0;
-    for (size_t i = 0; i < ix->term_count; i++)
-        entries += !ix->terms[i].pair;
+    for (size_t i = 0; i < ix->an.term_count; i++)
+        entries += !ix->an.terms[i].pair;
     uint32_t skips = (uint32_t)((entries + SKIP_EVERY - 1) / SKIP_EVERY);
     append_varint(out, skips);
     size_t skip_table = out->len;
     for (uint32_t i = 0; i < skips; i++)
         ov_buf_append(out, "\0\0\0\0", 4);
     size_t first_entry = out->len, entry = 0;
-    for (size_t i = 0; i < ix->term_count && !out->failed; i++) {
-        struct term_entry *t = &ix->terms[i];
+    for (size_t i = 0; i < ix->an.term_count && !out->failed; i++) {
+        const struct term_entry *t = &ix->an.terms[i];
         if (t->pair)
             continue;
         if (entry++ % SKIP_EVERY == 0)
@@ -959,19 +992,166 @@ static int read_old_postings(ov_search_index *ix, MDB_txn *txn, uint32_t docno, 
 }
 
 /* Fills the term table with the record's terms and pairs, sorted (empty when not indexed). */
-static int analyse_record(ov_search_index *ix, const ov_record_meta *meta, const json_t *record,
-                          int indexed, text_walk *texts)
+static int analyse_record(ov_search_analyser *a, ov_kind kind, const json_t *record, int indexed,
+                          text_walk *texts)
 {
-    terms_reset(ix);
-    *texts = (text_walk){ix, meta->env.kind, {0, 0, 0}};
+    terms_reset(a);
+    *texts = (text_walk){a, kind, {0, 0, 0}};
     if (!indexed)
         return OV_OK;
-    int rc = ov_record_texts(meta->env.kind, record, on_text, texts);
+    int rc = ov_record_texts(kind, record, on_text, texts);
+    if (rc || !a->sort_in_place)
+        return rc;
+    if (a->term_count > 1)
+        qsort(a->terms, a->term_count, sizeof *a->terms, compare_terms);
+    return OV_OK;
+}
+
+/* ---- Analysis ahead of the writer ---------------------------------------------------------- */
+
+/* The term table of one record, packed: per term (sorted as the table is) its length, bytes and
+ * pair flag, then varints: its counts per class, its position count and the positions as
+ * deltas. */
+struct ov_search_analysis {
+    size_t len; /* bytes of data */
+    uint32_t term_count;
+    uint32_t length[OV_SEARCH_CLASSES];
+    uint8_t kind;
+    uint8_t data[];
+};
+
+int ov_search_analyser_new(ov_search_analyser **out)
+{
+    *out = calloc(1, sizeof **out);
+    if (!*out)
+        return OV_ENOMEM;
+    int rc = ov_text_new(&(*out)->text);
+    if (rc) {
+        free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+void ov_search_analyser_free(ov_search_analyser *a)
+{
+    if (!a)
+        return;
+    analyser_release(a);
+    free(a);
+}
+
+int ov_search_analyse(ov_search_analyser *a, ov_kind kind, const json_t *record,
+                      ov_search_analysis **out)
+{
+    *out = NULL;
+    text_walk texts;
+    int rc = analyse_record(a, kind, record, 1, &texts);
     if (rc)
         return rc;
-    if (ix->term_count > 1)
-        qsort(ix->terms, ix->term_count, sizeof *ix->terms, compare_terms);
+    if (a->term_count > a->order_cap) {
+        const struct term_entry **grown = realloc(a->order, a->term_count * sizeof *grown);
+        if (!grown)
+            return OV_ENOMEM;
+        a->order = grown;
+        a->order_cap = a->term_count;
+    }
+    for (size_t i = 0; i < a->term_count; i++)
+        a->order[i] = &a->terms[i];
+    /* The terms are distinct: sorted, they are in the one order the writer's table has. */
+    if (a->term_count > 1)
+        qsort(a->order, a->term_count, sizeof *a->order, compare_term_pointers);
+    size_t len = 0;
+    for (size_t i = 0; i < a->term_count; i++) {
+        const struct term_entry *t = a->order[i];
+        len += 2 + (size_t)t->len + varint_size(t->position_count);
+        for (int c = 0; c < OV_SEARCH_CLASSES; c++)
+            len += varint_size(t->counts[c]);
+        for (uint32_t p = 0; p < t->position_count; p++)
+            len += varint_size(t->positions[p] - (p ? t->positions[p - 1] : 0));
+    }
+    ov_search_analysis *x = malloc(sizeof *x + len);
+    if (!x)
+        return OV_ENOMEM;
+    x->len = len;
+    x->term_count = (uint32_t)a->term_count;
+    memcpy(x->length, texts.length, sizeof x->length);
+    x->kind = (uint8_t)kind;
+    uint8_t *at = x->data;
+    for (size_t i = 0; i < a->term_count; i++) {
+        const struct term_entry *t = a->order[i];
+        *at++ = t->len;
+        memcpy(at, t->term, t->len);
+        at += t->len;
+        *at++ = t->pair;
+        for (int c = 0; c < OV_SEARCH_CLASSES; c++)
+            at = put_varint(at, t->counts[c]);
+        at = put_varint(at, t->position_count);
+        for (uint32_t p = 0; p < t->position_count; p++)
+            at = put_varint(at, t->positions[p] - (p ? t->positions[p - 1] : 0));
+    }
+    *out = x;
     return OV_OK;
+}
+
+size_t ov_search_analysis_bytes(const ov_search_analysis *x)
+{
+    return x ? sizeof *x + x->len : 0;
+}
+
+void ov_search_analysis_free(ov_search_analysis *x)
+{
+    free(x);
+}
+
+/* Fills the term table from a packed analysis, as analyse_record would have left it. */
+static int analysis_load(ov_search_analyser *a, const ov_search_analysis *x, text_walk *texts)
+{
+    terms_reset(a);
+    *texts = (text_walk){a, (ov_kind)x->kind, {0, 0, 0}};
+    memcpy(texts->length, x->length, sizeof texts->length);
+    if (x->term_count > a->term_cap) {
+        struct term_entry *grown = realloc(a->terms, x->term_count * sizeof *grown);
+        if (!grown)
+            return OV_ENOMEM;
+        memset(grown + a->term_cap, 0, (x->term_count - a->term_cap) * sizeof *grown);
+        a->terms = grown;
+        a->term_cap = x->term_count;
+    }
+    const uint8_t *at = x->data, *end = x->data + x->len;
+    for (uint32_t i = 0; i < x->term_count; i++) {
+        struct term_entry *t = &a->terms[i];
+        if (end - at < 2 || *at > OV_SEARCH_KEY_MAX || end - at < 2 + *at)
+            return OV_EINVAL;
+        t->len = *at++;
+        memcpy(t->term, at, t->len);
+        t->term[t->len] = 0;
+        at += t->len;
+        t->pair = *at++;
+        uint32_t count = 0;
+        for (int c = 0; c < OV_SEARCH_CLASSES; c++)
+            if (!ov_search_varint(&at, end, &t->counts[c]))
+                return OV_EINVAL;
+        if (!ov_search_varint(&at, end, &count) || count > POSITIONS_MAX)
+            return OV_EINVAL;
+        if (count > t->position_cap) {
+            uint32_t *grown = realloc(t->positions, count * sizeof *grown);
+            if (!grown)
+                return OV_ENOMEM;
+            t->positions = grown;
+            t->position_cap = count;
+        }
+        uint32_t value = 0, delta;
+        for (uint32_t p = 0; p < count; p++) {
+            if (!ov_search_varint(&at, end, &delta))
+                return OV_EINVAL;
+            value += delta;
+            t->positions[p] = value;
+        }
+        t->position_count = count;
+        a->term_count = i + 1;
+    }
+    return at == end ? OV_OK : OV_EINVAL;
 }
 
 /* Writes (or, when not indexed, deletes) the document row of docno from the term table. */
@@ -1024,7 +1204,7 @@ int ov_search_index_update(ov_search_index *ix, MDB_txn *txn, const ov_record_me
     if ((rc = read_old_postings(ix, txn, docno, &old)))
         return rc;
     text_walk texts;
-    rc = analyse_record(ix, meta, record, indexed, &texts);
+    rc = analyse_record(&ix->an, meta->env.kind, record, indexed, &texts);
     if (rc == OV_OK)
         rc = postings_diff(ix, txn, docno, &old);
     old_postings_free(&old);
@@ -1243,6 +1423,12 @@ static int batch_doc_of(ov_search_batch *b, uint32_t docno, struct batch_doc **d
 int ov_search_batch_add(ov_search_batch *b, MDB_txn *txn, const ov_record_meta *meta,
                         const json_t *record)
 {
+    return ov_search_batch_add_analysed(b, txn, meta, record, NULL);
+}
+
+int ov_search_batch_add_analysed(ov_search_batch *b, MDB_txn *txn, const ov_record_meta *meta,
+                                 const json_t *record, const ov_search_analysis *analysis)
+{
     ov_search_index *ix = b->ix;
     int indexed = meta->env.status == OV_STATUS_PUBLISHED && record;
     uint32_t docno = 0;
@@ -1273,11 +1459,16 @@ int ov_search_batch_add(ov_search_batch *b, MDB_txn *txn, const ov_record_meta *
             b->postings[doc->first_add + i].dead = 1;
     }
     text_walk texts;
-    if ((rc = analyse_record(ix, meta, record, indexed, &texts)))
+    if (indexed && analysis && analysis->kind == (uint8_t)meta->env.kind)
+        rc = analysis_load(&ix->an, analysis, &texts);
+    else
+        rc = analyse_record(&ix->an, meta->env.kind, record, indexed, &texts);
+    if (rc)
         return rc;
     doc->first_add = (uint32_t)b->posting_count; /* docs do not move until the next document */
-    for (size_t i = 0; i < ix->term_count && !rc; i++)
-        rc = batch_posting(b, ix->terms[i].term, ix->terms[i].len, docno, ix->terms[i].counts, 0);
+    for (size_t i = 0; i < ix->an.term_count && !rc; i++)
+        rc = batch_posting(b, ix->an.terms[i].term, ix->an.terms[i].len, docno,
+                           ix->an.terms[i].counts, 0);
     if (rc)
         return rc;
     doc->add_count = (uint32_t)(b->posting_count - doc->first_add);

@@ -83,6 +83,24 @@ int ov_search_batch_new(ov_search_index *index, ov_search_batch **out);
 int ov_search_batch_add(ov_search_batch *batch, MDB_txn *txn, const ov_record_meta *meta,
                         const json_t *record);
 int ov_search_batch_finish(ov_search_batch *batch, MDB_txn *txn);
+/* The analysis of a record's texts done ahead, on any thread (a received run's records, on the
+ * thread pool while the writer stores the run before): ov_search_analyse gives what
+ * ov_search_batch_add would work out from a published record of that kind, packed (a few bytes a
+ * term), and ov_search_batch_add_analysed takes it instead of analysing again. The index written
+ * is the same, byte for byte. analysis may be NULL (the batch analyses); it is used only when
+ * the version is published and of the kind it was made for, and must have been made from that
+ * record. An analyser is one thread's at a time; its scratch is reused from record to record. */
+typedef struct ov_search_analyser ov_search_analyser;
+typedef struct ov_search_analysis ov_search_analysis;
+int ov_search_analyser_new(ov_search_analyser **out);
+void ov_search_analyser_free(ov_search_analyser *analyser);
+int ov_search_analyse(ov_search_analyser *analyser, ov_kind kind, const json_t *record,
+                      ov_search_analysis **out);
+size_t ov_search_analysis_bytes(const ov_search_analysis *analysis);
+void ov_search_analysis_free(ov_search_analysis *analysis);
+int ov_search_batch_add_analysed(ov_search_batch *batch, MDB_txn *txn, const ov_record_meta *meta,
+                                 const json_t *record, const ov_search_analysis *analysis);
+
 void ov_search_batch_reset(ov_search_batch *batch);
 void ov_search_batch_free(ov_search_batch *batch);
 

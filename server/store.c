@@ -1449,6 +1449,9 @@ void ov_write_op_free(ov_write_op *op)
     for (uint32_t i = 0; op->run_records && i < op->run_record_count; i++)
         json_decref(op->run_records[i]);
     free(op->run_records);
+    for (uint32_t i = 0; op->run_analyses && i < op->run_record_count; i++)
+        ov_search_analysis_free(op->run_analyses[i]);
+    free(op->run_analyses);
     free(op->canon);
     free(op);
 }
@@ -1467,6 +1470,8 @@ typedef struct {
     int wrote;
     ov_search_batch *search_batch; /* set while a run is stored: search postings go there */
     ov_wtxn *w;                    /* the batch */
+    /* The search analysis of the record store_record_row is given, made ahead (or NULL). */
+    const ov_search_analysis *search_analysis;
 } op_state;
 
 typedef struct {
@@ -1658,7 +1663,8 @@ static int store_record_row(op_state *state, ov_record_meta *meta, const json_t 
     rc = index_version(state, &meta->env.id, meta->env.kind, meta->env.status, record, 0);
     if (!rc)
         rc = state->search_batch
-                 ? ov_search_batch_add(state->search_batch, state->txn, meta, record)
+                 ? ov_search_batch_add_analysed(state->search_batch, state->txn, meta, record,
+                                                state->search_analysis)
                  : ov_search_index_update(state->store->search, state->txn, meta, record);
     if (rc)
         return rc;
@@ -2095,6 +2101,7 @@ typedef struct {
     int have_old;        /* a version of the record is stored */
     ov_record_meta old;  /* that version */
     json_t *old_record;  /* parsed, for removing its index rows */
+    int parsed;          /* record is the one parsed ahead (op->run_records) */
 } run_item_plan;
 
 static void free_plans(run_item_plan *plans, uint32_t n)
@@ -2138,6 +2145,7 @@ static int plan_item(op_state *state, const ov_sync_item *item, json_t *parsed, 
         return OV_ETOOBIG;
     plan->record =
         parsed ? json_incref(parsed) : json_loadb(item->content, item->content_len, 0, NULL);
+    plan->parsed = parsed != NULL;
     if (!plan->record || ov_record_envelope(plan->record, &plan->meta.env) != OV_OK)
         return OV_ESCHEMA;
     if (!id_equal(&plan->meta.env.id, &item->entry.record) ||
@@ -2360,8 +2368,14 @@ static int apply_run(op_state *state, ov_write_op *op)
         }
         if (plan->record) {
             char *canon = (char *)item.content; /* canonical already (checked) */
+            uint32_t at = fresh_from + i;
+            /* The analysis was made from the parsed record the plan holds, if any. */
+            state->search_analysis = plan->parsed && op->run_analyses && at < op->run_record_count
+                                         ? op->run_analyses[at]
+                                         : NULL;
             rc = store_record_row(state, &plan->meta, plan->record, canon, item.content_len,
                                   plan->have_old ? &plan->old : NULL, plan->old_record);
+            state->search_analysis = NULL;
         } else if (plan->have_old && item.entry.op == OV_OP_PUT &&
                    plan->old.env.status != OV_STATUS_DRAFT) {
             rc = withdraw_record(state, &item, plan, OV_STATUS_DRAFT);
@@ -2458,7 +2472,7 @@ static void op_begin(ov_wtxn *w, ov_write_op *op, op_state *state)
     op->canon_len = 0;
     memset(&op->meta, 0, sizeof op->meta);
     op->replayed = 0;
-    *state = (op_state){w->store, w->txn, w->log_seq, {0}, w->change_seq, 0, NULL, w};
+    *state = (op_state){w->store, w->txn, w->log_seq, {0}, w->change_seq, 0, NULL, w, NULL};
     memcpy(state->log_hash, w->log_hash, OV_HASH_BYTES);
 }
 

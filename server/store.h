@@ -293,6 +293,10 @@ struct ov_write_op {
      * parses them itself. */
     json_t **run_records;
     uint32_t run_record_count;
+    /* LOG_APPLY, optional: beside run_records, the search analysis of each published record
+     * (ov_search_analyse, for the kind in its envelope), NULL where there is none. Owned by the
+     * op; NULL: the writer analyses. */
+    struct ov_search_analysis **run_analyses;
     /* KEY_ROTATE: the new public key. */
     uint8_t new_key[OV_PUBKEY_BYTES];
 

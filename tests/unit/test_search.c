@@ -557,8 +557,34 @@ static json_t *version_record(const version *v, ov_record_meta *meta, const ov_i
                      v->seed % 3 ? "lezen" : "samenwerken");
 }
 
-static void apply_versions(raw_index *one, raw_index *many, const version *vs, size_t n,
-                           const ov_id *ids, const ov_id *origin)
+/* A batch whose records were analysed ahead (as a received run's are, on the thread pool): every
+ * record with content, published or not (a draft's analysis must go unused). */
+static void batch_analysed(raw_index *r, const ov_record_meta *metas, json_t *const *records,
+                           const ov_kind *analysed_as, size_t n)
+{
+    ov_search_analyser *analyser;
+    assert_int_equal(ov_search_analyser_new(&analyser), OV_OK);
+    ov_search_analysis *analyses[64] = {0};
+    for (size_t i = 0; i < n; i++)
+        if (records[i])
+            assert_int_equal(ov_search_analyse(analyser,
+                                               analysed_as ? analysed_as[i] : metas[i].env.kind,
+                                               records[i], &analyses[i]),
+                             OV_OK);
+    ov_search_analyser_free(analyser);
+    ov_search_batch *b;
+    assert_int_equal(ov_search_batch_new(r->index, &b), OV_OK);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(
+            ov_search_batch_add_analysed(b, r->txn, &metas[i], records[i], analyses[i]), OV_OK);
+    assert_int_equal(ov_search_batch_finish(b, r->txn), OV_OK);
+    ov_search_batch_free(b);
+    for (size_t i = 0; i < n; i++)
+        ov_search_analysis_free(analyses[i]);
+}
+
+static void apply_versions(raw_index *one, raw_index *many, raw_index *ahead, const version *vs,
+                           size_t n, const ov_id *ids, const ov_id *origin)
 {
     ov_record_meta metas[64];
     json_t *records[64];
@@ -571,6 +597,7 @@ static void apply_versions(raw_index *one, raw_index *many, const version *vs, s
     assert_int_equal(ov_search_index_update_many(many->index, many->txn, metas,
                                                  (const json_t *const *)records, n),
                      OV_OK);
+    batch_analysed(ahead, metas, records, NULL, n);
     for (size_t i = 0; i < n; i++)
         json_decref(records[i]);
 }
@@ -615,9 +642,10 @@ static void assert_same_index(raw_index *a, raw_index *b)
 static void test_batch_equals_one_by_one(void **state)
 {
     (void)state;
-    raw_index one, many;
+    raw_index one, many, ahead;
     raw_open(&one);
     raw_open(&many);
+    raw_open(&ahead);
     ov_id ids[48], origin;
     assert_int_equal(ov_id_generate(&origin, 1795000000000ULL), OV_OK);
     for (int i = 0; i < 48; i++)
@@ -634,8 +662,9 @@ static void test_batch_equals_one_by_one(void **state)
     first[n++] = (version){7, D, 10, 700};
     first[n++] = (version){31, D, 0, 310}; /* a delete of what was never indexed */
     first[n++] = (version){32, P, 9, 320};
-    apply_versions(&one, &many, first, n, ids, &origin);
+    apply_versions(&one, &many, &ahead, first, n, ids, &origin);
     assert_same_index(&one, &many);
+    assert_same_index(&one, &ahead);
 
     /* Replacements (the same text: nothing changes; other text), unpublishing, a delete, a
      * withdrawn one back, new ones, and one record three times over. */
@@ -657,12 +686,14 @@ static void test_batch_equals_one_by_one(void **state)
     second[n++] = (version){41, P, 12, 4141}; /* new in this batch, then replaced in it */
     second[n++] = (version){42, X, 0, 4242};  /* new in this batch, then deleted in it */
     second[n++] = (version){3, P, 7, 103};    /* back to its first text of this batch */
-    apply_versions(&one, &many, second, n, ids, &origin);
+    apply_versions(&one, &many, &ahead, second, n, ids, &origin);
     assert_same_index(&one, &many);
+    assert_same_index(&one, &ahead);
 
     /* The same again: every document unchanged. */
-    apply_versions(&one, &many, second, n, ids, &origin);
+    apply_versions(&one, &many, &ahead, second, n, ids, &origin);
     assert_same_index(&one, &many);
+    assert_same_index(&one, &ahead);
 
     ov_search_index *ix = many.index;
     MDB_stat st;
@@ -670,6 +701,76 @@ static void test_batch_equals_one_by_one(void **state)
     assert_true(st.ms_entries > 100);
     raw_close(&one);
     raw_close(&many);
+    raw_close(&ahead);
+}
+
+/* Records of other kinds and long texts (terms at their position limit, pairs, every class)
+ * analysed ahead give the same document rows and postings as analysed in the writer; an
+ * analysis made for another kind than the version's is not used. */
+static void test_analysis_ahead_equals_writer(void **state)
+{
+    (void)state;
+    raw_index one, ahead;
+    raw_open(&one);
+    raw_open(&ahead);
+    ov_id origin, ids[6];
+    assert_int_equal(ov_id_generate(&origin, 1795000000000ULL), OV_OK);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(ov_id_generate(&ids[i], 1795000000100ULL + (uint64_t)i), OV_OK);
+    static const char *const words[] = {"leerlingen",     "lezen",  "creëren", "huizen", "de",
+                                        "samenwerkingen", "e-mail", "auto's",  "Ouders", "team"};
+    char *body = malloc(64 * 1024);
+    assert_non_null(body);
+    body[0] = 0;
+    uint32_t x = 7;
+    for (int i = 0; i < 3000; i++) { /* "lezen" and others well past 1024 positions */
+        x = x * 1103515245u + 12345u;
+        strcat(body, words[(x >> 16) % (sizeof words / sizeof *words)]);
+        strcat(body, i % 17 ? " " : ". ");
+    }
+    ov_record_meta metas[6];
+    json_t *records[6];
+    ov_kind as[6];
+    memset(metas, 0, sizeof metas);
+    for (int i = 0; i < 6; i++) {
+        metas[i].env.id = ids[i];
+        metas[i].env.origin = origin;
+        metas[i].env.status = OV_STATUS_PUBLISHED;
+        metas[i].env.updated_ms = 1795000000000LL + i;
+    }
+    metas[0].env.kind = as[0] = OV_KIND_CASE;
+    records[0] = json_pack("{s:s, s:s, s:s, s:[s,s]}", "title", "Samen lezen in groep 5", "summary",
+                           body + 100, "body", body, "themes", "lezen", "samenwerken");
+    metas[1].env.kind = as[1] = OV_KIND_REQUEST;
+    records[1] = json_pack("{s:s, s:s}", "title", "Wie heeft ervaring?", "question", body + 5000);
+    metas[2].env.kind = as[2] = OV_KIND_VISIT;
+    records[2] = json_pack("{s:s, s:s}", "title", "Bezoek", "notes", "creatieve huizen, huis");
+    metas[3].env.kind = as[3] = OV_KIND_LESSON;
+    records[3] = json_pack("{s:s, s:s}", "title", "Les", "body", body + 20000);
+    metas[4].env.kind = OV_KIND_REQUEST; /* analysed as a case: not used, analysed again */
+    as[4] = OV_KIND_CASE;
+    records[4] = json_pack("{s:s, s:s}", "title", "Vraag", "question", "lezen met ouders");
+    metas[5].env.kind = as[5] = OV_KIND_CASE;
+    records[5] = json_pack("{s:s}", "title", ""); /* no terms at all */
+    for (int i = 0; i < 6; i++) {
+        assert_non_null(records[i]);
+        assert_int_equal(ov_search_index_update(one.index, one.txn, &metas[i], records[i]), OV_OK);
+    }
+    batch_analysed(&ahead, metas, records, as, 6);
+    assert_same_index(&one, &ahead);
+
+    ov_search_analyser *analyser;
+    ov_search_analysis *analysis;
+    assert_int_equal(ov_search_analyser_new(&analyser), OV_OK);
+    assert_int_equal(ov_search_analyse(analyser, OV_KIND_CASE, records[0], &analysis), OV_OK);
+    assert_true(ov_search_analysis_bytes(analysis) < 64 * 1024); /* compact: a few bytes a term */
+    ov_search_analysis_free(analysis);
+    ov_search_analyser_free(analyser);
+    for (int i = 0; i < 6; i++)
+        json_decref(records[i]);
+    free(body);
+    raw_close(&one);
+    raw_close(&ahead);
 }
 
 int main(void)
@@ -684,6 +785,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rebuild_under_a_running_engine, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_queries, setup, teardown),
         cmocka_unit_test(test_batch_equals_one_by_one),
+        cmocka_unit_test(test_analysis_ahead_equals_writer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
