@@ -134,7 +134,10 @@ describe("browsing", () => {
     await page.goto(`${node.url}/voorbeelden/${intermezzo.id}`);
     await page.locator("h1", { hasText: intermezzo.title }).waitFor();
     assert.ok(await page.locator(".facts dt", { hasText: "Fase" }).count());
-    assert.equal(await page.locator('.facts a[href^="/scholen/"]').first().textContent(), "Murmellius Gymnasium");
+    // The school's name arrives after the page (it is fetched by id): wait for it, as a reader would.
+    const school = page.locator('.facts a[href^="/scholen/"]').first();
+    await school.filter({ hasText: "Murmellius Gymnasium" }).waitFor({ timeout: 10000 });
+    assert.equal(await school.textContent(), "Murmellius Gymnasium");
 
     const chart = page.locator(".scan-chart");
     assert.equal(await chart.locator(".scan-row").count(), 7, "seven building blocks drawn");
