@@ -133,6 +133,27 @@ int olv_edit_last_for(olievlek_replica *replica, MDB_txn *txn, const ov_id *id, 
     return found;
 }
 
+void olv_queue_counts(olievlek_replica *replica, MDB_txn *txn, unsigned *pending,
+                      unsigned *rejected)
+{
+    *pending = *rejected = 0;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    if (mdb_cursor_open(txn, replica->queue, &cur) != 0)
+        return;
+    for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+        olv_edit e;
+        if (olv_edit_decode(&k, &v, &e) != OLIEVLEK_OK)
+            continue;
+        if (e.rejected)
+            (*rejected)++;
+        else
+            (*pending)++;
+        olv_edit_clear(&e);
+    }
+    mdb_cursor_close(cur);
+}
+
 int olv_mutation_id(char out[OV_ID_CHARS + 1])
 {
     ov_id id;
@@ -431,9 +452,8 @@ static int queue_change(olievlek_replica *r, MDB_txn *txn, const ov_id *id, cons
 int olievlek_edit(olievlek_replica *replica, const char *id_text, const char *json)
 {
     ov_id id;
-    if (!id_text || ov_id_parse(id_text, strlen(id_text), &id) != OV_OK)
-        return olv_fail(replica, OLIEVLEK_EINVAL, "'%s' is not a record id",
-                        id_text ? id_text : "");
+    if (olv_parse_record_id(replica, id_text, &id) != OLIEVLEK_OK)
+        return OLIEVLEK_EINVAL;
     MDB_txn *txn;
     int rc = olv_txn_begin(replica, 0, &txn);
     if (rc)
@@ -501,9 +521,8 @@ int olievlek_edit(olievlek_replica *replica, const char *id_text, const char *js
 int olievlek_delete(olievlek_replica *replica, const char *id_text)
 {
     ov_id id;
-    if (!id_text || ov_id_parse(id_text, strlen(id_text), &id) != OV_OK)
-        return olv_fail(replica, OLIEVLEK_EINVAL, "'%s' is not a record id",
-                        id_text ? id_text : "");
+    if (olv_parse_record_id(replica, id_text, &id) != OLIEVLEK_OK)
+        return OLIEVLEK_EINVAL;
     MDB_txn *txn;
     int rc = olv_txn_begin(replica, 0, &txn);
     if (rc)

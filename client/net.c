@@ -126,15 +126,6 @@ static size_t on_header(char *data, size_t size, size_t count, void *arg)
     return len;
 }
 
-static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                       curl_off_t ulnow)
-{
-    transfer *t = arg;
-    if (t->request->on_bytes && dlnow > 0)
-        return t->request->on_bytes(t->request->ctx, (uint64_t)dlnow);
-    return 0;
-}
-
 int olv_net_send(olv_net *net, const olv_request *request, olv_response *response, char *error,
                  size_t error_size)
 {
@@ -189,9 +180,7 @@ int olv_net_send(olv_net *net, const olv_request *request, olv_response *respons
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, request->on_bytes ? 0L : 1L);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 1L);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "olievlek/0.1");
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     if (strcmp(request->method, "GET") == 0) {

@@ -32,9 +32,6 @@ typedef struct {
     const char *if_match;        /* a version, sent as If-Match: "N"; or NULL */
     const char *idempotency_key; /* or NULL */
     size_t max_body;             /* cap on the answer's body */
-    /* Called as bytes of the answer arrive (may be NULL); return non-zero to abort. */
-    int (*on_bytes)(void *ctx, uint64_t received);
-    void *ctx;
 } olv_request;
 
 /* A connection to base_url (http://host:port). NULL when out of memory. */

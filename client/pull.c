@@ -446,13 +446,6 @@ static int store_answer(pull_state *s, answer *a)
 
 /* ---- Fetching, one answer ahead ---------------------------------------------------------- */
 
-static int on_bytes(void *ctx, uint64_t received)
-{
-    (void)ctx;
-    (void)received;
-    return 0;
-}
-
 static void fetch(pull_state *s, const positions *p, answer *a)
 {
     memset(a, 0, sizeof *a);
@@ -479,9 +472,7 @@ static void fetch(pull_state *s, const positions *p, answer *a)
                        .body = body.data,
                        .body_len = body.len,
                        .token = s->replica->token,
-                       .max_body = PULL_BODY_CAP,
-                       .on_bytes = on_bytes,
-                       .ctx = s};
+                       .max_body = PULL_BODY_CAP};
     olv_response resp;
     if (olv_net_send(s->net, &req, &resp, a->error, sizeof a->error) != 0)
         a->failed = 1;
@@ -560,7 +551,7 @@ static int read_settings(pull_state *s)
     return rc;
 }
 
-static int finish(pull_state *s, uint64_t origins)
+static int finish(pull_state *s)
 {
     olievlek_replica *r = s->replica;
     MDB_txn *txn;
@@ -575,7 +566,6 @@ static int finish(pull_state *s, uint64_t origins)
                              (unsigned long long)s->progress.records,
                              (unsigned long long)s->progress.entries,
                              (unsigned long long)s->progress.bytes, s->progress.seconds);
-    (void)origins;
     if (rc) {
         mdb_txn_abort(txn);
         return rc;
@@ -662,7 +652,7 @@ int olievlek_pull(olievlek_replica *replica, olievlek_progress_fn progress_fn, v
     free(held.items);
     s.progress.seconds = seconds_since(&s.started);
     if (rc == OLIEVLEK_OK)
-        rc = finish(&s, 0);
+        rc = finish(&s);
     else
         mdb_env_sync(replica->env, 1);
     olv_net_free(s.net);

@@ -398,11 +398,15 @@ static int next_edit(push_state *s, uint64_t after, olv_edit *out)
     return rc;
 }
 
+/* What is still waiting, without counting the replica's records as the status does. */
 static void count_left(push_state *s)
 {
-    olievlek_info info;
-    if (olievlek_status_info(s->r, &info) == OLIEVLEK_OK)
-        s->result.pending = info.pending;
+    MDB_txn *txn;
+    unsigned rejected;
+    if (olv_txn_begin(s->r, MDB_RDONLY, &txn) == OLIEVLEK_OK) {
+        olv_queue_counts(s->r, txn, &s->result.pending, &rejected);
+        mdb_txn_abort(txn);
+    }
 }
 
 int olievlek_push(olievlek_replica *replica, olievlek_push_result *result)

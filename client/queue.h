@@ -44,6 +44,9 @@ int olv_edit_put(olievlek_replica *replica, MDB_txn *txn, olv_edit *edit);
 int olv_edit_del(olievlek_replica *replica, MDB_txn *txn, uint64_t key);
 /* The last queued edit of record id (pending or rejected). OLIEVLEK_ENOTFOUND when none. */
 int olv_edit_last_for(olievlek_replica *replica, MDB_txn *txn, const ov_id *id, olv_edit *out);
+/* How many queued edits wait to be pushed and how many the node rejected. */
+void olv_queue_counts(olievlek_replica *replica, MDB_txn *txn, unsigned *pending,
+                      unsigned *rejected);
 /* A fresh mutation id. */
 int olv_mutation_id(char out[OV_ID_CHARS + 1]);
 

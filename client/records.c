@@ -170,9 +170,8 @@ int olievlek_list(olievlek_replica *replica, const char *kind_name, int include_
 int olievlek_get(olievlek_replica *replica, const char *id_text, olievlek_record_fn fn, void *ctx)
 {
     ov_id id;
-    if (!id_text || ov_id_parse(id_text, strlen(id_text), &id) != OV_OK)
-        return olv_fail(replica, OLIEVLEK_EINVAL, "'%s' is not a record id",
-                        id_text ? id_text : "");
+    if (olv_parse_record_id(replica, id_text, &id) != OLIEVLEK_OK)
+        return OLIEVLEK_EINVAL;
     MDB_txn *txn;
     int rc = olv_txn_begin(replica, MDB_RDONLY, &txn);
     if (rc)
@@ -352,9 +351,8 @@ int olievlek_resolve(olievlek_replica *replica, const char *id_text, olievlek_re
                      const char *merged_json)
 {
     ov_id id;
-    if (!id_text || ov_id_parse(id_text, strlen(id_text), &id) != OV_OK)
-        return olv_fail(replica, OLIEVLEK_EINVAL, "'%s' is not a record id",
-                        id_text ? id_text : "");
+    if (olv_parse_record_id(replica, id_text, &id) != OLIEVLEK_OK)
+        return OLIEVLEK_EINVAL;
     MDB_txn *txn;
     int rc = olv_txn_begin(replica, 0, &txn);
     if (rc)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "client/net.h"
+#include "client/queue.h"
 #include "proto/buf.h"
 #include "proto/canon.h"
 #include "proto/error.h"
@@ -34,6 +35,13 @@ int64_t olv_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int olv_parse_record_id(olievlek_replica *replica, const char *text, ov_id *id)
+{
+    if (!text || ov_id_parse(text, strlen(text), id) != OV_OK)
+        return olv_fail(replica, OLIEVLEK_EINVAL, "'%s' is not a record id", text ? text : "");
+    return OLIEVLEK_OK;
 }
 
 const char *olievlek_strerror(int status)
@@ -598,15 +606,7 @@ int olievlek_status_info(olievlek_replica *replica, olievlek_info *info)
         }
         mdb_cursor_close(cur);
     }
-    if (mdb_cursor_open(txn, replica->queue, &cur) == 0) {
-        for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
-            if (memmem(v.mv_data, v.mv_size, "\"state\":\"rejected\"", 18))
-                info->rejected++;
-            else
-                info->pending++;
-        }
-        mdb_cursor_close(cur);
-    }
+    olv_queue_counts(replica, txn, &info->pending, &info->rejected);
     mdb_txn_abort(txn);
     return OLIEVLEK_OK;
 }

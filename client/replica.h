@@ -106,4 +106,7 @@ void olv_token_load(olievlek_replica *replica);
 
 int64_t olv_now_ms(void);
 
+/* Parses a record id given by the user; OLIEVLEK_EINVAL with a sentence when it is not one. */
+int olv_parse_record_id(olievlek_replica *replica, const char *text, ov_id *id);
+
 #endif

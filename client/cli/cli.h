@@ -27,6 +27,8 @@ void cli_format_bytes(double bytes, char *out, size_t size);
  * starting with '#' are comments and are removed from the result. Returns the malloc'd text, or
  * NULL (with a message on stderr) when the editor failed or the text was left empty. */
 char *cli_edit_text(const char *initial, const char *suffix);
+/* cli_edit_text of header (comment lines) followed by body and a newline. */
+char *cli_edit_below(const char *header, const char *body);
 /* Reads a whole file ("-" for standard input), comments removed as above. NULL on failure. */
 char *cli_read_file(const char *path);
 /* Removes '#' comment lines in place. */

@@ -74,6 +74,18 @@ char *cli_read_file(const char *path)
     return text;
 }
 
+char *cli_edit_below(const char *header, const char *body)
+{
+    size_t len = strlen(header) + strlen(body) + 2;
+    char *initial = malloc(len);
+    if (!initial)
+        return NULL;
+    snprintf(initial, len, "%s%s\n", header, body);
+    char *text = cli_edit_text(initial, ".json");
+    free(initial);
+    return text;
+}
+
 char *cli_edit_text(const char *initial, const char *suffix)
 {
     const char *tmpdir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";

@@ -654,16 +654,9 @@ static int edit_loop(cli *c, olievlek_replica *r, const char *kind, const char *
             used += (size_t)snprintf(problems + used, sizeof problems - used, "#   %s: %s\n",
                                      olievlek_validation_field(r, i),
                                      olievlek_validation_message(r, i, "nl"));
-        size_t len = strlen(problems) + strlen(text) + 1;
-        char *again = malloc(len);
-        if (!again) {
-            free(text);
-            return fail(c, r, OLIEVLEK_ENOMEM);
-        }
-        snprintf(again, len, "%s%s", problems, text);
+        char *again = cli_edit_below(problems, text);
         free(text);
-        text = cli_edit_text(again, ".json");
-        free(again);
+        text = again;
         if (!text) {
             olievlek_close(r);
             return EXIT_FAILED;
@@ -710,13 +703,8 @@ static int cmd_new(cli *c)
             return fail(c, r, rc);
         char header[512];
         template_header(kind, header, sizeof header);
-        size_t len = strlen(header) + strlen(tmpl) + 2;
-        char *initial = malloc(len);
-        if (initial)
-            snprintf(initial, len, "%s%s\n", header, tmpl);
+        text = cli_edit_below(header, tmpl);
         olievlek_free(tmpl);
-        text = initial ? cli_edit_text(initial, ".json") : NULL;
-        free(initial);
     }
     if (!text) {
         olievlek_close(r);
@@ -756,13 +744,8 @@ static int cmd_edit(cli *c)
                              "# Change the fields and save; lines starting with # are skipped.\n"
                              "# version, created, updated, origin and author are set by the "
                              "node.\n";
-        size_t len = strlen(header) + (current ? strlen(current) : 0) + 2;
-        char *initial = malloc(len);
-        if (initial)
-            snprintf(initial, len, "%s%s\n", header, current ? current : "{}");
+        text = cli_edit_below(header, current ? current : "{}");
         free(current);
-        text = initial ? cli_edit_text(initial, ".json") : NULL;
-        free(initial);
     }
     if (!text) {
         olievlek_close(r);
@@ -882,6 +865,27 @@ static int find_conflict(void *ctx, const olievlek_conflict *k)
     return 1;
 }
 
+/* title, then every line of text as a comment ("#   line"): sized exactly, malloc'd. */
+static char *commented(const char *title, const char *text)
+{
+    size_t len = strlen(title) + 1;
+    for (const char *p = text; *p;) {
+        size_t n = strcspn(p, "\n");
+        len += n + 5; /* "#   " and the newline */
+        p += n + (p[n] == '\n');
+    }
+    char *out = malloc(len);
+    if (!out)
+        return NULL;
+    size_t used = (size_t)snprintf(out, len, "%s", title);
+    for (const char *p = text; *p;) {
+        size_t n = strcspn(p, "\n");
+        used += (size_t)snprintf(out + used, len - used, "#   %.*s\n", (int)n, p);
+        p += n + (p[n] == '\n');
+    }
+    return out;
+}
+
 static int cmd_resolve(cli *c)
 {
     const char *id = NULL, *file = NULL;
@@ -929,25 +933,15 @@ static int cmd_resolve(cli *c)
         json_t *m = cc.mine ? json_loads(cc.mine, 0, NULL) : NULL;
         char *mine_text = m ? json_dumps(m, JSON_INDENT(2) | JSON_SORT_KEYS) : strdup("{}");
         json_decref(m);
-        size_t len = (theirs_text ? strlen(theirs_text) * 2 : 0) + strlen(mine_text) + 512;
-        char *initial = malloc(len);
-        if (initial) {
-            size_t used = (size_t)snprintf(initial, len,
-                                           "# Voeg samen en sla op / merge and save.\n"
-                                           "# The node's version now (for reference):\n");
-            for (const char *p = theirs_text ? theirs_text : ""; *p && used < len;) {
-                size_t n = strcspn(p, "\n");
-                used += (size_t)snprintf(initial + used, len - used, "#   %.*s\n", (int)n, p);
-                p += n + (p[n] == '\n');
-            }
-            snprintf(initial + used, len - used, "%s\n", mine_text);
-        }
+        char *header = commented("# Voeg samen en sla op / merge and save.\n"
+                                 "# The node's version now (for reference):\n",
+                                 theirs_text ? theirs_text : "");
+        merged = header && mine_text ? cli_edit_below(header, mine_text) : NULL;
+        free(header);
         free(theirs_text);
         free(mine_text);
         free(cc.mine);
         free(cc.theirs);
-        merged = initial ? cli_edit_text(initial, ".json") : NULL;
-        free(initial);
         if (!merged) {
             olievlek_close(r);
             return EXIT_FAILED;

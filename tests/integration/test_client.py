@@ -391,6 +391,33 @@ def test_conflicts_and_rejections():
             c.cleanup()
 
 
+def test_resolve_in_the_editor():
+    """`resolve --edit` opens the local version with the node's as comments; the saved merge goes on
+    top of the node's version."""
+    with Node() as node:
+        c = Client()
+        try:
+            c.run("clone", url(node))
+            c.run("login", "murmellius")
+            case = c.json("show", INTERMEZZO)
+            c.json("edit", INTERMEZZO, "--file", "-", stdin=json.dumps(dict(case, team="Lokaal team")))
+            node.as_user("moderator")
+            theirs = node.get(f"/api/v1/cases/{INTERMEZZO}").json
+            theirs["goal"] = "Een doel van de node"
+            r = node.put(f"/api/v1/cases/{INTERMEZZO}", theirs,
+                         headers={"If-Match": f'"{theirs["version"]}"'})
+            check_eq(r.status, 200, "the moderator's change")
+            check_eq(c.json("push", expect=EXIT_ATTENTION)["conflicts"], 1, "a conflict")
+            editor = scripted_editor(c.dir, {"goal": "Een doel van de node"})
+            c.run("resolve", INTERMEZZO, "--edit", env={"EDITOR": editor})
+            check_eq(c.json("push")["accepted"], 1, "the merge written in the editor is accepted")
+            now = node.get(f"/api/v1/cases/{INTERMEZZO}").json
+            check_eq((now["team"], now["goal"]), ("Lokaal team", "Een doel van de node"),
+                     "mine (kept from the editor's start) and theirs (typed in) both stand")
+        finally:
+            c.cleanup()
+
+
 def test_lost_answers_never_double():
     """The node applies an edit but its answer is lost; the retry must not apply it again."""
     with Node() as node:
@@ -508,6 +535,6 @@ if __name__ == "__main__":
     check(CLI and os.path.exists(CLI), "OLIEVLEK must name the built client", CLI)
     run([test_help_and_usage, test_clone_status_search, test_region_scope_and_kinds,
          test_offline_day_and_incremental_pull, test_brigadier_writes_a_visit_in_the_editor,
-         test_conflicts_and_rejections,
+         test_conflicts_and_rejections, test_resolve_in_the_editor,
          test_lost_answers_never_double, test_interrupted_pulls_resume,
          test_forged_answers_are_refused])
