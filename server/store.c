@@ -317,6 +317,21 @@ static void key_row(uint8_t out[LOG_KEY_BYTES], const ov_id *origin, uint64_t se
     ov_be64_put(out + OV_ID_BYTES, seq);
 }
 
+/* Puts cursor on the last row whose key is below seek, or equal to it when inclusive (origin ‖ seq
+ * keys: the newest row of an origin up to a position). MDB_NOTFOUND when there is none; the caller
+ * checks that the row found is still of the origin it wants. */
+static int cursor_last_before(MDB_cursor *cursor, const uint8_t *seek, size_t seek_len,
+                              int inclusive, MDB_val *key, MDB_val *value)
+{
+    *key = val_of(seek, seek_len);
+    int rc = mdb_cursor_get(cursor, key, value, MDB_SET_RANGE);
+    if (rc == MDB_NOTFOUND)
+        return mdb_cursor_get(cursor, key, value, MDB_LAST);
+    if (rc == 0 && (!inclusive || key->mv_size != seek_len || memcmp(key->mv_data, seek, seek_len)))
+        return mdb_cursor_get(cursor, key, value, MDB_PREV);
+    return rc;
+}
+
 /* The key that signs origin's heads at seq: the one the last key entry before seq introduced, or
  * the genesis key (row 0). *at receives that row's seq. OV_ENOTFOUND when origin has no row. */
 static int key_before(MDB_txn *txn, const ov_store *store, const ov_id *origin, uint64_t seq,
@@ -328,11 +343,8 @@ static int key_before(MDB_txn *txn, const ov_store *store, const ov_id *origin, 
         return from_mdb(rc);
     uint8_t seek[LOG_KEY_BYTES];
     key_row(seek, origin, seq);
-    MDB_val key = val_of(seek, sizeof seek), value;
-    rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
-    rc = rc == 0 || rc == MDB_NOTFOUND
-             ? mdb_cursor_get(cursor, &key, &value, rc == 0 ? MDB_PREV : MDB_LAST)
-             : rc;
+    MDB_val key, value;
+    rc = cursor_last_before(cursor, seek, sizeof seek, 0, &key, &value);
     int found =
         rc == 0 && key.mv_size == LOG_KEY_BYTES && !memcmp(key.mv_data, origin->bytes, OV_ID_BYTES);
     if (found && value.mv_size != OV_PUBKEY_BYTES)
@@ -1530,12 +1542,8 @@ static int last_log_entry_of(MDB_txn *txn, const ov_store *store, const ov_id *o
         return from_mdb(rc);
     uint8_t seek[LOG_KEY_BYTES];
     log_key(seek, origin, UINT64_MAX);
-    MDB_val key = val_of(seek, sizeof seek), value;
-    rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
-    if (rc == MDB_NOTFOUND)
-        rc = mdb_cursor_get(cursor, &key, &value, MDB_LAST);
-    else if (rc == 0 && !(key.mv_size == LOG_KEY_BYTES && !memcmp(key.mv_data, seek, sizeof seek)))
-        rc = mdb_cursor_get(cursor, &key, &value, MDB_PREV);
+    MDB_val key, value;
+    rc = cursor_last_before(cursor, seek, sizeof seek, 1, &key, &value);
     if (rc == 0 && key.mv_size == LOG_KEY_BYTES &&
         memcmp(key.mv_data, origin->bytes, OV_ID_BYTES) == 0) {
         ov_log_entry entry;
@@ -1974,11 +1982,8 @@ static int checkpoint_within(ov_read *read, const ov_id *origin, uint64_t from, 
     /* The highest checkpoint at or below last: seek past it, step back. */
     uint8_t seek[LOG_KEY_BYTES];
     log_key(seek, origin, last + 1);
-    MDB_val key = val_of(seek, sizeof seek), value;
-    rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
-    rc = rc == 0 || rc == MDB_NOTFOUND
-             ? mdb_cursor_get(cursor, &key, &value, rc == 0 ? MDB_PREV : MDB_LAST)
-             : rc;
+    MDB_val key, value;
+    rc = cursor_last_before(cursor, seek, sizeof seek, 0, &key, &value);
     int found = 0;
     if (rc == 0 && key.mv_size == LOG_KEY_BYTES && !memcmp(key.mv_data, origin->bytes, 16) &&
         ov_be64_get((const uint8_t *)key.mv_data + 16) >= from)
