@@ -21,9 +21,12 @@
 #include "proto/error.h"
 #include "proto/sync.h"
 
-#define PULL_BATCH       4096u      /* entries per run asked for */
-#define PULL_MAX_BYTES   (8u << 20) /* bytes per answer asked for */
-#define PULL_BODY_CAP    (PULL_MAX_BYTES + OV_SYNC_MESSAGE_MAX + 65536u)
+#define PULL_BATCH 4096u /* entries per run asked for, unless OLIEVLEK_PULL_BATCH says */
+#define PULL_MAX_BYTES                                                                             \
+    (8u << 20) /* bytes per answer asked for, unless OLIEVLEK_PULL_BYTES says                      \
+                */
+#define PULL_BYTES_MIN   (64u << 10) /* the node's bounds of max_bytes (protocol §9.1) */
+#define PULL_BYTES_MAX   (16u << 20)
 #define PULL_ORIGINS_MAX 4096u    /* origins one replica follows */
 #define PULL_ROUNDS_MAX  1000000u /* answers in one pull: a bound, not a plan */
 
@@ -45,6 +48,8 @@ typedef struct {
     char kinds[512];
     olv_net *net;
     char path[768];
+    uint32_t max_bytes; /* asked for per answer */
+    uint32_t batch;     /* entries asked for per run */
     olievlek_progress progress;
     struct timespec started;
     uint64_t bytes_before; /* of answers completed, for the running byte count */
@@ -135,11 +140,11 @@ static int load_positions(pull_state *s, positions *out)
 }
 
 /* The request body: a SUMMARY of positions, in origin order. */
-static int encode_summary(positions *p, ov_buf *body)
+static int encode_summary(positions *p, uint32_t batch, ov_buf *body)
 {
     qsort(p->items, p->count, sizeof *p->items, compare_positions);
     ov_buf_init(body, 1u << 20);
-    ov_sync_encode_summary_begin(body, PULL_BATCH, (uint32_t)p->count);
+    ov_sync_encode_summary_begin(body, batch, (uint32_t)p->count);
     for (size_t i = 0; i < p->count; i++) {
         ov_sync_position pos = {p->items[i].origin, p->items[i].seq, {0}};
         memcpy(pos.hash, p->items[i].hash, OV_HASH_BYTES);
@@ -458,7 +463,7 @@ static void fetch(pull_state *s, const positions *p, answer *a)
         return;
     }
     memcpy(copy.items, p->items, p->count * sizeof *p->items);
-    if (encode_summary(&copy, &body) != OLIEVLEK_OK) {
+    if (encode_summary(&copy, s->batch, &body) != OLIEVLEK_OK) {
         free(copy.items);
         a->failed = 1;
         snprintf(a->error, sizeof a->error, "out of memory");
@@ -472,7 +477,8 @@ static void fetch(pull_state *s, const positions *p, answer *a)
                        .body = body.data,
                        .body_len = body.len,
                        .token = s->replica->token,
-                       .max_body = PULL_BODY_CAP};
+                       /* at least one run comes whole, even beyond max_bytes */
+                       .max_body = (size_t)s->max_bytes + OV_SYNC_MESSAGE_MAX + 65536u};
     olv_response resp;
     if (olv_net_send(s->net, &req, &resp, a->error, sizeof a->error) != 0)
         a->failed = 1;
@@ -538,7 +544,17 @@ static int read_settings(pull_state *s)
     else {
         s->region_only = region && strcmp(region, "1") == 0;
         snprintf(s->kinds, sizeof s->kinds, "%s", kinds ? kinds : "");
-        snprintf(s->path, sizeof s->path, "/api/v1/sync?max_bytes=%u%s%s%s", PULL_MAX_BYTES,
+        /* Smaller answers lose less to a link that keeps breaking (each answer is stored whole
+         * or not at all); larger ones cost fewer round trips. */
+        const char *batch = getenv("OLIEVLEK_PULL_BATCH");
+        unsigned long runs = batch ? strtoul(batch, NULL, 10) : PULL_BATCH;
+        s->batch = runs < 1 ? 1 : runs > OV_SYNC_BATCH_MAX ? OV_SYNC_BATCH_MAX : (uint32_t)runs;
+        const char *env = getenv("OLIEVLEK_PULL_BYTES");
+        unsigned long asked = env ? strtoul(env, NULL, 10) : PULL_MAX_BYTES;
+        s->max_bytes = asked < PULL_BYTES_MIN   ? PULL_BYTES_MIN
+                       : asked > PULL_BYTES_MAX ? PULL_BYTES_MAX
+                                                : (uint32_t)asked;
+        snprintf(s->path, sizeof s->path, "/api/v1/sync?max_bytes=%u%s%s%s", s->max_bytes,
                  s->region_only ? "&origins=listed" : "", s->kinds[0] ? "&kinds=" : "", s->kinds);
         s->net = olv_net_new(url);
         if (!s->net)

@@ -457,28 +457,66 @@ def test_interrupted_pulls_resume():
         killed = Client()
         proxy = Proxy(node.port)
         try:
+            # The demo is one run (one signed head); later writes add checkpoints, so a pull is
+            # several runs and, with small answers, several answers.
+            node.as_user("moderator")
+            for i in range(10):
+                r = node.post("/api/v1/cases", {"title": f"Nieuwe aanpak {i}", "schools": [MURMELLIUS],
+                                                "summary": "Een case uit de test.", "phase": "adoptie",
+                                                "status": "published"})
+                check_eq(r.status, 201, f"case {i} ({r.body[:200]!r})")
+                time.sleep(0.03)  # a head of its own
+            time.sleep(0.1)
             reference.run("clone", url(node))
             want = replica_records(reference)
+            check(sum(1 for x in want.values() if x.get("title", "").startswith("Nieuwe aanpak")) == 10,
+                  "the reference holds the new cases")
             rng = random.Random(20261201)
-            cut.run("clone", f"http://127.0.0.1:{proxy.port}", "--national", expect=None)
-            for attempt in range(12):
-                limit = rng.randrange(200, 400_000)
-                proxy.on_answer = lambda req, ans, n=limit: ans[:n]
-                p = cut.run("pull", expect=None)
+            # Small runs and answers, so a pull is several answers; in every pull the first sync
+            # answer gets through and every later one is cut at a random byte: each pull stores
+            # some, fails, and the next resumes from there.
+            small = {"OLIEVLEK_PULL_BYTES": "65536", "OLIEVLEK_PULL_BATCH": "2"}
+            answers = [0]
+
+            def cut_after_first(req, ans):
+                if not req.startswith(b"POST /api/v1/sync"):
+                    return ans
+                answers[0] += 1
+                return ans if answers[0] == 1 else ans[:rng.randrange(200, len(ans))]
+
+            proxy.on_answer = cut_after_first
+            cut_short, partial, done = 0, False, False
+            for attempt in range(40):
+                answers[0] = 0
+                p = cut.run("pull" if attempt else "clone", *([] if attempt else
+                            [f"http://127.0.0.1:{proxy.port}", "--national"]), expect=None, env=small)
                 check(p.returncode in (0, EXIT_NETWORK), "a cut pull fails cleanly", p.returncode, p.stderr)
+                cut_short += p.returncode == EXIT_NETWORK
+                held = cut.json("status", expect=None)["records"]
+                partial |= p.returncode == EXIT_NETWORK and 0 < held < len(want)
+                if p.returncode == 0:
+                    done = True
+                    break
+            check(done, "the cut pulls got there in the end, one answer at a time")
+            check(cut_short > 0, "some pulls were really cut off (else this tests nothing)")
+            check(partial, "a cut pull kept the answers before the cut (it resumes, not restarts)")
             proxy.on_answer = None
             cut.run("pull")
             check_eq(replica_records(cut), want, "after cut-off pulls: the same records as a clean clone")
 
             killed.run("clone", url(node), "--national")
             shutil.rmtree(killed.dir)
+            kills = 0
             for attempt in range(6):
                 args = [CLI, "-C", killed.dir]
                 args += ["pull"] if os.path.exists(os.path.join(killed.dir, "replica.mdb")) else ["clone", url(node)]
-                p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                time.sleep(rng.uniform(0.0, 0.05))
+                # Small runs, so a pull takes a few round trips and the kill lands inside one.
+                p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     env=dict(os.environ, **small))
+                time.sleep(rng.uniform(0.0, 0.02))
                 p.send_signal(signal.SIGKILL)
-                p.wait()
+                kills += p.wait() == -signal.SIGKILL
+            check(kills > 0, "some runs were really killed mid-way (else this tests nothing)")
             if os.path.exists(os.path.join(killed.dir, "replica.mdb")):
                 killed.run("pull")
             else:
