@@ -55,7 +55,14 @@ export async function request(method, path, options = {}) {
   let data = null;
   const type = response.headers.get("Content-Type") || "";
   if (type.includes("json")) {
-    try { data = await response.json(); } catch (_) { data = null; }
+    try {
+      data = await response.json();
+    } catch (error) {
+      // An abort while the body is still arriving is the caller's choice, not a bad answer:
+      // hand it back as such, or the caller would take null for the result.
+      if (error.name === "AbortError") throw error;
+      data = null;
+    }
   }
   if (!response.ok) throw new ApiError(response.status, messageFor(response.status, data), data);
   return { data, etag: response.headers.get("ETag"), status: response.status };

@@ -47,21 +47,23 @@ export async function searchPage(ctx) {
 
   async function run({ append = false } = {}) {
     if (controller) controller.abort();
-    controller = new AbortController();
+    const mine = new AbortController();
+    controller = mine;
     const query = { q: state.q, limit: 20, ...Object.fromEntries(Object.entries(state.filters).map(([k, v]) => [k, v.join(",")])) };
     if (append && next) query.cursor = next;
     const started = typedAt;
     let data;
     try {
-      data = (await request("GET", "/api/v1/search", { query, signal: controller.signal })).data;
+      data = (await request("GET", "/api/v1/search", { query, signal: mine.signal })).data;
     } catch (error) {
-      if (error.name === "AbortError") return;
+      if (error.name === "AbortError" || mine.signal.aborted) return;
       summary.textContent = error.message;
       results.replaceChildren();
       more.hidden = true;
       return;
     }
-    if (!ctx.current()) return;
+    // A newer keystroke may have started its own search while this answer was on its way.
+    if (!ctx.current() || mine.signal.aborted || !data) return;
     next = data.next;
     const items = data.hits.map((hit) => card(hit.record || hit, { snippetHtml: hit.snippet, headingLevel: 3 }));
     if (append) results.append(...items);
