@@ -403,7 +403,9 @@ int olievlek_open(const char *dir, olievlek_replica **out)
                               dir, format, FORMAT_VERSION);
             else if (rc == OLIEVLEK_ENOTFOUND)
                 rc = olv_fail(r, OLIEVLEK_ENOTFOUND,
-                              "%s holds an unfinished replica: remove it and clone again", dir);
+                              "the clone into %s did not finish: run `olievlek clone` with the "
+                              "node's address again",
+                              dir);
             free(format);
         }
     }
@@ -500,10 +502,20 @@ int olievlek_create(const char *dir, const olievlek_clone_options *options, olie
         return olv_fail(NULL, OLIEVLEK_ESTORE, "cannot create %s: %s", dir, strerror(errno));
     char path[4096];
     snprintf(path, sizeof path, "%s/" STORE_FILE, dir);
-    if (access(path, F_OK) == 0)
-        return olv_fail(NULL, OLIEVLEK_EEXISTS,
-                        "%s already holds a replica: use `olievlek pull`, or another directory",
-                        dir);
+    if (access(path, F_OK) == 0) {
+        /* A clone cut off before its first commit leaves a store without a format: it holds
+         * nothing, so cloning again simply finishes it. A finished replica is never overwritten. */
+        olievlek_replica *existing = NULL;
+        int open_rc = olievlek_open(dir, &existing);
+        olievlek_close(existing);
+        if (open_rc == OLIEVLEK_OK)
+            return olv_fail(NULL, OLIEVLEK_EEXISTS,
+                            "%s already holds a replica: use `olievlek pull`, or another "
+                            "directory",
+                            dir);
+        if (open_rc != OLIEVLEK_ENOTFOUND)
+            return open_rc;
+    }
     olievlek_replica *r = replica_alloc(dir);
     if (!r)
         return olv_fail(NULL, OLIEVLEK_ENOMEM, "out of memory");

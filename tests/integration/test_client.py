@@ -3,7 +3,7 @@
 A brigadier's day: clone, log in, work offline (the node is stopped), sync; and everything that
 can go wrong on the way: edits the node refuses, conflicts with changes made meanwhile, records
 deleted at the node, answers lost on the way back, pulls cut off at random points, a client
-killed mid-pull, and a node (or a path to it) that sends forged data.
+killed mid-pull or mid-clone, and a node (or a path to it) that sends forged data.
 
 With OV_VALGRIND=1 every CLI run goes through valgrind (memcheck), which must report no error.
 """
@@ -449,6 +449,11 @@ def test_lost_answers_never_double():
             c.cleanup()
 
 
+def replica_finished(client):
+    """Whether the client's directory holds a replica that `status` can read."""
+    return client.run("status", expect=None).returncode == 0
+
+
 def test_interrupted_pulls_resume():
     """Pulls cut off at random points, and a client killed mid-pull, end where a clean clone does."""
     with Node(extra_args=[]) as node:
@@ -509,7 +514,9 @@ def test_interrupted_pulls_resume():
             kills = 0
             for attempt in range(6):
                 args = [CLI, "-C", killed.dir]
-                args += ["pull"] if os.path.exists(os.path.join(killed.dir, "replica.mdb")) else ["clone", url(node)]
+                # A clone killed before its first commit is finished by cloning again; a replica
+                # that exists is brought up to date by pulling.
+                args += ["pull"] if replica_finished(killed) else ["clone", url(node)]
                 # Small runs, so a pull takes a few round trips and the kill lands inside one.
                 p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      env=dict(os.environ, **small))
@@ -517,7 +524,7 @@ def test_interrupted_pulls_resume():
                 p.send_signal(signal.SIGKILL)
                 kills += p.wait() == -signal.SIGKILL
             check(kills > 0, "some runs were really killed mid-way (else this tests nothing)")
-            if os.path.exists(os.path.join(killed.dir, "replica.mdb")):
+            if replica_finished(killed):
                 killed.run("pull")
             else:
                 killed.run("clone", url(node))
@@ -554,6 +561,26 @@ def test_forged_answers_are_refused():
             c.cleanup()
 
 
+def test_clone_cut_before_its_first_commit():
+    """A clone killed before it committed anything leaves an empty store: cloning again finishes
+    it; pulling says so; a finished replica is never cloned over."""
+    with Node(extra_args=[]) as node:
+        c = Client()
+        try:
+            open(os.path.join(c.dir, "replica.mdb"), "wb").close()  # what such a kill leaves
+            p = c.run("pull", expect=None)
+            check(p.returncode != 0, "a pull into an unfinished clone fails", p.returncode)
+            check("olievlek clone" in p.stderr, "and says to clone again", p.stderr)
+            c.run("clone", url(node))
+            check_eq(c.json("status")["records"], published_count(node), "the clone finished")
+            p = c.run("clone", url(node), expect=None)
+            check(p.returncode != 0 and "olievlek pull" in p.stderr,
+                  "a finished replica is not cloned over", p.returncode, p.stderr)
+            check_eq(c.json("status")["records"], published_count(node), "and keeps its records")
+        finally:
+            c.cleanup()
+
+
 def test_help_and_usage():
     c = Client()
     try:
@@ -575,4 +602,4 @@ if __name__ == "__main__":
          test_offline_day_and_incremental_pull, test_brigadier_writes_a_visit_in_the_editor,
          test_conflicts_and_rejections, test_resolve_in_the_editor,
          test_lost_answers_never_double, test_interrupted_pulls_resume,
-         test_forged_answers_are_refused])
+         test_forged_answers_are_refused, test_clone_cut_before_its_first_commit])
