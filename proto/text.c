@@ -13,8 +13,30 @@
 
 #include "proto/error.h"
 
+/* The memo of word -> term. A corpus uses few distinct words many times over, and a word's term
+ * depends on its folded bytes alone, so an analyser remembers the terms it made instead of
+ * stemming the same word again: the stemmer and the stopword search were most of the cost of
+ * analysis. One entry is one cache line: the word's bytes followed by its term's. A word whose
+ * bytes and term's do not fit (long compounds, cut words) is analysed each time. */
+#define MEMO_BYTES     58
+#define MEMO_NO_TERM   UINT8_MAX /* term_len of a word that gives no term (a stopword) */
+#define MEMO_FIRST_CAP 64        /* entries before the first growth: most analysers see few words */
+
+typedef struct {
+    uint32_t hash;
+    uint8_t key_len, term_len;
+    char bytes[MEMO_BYTES]; /* key_len bytes of the word, then term_len bytes of its term */
+} memo_entry;
+
 struct ov_text {
     struct sb_stemmer *stemmer;
+    /* Open addressing over a dense entry array: slots hold index + 1 (0 empty) and there are
+     * always twice as many slots as entries can be, so probes stay short. It grows by doubling
+     * up to memo_max entries and, full, starts again empty: bounded memory, and a vocabulary that
+     * drifts (one source after another) is learnt anew instead of missing forever. */
+    memo_entry *memo;
+    uint32_t *memo_slots;
+    size_t memo_count, memo_cap, memo_max, memo_mask; /* mask: slots - 1, a power of two */
 };
 
 /* The Snowball project's Dutch stopword list, sorted for bsearch. */
@@ -51,10 +73,16 @@ int ov_text_is_stopword(const char *word, size_t len)
 
 int ov_text_new(ov_text **out)
 {
+    return ov_text_new_memo(out, OV_TEXT_MEMO_WORDS);
+}
+
+int ov_text_new_memo(ov_text **out, size_t memo_words)
+{
     *out = NULL;
     ov_text *text = calloc(1, sizeof *text);
     if (!text)
         return OV_ENOMEM;
+    text->memo_max = memo_words < UINT32_MAX / 2 ? memo_words : UINT32_MAX / 2;
     text->stemmer = sb_stemmer_new("dutch", "UTF_8");
     if (!text->stemmer) {
         free(text);
@@ -69,6 +97,8 @@ void ov_text_free(ov_text *text)
     if (!text)
         return;
     sb_stemmer_delete(text->stemmer);
+    free(text->memo);
+    free(text->memo_slots);
     free(text);
 }
 
@@ -183,20 +213,99 @@ typedef struct {
     size_t start, end; /* of the current word in the original, for span_fn */
 } analyse_ctx;
 
-static int analyse_word(void *arg, const char *word, size_t len, uint32_t position)
+/* FNV-1a: words are short, and the table only needs them spread. */
+static uint32_t hash_word(const char *word, size_t len)
 {
-    analyse_ctx *a = arg;
-    /* One letter carries no meaning in Dutch text ("s" of "auto's", "n" of "zo'n"). */
-    if (len == 1 && !(word[0] >= '0' && word[0] <= '9'))
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)word[i]) * 16777619u;
+    return h;
+}
+
+static const memo_entry *memo_find(const ov_text *text, const char *word, size_t len, uint32_t hash)
+{
+    if (!text->memo_count)
+        return NULL;
+    size_t mask = text->memo_mask;
+    for (size_t s = hash & mask; text->memo_slots[s]; s = (s + 1) & mask) {
+        const memo_entry *e = &text->memo[text->memo_slots[s] - 1];
+        if (e->hash == hash && e->key_len == len && !memcmp(e->bytes, word, len))
+            return e;
+    }
+    return NULL;
+}
+
+/* Makes room for one more entry: grows, or empties a full memo. 0 when there is no room (no memo,
+ * or no memory: the word is then simply not remembered). */
+static int memo_room(ov_text *text)
+{
+    if (text->memo_count < text->memo_cap)
+        return 1;
+    if (text->memo_cap >= text->memo_max) {
+        if (!text->memo_cap)
+            return 0;
+        text->memo_count = 0;
+        memset(text->memo_slots, 0, (text->memo_mask + 1) * sizeof *text->memo_slots);
+        return 1;
+    }
+    size_t cap = text->memo_cap ? text->memo_cap * 2 : MEMO_FIRST_CAP;
+    if (cap > text->memo_max)
+        cap = text->memo_max;
+    memo_entry *memo = realloc(text->memo, cap * sizeof *memo);
+    if (!memo)
         return 0;
+    text->memo = memo;
+    size_t slot_count = 1;
+    while (slot_count < 2 * cap)
+        slot_count *= 2;
+    uint32_t *slots = calloc(slot_count, sizeof *slots);
+    if (!slots)
+        return 0; /* the entries stay usable with the old slots */
+    size_t mask = slot_count - 1;
+    for (size_t i = 0; i < text->memo_count; i++) {
+        size_t s = text->memo[i].hash & mask;
+        while (slots[s])
+            s = (s + 1) & mask;
+        slots[s] = (uint32_t)i + 1;
+    }
+    free(text->memo_slots);
+    text->memo_slots = slots;
+    text->memo_cap = cap;
+    text->memo_mask = mask;
+    return 1;
+}
+
+static void memo_add(ov_text *text, const char *word, size_t len, uint32_t hash, const char *term,
+                     int term_len)
+{
+    size_t stored = term_len < 0 ? 0 : (size_t)term_len;
+    if (len + stored > MEMO_BYTES || !memo_room(text))
+        return;
+    memo_entry *e = &text->memo[text->memo_count];
+    e->hash = hash;
+    e->key_len = (uint8_t)len;
+    e->term_len = term_len < 0 ? MEMO_NO_TERM : (uint8_t)term_len;
+    memcpy(e->bytes, word, len);
+    memcpy(e->bytes + len, term, stored);
+    size_t mask = text->memo_mask, s = hash & mask;
+    while (text->memo_slots[s])
+        s = (s + 1) & mask;
+    text->memo_slots[s] = (uint32_t)++text->memo_count;
+}
+
+/* The term of one folded word (more than one letter) into term, NUL-terminated, and its length
+ * into *term_len (-1 for a stopword, which gives none). Errors: OV_ENOMEM. */
+static int term_of_word(ov_text *text, const char *word, size_t len,
+                        char term[OV_TEXT_TERM_MAX + 1], int *term_len)
+{
+    *term_len = -1;
     if (ov_text_is_stopword(word, len))
-        return 0;
+        return OV_OK;
     len = cut(word, len, OV_TEXT_TERM_MAX);
-    const sb_symbol *stem = sb_stemmer_stem(a->text->stemmer, (const sb_symbol *)word, (int)len);
+    const sb_symbol *stem = sb_stemmer_stem(text->stemmer, (const sb_symbol *)word, (int)len);
     if (!stem)
         return OV_ENOMEM;
-    int stem_len = sb_stemmer_length(a->text->stemmer);
-    char term[OV_TEXT_TERM_MAX + 1];
+    int stem_len = sb_stemmer_length(text->stemmer);
     size_t n = cut((const char *)stem, (size_t)stem_len, OV_TEXT_TERM_MAX);
     memcpy(term, stem, n);
     term[n] = '\0';
@@ -207,9 +316,37 @@ static int analyse_word(void *arg, const char *word, size_t len, uint32_t positi
         term[n - 1] = 'f';
     else if (n > 1 && term[n - 1] == 'z')
         term[n - 1] = 's';
+    *term_len = (int)n;
+    return OV_OK;
+}
+
+static int analyse_word(void *arg, const char *word, size_t len, uint32_t position)
+{
+    analyse_ctx *a = arg;
+    /* One letter carries no meaning in Dutch text ("s" of "auto's", "n" of "zo'n"). */
+    if (len == 1 && !(word[0] >= '0' && word[0] <= '9'))
+        return 0;
+    char term[OV_TEXT_TERM_MAX + 1];
+    int n;
+    uint32_t hash = hash_word(word, len);
+    const memo_entry *e = memo_find(a->text, word, len, hash);
+    if (e) {
+        n = e->term_len == MEMO_NO_TERM ? -1 : e->term_len;
+        if (n >= 0) {
+            memcpy(term, e->bytes + e->key_len, (size_t)n);
+            term[n] = '\0';
+        }
+    } else {
+        int rc = term_of_word(a->text, word, len, term, &n);
+        if (rc)
+            return rc;
+        memo_add(a->text, word, len, hash, term, n);
+    }
+    if (n < 0)
+        return 0;
     if (a->span_fn)
-        return a->span_fn(a->ctx, term, n, position, a->start, a->end);
-    return a->fn(a->ctx, term, n, position);
+        return a->span_fn(a->ctx, term, (size_t)n, position, a->start, a->end);
+    return a->fn(a->ctx, term, (size_t)n, position);
 }
 
 int ov_text_analyse(ov_text *text, const char *utf8, size_t len, ov_text_term_fn fn, void *ctx)

@@ -20,13 +20,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define OV_TEXT_TERM_MAX 64 /* bytes of one term */
+#define OV_TEXT_TERM_MAX   64   /* bytes of one term */
+#define OV_TEXT_MEMO_WORDS 8192 /* words an analyser of ov_text_new remembers the terms of */
 
 typedef struct ov_text ov_text;
 
-/* An analyser. It holds a stemmer with internal state: one thread at a time per analyser.
- * Errors: OV_ENOMEM. *out is owned by the caller (ov_text_free). */
+/* An analyser. It holds a stemmer with internal state and a memo of the terms of words it has
+ * met: one thread at a time per analyser. Errors: OV_ENOMEM. *out is owned by the caller
+ * (ov_text_free). */
 int ov_text_new(ov_text **out);
+/* As ov_text_new, remembering the terms of up to memo_words distinct words (0: none) so that a
+ * word met again is not stemmed again; the terms are the same either way. The memo grows as words
+ * come (about 72 bytes a word) and, full, starts again empty. */
+int ov_text_new_memo(ov_text **out, size_t memo_words);
 void ov_text_free(ov_text *text);
 
 /* Called for each term in order: the term (NUL-terminated, valid until the call returns), its
