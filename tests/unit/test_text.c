@@ -215,6 +215,152 @@ static void test_ascii_path_equals_full_folding(void **state)
                         analyse(*state, "samenwerkingen in de regio", &(collected){0}));
 }
 
+/* The memo of word -> term gives the terms the analysis gives without it: on text with capitals,
+ * diacritics (composed and combining), stopwords, one-letter words, digits, words too long for a
+ * memo entry and words longer than a term, and with memos so small they fill up and start again
+ * many times over. */
+typedef struct {
+    char joined[16384];
+    size_t used;
+} long_collected;
+
+static int collect_long(void *ctx, const char *term, size_t len, uint32_t position)
+{
+    long_collected *c = ctx;
+    int n = snprintf(c->joined + c->used, sizeof c->joined - c->used, "%.*s@%u ", (int)len, term,
+                     position);
+    assert_true(n > 0 && (size_t)n < sizeof c->joined - c->used);
+    c->used += (size_t)n;
+    return 0;
+}
+
+static int collect_long_span(void *ctx, const char *term, size_t len, uint32_t position,
+                             size_t start, size_t end)
+{
+    long_collected *c = ctx;
+    int n = snprintf(c->joined + c->used, sizeof c->joined - c->used, "[%zu,%zu)", start, end);
+    assert_true(n > 0 && (size_t)n < sizeof c->joined - c->used);
+    c->used += (size_t)n;
+    return collect_long(ctx, term, len, position);
+}
+
+static void analyse_both_ways(ov_text *text, const char *input, long_collected *terms,
+                              long_collected *spans)
+{
+    memset(terms, 0, sizeof *terms);
+    memset(spans, 0, sizeof *spans);
+    assert_int_equal(ov_text_analyse(text, input, strlen(input), collect_long, terms), OV_OK);
+    assert_int_equal(ov_text_analyse_spans(text, input, strlen(input), collect_long_span, spans),
+                     OV_OK);
+}
+
+static void test_memo_gives_the_same_terms(void **state)
+{
+    (void)state;
+    static const char *const words[] = {
+        "samenwerkingen",
+        "Samenwerking",
+        "SAMENWERKING",
+        "creatieve",
+        "creatief",
+        "Creëren",
+        "cree\xcc\x88ren",
+        "ideeën",
+        "financiële",
+        "één",
+        "Één",
+        "café",
+        "cafe\xcc\x81",
+        "huizen",
+        "huis",
+        "scholen",
+        "thuiszitters",
+        "leerlingen",
+        "de",
+        "het",
+        "een",
+        "van",
+        "zijn",
+        "Zij",
+        "DE",
+        "Het",
+        "niet",
+        "s",
+        "n",
+        "7",
+        "2024",
+        "e-mail",
+        "auto's",
+        "zo'n",
+        "naïef",
+        "reünie",
+        "coöperatie",
+        "Noorderzijlvest",
+        "arbeidsongeschiktheidsverzekeringen",
+        "kinderopvangtoeslagaanvraagformulieren", /* word and term beyond an entry's bytes */
+        "hoogwaterbeschermingsprogrammaonderzoeksresultatenoverzichtsrapportages", /* > a term */
+        "€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€",
+        "ĳsvogel",
+        "IJsselmeer",
+        "straße",
+        "Œuvre",
+    };
+    static const char *const separators[] = {" ", "  ", ", ", ". ", "\n", " – ", "/", ": ", "!"};
+    ov_text *plain = NULL, *memo = NULL, *tiny = NULL, *single = NULL;
+    assert_int_equal(ov_text_new_memo(&plain, 0), OV_OK);
+    assert_int_equal(ov_text_new(&memo), OV_OK);
+    assert_int_equal(ov_text_new_memo(&tiny, 5), OV_OK);
+    assert_int_equal(ov_text_new_memo(&single, 1), OV_OK);
+    ov_text *const memoised[] = {memo, tiny, single};
+    unsigned seed = 20261202;
+    for (int round = 0; round < 3000; round++) {
+        char input[4096];
+        size_t len = 0;
+        int count = 1 + (int)(next_random(&seed) % 40);
+        for (int i = 0; i < count; i++) {
+            const char *word = words[next_random(&seed) % (sizeof words / sizeof *words)];
+            const char *sep =
+                separators[next_random(&seed) % (sizeof separators / sizeof *separators)];
+            /* Now and then a word of its own (a number, a made-up compound): the small memos
+             * keep meeting words they do not hold. */
+            char made[64];
+            if (next_random(&seed) % 8 == 0) {
+                snprintf(made, sizeof made, "%s%u", word, next_random(&seed) % 1000);
+                word = made;
+            }
+            len += (size_t)snprintf(input + len, sizeof input - len, "%s%s", i ? sep : "", word);
+            assert_true(len < sizeof input);
+        }
+        long_collected expected_terms, expected_spans, terms, spans;
+        analyse_both_ways(plain, input, &expected_terms, &expected_spans);
+        for (size_t m = 0; m < sizeof memoised / sizeof *memoised; m++) {
+            for (int pass = 0; pass < 2; pass++) { /* the second pass finds the words remembered */
+                analyse_both_ways(memoised[m], input, &terms, &spans);
+                if (strcmp(terms.joined, expected_terms.joined) != 0)
+                    fail_msg("'%s': '%s' against '%s'", input, terms.joined, expected_terms.joined);
+                if (strcmp(spans.joined, expected_spans.joined) != 0)
+                    fail_msg("'%s': '%s' against '%s'", input, spans.joined, expected_spans.joined);
+            }
+        }
+    }
+    /* Words one after another, each new: a memo that fills up and starts again. */
+    for (int i = 0; i < 20000; i++) {
+        char input[64];
+        snprintf(input, sizeof input, "Samenwerkingsverband%d ideeën %d", i, i % 97);
+        long_collected expected_terms, expected_spans, terms, spans;
+        analyse_both_ways(plain, input, &expected_terms, &expected_spans);
+        for (size_t m = 0; m < sizeof memoised / sizeof *memoised; m++) {
+            analyse_both_ways(memoised[m], input, &terms, &spans);
+            assert_string_equal(terms.joined, expected_terms.joined);
+            assert_string_equal(spans.joined, expected_spans.joined);
+        }
+    }
+    ov_text_free(plain);
+    ov_text_free(memo);
+    ov_text_free(tiny);
+    ov_text_free(single);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -226,6 +372,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_callback_stops, setup, teardown),
         cmocka_unit_test(test_fold_word_for_prefixes),
         cmocka_unit_test_setup_teardown(test_spans_point_at_original_words, setup, teardown),
+        cmocka_unit_test(test_memo_gives_the_same_terms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
