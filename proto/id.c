@@ -49,15 +49,23 @@ int ov_id_generate(ov_id *out, uint64_t now_ms)
 
 void ov_id_format(const ov_id *id, char out[OV_ID_CHARS + 1])
 {
-    /* 26 characters carry 130 bits: the first character holds the top 3 bits. */
+    /* 26 characters carry 130 bits: the first character holds the top 3 bits. The id is read as
+     * two 64-bit halves, so each character is a shift or two rather than a loop over its bits
+     * (ids are formatted for every record written and every answer). */
+    uint64_t hi = 0, lo = 0;
+    for (int i = 0; i < 8; i++) {
+        hi = hi << 8 | id->bytes[i];
+        lo = lo << 8 | id->bytes[8 + i];
+    }
     for (int c = OV_ID_CHARS - 1, bit = 0; c >= 0; c--, bit += 5) {
-        unsigned value = 0;
-        for (int k = 0; k < 5; k++) {
-            int b = bit + k; /* bit index from the least significant end */
-            if (b < 128 && (id->bytes[15 - b / 8] >> (b % 8)) & 1)
-                value |= 1u << k;
-        }
-        out[c] = alphabet[value];
+        uint64_t value;
+        if (bit >= 64)
+            value = hi >> (bit - 64);
+        else if (bit > 59)
+            value = lo >> bit | hi << (64 - bit);
+        else
+            value = lo >> bit;
+        out[c] = alphabet[value & 31];
     }
     out[OV_ID_CHARS] = 0;
 }

@@ -69,6 +69,34 @@ static void test_refusals(void **state)
     assert_int_equal(ov_id_parse(NULL, 26, &id), OV_EINVAL);
 }
 
+/* The text of random ids, against the definition: bit k of the 130-bit number (two zero bits
+ * above the id's 128) is bit k % 5 of character 25 - k / 5. */
+static void test_format_matches_the_bit_definition(void **state)
+{
+    for (int n = 0; n < 2000; n++) {
+        ov_id id;
+        for (int i = 0; i < OV_ID_BYTES; i++)
+            id.bytes[i] = (uint8_t)rand();
+        char text[OV_ID_CHARS + 1], want[OV_ID_CHARS + 1];
+        ov_id_format(&id, text);
+        const char *alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+        for (int c = 0; c < OV_ID_CHARS; c++) {
+            unsigned value = 0;
+            for (int k = 0; k < 5; k++) {
+                int bit = (OV_ID_CHARS - 1 - c) * 5 + k;
+                if (bit < 128 && (id.bytes[15 - bit / 8] >> (bit % 8) & 1))
+                    value |= 1u << k;
+            }
+            want[c] = alphabet[value];
+        }
+        want[OV_ID_CHARS] = 0;
+        assert_string_equal(text, want);
+        ov_id parsed;
+        assert_int_equal(ov_id_parse(text, OV_ID_CHARS, &parsed), OV_OK);
+        assert_memory_equal(parsed.bytes, id.bytes, OV_ID_BYTES);
+    }
+}
+
 static int compare(const void *a, const void *b)
 {
     return ov_id_compare(a, b);
@@ -93,6 +121,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_and_time),
         cmocka_unit_test(test_order_follows_time),
         cmocka_unit_test(test_known_values_and_aliases),
+        cmocka_unit_test(test_format_matches_the_bit_definition),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_unique),
     };
