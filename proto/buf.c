@@ -80,43 +80,37 @@ int ov_buf_printf(ov_buf *buf, const char *format, ...)
     return OV_OK;
 }
 
+/* The JSON escape of a character that needs one (quote, backslash, control), in out. */
+static size_t json_escape(unsigned char c, char out[8])
+{
+    static const char short_form[] = {['"'] = '"',  ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f',
+                                      ['\n'] = 'n', ['\r'] = 'r',  ['\t'] = 't'};
+    if (c < sizeof short_form && short_form[c]) {
+        out[0] = '\\';
+        out[1] = short_form[c];
+        return 2;
+    }
+    snprintf(out, 8, "\\u%04X", c);
+    return 6;
+}
+
 int ov_buf_append_json_string(ov_buf *buf, const char *text, size_t len)
 {
     int rc = ov_buf_append(buf, "\"", 1);
+    size_t run = 0; /* start of the characters not appended yet, none of which needs an escape */
     for (size_t i = 0; i < len && rc == OV_OK; i++) {
         unsigned char c = (unsigned char)text[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue; /* most text: appended in one piece with its neighbours */
         char escape[8];
-        switch (c) {
-        case '"':
-            rc = ov_buf_append(buf, "\\\"", 2);
-            break;
-        case '\\':
-            rc = ov_buf_append(buf, "\\\\", 2);
-            break;
-        case '\b':
-            rc = ov_buf_append(buf, "\\b", 2);
-            break;
-        case '\f':
-            rc = ov_buf_append(buf, "\\f", 2);
-            break;
-        case '\n':
-            rc = ov_buf_append(buf, "\\n", 2);
-            break;
-        case '\r':
-            rc = ov_buf_append(buf, "\\r", 2);
-            break;
-        case '\t':
-            rc = ov_buf_append(buf, "\\t", 2);
-            break;
-        default:
-            if (c < 0x20) {
-                snprintf(escape, sizeof escape, "\\u%04X", c);
-                rc = ov_buf_append(buf, escape, 6);
-            } else {
-                rc = ov_buf_append(buf, text + i, 1);
-            }
-        }
+        size_t n = json_escape(c, escape);
+        rc = ov_buf_append(buf, text + run, i - run);
+        if (rc == OV_OK)
+            rc = ov_buf_append(buf, escape, n);
+        run = i + 1;
     }
+    if (rc == OV_OK)
+        rc = ov_buf_append(buf, text + run, len - run);
     if (rc == OV_OK)
         rc = ov_buf_append(buf, "\"", 1);
     return rc;
