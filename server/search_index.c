@@ -51,6 +51,11 @@ struct ov_search_index {
 };
 
 struct term_entry {
+    /* The first bytes of term, big-endian and zero-padded: compared as integers they order as
+     * strcmp orders the terms, and most comparisons of the sort end in them (a pair key's first
+     * word is in them too). Set by add_key, for the sorts; a table analysis_load fills comes
+     * sorted and leaves them unset. */
+    uint64_t prefix[2];
     char term[OV_SEARCH_KEY_MAX + 1];
     uint8_t len;
     uint32_t counts[OV_SEARCH_CLASSES];
@@ -592,6 +597,27 @@ size_t ov_search_pair_key(char *out, const char *a, size_t a_len, const char *b,
     return 3 + a_len + b_len;
 }
 
+#define PREFIX_BYTES (2 * sizeof(uint64_t))
+
+static void set_prefix(struct term_entry *t)
+{
+    uint8_t bytes[PREFIX_BYTES] = {0};
+    memcpy(bytes, t->term, t->len < PREFIX_BYTES ? t->len : PREFIX_BYTES);
+    t->prefix[0] = ov_be64_get(bytes);
+    t->prefix[1] = ov_be64_get(bytes + sizeof(uint64_t));
+}
+
+/* strcmp's order of two terms (which hold no NUL). */
+static int compare_entries_of(const struct term_entry *x, const struct term_entry *y)
+{
+    for (int i = 0; i < 2; i++)
+        if (x->prefix[i] != y->prefix[i])
+            return x->prefix[i] < y->prefix[i] ? -1 : 1;
+    /* Equal prefixes: a term shorter than the prefix is padded with zeros, and the other, having
+     * zeros at the same place, is as long, so the two are equal. */
+    return x->len < PREFIX_BYTES ? 0 : strcmp(x->term + PREFIX_BYTES, y->term + PREFIX_BYTES);
+}
+
 /* Counts one occurrence of key in the term table; global is its position, or UINT32_MAX for a
  * pair (pairs keep no positions and no counts: their postings say only "present"). *recorded
  * tells whether the position was kept (a term keeps at most POSITIONS_MAX). */
@@ -627,6 +653,7 @@ static int add_key(ov_search_analyser *a, const char *term, size_t len, uint32_t
         memcpy(t->term, term, len);
         t->term[len] = 0;
         t->len = (uint8_t)len;
+        set_prefix(t);
         memset(t->counts, 0, sizeof t->counts);
         t->position_count = 0;
         t->pair = global == UINT32_MAX;
@@ -705,13 +732,13 @@ static int on_text(void *ctx, const char *field, const char *text, size_t len)
 
 static int compare_terms(const void *a, const void *b)
 {
-    return strcmp(((const struct term_entry *)a)->term, ((const struct term_entry *)b)->term);
+    return compare_entries_of(a, b);
 }
 
 static int compare_term_pointers(const void *a, const void *b)
 {
-    return strcmp((*(const struct term_entry *const *)a)->term,
-                  (*(const struct term_entry *const *)b)->term);
+    return compare_entries_of(*(const struct term_entry *const *)a,
+                              *(const struct term_entry *const *)b);
 }
 
 /* ---- Update --------------------------------------------------------------------------------- */
