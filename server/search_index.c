@@ -41,7 +41,7 @@ struct ov_search_analyser {
     /* Whether analyse_record sorts the table itself (the writer's), or leaves it in the order the
      * terms came for ov_search_analyse, which sorts pointers to them (cheaper than moving them). */
     int sort_in_place;
-    const struct term_entry **order;
+    struct order_key *order; /* order_cap keys, then order_cap / 2 + 1 of the sort's scratch */
     size_t order_cap;
 };
 
@@ -735,10 +735,48 @@ static int compare_terms(const void *a, const void *b)
     return compare_entries_of(a, b);
 }
 
-static int compare_term_pointers(const void *a, const void *b)
+/* A term as ov_search_analyse sorts it: with its prefix beside the pointer, so that most
+ * comparisons do not follow it, and by a merge sort that compares inline (qsort's call per
+ * comparison was most of the sort). */
+struct order_key {
+    uint64_t prefix[2];
+    const struct term_entry *t;
+};
+
+static int order_before(const struct order_key *x, const struct order_key *y)
 {
-    return compare_entries_of(*(const struct term_entry *const *)a,
-                              *(const struct term_entry *const *)b);
+    if (x->prefix[0] != y->prefix[0])
+        return x->prefix[0] < y->prefix[0];
+    if (x->prefix[1] != y->prefix[1])
+        return x->prefix[1] < y->prefix[1];
+    return compare_entries_of(x->t, y->t) < 0;
+}
+
+/* Sorts keys[0, n) (distinct terms, so stability does not matter); scratch holds n / 2 + 1. */
+static void order_sort(struct order_key *keys, struct order_key *scratch, size_t n)
+{
+    if (n <= 16) {
+        for (size_t i = 1; i < n; i++) {
+            struct order_key k = keys[i];
+            size_t j = i;
+            for (; j > 0 && order_before(&k, &keys[j - 1]); j--)
+                keys[j] = keys[j - 1];
+            keys[j] = k;
+        }
+        return;
+    }
+    size_t half = n / 2;
+    order_sort(keys, scratch, half);
+    order_sort(keys + half, scratch, n - half);
+    if (!order_before(&keys[half], &keys[half - 1]))
+        return; /* the halves are in order already */
+    memcpy(scratch, keys, half * sizeof *keys);
+    /* Merged from the front: the next place written is never past the right half's next key. */
+    size_t i = 0, j = half, k = 0;
+    while (i < half && j < n)
+        keys[k++] = order_before(&keys[j], &scratch[i]) ? keys[j++] : scratch[i++];
+    while (i < half)
+        keys[k++] = scratch[i++];
 }
 
 /* ---- Update --------------------------------------------------------------------------------- */
@@ -1077,20 +1115,22 @@ int ov_search_analyse(ov_search_analyser *a, ov_kind kind, const json_t *record,
     if (rc)
         return rc;
     if (a->term_count > a->order_cap) {
-        const struct term_entry **grown = realloc(a->order, a->term_count * sizeof *grown);
+        struct order_key *grown =
+            realloc(a->order, (a->term_count + a->term_count / 2 + 1) * sizeof *grown);
         if (!grown)
             return OV_ENOMEM;
         a->order = grown;
         a->order_cap = a->term_count;
     }
     for (size_t i = 0; i < a->term_count; i++)
-        a->order[i] = &a->terms[i];
+        a->order[i] =
+            (struct order_key){{a->terms[i].prefix[0], a->terms[i].prefix[1]}, &a->terms[i]};
     /* The terms are distinct: sorted, they are in the one order the writer's table has. */
     if (a->term_count > 1)
-        qsort(a->order, a->term_count, sizeof *a->order, compare_term_pointers);
+        order_sort(a->order, a->order + a->order_cap, a->term_count);
     size_t len = 0;
     for (size_t i = 0; i < a->term_count; i++) {
-        const struct term_entry *t = a->order[i];
+        const struct term_entry *t = a->order[i].t;
         len += 2 + (size_t)t->len + varint_size(t->position_count);
         for (int c = 0; c < OV_SEARCH_CLASSES; c++)
             len += varint_size(t->counts[c]);
@@ -1106,7 +1146,7 @@ int ov_search_analyse(ov_search_analyser *a, ov_kind kind, const json_t *record,
     x->kind = (uint8_t)kind;
     uint8_t *at = x->data;
     for (size_t i = 0; i < a->term_count; i++) {
-        const struct term_entry *t = a->order[i];
+        const struct term_entry *t = a->order[i].t;
         *at++ = t->len;
         memcpy(at, t->term, t->len);
         at += t->len;
