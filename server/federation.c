@@ -16,6 +16,7 @@
  */
 #include "server/federation.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,6 +119,8 @@ struct peer {
     uint64_t runs_in, entries_in, runs_out, connects;
 };
 
+#define ANALYSERS_IDLE_MAX 8 /* kept idle; more (a larger thread pool) are freed after use */
+
 struct ov_federation {
     ov_node *node;
     peer peers[OV_FEDERATION_MAX_PEERS];
@@ -127,6 +130,13 @@ struct ov_federation {
     int started, stopped;
     uint64_t rejected[REJECT_COUNT];
     uint64_t runs_in, entries_in, runs_out, entries_out, bytes_out;
+    /* The analysers check_work used, kept for the next pieces: an analyser's memo of word ->
+     * term is worth a run's vocabulary, stemmed again and its tables grown again with every new
+     * analyser. As many are made as pieces are checked at once; freed with the federation (after
+     * the loop, so no piece holds one). */
+    pthread_mutex_t analysers_lock;
+    ov_search_analyser *analysers[ANALYSERS_IDLE_MAX];
+    int analyser_count;
 };
 
 static int64_t now_ms(ov_federation *fed)
@@ -951,6 +961,32 @@ static void submit_run(peer_link *l, check_job *job)
     check_job_free(job);
 }
 
+/* On the thread pool: an idle analyser, or a new one (NULL without memory). */
+static ov_search_analyser *analyser_take(ov_federation *fed)
+{
+    ov_search_analyser *a = NULL;
+    pthread_mutex_lock(&fed->analysers_lock);
+    if (fed->analyser_count > 0)
+        a = fed->analysers[--fed->analyser_count];
+    pthread_mutex_unlock(&fed->analysers_lock);
+    if (!a && ov_search_analyser_new(&a) != OV_OK)
+        a = NULL;
+    return a;
+}
+
+static void analyser_give_back(ov_federation *fed, ov_search_analyser *a)
+{
+    if (!a)
+        return;
+    pthread_mutex_lock(&fed->analysers_lock);
+    if (fed->analyser_count < ANALYSERS_IDLE_MAX) {
+        fed->analysers[fed->analyser_count++] = a;
+        a = NULL;
+    }
+    pthread_mutex_unlock(&fed->analysers_lock);
+    ov_search_analyser_free(a);
+}
+
 /* On the thread pool: the run's checks (by the first piece), and the contents parsed and the
  * texts of the published ones analysed for search, so the writer, which stores runs one at a
  * time, spends its time on the store and not on JSON or words. What cannot be done here (no
@@ -968,9 +1004,8 @@ static void check_work(uv_work_t *work)
     }
     if (!job->records)
         return;
-    ov_search_analyser *analyser = NULL;
-    if (job->analyses && ov_search_analyser_new(&analyser) != OV_OK)
-        analyser = NULL;
+    ov_federation *fed = job->link->fed;
+    ov_search_analyser *analyser = job->analyses ? analyser_take(fed) : NULL;
     size_t offset = 0;
     ov_sync_item item;
     for (uint32_t i = 0; i < part->to && ov_sync_run_next(run, &offset, &item); i++) {
@@ -983,7 +1018,7 @@ static void check_work(uv_work_t *work)
             ov_search_analyse(analyser, env.kind, job->records[i], &job->analyses[i]) != OV_OK)
             job->analyses[i] = NULL;
     }
-    ov_search_analyser_free(analyser);
+    analyser_give_back(fed, analyser);
 }
 
 static void check_done(uv_work_t *work, int status)
@@ -1331,6 +1366,10 @@ int ov_federation_new(ov_node *node, const ov_peer_config *peers, int count, ov_
     for (int i = 0; i < count; i++)
         fed->peers[i].config = peers[i];
     fed->peer_count = count;
+    if (pthread_mutex_init(&fed->analysers_lock, NULL) != 0) {
+        free(fed);
+        return OV_ENOMEM;
+    }
     uv_timer_init(node->loop, &fed->tick);
     fed->tick.data = fed;
     *out = fed;
@@ -1374,6 +1413,9 @@ void ov_federation_free(ov_federation *fed)
         }
         link_maybe_free(l);
     }
+    while (fed->analyser_count > 0)
+        ov_search_analyser_free(fed->analysers[--fed->analyser_count]);
+    pthread_mutex_destroy(&fed->analysers_lock);
     free(fed);
 }
 

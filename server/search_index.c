@@ -41,7 +41,7 @@ struct ov_search_analyser {
     /* Whether analyse_record sorts the table itself (the writer's), or leaves it in the order the
      * terms came for ov_search_analyse, which sorts pointers to them (cheaper than moving them). */
     int sort_in_place;
-    const struct term_entry **order;
+    struct order_key *order; /* order_cap keys, then order_cap / 2 + 1 of the sort's scratch */
     size_t order_cap;
 };
 
@@ -51,6 +51,11 @@ struct ov_search_index {
 };
 
 struct term_entry {
+    /* The first bytes of term, big-endian and zero-padded: compared as integers they order as
+     * strcmp orders the terms, and most comparisons of the sort end in them (a pair key's first
+     * word is in them too). Set by add_key, for the sorts; a table analysis_load fills comes
+     * sorted and leaves them unset. */
+    uint64_t prefix[2];
     char term[OV_SEARCH_KEY_MAX + 1];
     uint8_t len;
     uint32_t counts[OV_SEARCH_CLASSES];
@@ -544,12 +549,23 @@ static int compare_u32(const void *a, const void *b)
 
 /* ---- Analysis into the term table ---------------------------------------------------------- */
 
+/* Spreads terms over the slots of a table (nothing stored depends on it). Eight bytes at a time:
+ * a pair key is some twenty bytes, and a multiplication per byte (FNV) was most of add_key. */
 static uint32_t hash_term(const char *s, size_t len)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)s[i]) * 16777619u;
-    return h;
+    uint64_t h = 0x9E3779B97F4A7C15u ^ len, w;
+    for (; len >= sizeof w; s += sizeof w, len -= sizeof w) {
+        memcpy(&w, s, sizeof w);
+        h = (h ^ w) * 0xBF58476D1CE4E5B9u;
+        h ^= h >> 31;
+    }
+    if (len) {
+        w = 0;
+        memcpy(&w, s, len);
+        h = (h ^ w) * 0xBF58476D1CE4E5B9u;
+    }
+    h = (h ^ (h >> 29)) * 0x94D049BB133111EBu;
+    return (uint32_t)(h ^ (h >> 32));
 }
 
 static void terms_reset(ov_search_analyser *a)
@@ -592,6 +608,27 @@ size_t ov_search_pair_key(char *out, const char *a, size_t a_len, const char *b,
     return 3 + a_len + b_len;
 }
 
+#define PREFIX_BYTES (2 * sizeof(uint64_t))
+
+static void set_prefix(struct term_entry *t)
+{
+    uint8_t bytes[PREFIX_BYTES] = {0};
+    memcpy(bytes, t->term, t->len < PREFIX_BYTES ? t->len : PREFIX_BYTES);
+    t->prefix[0] = ov_be64_get(bytes);
+    t->prefix[1] = ov_be64_get(bytes + sizeof(uint64_t));
+}
+
+/* strcmp's order of two terms (which hold no NUL). */
+static int compare_entries_of(const struct term_entry *x, const struct term_entry *y)
+{
+    for (int i = 0; i < 2; i++)
+        if (x->prefix[i] != y->prefix[i])
+            return x->prefix[i] < y->prefix[i] ? -1 : 1;
+    /* Equal prefixes: a term shorter than the prefix is padded with zeros, and the other, having
+     * zeros at the same place, is as long, so the two are equal. */
+    return x->len < PREFIX_BYTES ? 0 : strcmp(x->term + PREFIX_BYTES, y->term + PREFIX_BYTES);
+}
+
 /* Counts one occurrence of key in the term table; global is its position, or UINT32_MAX for a
  * pair (pairs keep no positions and no counts: their postings say only "present"). *recorded
  * tells whether the position was kept (a term keeps at most POSITIONS_MAX). */
@@ -627,6 +664,7 @@ static int add_key(ov_search_analyser *a, const char *term, size_t len, uint32_t
         memcpy(t->term, term, len);
         t->term[len] = 0;
         t->len = (uint8_t)len;
+        set_prefix(t);
         memset(t->counts, 0, sizeof t->counts);
         t->position_count = 0;
         t->pair = global == UINT32_MAX;
@@ -705,13 +743,51 @@ static int on_text(void *ctx, const char *field, const char *text, size_t len)
 
 static int compare_terms(const void *a, const void *b)
 {
-    return strcmp(((const struct term_entry *)a)->term, ((const struct term_entry *)b)->term);
+    return compare_entries_of(a, b);
 }
 
-static int compare_term_pointers(const void *a, const void *b)
+/* A term as ov_search_analyse sorts it: with its prefix beside the pointer, so that most
+ * comparisons do not follow it, and by a merge sort that compares inline (qsort's call per
+ * comparison was most of the sort). */
+struct order_key {
+    uint64_t prefix[2];
+    const struct term_entry *t;
+};
+
+static int order_before(const struct order_key *x, const struct order_key *y)
 {
-    return strcmp((*(const struct term_entry *const *)a)->term,
-                  (*(const struct term_entry *const *)b)->term);
+    if (x->prefix[0] != y->prefix[0])
+        return x->prefix[0] < y->prefix[0];
+    if (x->prefix[1] != y->prefix[1])
+        return x->prefix[1] < y->prefix[1];
+    return compare_entries_of(x->t, y->t) < 0;
+}
+
+/* Sorts keys[0, n) (distinct terms, so stability does not matter); scratch holds n / 2 + 1. */
+static void order_sort(struct order_key *keys, struct order_key *scratch, size_t n)
+{
+    if (n <= 16) {
+        for (size_t i = 1; i < n; i++) {
+            struct order_key k = keys[i];
+            size_t j = i;
+            for (; j > 0 && order_before(&k, &keys[j - 1]); j--)
+                keys[j] = keys[j - 1];
+            keys[j] = k;
+        }
+        return;
+    }
+    size_t half = n / 2;
+    order_sort(keys, scratch, half);
+    order_sort(keys + half, scratch, n - half);
+    if (!order_before(&keys[half], &keys[half - 1]))
+        return; /* the halves are in order already */
+    memcpy(scratch, keys, half * sizeof *keys);
+    /* Merged from the front: the next place written is never past the right half's next key. */
+    size_t i = 0, j = half, k = 0;
+    while (i < half && j < n)
+        keys[k++] = order_before(&keys[j], &scratch[i]) ? keys[j++] : scratch[i++];
+    while (i < half)
+        keys[k++] = scratch[i++];
 }
 
 /* ---- Update --------------------------------------------------------------------------------- */
@@ -1050,20 +1126,22 @@ int ov_search_analyse(ov_search_analyser *a, ov_kind kind, const json_t *record,
     if (rc)
         return rc;
     if (a->term_count > a->order_cap) {
-        const struct term_entry **grown = realloc(a->order, a->term_count * sizeof *grown);
+        struct order_key *grown =
+            realloc(a->order, (a->term_count + a->term_count / 2 + 1) * sizeof *grown);
         if (!grown)
             return OV_ENOMEM;
         a->order = grown;
         a->order_cap = a->term_count;
     }
     for (size_t i = 0; i < a->term_count; i++)
-        a->order[i] = &a->terms[i];
+        a->order[i] =
+            (struct order_key){{a->terms[i].prefix[0], a->terms[i].prefix[1]}, &a->terms[i]};
     /* The terms are distinct: sorted, they are in the one order the writer's table has. */
     if (a->term_count > 1)
-        qsort(a->order, a->term_count, sizeof *a->order, compare_term_pointers);
+        order_sort(a->order, a->order + a->order_cap, a->term_count);
     size_t len = 0;
     for (size_t i = 0; i < a->term_count; i++) {
-        const struct term_entry *t = a->order[i];
+        const struct term_entry *t = a->order[i].t;
         len += 2 + (size_t)t->len + varint_size(t->position_count);
         for (int c = 0; c < OV_SEARCH_CLASSES; c++)
             len += varint_size(t->counts[c]);
@@ -1079,7 +1157,7 @@ int ov_search_analyse(ov_search_analyser *a, ov_kind kind, const json_t *record,
     x->kind = (uint8_t)kind;
     uint8_t *at = x->data;
     for (size_t i = 0; i < a->term_count; i++) {
-        const struct term_entry *t = a->order[i];
+        const struct term_entry *t = a->order[i].t;
         *at++ = t->len;
         memcpy(at, t->term, t->len);
         at += t->len;
@@ -1234,16 +1312,17 @@ int ov_search_index_update_analysed(ov_search_index *ix, MDB_txn *txn, const ov_
 struct batch_key {
     uint32_t offset; /* into keys */
     uint8_t len;
-    uint32_t first, last; /* list of its postings (index + 1; 0 none) */
+    uint32_t last; /* its last posting (index + 1; 0 none) */
     uint32_t count;
-    uint8_t unsorted; /* its postings were not added in order */
+    uint32_t start, live; /* finish: where its live postings are in bucketed, and how many */
+    uint8_t unsorted;     /* its postings were not added in order */
 };
 
 struct batch_posting {
     uint8_t value[OV_SEARCH_POSTING_BYTES];
     uint8_t remove; /* 1: a posting of the version stored before the batch */
     uint8_t dead;   /* an addition of a version the batch replaced again */
-    uint32_t next;  /* index + 1 of the key's next posting */
+    uint32_t key;   /* index of its key in key_list */
 };
 
 struct batch_doc {
@@ -1267,6 +1346,11 @@ struct ov_search_batch {
     size_t doc_slot_cap;
     const struct batch_posting **order; /* scratch of finish */
     size_t order_cap;
+    /* Scratch of finish: the live postings, key by key, in the order they were added. Moved
+     * there in one pass over postings: following each key's postings through the array, one
+     * dependent load after another, missed the cache at nearly every step. */
+    struct batch_posting *bucketed;
+    size_t bucketed_cap;
     uint8_t *adds; /* scratch of finish: one key's additions, back to back */
     size_t adds_cap;
 };
@@ -1343,7 +1427,7 @@ static int batch_posting(ov_search_batch *b, const char *key, size_t len, uint32
             grow((void **)&b->keys, &b->keys_cap, b->keys_len + len, 1, 65536))
             return OV_ENOMEM;
         k = &b->key_list[b->key_count];
-        *k = (struct batch_key){(uint32_t)b->keys_len, (uint8_t)len, 0, 0, 0, 0};
+        *k = (struct batch_key){(uint32_t)b->keys_len, (uint8_t)len, 0, 0, 0, 0, 0};
         memcpy(b->keys + b->keys_len, key, len);
         b->keys_len += len;
         b->key_slots[s] = (uint32_t)++b->key_count;
@@ -1355,16 +1439,13 @@ static int batch_posting(ov_search_batch *b, const char *key, size_t len, uint32
     ov_search_posting_encode(p->value, docno, counts);
     p->remove = (uint8_t)remove;
     p->dead = 0;
-    p->next = 0;
+    p->key = (uint32_t)(k - b->key_list);
     uint32_t at = (uint32_t)++b->posting_count;
     if (k->last) {
         struct batch_posting *prev = &b->postings[k->last - 1];
         int cmp = memcmp(prev->value, p->value, sizeof p->value);
         if (cmp > 0 || (cmp == 0 && prev->remove <= p->remove))
             k->unsorted = 1;
-        prev->next = at;
-    } else {
-        k->first = at;
     }
     k->last = at;
     k->count++;
@@ -1400,6 +1481,7 @@ void ov_search_batch_free(ov_search_batch *b)
     free(b->docs);
     free(b->doc_slots);
     free(b->order);
+    free(b->bucketed);
     free(b->adds);
     free(b);
 }
@@ -1512,10 +1594,9 @@ static int compare_batch_postings(const void *a, const void *b)
  * finds the key once for all of them. */
 static int write_key(ov_search_batch *b, MDB_cursor *cursor, const struct batch_key *k)
 {
-    size_t n = 0;
-    for (uint32_t at = k->first; at; at = b->postings[at - 1].next)
-        if (!b->postings[at - 1].dead)
-            b->order[n++] = &b->postings[at - 1];
+    size_t n = k->live;
+    for (size_t i = 0; i < n; i++)
+        b->order[i] = &b->bucketed[k->start + i];
     if (k->unsorted && n > 1)
         qsort(b->order, n, sizeof *b->order, compare_batch_postings);
     size_t adds = 0;
@@ -1557,6 +1638,9 @@ int ov_search_batch_finish(ov_search_batch *b, MDB_txn *txn)
     int rc = grow((void **)&b->order, &b->order_cap, need + 1, sizeof *b->order, 1024);
     if (rc == OV_OK)
         rc = grow((void **)&b->adds, &b->adds_cap, OV_SEARCH_POSTING_BYTES * (need + 1), 1, 8192);
+    if (rc == OV_OK)
+        rc = grow((void **)&b->bucketed, &b->bucketed_cap, b->posting_count + 1,
+                  sizeof *b->bucketed, 65536);
     sorted_key *keys = NULL;
     if (rc == OV_OK && !(keys = malloc((b->key_count + 1) * sizeof *keys)))
         rc = OV_ENOMEM;
@@ -1569,6 +1653,21 @@ int ov_search_batch_finish(ov_search_batch *b, MDB_txn *txn)
             keys[i] = (sorted_key){b->keys + k->offset, k->len, k};
         }
         qsort(keys, b->key_count, sizeof *keys, compare_batch_keys);
+        /* Each key's postings in bucketed, the keys in the order they are written. */
+        uint32_t start = 0;
+        for (size_t i = 0; i < b->key_count; i++) {
+            struct batch_key *k = &b->key_list[keys[i].entry - b->key_list];
+            k->start = start;
+            k->live = 0;
+            start += k->count;
+        }
+        for (size_t i = 0; i < b->posting_count; i++) {
+            const struct batch_posting *p = &b->postings[i];
+            if (!p->dead) {
+                struct batch_key *k = &b->key_list[p->key];
+                b->bucketed[k->start + k->live++] = *p;
+            }
+        }
         for (size_t i = 0; i < b->key_count && rc == OV_OK; i++)
             rc = write_key(b, cursor, keys[i].entry);
     }
