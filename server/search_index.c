@@ -1271,12 +1271,6 @@ static int write_doc_row(ov_search_index *ix, MDB_txn *txn, uint32_t docno,
 int ov_search_index_update(ov_search_index *ix, MDB_txn *txn, const ov_record_meta *meta,
                            const json_t *record)
 {
-    return ov_search_index_update_analysed(ix, txn, meta, record, NULL);
-}
-
-int ov_search_index_update_analysed(ov_search_index *ix, MDB_txn *txn, const ov_record_meta *meta,
-                                    const json_t *record, const ov_search_analysis *analysis)
-{
     int indexed = meta->env.status == OV_STATUS_PUBLISHED && record;
     uint32_t docno = 0;
     int rc = docno_of(ix, txn, &meta->env.id, &docno, indexed);
@@ -1288,10 +1282,7 @@ int ov_search_index_update_analysed(ov_search_index *ix, MDB_txn *txn, const ov_
     if ((rc = read_old_postings(ix, txn, docno, &old)))
         return rc;
     text_walk texts;
-    if (indexed && analysis && analysis->kind == (uint8_t)meta->env.kind)
-        rc = analysis_load(&ix->an, analysis, &texts);
-    else
-        rc = analyse_record(&ix->an, meta->env.kind, record, indexed, &texts);
+    rc = analyse_record(&ix->an, meta->env.kind, record, indexed, &texts);
     if (rc == OV_OK)
         rc = postings_diff(ix, txn, docno, &old);
     old_postings_free(&old);

@@ -100,11 +100,6 @@ size_t ov_search_analysis_bytes(const ov_search_analysis *analysis);
 void ov_search_analysis_free(ov_search_analysis *analysis);
 int ov_search_batch_add_analysed(ov_search_batch *batch, MDB_txn *txn, const ov_record_meta *meta,
                                  const json_t *record, const ov_search_analysis *analysis);
-/* ov_search_index_update with an analysis made ahead (NULL: it analyses), on the same terms as
- * ov_search_batch_add_analysed. */
-int ov_search_index_update_analysed(ov_search_index *index, MDB_txn *txn,
-                                    const ov_record_meta *meta, const json_t *record,
-                                    const ov_search_analysis *analysis);
 
 void ov_search_batch_reset(ov_search_batch *batch);
 void ov_search_batch_free(ov_search_batch *batch);

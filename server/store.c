@@ -1464,7 +1464,6 @@ void ov_write_op_free(ov_write_op *op)
     for (uint32_t i = 0; op->run_analyses && i < op->run_record_count; i++)
         ov_search_analysis_free(op->run_analyses[i]);
     free(op->run_analyses);
-    ov_write_op_unseal(op);
     free(op->canon);
     free(op);
 }
@@ -1674,8 +1673,7 @@ static int store_record_row(op_state *state, ov_record_meta *meta, const json_t 
         rc = state->search_batch
                  ? ov_search_batch_add_analysed(state->search_batch, state->txn, meta, record,
                                                 state->search_analysis)
-                 : ov_search_index_update_analysed(state->store->search, state->txn, meta, record,
-                                                   state->search_analysis);
+                 : ov_search_index_update(state->store->search, state->txn, meta, record);
     if (rc)
         return rc;
     rc = move_updated(state, old, meta);
@@ -1691,104 +1689,40 @@ static int store_record_row(op_state *state, ov_record_meta *meta, const json_t 
     return OV_OK;
 }
 
-static int create_is_valid(const ov_write_op *op)
+static int apply_create(op_state *state, ov_write_op *op, int64_t now_ms)
 {
-    return op->content && json_is_object(op->content) && (unsigned)op->kind < OV_KIND_COUNT &&
-           (op->status == OV_STATUS_DRAFT || op->status == OV_STATUS_PUBLISHED);
-}
-
-/* A create's first version: its id (op->id, or a new one) and envelope, with now_ms as both
- * times. */
-static int create_envelope(const ov_store *store, const ov_write_op *op, int64_t now_ms,
-                           ov_record_meta *meta)
-{
-    memset(meta, 0, sizeof *meta);
+    if (!op->content || !json_is_object(op->content) || (unsigned)op->kind >= OV_KIND_COUNT ||
+        (op->status != OV_STATUS_DRAFT && op->status != OV_STATUS_PUBLISHED))
+        return OV_EINVAL;
+    ov_record_meta meta;
+    memset(&meta, 0, sizeof meta);
     if (ov_id_is_zero(&op->id)) {
-        int rc = ov_id_generate(&meta->env.id, (uint64_t)now_ms);
+        int rc = ov_id_generate(&meta.env.id, (uint64_t)now_ms);
         if (rc)
             return rc;
     } else {
-        meta->env.id = op->id;
+        meta.env.id = op->id;
     }
-    meta->env.kind = op->kind;
-    meta->env.origin = store->node_id;
-    meta->env.version = 1;
-    meta->env.created_ms = now_ms;
-    meta->env.updated_ms = now_ms;
-    meta->env.author = op->author;
-    meta->env.status = op->status;
-    return OV_OK;
-}
-
-void ov_write_op_unseal(ov_write_op *op)
-{
-    json_decref(op->sealed_record);
-    free(op->sealed_canon);
-    ov_search_analysis_free(op->sealed_analysis);
-    op->sealed_record = NULL;
-    op->sealed_canon = NULL;
-    op->sealed_analysis = NULL;
-    op->sealed_len = 0;
-    op->sealed = 0;
-}
-
-void ov_store_prepare(const ov_store *store, ov_search_analyser *analyser, ov_write_op *op,
-                      int64_t now_ms)
-{
-    ov_write_op_unseal(op); /* an op submitted again is sealed again */
-    if (op->type != OV_WRITE_RECORD_CREATE || !create_is_valid(op))
-        return;
-    if (create_envelope(store, op, now_ms, &op->sealed_meta) != OV_OK ||
-        ov_record_seal(op->content, &op->sealed_meta.env, &op->sealed_record, &op->sealed_canon,
-                       &op->sealed_len, op->sealed_meta.content_hash) != OV_OK)
-        goto unsealed;
-    /* Only a published record has terms in the index; a failed analysis is the writer's to
-     * redo (and to report). */
-    if (op->status == OV_STATUS_PUBLISHED && analyser &&
-        ov_search_analyse(analyser, op->kind, op->sealed_record, &op->sealed_analysis) != OV_OK)
-        op->sealed_analysis = NULL;
-    op->sealed = 1;
-    return;
-unsealed:
-    ov_write_op_unseal(op);
-}
-
-static int apply_create(op_state *state, ov_write_op *op, int64_t now_ms)
-{
-    if (!create_is_valid(op))
-        return OV_EINVAL;
-    ov_record_meta meta;
+    MDB_val key = val_of(meta.env.id.bytes, OV_ID_BYTES), existing;
+    int rc = mdb_get(state->txn, state->store->records, &key, &existing);
+    if (rc == 0)
+        return OV_EEXISTS;
+    if (rc != MDB_NOTFOUND)
+        return from_mdb(rc);
+    meta.env.kind = op->kind;
+    meta.env.origin = state->store->node_id;
+    meta.env.version = 1;
+    meta.env.created_ms = now_ms;
+    meta.env.updated_ms = now_ms;
+    meta.env.author = op->author;
+    meta.env.status = op->status;
     json_t *record = NULL;
     char *canon = NULL;
     size_t canon_len = 0;
-    int rc;
-    if (op->sealed) {
-        /* Sealed ahead (ov_store_prepare): the transaction keeps a copy of the bytes, the op its
-         * own, so that a batch applied a second time stores the same version. */
-        meta = op->sealed_meta;
-        if (!(canon = malloc(op->sealed_len + 1)))
-            return OV_ENOMEM;
-        memcpy(canon, op->sealed_canon, op->sealed_len + 1);
-        canon_len = op->sealed_len;
-        record = json_incref(op->sealed_record);
-    } else if ((rc = create_envelope(state->store, op, now_ms, &meta))) {
+    rc = ov_record_seal(op->content, &meta.env, &record, &canon, &canon_len, meta.content_hash);
+    if (rc)
         return rc;
-    }
-    MDB_val key = val_of(meta.env.id.bytes, OV_ID_BYTES), existing;
-    rc = mdb_get(state->txn, state->store->records, &key, &existing);
-    if (rc != MDB_NOTFOUND) {
-        json_decref(record);
-        free(canon);
-        return rc == 0 ? OV_EEXISTS : from_mdb(rc);
-    }
-    if (!op->sealed) {
-        rc = ov_record_seal(op->content, &meta.env, &record, &canon, &canon_len, meta.content_hash);
-        if (rc)
-            return rc;
-    }
-    state->search_analysis = op->sealed ? op->sealed_analysis : NULL;
     rc = store_version(state, op, OV_OP_PUT, &meta, record, canon, canon_len, NULL, NULL, now_ms);
-    state->search_analysis = NULL;
     json_decref(record);
     if (rc) {
         free(canon);

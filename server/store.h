@@ -333,19 +333,6 @@ struct ov_write_op {
     int recovered;
     uint64_t batch; /* set by the writer: the number of the batch that carried the op (1, 2, …) */
 
-    /* CREATE, optional: the record sealed ahead of the write transaction (ov_store_prepare, on
-     * the writer's sealing thread while the writer commits the batch before), so that the
-     * transaction only checks the id and stores it. sealed_meta holds the id, envelope and
-     * content hash; sealed_analysis the search analysis of a published record (else NULL).
-     * Owned by the op; a transaction copies what it keeps, so an op applied twice (a spoilt
-     * batch) stores the same record both times. */
-    int sealed;
-    ov_record_meta sealed_meta;
-    json_t *sealed_record;
-    char *sealed_canon;
-    size_t sealed_len;
-    struct ov_search_analysis *sealed_analysis;
-
     /* Completion, called once on the submitting loop's thread (see writer.h). */
     void (*on_done)(ov_write_op *op);
     void *user;
@@ -356,18 +343,6 @@ struct ov_write_op {
 ov_write_op *ov_write_op_new(ov_write_type type);
 /* Releases the op, its content/account references and canon. */
 void ov_write_op_free(ov_write_op *op);
-
-struct ov_search_analyser;
-
-/* Seals a CREATE op ahead of its transaction (see ov_write_op.sealed): the id (op->id, or a new
- * one), the envelope with now_ms as its times, the canonical bytes and their hash, and, for a
- * published record, its search analysis with analyser. Touches no database, so it runs on any
- * thread, one op at a time per analyser. Any other op, and a create it cannot seal, is left
- * unsealed: the transaction then does all of it itself. */
-void ov_store_prepare(const ov_store *store, struct ov_search_analyser *analyser, ov_write_op *op,
-                      int64_t now_ms);
-/* Drops what ov_store_prepare made (ov_write_op_free does it too). */
-void ov_write_op_unseal(ov_write_op *op);
 
 int ov_store_write_begin(ov_store *store, ov_wtxn **out);
 /* Applies one op inside the batch, in a nested transaction: a failing op sets op->result and

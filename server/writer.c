@@ -1,12 +1,8 @@
 /*
  * The single writer with group commit.
  *
- * The loop thread queues ops under a mutex and signals a condition variable. A sealing thread
- * takes them first and seals each create ahead of its transaction (ov_store_prepare: the
- * canonical bytes, their hash and the search analysis, most of a create's CPU), then moves them,
- * in order, to the writer's queue. It works while the writer commits the batch before and waits
- * for that batch's pages to reach the disk, so the writer's transaction only stores. The writer
- * thread takes everything queued at that moment (up to max_batch), applies it in one LMDB write
+ * The loop thread queues ops under a mutex and signals a condition variable. The writer thread
+ * takes everything queued at that moment (up to max_batch), applies it in one LMDB write
  * transaction and commits it, so concurrent requests share one fsync. The commit returns with the
  * batch's pages on disk but its meta page not yet flushed (ov_store_write_commit_unflushed), and
  * the batch goes to the unflushed list. A second thread, the flusher, takes everything on that
@@ -15,11 +11,10 @@
  * request is answered only after its batch is durable, and the writer builds the next batch
  * while the flusher waits for the disk (docs/architecture.md, "Durable writes").
  *
- * Stopping: ov_writer_stop refuses new ops; the sealer drains its queue and marks itself
- * finished; the writer drains its queue after that and marks itself finished; the flusher flushes
- * what is left, marks the pair done and wakes the loop once more. The async callback that sees
- * "done" after delivering the last ops joins both threads and closes the async handle; on_stopped
- * runs from its close callback.
+ * Stopping: ov_writer_stop refuses new ops; the writer drains the queue and marks itself
+ * finished; the flusher flushes what is left, marks the pair done and wakes the loop once more.
+ * The async callback that sees "done" after delivering the last ops joins both threads and closes
+ * the async handle; on_stopped runs from its close callback.
  */
 #include "server/writer.h"
 
@@ -30,7 +25,6 @@
 #include <time.h>
 
 #include "proto/error.h"
-#include "server/search_index.h"
 
 #define DEFAULT_MAX_BATCH 256
 
@@ -38,25 +32,21 @@ struct ov_writer {
     ov_store *store;
     uv_loop_t *loop;
     uv_async_t async;
-    pthread_t thread, flusher, sealer;
-    ov_search_analyser *analyser; /* the sealer's */
+    pthread_t thread, flusher;
     size_t max_batch;
     int (*sync)(ov_store *store, void *arg);
     void *sync_arg;
 
     pthread_mutex_t lock;
-    pthread_cond_t seal;  /* the sealer: ops submitted, or stopping */
-    pthread_cond_t wake;  /* the writer: ops sealed, or the sealer finished */
+    pthread_cond_t wake;  /* the writer: ops queued, or stopping */
     pthread_cond_t flush; /* the flusher: batches committed, or the writer finished */
     /* Guarded by lock. */
-    ov_write_op *seal_head, *seal_tail;           /* submitted, not sealed yet */
-    ov_write_op *queue_head, *queue_tail;         /* sealed: the writer's */
-    size_t queued;                                /* in both queues */
+    ov_write_op *queue_head, *queue_tail;
+    size_t queued;
     ov_write_op *unflushed_head, *unflushed_tail; /* committed, not yet known to be durable */
     uint64_t unflushed_batch;                     /* the last batch on that list */
     ov_write_op *done_head, *done_tail;
-    int stopping;    /* no new ops; the sealer exits once its queue is empty */
-    int sealer_done; /* the sealer has handed over its last op; the writer exits when drained */
+    int stopping;    /* no new ops; the writer exits once the queue is empty */
     int writer_done; /* the writer has handed over its last batch */
     int thread_done; /* the flusher has handed over the last ops: both threads are ending */
     ov_writer_stats stats;
@@ -179,53 +169,12 @@ static void sign_pending_head(ov_writer *writer)
     }
 }
 
-/* The sealer: seals what was submitted, a round at a time, and hands it to the writer in
- * submission order. */
-static void *sealer_main(void *arg)
-{
-    ov_writer *writer = arg;
-    pthread_mutex_lock(&writer->lock);
-    for (;;) {
-        while (!writer->seal_head && !writer->stopping)
-            pthread_cond_wait(&writer->seal, &writer->lock);
-        if (!writer->seal_head)
-            break; /* stopping and drained */
-        ov_write_op *first = writer->seal_head, *last = first;
-        size_t count = 1;
-        while (last->next && count < writer->max_batch) {
-            last = last->next;
-            count++;
-        }
-        writer->seal_head = last->next;
-        if (!writer->seal_head)
-            writer->seal_tail = NULL;
-        last->next = NULL;
-        pthread_mutex_unlock(&writer->lock);
-
-        int64_t now = now_ms();
-        for (ov_write_op *op = first; op; op = op->next)
-            ov_store_prepare(writer->store, writer->analyser, op, now);
-
-        pthread_mutex_lock(&writer->lock);
-        if (writer->queue_tail)
-            writer->queue_tail->next = first;
-        else
-            writer->queue_head = first;
-        writer->queue_tail = last;
-        pthread_cond_signal(&writer->wake);
-    }
-    writer->sealer_done = 1;
-    pthread_cond_signal(&writer->wake);
-    pthread_mutex_unlock(&writer->lock);
-    return NULL;
-}
-
 static void *writer_main(void *arg)
 {
     ov_writer *writer = arg;
     pthread_mutex_lock(&writer->lock);
     for (;;) {
-        while (!writer->queue_head && !writer->sealer_done) {
+        while (!writer->queue_head && !writer->stopping) {
             if (!writer->head_pending) {
                 pthread_cond_wait(&writer->wake, &writer->lock);
                 continue;
@@ -348,45 +297,19 @@ static void on_async(uv_async_t *async)
      * delivered once it is seen. */
     if (finished && !writer->closing) {
         writer->closing = 1;
-        pthread_join(writer->sealer, NULL);
         pthread_join(writer->thread, NULL);
         pthread_join(writer->flusher, NULL);
         uv_close((uv_handle_t *)&writer->async, on_async_closed);
     }
 }
 
-static void destroy(ov_writer *writer)
-{
-    ov_search_analyser_free(writer->analyser);
-    pthread_cond_destroy(&writer->flush);
-    pthread_cond_destroy(&writer->wake);
-    pthread_cond_destroy(&writer->seal);
-    pthread_mutex_destroy(&writer->lock);
-    free(writer);
-}
-
 static void on_failed_start_closed(uv_handle_t *handle)
 {
-    destroy(handle->data);
-}
-
-/* Ends the threads started so far (nothing was submitted yet, so none has work), then closes
- * the async handle, whose close callback frees the writer. */
-static int fail_start(ov_writer *writer, int sealer, int thread)
-{
-    pthread_mutex_lock(&writer->lock);
-    writer->stopping = 1;
-    if (!sealer)
-        writer->sealer_done = 1;
-    pthread_cond_signal(&writer->seal);
-    pthread_cond_signal(&writer->wake);
-    pthread_mutex_unlock(&writer->lock);
-    if (sealer)
-        pthread_join(writer->sealer, NULL);
-    if (thread)
-        pthread_join(writer->thread, NULL);
-    uv_close((uv_handle_t *)&writer->async, on_failed_start_closed);
-    return OV_EIO;
+    ov_writer *writer = handle->data;
+    pthread_cond_destroy(&writer->flush);
+    pthread_cond_destroy(&writer->wake);
+    pthread_mutex_destroy(&writer->lock);
+    free(writer);
 }
 
 int ov_writer_start(ov_store *store, uv_loop_t *loop, const ov_writer_options *options,
@@ -415,25 +338,29 @@ int ov_writer_start(ov_store *store, uv_loop_t *loop, const ov_writer_options *o
     pthread_cond_init(&writer->wake, &cond_attr);
     pthread_condattr_destroy(&cond_attr);
     pthread_cond_init(&writer->flush, NULL);
-    pthread_cond_init(&writer->seal, NULL);
-    int rc = ov_search_analyser_new(&writer->analyser);
-    if (rc != OV_OK) {
-        destroy(writer);
-        return rc;
-    }
     if (uv_async_init(loop, &writer->async, on_async) != 0) {
-        destroy(writer);
+        pthread_cond_destroy(&writer->flush);
+        pthread_cond_destroy(&writer->wake);
+        pthread_mutex_destroy(&writer->lock);
+        free(writer);
         return OV_EIO;
     }
     writer->async.data = writer;
-    /* From here on the handle is registered with the loop: the memory goes in its close
-     * callback. */
-    if (pthread_create(&writer->sealer, NULL, sealer_main, writer) != 0)
-        return fail_start(writer, 0, 0);
-    if (pthread_create(&writer->thread, NULL, writer_main, writer) != 0)
-        return fail_start(writer, 1, 0);
-    if (pthread_create(&writer->flusher, NULL, flusher_main, writer) != 0)
-        return fail_start(writer, 1, 1);
+    if (pthread_create(&writer->thread, NULL, writer_main, writer) != 0) {
+        /* The handle is registered with the loop; the memory goes in its close callback. */
+        uv_close((uv_handle_t *)&writer->async, on_failed_start_closed);
+        return OV_EIO;
+    }
+    if (pthread_create(&writer->flusher, NULL, flusher_main, writer) != 0) {
+        /* Nothing was submitted yet: the writer sees "stopping" and ends without a batch. */
+        pthread_mutex_lock(&writer->lock);
+        writer->stopping = 1;
+        pthread_cond_signal(&writer->wake);
+        pthread_mutex_unlock(&writer->lock);
+        pthread_join(writer->thread, NULL);
+        uv_close((uv_handle_t *)&writer->async, on_failed_start_closed);
+        return OV_EIO;
+    }
     *out = writer;
     return OV_OK;
 }
@@ -448,13 +375,13 @@ int ov_writer_submit(ov_writer *writer, ov_write_op *op)
         pthread_mutex_unlock(&writer->lock);
         return OV_ESHUTDOWN;
     }
-    if (writer->seal_tail)
-        writer->seal_tail->next = op;
+    if (writer->queue_tail)
+        writer->queue_tail->next = op;
     else
-        writer->seal_head = op;
-    writer->seal_tail = op;
+        writer->queue_head = op;
+    writer->queue_tail = op;
     writer->queued++;
-    pthread_cond_signal(&writer->seal);
+    pthread_cond_signal(&writer->wake);
     pthread_mutex_unlock(&writer->lock);
     return OV_OK;
 }
@@ -467,15 +394,19 @@ void ov_writer_stop(ov_writer *writer, void (*on_stopped)(void *arg), void *arg)
         writer->on_stopped = on_stopped;
         writer->stopped_arg = arg;
         writer->stopping = 1;
-        pthread_cond_signal(&writer->seal);
+        pthread_cond_signal(&writer->wake);
     }
     pthread_mutex_unlock(&writer->lock);
 }
 
 void ov_writer_free(ov_writer *writer)
 {
-    if (writer)
-        destroy(writer);
+    if (!writer)
+        return;
+    pthread_cond_destroy(&writer->flush);
+    pthread_cond_destroy(&writer->wake);
+    pthread_mutex_destroy(&writer->lock);
+    free(writer);
 }
 
 void ov_writer_get_stats(ov_writer *writer, ov_writer_stats *stats)

@@ -1,12 +1,11 @@
 /*
  * The single writer with group commit.
  *
- * Handlers on the event loop submit write ops; a sealing thread seals each create ahead of its
- * transaction (ov_store_prepare) and passes the ops on in order; a dedicated writer thread takes
- * every op queued at that moment (up to max_batch), applies them in one LMDB write transaction and
- * commits it; a second thread makes the commit durable (ov_store_sync) while the writer goes on
- * with the next batch, and only then hands the finished ops back to the loop through a uv_async,
- * where each op's on_done runs. So a request is acknowledged only after its data is on disk, and 64
+ * Handlers on the event loop submit write ops; a dedicated writer thread takes every op queued at
+ * that moment (up to max_batch), applies them in one LMDB write transaction and commits it; a
+ * second thread makes the commit durable (ov_store_sync) while the writer goes on with the next
+ * batch, and only then hands the finished ops back to the loop through a uv_async, where each
+ * op's on_done runs. So a request is acknowledged only after its data is on disk, and 64
  * concurrent writers share the flushes of one batch rather than paying 64.
  */
 #ifndef OV_WRITER_H

@@ -14,10 +14,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <lmdb.h>
 
 #include "proto/error.h"
-#include "server/search_index.h"
 #include "server/store.h"
 
 typedef struct {
@@ -1229,184 +1227,6 @@ static void test_batch_without_nested_transactions(void **state)
         ov_write_op_free(ops[i]);
 }
 
-/* ---- Creates sealed ahead of the transaction ------------------------------------------------ */
-
-/* Every named database of a closed store's file, key and value: two stores written the same way
- * hold the same bytes (the signatures are deterministic). */
-static void assert_same_store_files(const char *dir_a, const char *dir_b)
-{
-    MDB_env *env[2];
-    MDB_txn *txn[2];
-    const char *dirs[2] = {dir_a, dir_b};
-    for (int i = 0; i < 2; i++) {
-        assert_int_equal(mdb_env_create(&env[i]), 0);
-        assert_int_equal(mdb_env_set_maxdbs(env[i], 64), 0);
-        assert_int_equal(mdb_env_open(env[i], dirs[i], MDB_RDONLY, 0600), 0);
-        assert_int_equal(mdb_txn_begin(env[i], NULL, MDB_RDONLY, &txn[i]), 0);
-    }
-    MDB_dbi main_a;
-    assert_int_equal(mdb_dbi_open(txn[0], NULL, 0, &main_a), 0);
-    MDB_cursor *names;
-    assert_int_equal(mdb_cursor_open(txn[0], main_a, &names), 0);
-    MDB_val name, ignored;
-    int databases = 0;
-    while (mdb_cursor_get(names, &name, &ignored, MDB_NEXT) == 0) {
-        char db[64];
-        assert_true(name.mv_size < sizeof db);
-        memcpy(db, name.mv_data, name.mv_size);
-        db[name.mv_size] = 0;
-        MDB_dbi dbi[2];
-        MDB_cursor *cur[2];
-        for (int i = 0; i < 2; i++) {
-            assert_int_equal(mdb_dbi_open(txn[i], db, 0, &dbi[i]), 0);
-            assert_int_equal(mdb_cursor_open(txn[i], dbi[i], &cur[i]), 0);
-        }
-        size_t rows = 0;
-        for (;;) {
-            MDB_val k[2], v[2];
-            int rc0 = mdb_cursor_get(cur[0], &k[0], &v[0], MDB_NEXT);
-            int rc1 = mdb_cursor_get(cur[1], &k[1], &v[1], MDB_NEXT);
-            if (rc0 != rc1)
-                fail_msg("database %s: one store has more rows (%zu alike)", db, rows);
-            if (rc0)
-                break;
-            if (k[0].mv_size != k[1].mv_size || memcmp(k[0].mv_data, k[1].mv_data, k[0].mv_size) ||
-                v[0].mv_size != v[1].mv_size || memcmp(v[0].mv_data, v[1].mv_data, v[0].mv_size))
-                fail_msg("database %s: row %zu differs", db, rows);
-            rows++;
-        }
-        for (int i = 0; i < 2; i++)
-            mdb_cursor_close(cur[i]);
-        databases++;
-    }
-    mdb_cursor_close(names);
-    assert_true(databases >= 10);
-    for (int i = 0; i < 2; i++) {
-        mdb_txn_abort(txn[i]);
-        mdb_env_close(env[i]);
-    }
-}
-
-/* The writer seals creates on a thread of their own (ov_store_prepare) and the transaction
- * stores what was sealed: the store must end up byte for byte as when the transaction seals
- * (and analyses for search) itself, for drafts and published records, with client-given ids and
- * new ones, including a batch that is spoilt and applied a second time. */
-static void test_sealed_ahead_stores_the_same(void **state)
-{
-    fixture *f = *state;
-    fixture g = *f;
-    strcpy(g.dir, "/tmp/ov-store-test-XXXXXX");
-    assert_non_null(mkdtemp(g.dir));
-    assert_int_equal(open_store(&g, f->key), OV_OK);
-    ov_search_analyser *analyser;
-    assert_int_equal(ov_search_analyser_new(&analyser), OV_OK);
-
-    enum { OPS = 12 };
-    const char *titles[] = {"Tussenjaar met intermezzo", "Verzuim aanpakken", "Café créatief",
-                            "Samenwerking met het wijkteam"};
-    ov_id ids[OPS];
-    for (int i = 0; i < OPS; i++)
-        assert_int_equal(ov_id_generate(&ids[i], (uint64_t)f->now + (uint64_t)i), OV_OK);
-    for (int round = 0; round < 2; round++) {
-        fixture *h = round == 0 ? f : &g;
-        ov_write_op *ops[OPS];
-        for (int i = 0; i < OPS; i++) {
-            ops[i] = ov_write_op_new(OV_WRITE_RECORD_CREATE);
-            ops[i]->kind = OV_KIND_CASE;
-            ops[i]->content = case_content(h, titles[i % 4], i % 3, -1, "thuiszitters",
-                                           i % 2 ? "verzuim" : NULL, "adoptie");
-            ops[i]->author = h->author;
-            ops[i]->status = i % 3 == 0 ? OV_STATUS_DRAFT : OV_STATUS_PUBLISHED;
-            ops[i]->id = ids[i];
-            if (i > 0)
-                ops[i - 1]->next = ops[i];
-            if (round == 1) {
-                ov_store_prepare(h->store, analyser, ops[i], h->now);
-                assert_true(ops[i]->sealed);
-                assert_true(ops[i]->sealed_analysis != NULL || ops[i]->status == OV_STATUS_DRAFT);
-            }
-        }
-        /* One more, with a used id: it fails (without spoiling the batch) in both rounds. */
-        ov_write_op *again = ov_write_op_new(OV_WRITE_RECORD_CREATE);
-        again->kind = OV_KIND_CASE;
-        again->content = case_content(h, "Dubbel", 0, -1, "x", NULL, "adoptie");
-        again->status = OV_STATUS_PUBLISHED;
-        again->id = ids[0];
-        ops[OPS - 1]->next = again;
-        if (round == 1)
-            ov_store_prepare(h->store, analyser, again, h->now);
-        ov_wtxn *txn;
-        assert_int_equal(ov_store_write_begin(h->store, &txn), OV_OK);
-        assert_int_equal(ov_store_apply_batch(&txn, ops[0], h->now), OV_OK);
-        for (int i = 0; i < OPS; i++) {
-            assert_int_equal(ops[i]->result, OV_OK);
-            assert_memory_equal(ops[i]->meta.env.id.bytes, ids[i].bytes, OV_ID_BYTES);
-            assert_int_equal(ops[i]->meta.env.created_ms, h->now);
-        }
-        assert_int_equal(again->result, OV_EEXISTS);
-        /* Applied a second time, op by op, as a spoilt batch is: the same outcome. */
-        ov_store_write_abort(txn);
-        assert_int_equal(ov_store_write_begin(h->store, &txn), OV_OK);
-        for (int i = 0; i < OPS; i++) {
-            ov_store_apply(txn, ops[i], h->now);
-            assert_int_equal(ops[i]->result, OV_OK);
-        }
-        ov_store_apply(txn, again, h->now);
-        assert_int_equal(again->result, OV_EEXISTS);
-        assert_int_equal(ov_store_write_commit(txn), OV_OK);
-        for (int i = 0; i < OPS; i++)
-            ov_write_op_free(ops[i]);
-        ov_write_op_free(again);
-    }
-    ov_search_analyser_free(analyser);
-    ov_store_close(g.store);
-    ov_store_close(f->store);
-    f->store = NULL;
-    assert_same_store_files(f->dir, g.dir);
-    assert_int_equal(open_store(f, f->key), OV_OK); /* for the teardown */
-    remove_dir(g.dir);
-}
-
-/* What ov_store_prepare leaves alone: other ops, and creates the transaction must refuse. */
-static void test_prepare_seals_only_valid_creates(void **state)
-{
-    fixture *f = *state;
-    ov_write_op *op = ov_write_op_new(OV_WRITE_RECORD_REPLACE);
-    op->kind = OV_KIND_CASE;
-    op->content = case_content(f, "Vervangen", 0, -1, "a", NULL, "adoptie");
-    op->status = OV_STATUS_PUBLISHED;
-    ov_store_prepare(f->store, NULL, op, f->now);
-    assert_false(op->sealed);
-    ov_write_op_free(op);
-
-    op = ov_write_op_new(OV_WRITE_RECORD_CREATE);
-    op->kind = OV_KIND_CASE;
-    op->content = case_content(f, "Weg", 0, -1, "a", NULL, "adoptie");
-    op->status = OV_STATUS_DELETED; /* deleting goes through DELETE */
-    ov_store_prepare(f->store, NULL, op, f->now);
-    assert_false(op->sealed);
-    assert_int_equal(run(f, op), OV_EINVAL);
-    ov_write_op_free(op);
-
-    /* Sealed twice (an op submitted again): the second sealing replaces the first. */
-    op = ov_write_op_new(OV_WRITE_RECORD_CREATE);
-    op->kind = OV_KIND_CASE;
-    op->content = case_content(f, "Twee keer", 0, -1, "a", NULL, "adoptie");
-    op->status = OV_STATUS_PUBLISHED;
-    ov_store_prepare(f->store, NULL, op, f->now);
-    ov_store_prepare(f->store, NULL, op, f->now + 5);
-    assert_true(op->sealed);
-    assert_null(op->sealed_analysis); /* no analyser: the transaction analyses */
-    assert_int_equal(run(f, op), OV_OK);
-    assert_int_equal(op->meta.env.created_ms, f->now - 1000 + 5);
-    ov_record_meta meta;
-    json_t *stored = read_json(f, &op->meta.env.id, &meta);
-    assert_string_equal(json_string_value(json_object_get(stored, "title")), "Twee keer");
-    assert_memory_equal(meta.content_hash, op->sealed_meta.content_hash, OV_HASH_BYTES);
-    json_decref(stored);
-    ov_write_op_free(op);
-}
-
 /* ---- Idempotency keys and the log with drafts -------------------------------------------- */
 
 static ov_write_op *keyed_create(fixture *f, const char *key)
@@ -1566,8 +1386,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_snapshot_is_stable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_map_fails_only_the_op, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_without_nested_transactions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sealed_ahead_stores_the_same, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_prepare_seals_only_valid_creates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_key_applies_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_versions_include_drafts, setup, teardown),
     };
