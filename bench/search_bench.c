@@ -550,10 +550,11 @@ int main(int argc, char **argv)
     double *ours = malloc(runs * sizeof *ours), *fts = malloc(runs * sizeof *fts);
     size_t n_ours = 0, n_fts = 0;
     double ours_common = 0, fts_common = 0; /* queries both engines ran */
-    printf("\n%-36s %9s %9s %9s %9s\n", "query", "hits", "ours ms", "fts5 hits", "fts5 ms");
+    printf("\n%-36s %9s %9s %9s %9s %9s\n", "query", "hits", "ours ms", "ours max", "fts5 hits",
+           "fts5 ms");
     for (size_t qi = 0; qi < QUERY_COUNT; qi++) {
         const bench_query *bq = &queries[qi];
-        double q_ours = 0, q_fts = 0;
+        double q_ours = 0, q_fts = 0, q_max = 0;
         unsigned long long hits = 0;
         int fts_hits = 0;
         for (int round = 0; round < rounds; round++) {
@@ -589,6 +590,8 @@ int main(int argc, char **argv)
             ov_buf_free(&out);
             ours[n_ours++] = took;
             q_ours += took;
+            if (took > q_max)
+                q_max = took;
             if (bq->fts5) {
                 start = now_ms();
                 sqlite3_bind_text(select, 1, bq->fts5, -1, SQLITE_STATIC);
@@ -608,7 +611,7 @@ int main(int argc, char **argv)
         char label[40];
         snprintf(label, sizeof label, "%s%s%s", bq->ours, bq->facet ? " +" : "",
                  bq->facet ? bq->facet : "");
-        printf("%-36s %9llu %9.3f %9s %9.3f\n", label, hits, q_ours / rounds,
+        printf("%-36s %9llu %9.3f %9.3f %9s %9.3f\n", label, hits, q_ours / rounds, q_max,
                bq->fts5 ? (fts_hits == 20 ? "20 (top)" : "<20") : "-",
                bq->fts5 ? q_fts / rounds : 0);
     }
