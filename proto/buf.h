@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct {
     char *data; /* owned; NUL-terminated after every successful append */
@@ -57,6 +58,27 @@ static inline void ov_be64_put(uint8_t *p, uint64_t v)
 static inline uint64_t ov_be64_get(const uint8_t *p)
 {
     return (uint64_t)ov_be32_get(p) << 32 | ov_be32_get(p + 4);
+}
+
+/* Spreads byte strings (words, terms, addresses) over the slots of an in-memory table; nothing
+ * stored or sent depends on it. Eight bytes at a time: a multiplication per byte (FNV) was most
+ * of the search analysis's term table. */
+static inline uint32_t ov_hash_bytes(const void *data, size_t len)
+{
+    const unsigned char *s = data;
+    uint64_t h = 0x9E3779B97F4A7C15u ^ len, w;
+    for (; len >= sizeof w; s += sizeof w, len -= sizeof w) {
+        memcpy(&w, s, sizeof w);
+        h = (h ^ w) * 0xBF58476D1CE4E5B9u;
+        h ^= h >> 31;
+    }
+    if (len) {
+        w = 0;
+        memcpy(&w, s, len);
+        h = (h ^ w) * 0xBF58476D1CE4E5B9u;
+    }
+    h = (h ^ (h >> 29)) * 0x94D049BB133111EBu;
+    return (uint32_t)(h ^ (h >> 32));
 }
 
 #endif

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <utf8proc.h>
 
+#include "proto/buf.h"
 #include "proto/error.h"
 
 /* The memo of word -> term. A corpus uses few distinct words many times over, and a word's term
@@ -213,15 +214,6 @@ typedef struct {
     size_t start, end; /* of the current word in the original, for span_fn */
 } analyse_ctx;
 
-/* FNV-1a: words are short, and the table only needs them spread. */
-static uint32_t hash_word(const char *word, size_t len)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)word[i]) * 16777619u;
-    return h;
-}
-
 static const memo_entry *memo_find(const ov_text *text, const char *word, size_t len, uint32_t hash)
 {
     if (!text->memo_count)
@@ -328,7 +320,7 @@ static int analyse_word(void *arg, const char *word, size_t len, uint32_t positi
         return 0;
     char term[OV_TEXT_TERM_MAX + 1];
     int n;
-    uint32_t hash = hash_word(word, len);
+    uint32_t hash = ov_hash_bytes(word, len);
     const memo_entry *e = memo_find(a->text, word, len, hash);
     if (e) {
         n = e->term_len == MEMO_NO_TERM ? -1 : e->term_len;

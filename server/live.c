@@ -204,10 +204,7 @@ static uint64_t now_ms(void)
 
 static address_count **address_slot(ov_live *live, const char *peer)
 {
-    uint32_t h = 2166136261u;
-    for (const char *p = peer; *p; p++)
-        h = (h ^ (uint8_t)*p) * 16777619u;
-    address_count **slot = &live->addresses[h % ADDRESS_BUCKETS];
+    address_count **slot = &live->addresses[ov_hash_bytes(peer, strlen(peer)) % ADDRESS_BUCKETS];
     while (*slot && strcmp((*slot)->peer, peer) != 0)
         slot = &(*slot)->next;
     return slot;

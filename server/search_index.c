@@ -549,25 +549,6 @@ static int compare_u32(const void *a, const void *b)
 
 /* ---- Analysis into the term table ---------------------------------------------------------- */
 
-/* Spreads terms over the slots of a table (nothing stored depends on it). Eight bytes at a time:
- * a pair key is some twenty bytes, and a multiplication per byte (FNV) was most of add_key. */
-static uint32_t hash_term(const char *s, size_t len)
-{
-    uint64_t h = 0x9E3779B97F4A7C15u ^ len, w;
-    for (; len >= sizeof w; s += sizeof w, len -= sizeof w) {
-        memcpy(&w, s, sizeof w);
-        h = (h ^ w) * 0xBF58476D1CE4E5B9u;
-        h ^= h >> 31;
-    }
-    if (len) {
-        w = 0;
-        memcpy(&w, s, len);
-        h = (h ^ w) * 0xBF58476D1CE4E5B9u;
-    }
-    h = (h ^ (h >> 29)) * 0x94D049BB133111EBu;
-    return (uint32_t)(h ^ (h >> 32));
-}
-
 static void terms_reset(ov_search_analyser *a)
 {
     a->term_count = 0;
@@ -585,7 +566,7 @@ static int slots_grow(ov_search_analyser *a)
         return OV_ENOMEM;
     for (size_t i = 0; i < a->term_count; i++) {
         struct term_entry *t = &a->terms[i];
-        size_t s = hash_term(t->term, t->len) & (cap - 1);
+        size_t s = ov_hash_bytes(t->term, t->len) & (cap - 1);
         while (slots[s])
             s = (s + 1) & (cap - 1);
         slots[s] = (uint32_t)i + 1;
@@ -638,7 +619,7 @@ static int add_key(ov_search_analyser *a, const char *term, size_t len, uint32_t
     *recorded = 0;
     if ((a->term_count + 1) * 2 > a->slot_cap && slots_grow(a))
         return OV_ENOMEM;
-    size_t s = hash_term(term, len) & (a->slot_cap - 1);
+    size_t s = ov_hash_bytes(term, len) & (a->slot_cap - 1);
     struct term_entry *t = NULL;
     while (a->slots[s]) {
         struct term_entry *c = &a->terms[a->slots[s] - 1];
@@ -1383,7 +1364,7 @@ static int slots_rehash(uint32_t **slots, size_t *slot_cap, size_t count,
 
 static uint32_t key_hash_at(const struct ov_search_batch *b, size_t i)
 {
-    return hash_term(b->keys + b->key_list[i].offset, b->key_list[i].len);
+    return ov_hash_bytes(b->keys + b->key_list[i].offset, b->key_list[i].len);
 }
 
 static uint32_t docno_hash(uint32_t docno)
@@ -1403,7 +1384,7 @@ static int batch_posting(ov_search_batch *b, const char *key, size_t len, uint32
     if ((b->key_count + 1) * 2 > b->key_slot_cap &&
         slots_rehash(&b->key_slots, &b->key_slot_cap, b->key_count, key_hash_at, b))
         return OV_ENOMEM;
-    size_t s = hash_term(key, len) & (b->key_slot_cap - 1);
+    size_t s = ov_hash_bytes(key, len) & (b->key_slot_cap - 1);
     struct batch_key *k = NULL;
     while (b->key_slots[s]) {
         struct batch_key *c = &b->key_list[b->key_slots[s] - 1];
