@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "proto/buf.h"
 #include "proto/error.h"
 
 static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -52,11 +53,7 @@ void ov_id_format(const ov_id *id, char out[OV_ID_CHARS + 1])
     /* 26 characters carry 130 bits: the first character holds the top 3 bits. The id is read as
      * two 64-bit halves, so each character is a shift or two rather than a loop over its bits
      * (ids are formatted for every record written and every answer). */
-    uint64_t hi = 0, lo = 0;
-    for (int i = 0; i < 8; i++) {
-        hi = hi << 8 | id->bytes[i];
-        lo = lo << 8 | id->bytes[8 + i];
-    }
+    uint64_t hi = ov_be64_get(id->bytes), lo = ov_be64_get(id->bytes + 8);
     for (int c = OV_ID_CHARS - 1, bit = 0; c >= 0; c--, bit += 5) {
         uint64_t value;
         if (bit >= 64)
