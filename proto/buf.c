@@ -19,6 +19,16 @@ void ov_buf_free(ov_buf *buf)
     memset(buf, 0, sizeof *buf);
 }
 
+void ov_buf_adopt(ov_buf *buf, void *data, size_t cap, size_t len, size_t max)
+{
+    buf->data = data;
+    buf->cap = cap;
+    buf->len = len;
+    buf->max = max;
+    buf->failed = 0;
+    buf->data[len] = 0;
+}
+
 static int reserve(ov_buf *buf, size_t extra)
 {
     if (buf->failed)

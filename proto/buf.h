@@ -22,6 +22,10 @@ typedef struct {
 
 void ov_buf_init(ov_buf *buf, size_t max);
 void ov_buf_free(ov_buf *buf);
+/* Starts buf on a block of cap bytes from malloc (it now owns it), its first len bytes already
+ * counted as content (len < cap): a large buffer reused rather than allocated and faulted in
+ * again. max caps the content as in ov_buf_init. */
+void ov_buf_adopt(ov_buf *buf, void *data, size_t cap, size_t len, size_t max);
 int ov_buf_append(ov_buf *buf, const void *data, size_t len);
 int ov_buf_append_str(ov_buf *buf, const char *text);
 int ov_buf_printf(ov_buf *buf, const char *format, ...) __attribute__((format(printf, 2, 3)));

@@ -118,9 +118,13 @@ struct ov_http_request {
     int chunk_digits;
 
     /* Answer. */
-    unsigned char *out; /* LWS_PRE headroom, then head and body */
-    size_t out_cap;     /* bytes after the headroom */
+    unsigned char *out;       /* LWS_PRE headroom, then head and body */
+    size_t out_cap;           /* bytes after the headroom */
+    unsigned char *send_from; /* the answer's first byte: in out, or in block (LWS_PRE before) */
     size_t out_len, out_sent;
+    void *block; /* an answer built in place (ov_http_respond_in_place), until it is sent */
+    ov_http_release_fn *block_release;
+    void *block_ctx;
     int flushing; /* all written; waiting for lws to flush what it buffered */
     int status;
     char route[ROUTE_MAX];
@@ -383,6 +387,8 @@ static ov_http_request *request_get(ov_http_server *server)
     req->chunk_left = 0;
     req->chunk_digits = 0;
     req->out_len = req->out_sent = 0;
+    req->send_from = NULL;
+    req->block = NULL;
     req->flushing = 0;
     req->status = 0;
     req->route[0] = '\0';
@@ -420,6 +426,10 @@ static void request_put(ov_http_request *req)
     if (conn && conn->req == req)
         conn->req = NULL;
     req->wsi = NULL;
+    if (req->block) {
+        req->block_release(req->block_ctx, req->block);
+        req->block = NULL;
+    }
     if (req->body_cap > KEEP_BUFFER) {
         free(req->body);
         req->body = NULL;
@@ -502,19 +512,12 @@ static char *put_uint(char *p, uint64_t v)
     return p;
 }
 
-/* Formats the whole answer into req->out. */
-static int format_answer(ov_http_request *req, int status, const char *content_type,
-                         const char *extra_headers, const void *body, size_t body_len)
+/* Writes the status line and headers at p (room for RESPONSE_HEAD_MAX plus the type and the
+ * extra headers) and returns where they end. */
+static char *format_head(char *p, ov_http_request *req, int status, const char *content_type,
+                         const char *extra_headers, size_t body_len)
 {
-    size_t type_len = content_type ? strlen(content_type) : 0;
-    size_t extra_len = extra_headers ? strlen(extra_headers) : 0;
     int no_body_status = status == 204 || status == 304 || (status >= 100 && status < 200);
-    int send_body = !no_body_status && req->method != OV_HTTP_HEAD;
-    size_t need = RESPONSE_HEAD_MAX + type_len + extra_len + (send_body ? body_len : 0);
-    if (type_len > 256 || out_reserve(req, need) != OV_OK)
-        return OV_ENOMEM;
-    char *start = (char *)req->out + LWS_PRE;
-    char *p = start;
     p = put_str(p, "HTTP/1.1 ");
     p = put_uint(p, (uint64_t)status);
     *p++ = ' ';
@@ -522,27 +525,66 @@ static int format_answer(ov_http_request *req, int status, const char *content_t
     p = put_str(p, "\r\nServer: olievlekd\r\n");
     if (content_type && !no_body_status) {
         p = put_str(p, "Content-Type: ");
-        memcpy(p, content_type, type_len);
-        p += type_len;
+        p = put_str(p, content_type);
         p = put_str(p, "\r\n");
     }
-    if (status != 204 && !(status >= 100 && status < 200) && status != 304) {
+    if (!no_body_status) {
         p = put_str(p, "Content-Length: ");
         p = put_uint(p, body_len);
         p = put_str(p, "\r\n");
     }
     if (req->close_after)
         p = put_str(p, "Connection: close\r\n");
-    if (extra_len) {
-        memcpy(p, extra_headers, extra_len);
-        p += extra_len;
-    }
-    p = put_str(p, "\r\n");
+    if (extra_headers)
+        p = put_str(p, extra_headers);
+    return put_str(p, "\r\n");
+}
+
+static int sends_body(const ov_http_request *req, int status)
+{
+    return !(status == 204 || status == 304 || (status >= 100 && status < 200)) &&
+           req->method != OV_HTTP_HEAD;
+}
+
+/* Formats the whole answer into req->out. */
+static int format_answer(ov_http_request *req, int status, const char *content_type,
+                         const char *extra_headers, const void *body, size_t body_len)
+{
+    size_t type_len = content_type ? strlen(content_type) : 0;
+    size_t extra_len = extra_headers ? strlen(extra_headers) : 0;
+    int send_body = sends_body(req, status);
+    size_t need = RESPONSE_HEAD_MAX + type_len + extra_len + (send_body ? body_len : 0);
+    if (type_len > 256 || out_reserve(req, need) != OV_OK)
+        return OV_ENOMEM;
+    char *start = (char *)req->out + LWS_PRE;
+    char *p = format_head(start, req, status, content_type, extra_headers, body_len);
     if (send_body && body_len) {
         memcpy(p, body, body_len);
         p += body_len;
     }
+    req->send_from = req->out + LWS_PRE;
     req->out_len = (size_t)(p - start);
+    req->out_sent = 0;
+    req->status = status;
+    return OV_OK;
+}
+
+/* Puts the status line and headers right before a body built at block + OV_HTTP_HEADROOM, so
+ * that head and body go out from the block as they are. OV_ETOOBIG when they do not fit. */
+static int format_in_place(ov_http_request *req, int status, const char *content_type,
+                           const char *extra_headers, unsigned char *block, size_t body_len)
+{
+    size_t type_len = content_type ? strlen(content_type) : 0;
+    size_t extra_len = extra_headers ? strlen(extra_headers) : 0;
+    if (LWS_PRE + RESPONSE_HEAD_MAX + type_len + extra_len > OV_HTTP_HEADROOM)
+        return OV_ETOOBIG;
+    char head[OV_HTTP_HEADROOM];
+    size_t head_len =
+        (size_t)(format_head(head, req, status, content_type, extra_headers, body_len) - head);
+    unsigned char *body = block + OV_HTTP_HEADROOM;
+    memcpy(body - head_len, head, head_len);
+    req->send_from = body - head_len;
+    req->out_len = head_len + (sends_body(req, status) ? body_len : 0);
     req->out_sent = 0;
     req->status = status;
     return OV_OK;
@@ -565,7 +607,7 @@ static int write_answer(struct lws *wsi, ov_http_request *req)
     size_t n = left > WRITE_CHUNK ? WRITE_CHUNK : left;
     int last = n == left;
     /* The LWS_PRE bytes before a later chunk are already-sent answer bytes, free to overwrite. */
-    unsigned char *from = req->out + LWS_PRE + req->out_sent;
+    unsigned char *from = req->send_from + req->out_sent;
     int written = lws_write(wsi, from, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
     if (written < 0 || (size_t)written < n) {
         request_put(req);
@@ -1846,25 +1888,9 @@ uint64_t ov_http_request_start_ns(const ov_http_request *request)
 /* ---- Answering --------------------------------------------------------------------------------
  */
 
-void ov_http_respond(ov_http_request *request, int status, const char *content_type,
-                     const char *extra_headers, const void *body, size_t body_len,
-                     const char *route)
+/* After the answer is formatted (rc says whether): count it and send it now or when lws can. */
+static void send_formatted(ov_http_request *req, int rc)
 {
-    ov_http_request *req = request;
-    if (!req || req->state != REQ_HANDLING)
-        return; /* answered twice: keep the first */
-    snprintf(req->route, sizeof req->route, "%s", route ? route : "");
-    if (status < 100 || status > 599)
-        status = 500;
-    int rc = format_answer(req, status, content_type, extra_headers, body, body_len);
-    if (rc != OV_OK) {
-        /* No memory for this answer: a short one from the buffer we have, if it is big enough;
-         * else the connection is cut, which the client at least notices. */
-        static const char oom[] = "{\"type\":\"/problems/internal\",\"title\":\"Interne fout\","
-                                  "\"status\":500,\"detail\":\"out of memory\"}";
-        req->close_after = 1;
-        rc = format_answer(req, 500, "application/problem+json", NULL, oom, sizeof oom - 1);
-    }
     req->state = REQ_ANSWERED;
     req->server->writing++;
     if (rc != OV_OK)
@@ -1896,4 +1922,54 @@ void ov_http_respond(ov_http_request *request, int status, const char *content_t
     }
     if (write_answer(wsi, req) < 0)
         lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+/* No memory for this answer: a short one from the buffer we have, if it is big enough; else the
+ * connection is cut, which the client at least notices. */
+static int format_out_of_memory(ov_http_request *req)
+{
+    static const char oom[] = "{\"type\":\"/problems/internal\",\"title\":\"Interne fout\","
+                              "\"status\":500,\"detail\":\"out of memory\"}";
+    req->close_after = 1;
+    return format_answer(req, 500, "application/problem+json", NULL, oom, sizeof oom - 1);
+}
+
+void ov_http_respond(ov_http_request *request, int status, const char *content_type,
+                     const char *extra_headers, const void *body, size_t body_len,
+                     const char *route)
+{
+    ov_http_request *req = request;
+    if (!req || req->state != REQ_HANDLING)
+        return; /* answered twice: keep the first */
+    snprintf(req->route, sizeof req->route, "%s", route ? route : "");
+    if (status < 100 || status > 599)
+        status = 500;
+    int rc = format_answer(req, status, content_type, extra_headers, body, body_len);
+    if (rc != OV_OK)
+        rc = format_out_of_memory(req);
+    send_formatted(req, rc);
+}
+
+void ov_http_respond_in_place(ov_http_request *request, int status, const char *content_type,
+                              const char *extra_headers, void *block, size_t body_len,
+                              const char *route, ov_http_release_fn *release, void *release_ctx)
+{
+    ov_http_request *req = request;
+    if (!req || req->state != REQ_HANDLING) {
+        release(release_ctx, block); /* answered twice: keep the first */
+        return;
+    }
+    snprintf(req->route, sizeof req->route, "%s", route ? route : "");
+    if (status < 100 || status > 599)
+        status = 500;
+    req->block = block; /* from here on, request_put hands it back */
+    req->block_release = release;
+    req->block_ctx = release_ctx;
+    int rc = format_in_place(req, status, content_type, extra_headers, block, body_len);
+    if (rc != OV_OK)
+        rc = format_answer(req, status, content_type, extra_headers,
+                           (unsigned char *)block + OV_HTTP_HEADROOM, body_len);
+    if (rc != OV_OK)
+        rc = format_out_of_memory(req);
+    send_formatted(req, rc);
 }

@@ -165,4 +165,20 @@ void ov_http_respond(ov_http_request *request, int status, const char *content_t
                      const char *extra_headers, const void *body, size_t body_len,
                      const char *route);
 
+/* Bytes an answer built in place leaves free before its body, for the status line, the headers
+ * and libwebsockets' own headroom. */
+#define OV_HTTP_HEADROOM 2048
+
+/* Hands a block given to ov_http_respond_in_place back to its owner (loop thread). */
+typedef void ov_http_release_fn(void *ctx, void *block);
+
+/* As ov_http_respond, for a large body built at block + OV_HTTP_HEADROOM (body_len bytes): the
+ * headers are written into the headroom and the answer is sent from the block, never copied.
+ * The request holds block until the answer is sent or abandoned, then calls release(ctx, block)
+ * on the loop thread; also at once when the request was already answered. extra_headers should
+ * stay well under a kilobyte (longer ones make the body be copied). */
+void ov_http_respond_in_place(ov_http_request *request, int status, const char *content_type,
+                              const char *extra_headers, void *block, size_t body_len,
+                              const char *route, ov_http_release_fn *release, void *release_ctx);
+
 #endif

@@ -41,6 +41,7 @@
 #include "server/search.h"
 #include "server/node.h"
 #include "server/static_files.h"
+#include "server/sync_api.h"
 #include "server/store.h"
 #include "server/writer.h"
 
@@ -725,6 +726,7 @@ static int serve(const ov_config *config)
     ov_http_run(node->http);
 
     ov_http_free(node->http);
+    ov_sync_api_free(node);
     ov_federation_free(node->federation);
     ov_live_free(node->live);
     ov_writer_free(node->writer);

@@ -17,6 +17,9 @@ struct ov_auth;
 struct ov_static_files;
 struct ov_config;
 
+/* Answer blocks of pulls kept for reuse: the one being sent and the next being built. */
+#define OV_PULL_SPARES 2
+
 /* The region of a recently seen school, so the role checks of a write need not parse the school's
  * record every time. An entry holds while the school's change_seq is the one it was read at. */
 #define OV_SCHOOL_REGION_SLOTS 256
@@ -41,6 +44,11 @@ typedef struct ov_node {
     int64_t started_ms;
     int shutting_down;   /* set on SIGTERM: new writes get 503 */
     int pulls_in_flight; /* POST /api/v1/sync answers being built (sync_api.c); loop thread */
+    /* Answer blocks of pulls already sent, kept for the next ones (sync_api.c); loop thread. */
+    struct {
+        void *block;
+        size_t cap;
+    } pull_spares[OV_PULL_SPARES];
     ov_school_region school_regions[OV_SCHOOL_REGION_SLOTS]; /* loop thread only */
 } ov_node;
 

@@ -9,6 +9,12 @@
  * (same heads, byte for byte, same newest), then one SUMMARY of the node's positions. An entry's
  * 114 bytes are copied as stored and its record's kind and status come from the stored meta: no
  * allocation and no JSON per entry, except for drafts, whose readers the role rules decide.
+ *
+ * The buffer is the HTTP answer itself: built after OV_HTTP_HEADROOM bytes, sent from where it
+ * was built, and then kept for the next pull (node->pull_spares). A clone asks for a dozen or
+ * more answers of megabytes each; fresh blocks of that size come from mmap, and faulting them in
+ * (the kernel zeroing every page) and copying them into the HTTP layer's buffer had cost more
+ * than a third of the node's CPU per answer.
  */
 #include "server/sync_api.h"
 
@@ -46,7 +52,7 @@ typedef struct {
     unsigned kinds;          /* bit (1u << kind) per kind whose content travels */
     size_t max_bytes;
     int rc;
-    ov_buf out;
+    ov_buf out; /* OV_HTTP_HEADROOM bytes, then the answer */
     /* Worker state. */
     ov_read *read;
     scope_origin *origins;
@@ -215,9 +221,9 @@ static void build_answer(pull_job *job)
     /* The closing summary always fits: the runs get what the budget leaves for it. */
     size_t summary_bytes = FRAME_HEADER + 9 + (size_t)job->origin_count * OV_SYNC_SUMMARY_ENTRY;
     size_t budget = job->max_bytes > summary_bytes ? job->max_bytes - summary_bytes : 0;
-    ov_buf_init(&job->out,
-                (job->max_bytes > OV_SYNC_MESSAGE_MAX ? job->max_bytes : OV_SYNC_MESSAGE_MAX) +
-                    summary_bytes + FRAME_HEADER);
+    job->out.max = OV_HTTP_HEADROOM +
+                   (job->max_bytes > OV_SYNC_MESSAGE_MAX ? job->max_bytes : OV_SYNC_MESSAGE_MAX) +
+                   summary_bytes + FRAME_HEADER;
     int full = 0;
     for (uint32_t i = 0; i < job->origin_count && !full && !job->rc; i++) {
         const scope_origin *o = &job->origins[i];
@@ -248,21 +254,66 @@ static void pull_work(uv_work_t *work)
 
 /* ---- On the loop ------------------------------------------------------------------------ */
 
+/* The answer block: a spare when one is kept, else a new one that grows as the answer does. */
+static void take_block(pull_job *job)
+{
+    ov_node *node = job->node;
+    ov_buf_init(&job->out, 0);
+    for (int i = 0; i < OV_PULL_SPARES; i++) {
+        if (node->pull_spares[i].block) {
+            ov_buf_adopt(&job->out, node->pull_spares[i].block, node->pull_spares[i].cap,
+                         OV_HTTP_HEADROOM, node->pull_spares[i].cap);
+            node->pull_spares[i].block = NULL;
+            return;
+        }
+    }
+    /* Empty: the first append allocates it, with the headroom as its first bytes. */
+    job->out.max = OV_HTTP_HEADROOM; /* build_answer sets the answer's own limit */
+    static const uint8_t headroom[OV_HTTP_HEADROOM];
+    ov_buf_append(&job->out, headroom, sizeof headroom);
+}
+
+/* The answer is sent (or given up): its block is kept for the next pull if there is room. */
+static void give_block(void *ctx, void *block)
+{
+    pull_job *job = ctx;
+    ov_node *node = job->node;
+    for (int i = 0; block && i < OV_PULL_SPARES; i++) {
+        if (!node->pull_spares[i].block) {
+            node->pull_spares[i].block = block;
+            node->pull_spares[i].cap = job->out.cap;
+            block = NULL;
+        }
+    }
+    free(block);
+    free(job->origins);
+    free(job);
+}
+
 static void pull_done(uv_work_t *work, int status)
 {
     pull_job *job = work->data;
     job->node->pulls_in_flight--;
+    if (status == 0 && job->rc == OV_OK) {
+        ov_http_respond_in_place(job->req, 200, OV_SYNC_API_TYPE, "Cache-Control: no-store\r\n",
+                                 job->out.data, job->out.len - OV_HTTP_HEADROOM, OV_SYNC_API_ROUTE,
+                                 give_block, job);
+        return;
+    }
     if (status != 0)
         ov_problem_respond(job->req, 503, "the pull was cancelled", NULL, "Retry-After: 1\r\n",
                            OV_SYNC_API_ROUTE);
-    else if (job->rc != OV_OK)
-        ov_problem_respond_error(job->req, job->rc, OV_SYNC_API_ROUTE);
     else
-        ov_http_respond(job->req, 200, OV_SYNC_API_TYPE, "Cache-Control: no-store\r\n",
-                        job->out.data, job->out.len, OV_SYNC_API_ROUTE);
-    ov_buf_free(&job->out);
-    free(job->origins);
-    free(job);
+        ov_problem_respond_error(job->req, job->rc, OV_SYNC_API_ROUTE);
+    give_block(job, job->out.data);
+}
+
+void ov_sync_api_free(ov_node *node)
+{
+    for (int i = 0; i < OV_PULL_SPARES; i++) {
+        free(node->pull_spares[i].block);
+        node->pull_spares[i].block = NULL;
+    }
 }
 
 static int has_type(const char *type, const char *want)
@@ -384,7 +435,15 @@ void ov_sync_api_pull(ov_node *node, ov_http_request *req, const ov_principal *w
     job->who = *who;
     job->visible = visible;
     job->work.data = job;
+    take_block(job);
+    if (job->out.failed) {
+        ov_buf_free(&job->out);
+        free(job);
+        ov_problem_respond_error(req, OV_ENOMEM, OV_SYNC_API_ROUTE);
+        return;
+    }
     if (uv_queue_work(node->loop, &job->work, pull_work, pull_done) != 0) {
+        ov_buf_free(&job->out);
         free(job);
         ov_problem_respond(req, 503, "the node cannot take a pull now", NULL, "Retry-After: 1\r\n",
                            OV_SYNC_API_ROUTE);

@@ -22,4 +22,7 @@ typedef int (*ov_sync_api_visible_fn)(ov_read *read, const ov_principal *who,
 void ov_sync_api_pull(ov_node *node, ov_http_request *req, const ov_principal *who,
                       ov_sync_api_visible_fn visible);
 
+/* Frees the answer blocks kept for later pulls (at shutdown, after the HTTP server). */
+void ov_sync_api_free(ov_node *node);
+
 #endif

@@ -26,6 +26,25 @@ static void test_append_and_cap(void **state)
     ov_buf_free(&buf);
 }
 
+/* A block handed over keeps its first bytes, grows when it must, and still stops at max. */
+static void test_adopt(void **state)
+{
+    (void)state;
+    char *block = malloc(16);
+    memcpy(block, "head", 4);
+    ov_buf buf;
+    ov_buf_adopt(&buf, block, 16, 4, 40);
+    assert_ptr_equal(buf.data, block);
+    assert_int_equal(ov_buf_append_str(&buf, "-0123456789"), OV_OK);
+    assert_ptr_equal(buf.data, block); /* 15 bytes and the NUL fit: no new block */
+    assert_string_equal(buf.data, "head-0123456789");
+    assert_int_equal(ov_buf_append_str(&buf, "abcdefghijklmnopqrstuvwxy"), OV_OK); /* 40 */
+    assert_int_equal(buf.len, 40);
+    assert_string_equal(buf.data + 15, "abcdefghijklmnopqrstuvwxy");
+    assert_int_equal(ov_buf_append_str(&buf, "z"), OV_ETOOBIG);
+    ov_buf_free(&buf);
+}
+
 static void test_json_string(void **state)
 {
     ov_buf buf;
@@ -86,6 +105,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_and_cap),
+        cmocka_unit_test(test_adopt),
         cmocka_unit_test(test_json_string),
         cmocka_unit_test(test_json_string_equals_reference),
     };

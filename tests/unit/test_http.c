@@ -33,6 +33,7 @@ typedef struct {
     uv_async_t done;
     int answered_late; /* deferred answers given */
     int handled;
+    int in_place_given, in_place_released; /* blocks given to ov_http_respond_in_place, back */
     char *big;
     /* A libuv timer ticking while the server runs (/ticker/...). */
     uv_timer_t ticker;
@@ -57,6 +58,38 @@ static void on_deferred(uv_timer_t *timer)
     deferred *d = timer->data;
     ov_http_respond(d->req, 200, "text/plain", NULL, d->text, strlen(d->text), "/defer");
     d->app->answered_late++;
+    uv_close((uv_handle_t *)timer, on_deferred_closed);
+}
+
+/* /in-place: the big body built into a block after OV_HTTP_HEADROOM; ?late=1 answers from a
+ * timer, after the handler returned. */
+static void release_block(void *ctx, void *block)
+{
+    app_state *app = ctx;
+    app->in_place_released++;
+    free(block);
+}
+
+static void answer_in_place(app_state *app, ov_http_request *req)
+{
+    unsigned char *block = malloc(OV_HTTP_HEADROOM + BIG_SIZE);
+    memset(block, 0xee, OV_HTTP_HEADROOM); /* what lies before the body must not leak out */
+    memcpy(block + OV_HTTP_HEADROOM, app->big, BIG_SIZE);
+    app->in_place_given++;
+    ov_http_respond_in_place(req, 200, "application/octet-stream", "X-Built: in place\r\n", block,
+                             BIG_SIZE, "/in-place", release_block, app);
+}
+
+typedef struct {
+    uv_timer_t timer;
+    ov_http_request *req;
+    app_state *app;
+} deferred_in_place;
+
+static void on_deferred_in_place(uv_timer_t *timer)
+{
+    deferred_in_place *d = timer->data;
+    answer_in_place(d->app, d->req);
     uv_close((uv_handle_t *)timer, on_deferred_closed);
 }
 
@@ -147,6 +180,20 @@ static void handler(void *arg, ov_http_request *req)
     }
     if (strcmp(path, "/big") == 0) {
         ov_http_respond(req, 200, "application/octet-stream", NULL, app->big, BIG_SIZE, "/big");
+        return;
+    }
+    if (strcmp(path, "/in-place") == 0) {
+        const char *late = ov_http_request_query(req, "late");
+        if (!late) {
+            answer_in_place(app, req);
+            return;
+        }
+        deferred_in_place *d = calloc(1, sizeof *d);
+        d->req = req;
+        d->app = app;
+        uv_timer_init(app->loop, &d->timer);
+        d->timer.data = d;
+        uv_timer_start(&d->timer, on_deferred_in_place, strtoull(late, NULL, 10), 0);
         return;
     }
     if (strncmp(path, "/ticker/", 8) == 0) {
@@ -670,6 +717,69 @@ static void test_big_answer(void **state)
     run_with_server(NULL, scenario_big, &ctx, &app);
 }
 
+static void scenario_in_place(void *arg)
+{
+    client_ctx *ctx = arg;
+    reply r;
+    /* Answered at once and later, on one keep-alive connection to a slow reader: the body
+     * arrives whole, with its headers, and nothing of the headroom. */
+    int fd = connect_to(ctx->port);
+    int small = 16384;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    const char *requests[] = {"GET /in-place HTTP/1.1\r\nHost: x\r\n\r\n",
+                              "GET /in-place?late=20 HTTP/1.1\r\nHost: x\r\n\r\n"};
+    for (int i = 0; i < 2; i++) {
+        send_all(fd, requests[i], strlen(requests[i]));
+        usleep(100000);
+        EXPECT(ctx, read_reply(fd, &r, 0) == 0, "no in-place reply %d", i);
+        EXPECT(ctx, r.status == 200 && r.body_len == BIG_SIZE, "in place %d: %d %zu", i, r.status,
+               r.body_len);
+        EXPECT(ctx, r.body && memcmp(r.body, ctx->app->big, BIG_SIZE) == 0,
+               "in-place bytes differ");
+        const char *built = find_header(&r, "x-built"); /* find_header's value is static */
+        EXPECT(ctx, built && strcmp(built, "in place") == 0, "extra header of an in-place answer");
+        const char *type = find_header(&r, "content-type");
+        EXPECT(ctx, type && strcmp(type, "application/octet-stream") == 0, "its content type");
+        EXPECT(ctx, strchr(r.head, 0xee) == NULL, "headroom bytes in the head");
+        reply_free(&r);
+    }
+    /* HEAD: the length, no body; the connection goes on. */
+    const char *head = "HEAD /in-place HTTP/1.1\r\nHost: x\r\n\r\n";
+    send_all(fd, head, strlen(head));
+    EXPECT(ctx, read_reply(fd, &r, 1) == 0 && r.status == 200, "HEAD in place");
+    const char *length = find_header(&r, "content-length");
+    EXPECT(ctx, length && strtoul(length, NULL, 10) == BIG_SIZE, "HEAD length %s", length);
+    reply_free(&r);
+    send_all(fd, requests[0], strlen(requests[0]));
+    EXPECT(ctx, read_reply(fd, &r, 0) == 0 && r.body_len == BIG_SIZE, "after HEAD");
+    reply_free(&r);
+    close(fd);
+
+    /* The client leaves before a late answer, and in the middle of one: the blocks come back
+     * all the same (the test counts them after the server stopped). */
+    fd = connect_to(ctx->port);
+    const char *late = "GET /in-place?late=200 HTTP/1.1\r\nHost: x\r\n\r\n";
+    send_all(fd, late, strlen(late));
+    usleep(50000);
+    close(fd);
+    fd = connect_to(ctx->port);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    send_all(fd, requests[0], strlen(requests[0]));
+    char some[4096];
+    EXPECT(ctx, recv(fd, some, sizeof some, 0) > 0, "the start of an in-place answer");
+    close(fd);
+    usleep(400000);
+}
+
+static void test_in_place_answer(void **state)
+{
+    client_ctx ctx = {0};
+    app_state app;
+    run_with_server(NULL, scenario_in_place, &ctx, &app);
+    assert_int_equal(app.in_place_given, 6);
+    assert_int_equal(app.in_place_released, app.in_place_given);
+}
+
 static void scenario_many(void *arg)
 {
     client_ctx *ctx = arg;
@@ -805,11 +915,17 @@ static void test_start_fails_on_taken_port(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_get_with_query),     cmocka_unit_test(test_keepalive),
-        cmocka_unit_test(test_post_body),          cmocka_unit_test(test_too_large),
-        cmocka_unit_test(test_slow_sender),        cmocka_unit_test(test_head_and_options),
-        cmocka_unit_test(test_deferred),           cmocka_unit_test(test_big_answer),
-        cmocka_unit_test(test_metrics_and_many),   cmocka_unit_test(test_start_fails_on_taken_port),
+        cmocka_unit_test(test_get_with_query),
+        cmocka_unit_test(test_keepalive),
+        cmocka_unit_test(test_post_body),
+        cmocka_unit_test(test_too_large),
+        cmocka_unit_test(test_slow_sender),
+        cmocka_unit_test(test_head_and_options),
+        cmocka_unit_test(test_deferred),
+        cmocka_unit_test(test_big_answer),
+        cmocka_unit_test(test_in_place_answer),
+        cmocka_unit_test(test_metrics_and_many),
+        cmocka_unit_test(test_start_fails_on_taken_port),
         cmocka_unit_test(test_timer_keeps_period),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
