@@ -8,7 +8,12 @@
 
 void olv_answer_begin(olv_answer_reader *reader, const void *data, size_t len)
 {
-    *reader = (olv_answer_reader){data, len, 0, 0};
+    *reader = (olv_answer_reader){data, len, 0, 0, 0};
+}
+
+void olv_answer_begin_shallow(olv_answer_reader *reader, const void *data, size_t len)
+{
+    *reader = (olv_answer_reader){data, len, 0, 0, 1};
 }
 
 int olv_answer_next(olv_answer_reader *reader, ov_sync_message *msg)
@@ -22,8 +27,9 @@ int olv_answer_next(olv_answer_reader *reader, ov_sync_message *msg)
     if (len > left - 4)
         return OV_EPARSE;
     const uint8_t *frame = reader->data + reader->offset + 4;
-    if (ov_sync_decode(frame, len, msg) != OV_OK ||
-        (msg->type != OV_SYNC_ENTRIES && msg->type != OV_SYNC_SUMMARY))
+    int rc =
+        reader->shallow ? ov_sync_decode_shallow(frame, len, msg) : ov_sync_decode(frame, len, msg);
+    if (rc != OV_OK || (msg->type != OV_SYNC_ENTRIES && msg->type != OV_SYNC_SUMMARY))
         return OV_EPARSE;
     reader->offset += 4 + (size_t)len;
     if (msg->type == OV_SYNC_SUMMARY)

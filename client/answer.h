@@ -17,9 +17,13 @@ typedef struct {
     size_t len;
     size_t offset;
     int saw_summary;
+    int shallow;
 } olv_answer_reader;
 
 void olv_answer_begin(olv_answer_reader *reader, const void *data, size_t len);
+/* As olv_answer_begin, for a reader whose ENTRIES messages come from ov_sync_decode_shallow:
+ * their headers only, to see where an answer ends before it is checked. */
+void olv_answer_begin_shallow(olv_answer_reader *reader, const void *data, size_t len);
 /* 1 with the next message in *msg; 0 at the end of a well-formed answer (its closing SUMMARY
  * was the last frame); OV_EPARSE for a frame that does not fit or decode, a message of another
  * type, anything after the SUMMARY, or an answer that ends without one. */

@@ -130,7 +130,13 @@ int olv_net_send(olv_net *net, const olv_request *request, olv_response *respons
                  size_t error_size)
 {
     memset(response, 0, sizeof *response);
-    ov_buf_init(&response->body, request->max_body ? request->max_body : (4u << 20));
+    size_t max_body = request->max_body ? request->max_body : (4u << 20);
+    if (request->reuse && request->reuse->data && request->reuse->cap > 0) {
+        ov_buf_adopt(&response->body, request->reuse->data, request->reuse->cap, 0, max_body);
+        ov_buf_init(request->reuse, 0);
+    } else {
+        ov_buf_init(&response->body, max_body);
+    }
     error[0] = '\0';
 
     size_t url_len = strlen(net->base_url) + strlen(request->path) + 1;

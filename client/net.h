@@ -32,6 +32,7 @@ typedef struct {
     const char *if_match;        /* a version, sent as If-Match: "N"; or NULL */
     const char *idempotency_key; /* or NULL */
     size_t max_body;             /* cap on the answer's body */
+    ov_buf *reuse; /* a buffer whose block the body goes into (taken, left empty), or NULL */
 } olv_request;
 
 /* A connection to base_url (http://host:port). NULL when out of memory. */

@@ -3,10 +3,10 @@
  * as a node verifies a peer's (hash chain, content hashes, one signed head per run) and store
  * what it carries.
  *
- * Fetching and storing overlap: while the store thread verifies and writes one answer, the next
- * is already on its way. The next request names the positions the answer before it ends at,
- * before they are verified; if verification then fails, the pull stops and the answers fetched
- * ahead are thrown away, so nothing unverified is ever stored.
+ * Fetching, checking and storing overlap (see "The pipeline" below). The next request names the
+ * positions the answer before it ends at, before they are verified; if verification then fails,
+ * the pull stops and the answers fetched ahead are thrown away, so nothing unverified is ever
+ * stored.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -164,7 +164,18 @@ typedef struct {
     int checked;        /* every run was put through ov_sync_run_check ... */
     int check_rc;       /* ... with this result (OV_OK, or the first failure's) */
     ov_id check_origin; /* the origin of the run that failed */
+    int malformed;      /* a frame did not decode (whole) */
+    ov_sync_run *runs;  /* the runs as check_answer decoded them, for storing */
+    size_t run_count;
 } answer;
+
+static void answer_free(answer *a)
+{
+    ov_buf_free(&a->body);
+    free(a->runs);
+    a->runs = NULL;
+    a->run_count = 0;
+}
 
 /* The positions an answer leaves the replica at if it verifies, and whether the node has more
  * (its final summary names a later checkpoint somewhere). */
@@ -176,7 +187,7 @@ static int advance_positions(const answer *a, positions *p, int region_only, con
     int rc;
     *more = 0;
     *node_total = 0;
-    olv_answer_begin(&reader, a->body.data, a->body.len);
+    olv_answer_begin_shallow(&reader, a->body.data, a->body.len);
     while ((rc = olv_answer_next(&reader, &msg)) == 1) {
         if (msg.type == OV_SYNC_ENTRIES) {
             const ov_sync_run *run = &msg.u.run;
@@ -384,15 +395,18 @@ static const char *verify_reason(int rc)
 }
 
 /* Puts every run of an answer through the store-free checks (protocol §8.3 rules 1, 2 and 4: key,
- * signature, chain, content hashes, canonical records). Pure CPU and touching only the answer, so
- * it runs on the fetching thread while the store thread writes the answer before. */
+ * signature, chain, content hashes, canonical records), and keeps the runs as decoded for
+ * storing. Pure CPU and touching only the answer, so it runs on a thread of its own while the
+ * pull's thread stores the answer before. */
 static void check_answer(answer *a)
 {
     olv_answer_reader reader;
     ov_sync_message msg;
+    size_t cap = 0;
+    int rc;
     a->check_rc = OV_OK;
     olv_answer_begin(&reader, a->body.data, a->body.len);
-    while (olv_answer_next(&reader, &msg) == 1) {
+    while ((rc = olv_answer_next(&reader, &msg)) == 1) {
         if (msg.type != OV_SYNC_ENTRIES)
             continue;
         ov_log_entry first;
@@ -402,7 +416,18 @@ static void check_answer(answer *a)
             a->check_origin = msg.u.run.origin;
             break;
         }
+        if (a->run_count == cap) {
+            cap = cap ? cap * 2 : 8;
+            ov_sync_run *grown = realloc(a->runs, cap * sizeof *grown);
+            if (!grown) {
+                a->check_rc = OV_ENOMEM;
+                break;
+            }
+            a->runs = grown;
+        }
+        a->runs[a->run_count++] = msg.u.run;
     }
+    a->malformed = rc < 0;
     a->checked = 1;
 }
 
@@ -410,20 +435,13 @@ static void check_answer(answer *a)
 static int store_answer(pull_state *s, answer *a)
 {
     olievlek_replica *r = s->replica;
-    MDB_txn *txn;
-    int rc = olv_txn_begin(r, 0, &txn);
-    if (rc)
-        return rc;
-    store_ctx c = {s, txn, 0, 0};
-    olv_answer_reader reader;
-    ov_sync_message msg;
-    int more;
     if (!a->checked)
         check_answer(a);
+    if (a->check_rc == OV_ENOMEM)
+        return olv_fail(r, OLIEVLEK_ENOMEM, "out of memory checking the node's answer");
     if (a->check_rc != OV_OK) {
         /* Nothing of an answer with a forged or broken run is stored, not even the good runs
          * before it: the node that sent it is not to be trusted for this pull. */
-        mdb_txn_abort(txn);
         char origin_text[OV_ID_CHARS + 1];
         ov_id_format(&a->check_origin, origin_text);
         return olv_fail(r, OLIEVLEK_EVERIFY,
@@ -431,13 +449,15 @@ static int store_answer(pull_state *s, answer *a)
                         "nothing of them was stored",
                         origin_text, verify_reason(a->check_rc));
     }
-    olv_answer_begin(&reader, a->body.data, a->body.len);
-    while (rc == OLIEVLEK_OK && (more = olv_answer_next(&reader, &msg)) == 1) {
-        if (msg.type == OV_SYNC_ENTRIES)
-            rc = store_run(&c, &msg.u.run);
-    }
-    if (rc == OLIEVLEK_OK && more < 0)
-        rc = olv_fail(r, OLIEVLEK_EPROTO, "the node's answer to a pull is malformed");
+    if (a->malformed)
+        return olv_fail(r, OLIEVLEK_EPROTO, "the node's answer to a pull is malformed");
+    MDB_txn *txn;
+    int rc = olv_txn_begin(r, 0, &txn);
+    if (rc)
+        return rc;
+    store_ctx c = {s, txn, 0, 0};
+    for (size_t i = 0; rc == OLIEVLEK_OK && i < a->run_count; i++)
+        rc = store_run(&c, &a->runs[i]);
     if (rc != OLIEVLEK_OK) {
         mdb_txn_abort(txn);
         return rc;
@@ -449,9 +469,10 @@ static int store_answer(pull_state *s, answer *a)
     return OLIEVLEK_OK;
 }
 
-/* ---- Fetching, one answer ahead ---------------------------------------------------------- */
+/* ---- Fetching ---------------------------------------------------------------------------- */
 
-static void fetch(pull_state *s, const positions *p, answer *a)
+/* One request for what follows positions p; the body goes into reuse's block when it has one. */
+static void fetch(pull_state *s, const positions *p, answer *a, ov_buf *reuse)
 {
     memset(a, 0, sizeof *a);
     ov_buf body;
@@ -478,7 +499,8 @@ static void fetch(pull_state *s, const positions *p, answer *a)
                        .body_len = body.len,
                        .token = s->replica->token,
                        /* at least one run comes whole, even beyond max_bytes */
-                       .max_body = (size_t)s->max_bytes + OV_SYNC_MESSAGE_MAX + 65536u};
+                       .max_body = (size_t)s->max_bytes + OV_SYNC_MESSAGE_MAX + 65536u,
+                       .reuse = reuse};
     olv_response resp;
     if (olv_net_send(s->net, &req, &resp, a->error, sizeof a->error) != 0)
         a->failed = 1;
@@ -486,23 +508,6 @@ static void fetch(pull_state *s, const positions *p, answer *a)
     a->status = resp.status;
     memcpy(a->content_type, resp.content_type, sizeof a->content_type);
     a->body = resp.body; /* ownership moves */
-}
-
-typedef struct {
-    pull_state *s;
-    positions next;
-    answer result;
-    pthread_t thread;
-    int running;
-} prefetch;
-
-static void *prefetch_main(void *arg)
-{
-    prefetch *f = arg;
-    fetch(f->s, &f->next, &f->result);
-    if (!f->result.failed && f->result.status == 200)
-        check_answer(&f->result);
-    return NULL;
 }
 
 static int answer_problem(pull_state *s, const answer *a)
@@ -589,6 +594,187 @@ static int finish(pull_state *s)
     return olv_txn_commit(r, txn, 1);
 }
 
+/* ---- The pipeline ------------------------------------------------------------------------ */
+
+/* Three threads, so that on two cores the node builds the next answer while this client checks
+ * one and stores the one before it: the fetching thread asks for the next answer as soon as one
+ * has arrived (its positions are read from it, unverified), the checking thread puts each through
+ * check_answer, and the pull's own thread stores them in order. At most PIPE_AHEAD answers are
+ * held at once; stored answers' blocks go back to the fetching thread, so the megabytes of an
+ * answer are not allocated and faulted in again for every answer. Only the pull's own thread
+ * touches the replica's store and its error message. */
+#define PIPE_AHEAD 3
+
+typedef struct {
+    answer a;
+    int malformed;       /* advance_positions could not read it */
+    int stalled;         /* the node said it has more but sent none of it */
+    int more;            /* the node has more after it */
+    uint64_t node_total; /* entries of the node's summary in scope */
+} fetched;
+
+typedef struct {
+    pull_state *s;
+    positions at; /* the fetching thread's: where the answers fetched so far end */
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    fetched items[PIPE_AHEAD]; /* a ring, oldest at first */
+    unsigned first, count;     /* held */
+    unsigned checked;          /* of them, from first on, checked */
+    int fetch_done;            /* the fetching thread added its last */
+    int stop;                  /* the pull's thread wants no more */
+    ov_buf spares[PIPE_AHEAD];
+    unsigned spare_count;
+} pipeline;
+
+static void *fetch_main(void *arg)
+{
+    pipeline *p = arg;
+    for (;;) {
+        ov_buf reuse;
+        ov_buf_init(&reuse, 0);
+        pthread_mutex_lock(&p->lock);
+        while (!p->stop && p->count == PIPE_AHEAD)
+            pthread_cond_wait(&p->changed, &p->lock);
+        if (p->stop) {
+            p->fetch_done = 1;
+            pthread_cond_broadcast(&p->changed);
+            pthread_mutex_unlock(&p->lock);
+            return NULL;
+        }
+        if (p->spare_count)
+            reuse = p->spares[--p->spare_count];
+        pthread_mutex_unlock(&p->lock);
+
+        fetched f;
+        memset(&f, 0, sizeof f);
+        fetch(p->s, &p->at, &f.a, &reuse);
+        ov_buf_free(&reuse); /* when fetch did not take it */
+        int last = f.a.failed || f.a.status != 200;
+        if (!last) {
+            uint64_t before = positions_total(&p->at);
+            f.malformed = advance_positions(&f.a, &p->at, p->s->region_only, &p->s->home, &f.more,
+                                            &f.node_total) != OLIEVLEK_OK;
+            f.stalled = !f.malformed && f.more && positions_total(&p->at) == before;
+            last = f.malformed || f.stalled || !f.more;
+        }
+        pthread_mutex_lock(&p->lock);
+        p->items[(p->first + p->count) % PIPE_AHEAD] = f;
+        p->count++;
+        if (last)
+            p->fetch_done = 1;
+        pthread_cond_broadcast(&p->changed);
+        pthread_mutex_unlock(&p->lock);
+        if (last)
+            return NULL;
+    }
+}
+
+static void *check_main(void *arg)
+{
+    pipeline *p = arg;
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        while (!p->stop && p->checked == p->count && !p->fetch_done)
+            pthread_cond_wait(&p->changed, &p->lock);
+        if (p->stop || p->checked == p->count) /* stopped, or all fetched are checked */
+            break;
+        fetched *f = &p->items[(p->first + p->checked) % PIPE_AHEAD];
+        pthread_mutex_unlock(&p->lock);
+        /* The item stays where it is until it is counted as checked: only this thread uses it. */
+        if (!f->a.failed && f->a.status == 200 && !f->malformed)
+            check_answer(&f->a);
+        pthread_mutex_lock(&p->lock);
+        p->checked++;
+        pthread_cond_broadcast(&p->changed);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+/* The oldest answer, once checked; 0 when the fetching thread ended without another. */
+static int next_checked(pipeline *p, fetched *out)
+{
+    pthread_mutex_lock(&p->lock);
+    while (p->checked == 0 && !(p->fetch_done && p->count == 0))
+        pthread_cond_wait(&p->changed, &p->lock);
+    int got = p->checked > 0;
+    if (got) {
+        *out = p->items[p->first];
+        p->first = (p->first + 1) % PIPE_AHEAD;
+        p->count--;
+        p->checked--;
+        pthread_cond_broadcast(&p->changed);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return got;
+}
+
+/* A stored answer's block goes back to the fetching thread. */
+static void give_back(pipeline *p, ov_buf *body)
+{
+    pthread_mutex_lock(&p->lock);
+    if (p->spare_count < PIPE_AHEAD && body->data) {
+        p->spares[p->spare_count++] = *body;
+        ov_buf_init(body, 0);
+    }
+    pthread_mutex_unlock(&p->lock);
+    ov_buf_free(body);
+}
+
+/* Stops the other two threads and frees what they left. */
+static void pipeline_end(pipeline *p, pthread_t fetcher, const pthread_t *checker)
+{
+    pthread_mutex_lock(&p->lock);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->lock);
+    pthread_join(fetcher, NULL);
+    if (checker)
+        pthread_join(*checker, NULL);
+    for (; p->count; p->count--, p->first = (p->first + 1) % PIPE_AHEAD)
+        answer_free(&p->items[p->first].a);
+    for (unsigned i = 0; i < p->spare_count; i++)
+        ov_buf_free(&p->spares[i]);
+    free(p->at.items);
+    pthread_cond_destroy(&p->changed);
+    pthread_mutex_destroy(&p->lock);
+}
+
+/* Stores the answers as they come, in order, until the last. */
+static int run_pipeline(pull_state *s, pipeline *p, uint64_t held_total,
+                        olievlek_progress_fn progress_fn, void *ctx)
+{
+    olievlek_replica *replica = s->replica;
+    int rc = OLIEVLEK_OK;
+    fetched f;
+    while (rc == OLIEVLEK_OK) {
+        if (!next_checked(p, &f))
+            return olv_fail(replica, OLIEVLEK_EPROTO, "the pull ended without an answer");
+        if ((rc = answer_problem(s, &f.a)) == OLIEVLEK_OK && f.malformed)
+            rc = olv_fail(replica, OLIEVLEK_EPROTO, "the node's answer to a pull is malformed");
+        if (rc == OLIEVLEK_OK && !s->due_known) {
+            s->due_known = 1;
+            s->progress.entries_due = f.node_total > held_total ? f.node_total - held_total : 0;
+        }
+        if (rc == OLIEVLEK_OK && f.stalled)
+            rc = olv_fail(replica, OLIEVLEK_EPROTO,
+                          "the node says it has more but sent none of it; try again later");
+        if (rc == OLIEVLEK_OK) {
+            rc = store_answer(s, &f.a);
+            s->progress.bytes += f.a.body.len;
+        }
+        give_back(p, &f.a.body);
+        answer_free(&f.a);
+        s->progress.seconds = seconds_since(&s->started);
+        if (rc == OLIEVLEK_OK && progress_fn && progress_fn(ctx, &s->progress) != 0)
+            break;
+        if (!f.more)
+            break;
+    }
+    return rc;
+}
+
 int olievlek_pull(olievlek_replica *replica, olievlek_progress_fn progress_fn, void *ctx,
                   olievlek_progress *result)
 {
@@ -606,64 +792,24 @@ int olievlek_pull(olievlek_replica *replica, olievlek_progress_fn progress_fn, v
         rc = load_positions(&s, &held);
     uint64_t held_total = positions_total(&held);
 
-    prefetch f = {.s = &s};
-    answer current;
-    if (rc == OLIEVLEK_OK)
-        fetch(&s, &held, &current);
-    for (unsigned round = 0; rc == OLIEVLEK_OK && round < PULL_ROUNDS_MAX; round++) {
-        if ((rc = answer_problem(&s, &current)) != OLIEVLEK_OK) {
-            ov_buf_free(&current.body);
-            break;
-        }
-        int more;
-        uint64_t node_total;
-        positions next = {malloc((held.count + 1) * sizeof *held.items), held.count};
-        if (next.items) {
-            memcpy(next.items, held.items, held.count * sizeof *held.items);
-            rc = advance_positions(&current, &next, s.region_only, &s.home, &more, &node_total);
-            if (rc != OLIEVLEK_OK)
-                rc = olv_fail(replica, OLIEVLEK_EPROTO, "the node's answer to a pull is malformed");
+    if (rc == OLIEVLEK_OK) {
+        pipeline p = {.s = &s, .at = held};
+        held.items = NULL; /* the fetching thread's now */
+        pthread_mutex_init(&p.lock, NULL);
+        pthread_cond_init(&p.changed, NULL);
+        pthread_t fetcher, checker;
+        if (pthread_create(&fetcher, NULL, fetch_main, &p) != 0) {
+            held = p.at;
+            pthread_cond_destroy(&p.changed);
+            pthread_mutex_destroy(&p.lock);
+            rc = olv_fail(replica, OLIEVLEK_ENOMEM, "cannot start a thread");
+        } else if (pthread_create(&checker, NULL, check_main, &p) != 0) {
+            rc = olv_fail(replica, OLIEVLEK_ENOMEM, "cannot start a thread");
+            pipeline_end(&p, fetcher, NULL);
         } else {
-            rc = OLIEVLEK_ENOMEM;
+            rc = run_pipeline(&s, &p, held_total, progress_fn, ctx);
+            pipeline_end(&p, fetcher, &checker);
         }
-        if (rc == OLIEVLEK_OK && !s.due_known) {
-            s.due_known = 1;
-            s.progress.entries_due = node_total > held_total ? node_total - held_total : 0;
-        }
-        if (rc == OLIEVLEK_OK && more && positions_total(&next) == positions_total(&held))
-            rc = olv_fail(replica, OLIEVLEK_EPROTO,
-                          "the node says it has more but sent none of it; try again later");
-        if (rc != OLIEVLEK_OK) {
-            free(next.items);
-            ov_buf_free(&current.body);
-            break;
-        }
-        /* Ask for the next answer while this one is verified and stored; the fetching thread
-         * only reads next, which stays alive until it is joined. */
-        if (more) {
-            f.next = next;
-            f.running = pthread_create(&f.thread, NULL, prefetch_main, &f) == 0;
-            if (!f.running)
-                fetch(&s, &f.next, &f.result);
-        }
-        rc = store_answer(&s, &current);
-        s.progress.bytes += current.body.len;
-        ov_buf_free(&current.body);
-        if (f.running) {
-            pthread_join(f.thread, NULL);
-            f.running = 0;
-        }
-        free(held.items);
-        held = next;
-        s.progress.seconds = seconds_since(&s.started);
-        int stop = rc == OLIEVLEK_OK && progress_fn && progress_fn(ctx, &s.progress) != 0;
-        if (!more)
-            break;
-        if (rc != OLIEVLEK_OK || stop) {
-            ov_buf_free(&f.result.body);
-            break;
-        }
-        current = f.result;
     }
     free(held.items);
     s.progress.seconds = seconds_since(&s.started);

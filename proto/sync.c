@@ -40,7 +40,7 @@ static int check_run_items(const ov_sync_run *run)
     return offset == run->items_len ? OV_OK : OV_EPARSE;
 }
 
-static int decode_run(const uint8_t *p, size_t len, ov_sync_run *run)
+static int decode_run(const uint8_t *p, size_t len, ov_sync_run *run, int deep)
 {
     if (len < RUN_HEADER)
         return OV_EPARSE;
@@ -56,10 +56,10 @@ static int decode_run(const uint8_t *p, size_t len, ov_sync_run *run)
         return OV_EPARSE;
     run->items = p + RUN_HEADER;
     run->items_len = len - RUN_HEADER;
-    return check_run_items(run);
+    return deep ? check_run_items(run) : OV_OK;
 }
 
-int ov_sync_decode(const uint8_t *data, size_t len, ov_sync_message *out)
+static int decode_message(const uint8_t *data, size_t len, ov_sync_message *out, int deep)
 {
     if (!data || len < 1 || len > OV_SYNC_MESSAGE_MAX)
         return OV_EPARSE;
@@ -114,7 +114,7 @@ int ov_sync_decode(const uint8_t *data, size_t len, ov_sync_message *out)
             return OV_EPARSE;
         break;
     case OV_SYNC_ENTRIES:
-        if (decode_run(p, n, &m.u.run) != OV_OK)
+        if (decode_run(p, n, &m.u.run, deep) != OV_OK)
             return OV_EPARSE;
         break;
     case OV_SYNC_KEYS: {
@@ -149,6 +149,16 @@ int ov_sync_decode(const uint8_t *data, size_t len, ov_sync_message *out)
     }
     *out = m;
     return OV_OK;
+}
+
+int ov_sync_decode(const uint8_t *data, size_t len, ov_sync_message *out)
+{
+    return decode_message(data, len, out, 1);
+}
+
+int ov_sync_decode_shallow(const uint8_t *data, size_t len, ov_sync_message *out)
+{
+    return decode_message(data, len, out, 0);
 }
 
 void ov_sync_summary_at(const ov_sync_summary *summary, uint32_t i, ov_sync_position *out)

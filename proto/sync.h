@@ -127,6 +127,11 @@ typedef struct {
  * reason that is not UTF-8. A decoded run's items are checked for layout (every length fits)
  * but not for content: that is ov_sync_run_check's job. */
 int ov_sync_decode(const uint8_t *data, size_t len, ov_sync_message *out);
+/* As ov_sync_decode, except that an ENTRIES message's items are not walked: its header is
+ * checked, and nothing may walk its items (ov_sync_run_next) until ov_sync_decode has accepted
+ * the same bytes. For reading where a run ends ahead of checking it, without touching every
+ * entry of a large message one more time. */
+int ov_sync_decode_shallow(const uint8_t *data, size_t len, ov_sync_message *out);
 
 /* The i-th rotation of a decoded KEYS message (i < count); its entry and head decoded. */
 void ov_sync_keys_at(const ov_sync_keys *keys, uint32_t i, ov_sync_key_link *out);

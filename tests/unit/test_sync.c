@@ -246,6 +246,42 @@ static void test_malformed_runs_do_not_decode(void **state)
     ov_keypair_free(f.key);
 }
 
+/* The shallow decode reads the same header, and leaves the walk over the items (and what is
+ * wrong there) to the full decode. */
+static void test_shallow_decode(void **state)
+{
+    (void)state;
+    fixture f;
+    make_fixture(&f, 1);
+    ov_buf good;
+    encode_run(&f, &good, 1);
+    ov_sync_message deep, shallow;
+    assert_int_equal(ov_sync_decode((const uint8_t *)good.data, good.len, &deep), OV_OK);
+    assert_int_equal(ov_sync_decode_shallow((const uint8_t *)good.data, good.len, &shallow), OV_OK);
+    assert_int_equal(shallow.type, OV_SYNC_ENTRIES);
+    assert_memory_equal(shallow.u.run.origin.bytes, deep.u.run.origin.bytes, OV_ID_BYTES);
+    assert_true(shallow.u.run.head.seq == deep.u.run.head.seq);
+    assert_memory_equal(shallow.u.run.head.hash, deep.u.run.head.hash, OV_HASH_BYTES);
+    assert_int_equal(shallow.u.run.count, deep.u.run.count);
+    assert_ptr_equal(shallow.u.run.items, deep.u.run.items);
+    /* A header cut short fails both ways; items cut short or an item length beyond the message
+     * fail only the full decode. */
+    assert_int_equal(ov_sync_decode_shallow((const uint8_t *)good.data, 60, &shallow), OV_EPARSE);
+    size_t cut = good.len - 10;
+    assert_int_equal(ov_sync_decode((const uint8_t *)good.data, cut, &deep), OV_EPARSE);
+    assert_int_equal(ov_sync_decode_shallow((const uint8_t *)good.data, cut, &shallow), OV_OK);
+    /* Other messages decode exactly as ov_sync_decode has them. */
+    ov_buf want;
+    ov_buf_init(&want, 1024);
+    ov_sync_want w = {.origin = f.origin, .from = 3, .batch = 7};
+    ov_sync_encode_want(&want, &w);
+    assert_int_equal(ov_sync_decode_shallow((const uint8_t *)want.data, want.len, &shallow), OV_OK);
+    assert_true(shallow.type == OV_SYNC_WANT && shallow.u.want.from == 3);
+    ov_buf_free(&want);
+    ov_buf_free(&good);
+    ov_keypair_free(f.key);
+}
+
 static void test_small_messages_round_trip(void **state)
 {
     (void)state;
@@ -546,6 +582,7 @@ int main(void)
         cmocka_unit_test(test_good_run_passes),
         cmocka_unit_test(test_forgeries_are_refused),
         cmocka_unit_test(test_malformed_runs_do_not_decode),
+        cmocka_unit_test(test_shallow_decode),
         cmocka_unit_test(test_small_messages_round_trip),
         cmocka_unit_test(test_proof_and_digest),
         cmocka_unit_test(test_rotated_runs),
