@@ -156,6 +156,11 @@ static int encode_summary(positions *p, uint32_t batch, ov_buf *body)
 /* ---- One answer: frames of ENTRIES and a final SUMMARY ------------------------------------ */
 
 typedef struct {
+    ov_sync_run run;
+    size_t first_item; /* its items in answer.items */
+} checked_run;
+
+typedef struct {
     ov_buf body;
     long status;
     char content_type[96];
@@ -165,16 +170,22 @@ typedef struct {
     int check_rc;       /* ... with this result (OV_OK, or the first failure's) */
     ov_id check_origin; /* the origin of the run that failed */
     int malformed;      /* a frame did not decode (whole) */
-    ov_sync_run *runs;  /* the runs as check_answer decoded them, for storing */
+    /* What check_answer decoded and read, for storing: the runs, and all their items in order
+     * (each run's run->count of them, from the run's first_item on). */
+    checked_run *runs;
     size_t run_count;
+    ov_sync_checked *items;
+    size_t item_count, item_cap;
 } answer;
 
 static void answer_free(answer *a)
 {
     ov_buf_free(&a->body);
     free(a->runs);
+    free(a->items);
     a->runs = NULL;
-    a->run_count = 0;
+    a->items = NULL;
+    a->run_count = a->item_count = a->item_cap = 0;
 }
 
 /* The positions an answer leaves the replica at if it verifies, and whether the node has more
@@ -218,7 +229,35 @@ typedef struct {
     MDB_txn *txn;
     uint64_t records;
     uint64_t entries;
+    int last_known; /* last is read (from the store, once per answer) */
+    int has_last;   /* the replica holds a record, and last is at least the greatest id */
+    ov_id last;
 } store_ctx;
+
+/* Whether id sorts after every record the replica holds: then the replica holds nothing of it and
+ * it goes at the end, without a search (MDB_APPEND). A clone stores logs of records created one
+ * after another, whose ids rise, so most of its records go this way. */
+static int after_last(store_ctx *c, const ov_id *id)
+{
+    if (!c->last_known) {
+        c->last_known = 1;
+        MDB_cursor *cur;
+        MDB_val k, v;
+        if (mdb_cursor_open(c->txn, c->s->replica->records, &cur) == 0) {
+            if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == OV_ID_BYTES) {
+                memcpy(c->last.bytes, k.mv_data, OV_ID_BYTES);
+                c->has_last = 1;
+            } else {
+                c->has_last = 0;
+            }
+            mdb_cursor_close(cur);
+        } else {
+            c->last_known = 0; /* no shortcut: search as for any record */
+            return 0;
+        }
+    }
+    return !c->has_last || memcmp(id->bytes, c->last.bytes, OV_ID_BYTES) > 0;
+}
 
 static int kind_wanted(const pull_state *s, ov_kind kind)
 {
@@ -253,12 +292,14 @@ static int store_purged(store_ctx *c, const ov_id *id, const olv_row *held)
     return mdb_put(c->txn, c->s->replica->records, &k, &v, 0);
 }
 
-static int store_item(store_ctx *c, const ov_sync_item *item)
+static int store_item(store_ctx *c, const ov_sync_checked *checked)
 {
+    const ov_sync_item *item = &checked->item;
     olievlek_replica *r = c->s->replica;
     const ov_id *id = &item->entry.record;
     MDB_val k = {OV_ID_BYTES, (void *)id->bytes}, held_val;
-    int held = mdb_get(c->txn, r->records, &k, &held_val) == 0;
+    int append = after_last(c, id);
+    int held = !append && mdb_get(c->txn, r->records, &k, &held_val) == 0;
     olv_row held_row;
     if (held && olv_row_decode(&held_val, &held_row) != OLIEVLEK_OK)
         held = 0;
@@ -277,27 +318,36 @@ static int store_item(store_ctx *c, const ov_sync_item *item)
          * brings the content back when the version was merely superseded. */
         return held ? mdb_del(c->txn, r->records, &k, NULL) : 0;
     }
-    olv_row row;
-    ov_id content_id;
-    if (olv_row_from_json(item->content, item->content_len, &row, &content_id) != OLIEVLEK_OK)
-        return MDB_INVALID; /* cannot happen after ov_sync_run_check; refuse rather than guess */
-    if (!kind_wanted(c->s, row.kind))
+    /* The envelope as the check read it: a record this client cannot file (a kind or status it
+     * does not know, no version) is refused rather than guessed at. */
+    const ov_envelope *env = &checked->env;
+    const unsigned needed = OV_ENVELOPE_KIND | OV_ENVELOPE_STATUS | OV_ENVELOPE_VERSION |
+                            OV_ENVELOPE_ID | OV_ENVELOPE_ORIGIN;
+    if ((checked->env_seen & needed) != needed || env->kind >= OV_KIND_COUNT ||
+        env->status >= OV_STATUS_COUNT)
+        return MDB_INVALID;
+    if (!kind_wanted(c->s, env->kind))
         return 0;
-    if (held && held_row.version > row.version)
+    if (held && held_row.version > env->version)
         return 0; /* the replica already has a newer version (its own accepted edit) */
     MDB_val v = {OLV_ROW_HEADER + item->content_len, NULL};
-    int rc = mdb_put(c->txn, r->records, &k, &v, MDB_RESERVE);
+    int rc = mdb_put(c->txn, r->records, &k, &v, MDB_RESERVE | (append ? MDB_APPEND : 0));
     if (rc)
         return rc;
-    olv_row_encode_header(v.mv_data, row.kind, row.status, row.version, row.updated_ms,
-                          &row.origin);
+    if (append) {
+        c->last = *id;
+        c->has_last = 1;
+    }
+    olv_row_encode_header(v.mv_data, env->kind, env->status, env->version, env->updated_ms,
+                          &env->origin);
     memcpy((uint8_t *)v.mv_data + OLV_ROW_HEADER, item->content, item->content_len);
     c->records++;
     return 0;
 }
 
-/* Stores one run after ov_sync_run_check passed: the entries the replica lacks, then the head. */
-static int store_run(store_ctx *c, const ov_sync_run *run)
+/* Stores one run after ov_sync_run_check_items passed, from the items it gave (run->count): the
+ * entries the replica lacks, then the head. */
+static int store_run(store_ctx *c, const ov_sync_run *run, const ov_sync_checked *items)
 {
     olievlek_replica *r = c->s->replica;
     char origin_text[OV_ID_CHARS + 1];
@@ -329,15 +379,15 @@ static int store_run(store_ctx *c, const ov_sync_run *run)
                         "origin's current key (its key chain): nothing of them was stored",
                         origin_text);
     const char *next_key = NULL;
-    size_t offset = 0;
-    ov_sync_item item;
     int linked = 0;
-    while (ov_sync_run_next(run, &offset, &item)) {
+    for (uint32_t i = 0; i < run->count; i++) {
+        const ov_sync_checked *checked = &items[i];
+        const ov_sync_item item = checked->item;
         uint64_t seq = item.entry.seq;
         if (seq < have.seq)
             continue;
         if (linked) {
-            if ((rc = store_item(c, &item)) != 0)
+            if ((rc = store_item(c, checked)) != 0)
                 return olv_fail_mdb(r, rc, "storing pulled records");
             if (item.entry.op == OV_OP_KEY) /* the run's last entry, with its key (checked) */
                 next_key = item.content;
@@ -361,7 +411,7 @@ static int store_run(store_ctx *c, const ov_sync_run *run)
                             "the entries of origin %s from %llu do not follow the %llu this "
                             "replica holds: nothing of them was stored",
                             origin_text, (unsigned long long)seq, (unsigned long long)have.seq);
-        if ((rc = store_item(c, &item)) != 0)
+        if ((rc = store_item(c, checked)) != 0)
             return olv_fail_mdb(r, rc, "storing pulled records");
         linked = 1;
         if (item.entry.op == OV_OP_KEY) /* the run's last entry, with its key (checked) */
@@ -409,23 +459,37 @@ static void check_answer(answer *a)
     while ((rc = olv_answer_next(&reader, &msg)) == 1) {
         if (msg.type != OV_SYNC_ENTRIES)
             continue;
-        ov_log_entry first;
-        int check = ov_sync_run_check(&msg.u.run, &first);
-        if (check != OV_OK) {
-            a->check_rc = check;
-            a->check_origin = msg.u.run.origin;
-            break;
-        }
+        const ov_sync_run *run = &msg.u.run;
         if (a->run_count == cap) {
             cap = cap ? cap * 2 : 8;
-            ov_sync_run *grown = realloc(a->runs, cap * sizeof *grown);
+            checked_run *grown = realloc(a->runs, cap * sizeof *grown);
             if (!grown) {
                 a->check_rc = OV_ENOMEM;
                 break;
             }
             a->runs = grown;
         }
-        a->runs[a->run_count++] = msg.u.run;
+        if (a->item_cap - a->item_count < run->count) {
+            size_t want = a->item_cap ? a->item_cap : 4096;
+            while (want - a->item_count < run->count)
+                want *= 2;
+            ov_sync_checked *grown = realloc(a->items, want * sizeof *grown);
+            if (!grown) {
+                a->check_rc = OV_ENOMEM;
+                break;
+            }
+            a->items = grown;
+            a->item_cap = want;
+        }
+        ov_log_entry first;
+        int check = ov_sync_run_check_items(run, &first, a->items + a->item_count);
+        if (check != OV_OK) {
+            a->check_rc = check;
+            a->check_origin = run->origin;
+            break;
+        }
+        a->runs[a->run_count++] = (checked_run){*run, a->item_count};
+        a->item_count += run->count;
     }
     a->malformed = rc < 0;
     a->checked = 1;
@@ -455,9 +519,9 @@ static int store_answer(pull_state *s, answer *a)
     int rc = olv_txn_begin(r, 0, &txn);
     if (rc)
         return rc;
-    store_ctx c = {s, txn, 0, 0};
+    store_ctx c = {.s = s, .txn = txn};
     for (size_t i = 0; rc == OLIEVLEK_OK && i < a->run_count; i++)
-        rc = store_run(&c, &a->runs[i]);
+        rc = store_run(&c, &a->runs[i].run, a->items + a->runs[i].first_item);
     if (rc != OLIEVLEK_OK) {
         mdb_txn_abort(txn);
         return rc;

@@ -363,6 +363,9 @@ int ov_canon_encode(const json_t *value, char **out, size_t *out_len)
  */
 typedef struct {
     const unsigned char *p, *end;
+    ov_canon_member_fn on_member; /* called for the top-level object's members, or NULL */
+    void *ctx;
+    int stopped; /* on_member returned non-zero */
 } scan;
 
 static int scan_literal(scan *s, const char *word)
@@ -558,8 +561,15 @@ static int scan_object(scan *s, int depth)
         if (s->p >= s->end || *s->p != ':')
             break;
         s->p++;
+        const unsigned char *value = s->p;
         if (!scan_value(s, depth))
             break;
+        if (depth == 1 && s->on_member &&
+            s->on_member(s->ctx, (const char *)raw, raw_len, (const char *)value,
+                         (size_t)(s->p - value)) != 0) {
+            s->stopped = 1;
+            break;
+        }
         if (s->p < s->end && *s->p == ',') {
             s->p++;
             continue;
@@ -624,8 +634,16 @@ int ov_canon_is_canonical(const char *data, size_t len)
 {
     if (!data || len == 0 || len > CANON_MAX_BYTES)
         return 0;
-    scan s = {(const unsigned char *)data, (const unsigned char *)data + len};
+    scan s = {(const unsigned char *)data, (const unsigned char *)data + len, NULL, NULL, 0};
     return scan_value(&s, 0) && s.p == s.end;
+}
+
+int ov_canon_check_members(const char *data, size_t len, ov_canon_member_fn fn, void *ctx)
+{
+    if (!data || len == 0 || len > CANON_MAX_BYTES || data[0] != '{')
+        return 0;
+    scan s = {(const unsigned char *)data, (const unsigned char *)data + len, fn, ctx, 0};
+    return scan_value(&s, 0) && s.p == s.end && !s.stopped;
 }
 
 int ov_canon_is_canonical_by_encoding(const char *data, size_t len)

@@ -69,6 +69,13 @@ int ov_utf8_valid(const char *text, size_t len);
 /* True when data[0..len) is already the canonical encoding of some value: one pass over the
  * bytes, nothing built. */
 int ov_canon_is_canonical(const char *data, size_t len);
+/* ov_canon_is_canonical for an object, in the same pass giving fn each top-level member as
+ * ov_canon_each_member would (the raw key between its quotes, the raw value), in order, as soon as
+ * the member is checked: one walk over a record both checks it and reads its envelope. True when
+ * data is the canonical encoding of an object and fn returned 0 for every member; fn's non-zero
+ * stops the walk, and the answer is then false. A member given to fn before the walk found a
+ * fault later in data was checked itself, but the answer is what counts. */
+int ov_canon_check_members(const char *data, size_t len, ov_canon_member_fn fn, void *ctx);
 /* The same by the definition — strict parse, canonical encoding, comparison — for the tests that
  * hold the fast check to it. */
 int ov_canon_is_canonical_by_encoding(const char *data, size_t len);

@@ -115,6 +115,23 @@ const char *ov_record_display_title(ov_kind kind, const json_t *record);
 /* Reads the envelope members of a sealed record. OV_OK or OV_ESCHEMA. */
 int ov_record_envelope(const json_t *record, ov_envelope *env);
 
+/* Bits of what ov_record_envelope_canonical found. */
+#define OV_ENVELOPE_ID      0x01u
+#define OV_ENVELOPE_KIND    0x02u
+#define OV_ENVELOPE_STATUS  0x04u
+#define OV_ENVELOPE_ORIGIN  0x08u
+#define OV_ENVELOPE_UPDATED 0x10u
+#define OV_ENVELOPE_VERSION 0x20u
+
+/* Checks that data is the canonical encoding of an object and reads the envelope members of the
+ * record it holds in the same pass, without building it: what a replicated run's check and a
+ * replica's store need of every record, for the price of one walk. env is zeroed, then id, kind,
+ * status, origin, updated and version are filled in as found well-formed, each setting its bit in
+ * *seen (created and author are not read). A kind or status that is a string this version does not
+ * know is seen as OV_KIND_COUNT / OV_STATUS_COUNT: the caller decides what that means. A member
+ * of the wrong form is not seen. Returns 1 when data is canonical, else 0. */
+int ov_record_envelope_canonical(const char *data, size_t len, ov_envelope *env, unsigned *seen);
+
 /* RFC 3339 UTC with milliseconds ("2026-11-22T12:00:00.000Z", 24 chars + NUL) and back. */
 void ov_time_format(int64_t ms, char out[32]);
 int ov_time_parse(const char *text, size_t len, int64_t *ms);

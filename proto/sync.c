@@ -370,34 +370,10 @@ void ov_sync_proof_digest(const uint8_t their_nonce[OV_SYNC_NONCE_BYTES], const 
     ov_sha256_final(&ctx, out);
 }
 
-/* The envelope members a content must carry for its entry: read from the canonical bytes
- * without building the record. */
-typedef struct {
-    char id[OV_ID_CHARS + 1], origin[OV_ID_CHARS + 1], status[16];
-    int seen;
-} envelope_strings;
-
-static int on_member(void *ctx, const char *key, size_t key_len, const char *value,
-                     size_t value_len)
-{
-    envelope_strings *e = ctx;
-    char *out = NULL;
-    size_t size = 0;
-    if (key_len == 2 && memcmp(key, "id", 2) == 0)
-        out = e->id, size = sizeof e->id;
-    else if (key_len == 6 && memcmp(key, "origin", 6) == 0)
-        out = e->origin, size = sizeof e->origin;
-    else if (key_len == 6 && memcmp(key, "status", 6) == 0)
-        out = e->status, size = sizeof e->status;
-    if (!out)
-        return 0;
-    if (ov_canon_string(value, value_len, out, size) < 0)
-        return 1; /* not a string that fits: stop, and the content is refused */
-    e->seen++;
-    return 0;
-}
-
-static int content_fits(const ov_sync_item *item)
+/* Whether an item's content is what its entry commits to: its hash, and for a record the
+ * canonical form with an envelope that fits the entry (id, origin; deleted exactly for a
+ * deletion), read into *env in the same walk. */
+static int content_fits(const ov_sync_item *item, ov_envelope *env, unsigned *seen)
 {
     uint8_t hash[OV_HASH_BYTES];
     ov_sha256(item->content, item->content_len, hash);
@@ -407,23 +383,23 @@ static int content_fits(const ov_sync_item *item)
         return item->content_len == OV_PUBKEY_BYTES && (uint8_t)item->content[0] == 0x04;
     if (item->entry.op != OV_OP_PUT && item->entry.op != OV_OP_DELETE)
         return 0; /* purge and key entries carry no record */
-    if (!ov_canon_is_canonical(item->content, item->content_len))
+    const unsigned needed = OV_ENVELOPE_ID | OV_ENVELOPE_ORIGIN | OV_ENVELOPE_STATUS;
+    if (!ov_record_envelope_canonical(item->content, item->content_len, env, seen) ||
+        (*seen & needed) != needed)
         return 0;
-    envelope_strings e = {{0}, {0}, {0}, 0};
-    if (ov_canon_each_member(item->content, item->content_len, on_member, &e) != 0 || e.seen != 3)
+    if (ov_id_compare(&env->id, &item->entry.record) != 0 ||
+        ov_id_compare(&env->origin, &item->entry.origin) != 0)
         return 0;
-    ov_id id, origin;
-    if (ov_id_parse(e.id, strlen(e.id), &id) != OV_OK ||
-        ov_id_parse(e.origin, strlen(e.origin), &origin) != OV_OK)
-        return 0;
-    if (ov_id_compare(&id, &item->entry.record) != 0 ||
-        ov_id_compare(&origin, &item->entry.origin) != 0)
-        return 0;
-    int deleted = strcmp(e.status, "deleted") == 0;
+    int deleted = env->status == OV_STATUS_DELETED;
     return item->entry.op == OV_OP_DELETE ? deleted : !deleted;
 }
 
 int ov_sync_run_check(const ov_sync_run *run, ov_log_entry *first)
+{
+    return ov_sync_run_check_items(run, first, NULL);
+}
+
+int ov_sync_run_check_items(const ov_sync_run *run, ov_log_entry *first, ov_sync_checked *items)
 {
     if (ov_id_compare(&run->head.origin, &run->origin) != 0)
         return OV_EBADSIG;
@@ -449,8 +425,13 @@ int ov_sync_run_check(const ov_sync_run *run, ov_log_entry *first)
             return OV_ECHAIN;
         if (item.entry.op == OV_OP_KEY && !item.content)
             return OV_ESCHEMA;
-        if (item.content && !content_fits(&item))
+        if (seen == run->count)
+            return OV_ECHAIN; /* more items than the run says: ov_sync_decode refuses that */
+        ov_sync_checked checked = {.item = item};
+        if (item.content && !content_fits(&item, &checked.env, &checked.env_seen))
             return OV_ESCHEMA;
+        if (items)
+            items[seen] = checked;
         ov_sha256(item.entry_bytes, OV_LOG_ENTRY_BYTES, prev_hash);
         prev_seq = item.entry.seq;
         seen++;

@@ -16,6 +16,7 @@
 #include "proto/crypto.h"
 #include "proto/id.h"
 #include "proto/log.h"
+#include "proto/record.h"
 
 #define OV_SYNC_VERSION       1
 #define OV_SYNC_NONCE_BYTES   32
@@ -197,5 +198,18 @@ void ov_sync_proof_digest(const uint8_t their_nonce[OV_SYNC_NONCE_BYTES], const 
  * (content that does not hash to its entry or does not fit it, a key entry without its key).
  * *first receives the first entry (for the store's check that it follows what is stored). */
 int ov_sync_run_check(const ov_sync_run *run, ov_log_entry *first);
+
+/* One item of a run as ov_sync_run_check_items checked it: decoded, and its record's envelope as
+ * read in the same walk that found the record canonical. */
+typedef struct {
+    ov_sync_item item;
+    ov_envelope env;   /* zeroed when the item carries no record */
+    unsigned env_seen; /* OV_ENVELOPE_* bits of what env holds (ov_record_envelope_canonical) */
+} ov_sync_checked;
+
+/* ov_sync_run_check, also giving what it decoded and read: items (run->count of them, or NULL)
+ * receives every item in order, so that whoever stores the run needs neither decode an entry nor
+ * walk a record again. Filled only as far as the check got; use them only after OV_OK. */
+int ov_sync_run_check_items(const ov_sync_run *run, ov_log_entry *first, ov_sync_checked *items);
 
 #endif

@@ -4,6 +4,8 @@
  * a fixed point), and ov_canon_is_canonical must agree. The member walk and string decoder, which
  * read stored records without parsing them, get the raw input too (they must never read out of
  * bounds) and, on canonical objects, must give each member's string exactly as jansson does.
+ * The canonical check that gives the top-level members as it goes (ov_canon_check_members) must
+ * agree with the check alone, and give the members the walk gives.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -39,8 +41,49 @@ static int check_member(void *ctx, const char *key, size_t key_len, const char *
     return 0;
 }
 
+/* Every member given, as "key\0value\0", for comparing two walks. */
+typedef struct {
+    char *text;
+    size_t len, cap;
+} transcript;
+
+static int note(void *ctx, const char *key, size_t key_len, const char *value, size_t value_len)
+{
+    transcript *t = ctx;
+    if (t->len + key_len + value_len + 2 > t->cap) {
+        size_t cap = (t->cap + key_len + value_len + 2) * 2;
+        char *grown = realloc(t->text, cap);
+        if (!grown)
+            abort();
+        t->text = grown;
+        t->cap = cap;
+    }
+    memcpy(t->text + t->len, key, key_len);
+    t->text[t->len + key_len] = 0;
+    memcpy(t->text + t->len + key_len + 1, value, value_len);
+    t->text[t->len + key_len + 1 + value_len] = 0;
+    t->len += key_len + value_len + 2;
+    return 0;
+}
+
+static void check_member_walks(const char *data, size_t size)
+{
+    transcript checked = {NULL, 0, 0}, walked = {NULL, 0, 0};
+    int canonical_object = ov_canon_check_members(data, size, note, &checked);
+    if (canonical_object != (ov_canon_is_canonical(data, size) && size > 0 && data[0] == '{'))
+        abort();
+    if (canonical_object) {
+        if (ov_canon_each_member(data, size, note, &walked) != 0 || walked.len != checked.len ||
+            (walked.len && memcmp(walked.text, checked.text, walked.len) != 0))
+            abort();
+    }
+    free(checked.text);
+    free(walked.text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    check_member_walks((const char *)data, size);
     /* The one-pass canonical check agrees with its definition on every input. */
     if (ov_canon_is_canonical((const char *)data, size) !=
         ov_canon_is_canonical_by_encoding((const char *)data, size))

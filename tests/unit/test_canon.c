@@ -188,6 +188,13 @@ static int note_member(void *ctx, const char *key, size_t key_len, const char *v
     return 0;
 }
 
+static int stop_at_c(void *ctx, const char *key, size_t key_len, const char *value,
+                     size_t value_len)
+{
+    (void)ctx, (void)value, (void)value_len;
+    return key_len == 1 && key[0] == 'c';
+}
+
 /* Members of stored records are read without parsing the record: keys and raw values, with
  * nested values and strings holding braces, commas and escaped quotes kept whole. */
 static void test_members_without_parsing(void **state)
@@ -204,6 +211,19 @@ static void test_members_without_parsing(void **state)
     assert_int_equal(ov_canon_each_member("[1]", 3, note_member, &m), OV_EINVAL);
     assert_int_equal(ov_canon_each_member("{\"a\":\"open", 10, note_member, &m), OV_EINVAL);
     assert_int_equal(ov_canon_each_member("{\"a\" 1}", 7, note_member, &m), OV_EINVAL);
+
+    /* The canonical check's own walk gives the same members as the walk without the check. */
+    const char *canonical =
+        "{\"a\":1,\"b\":\"x,}\\\"y\",\"c\":{\"d\":[1,{\"e\":\"}\"}]},\"f\":null,"
+        "\"g\":true}";
+    members walked = {{0}}, checked = {{0}};
+    assert_int_equal(ov_canon_each_member(canonical, strlen(canonical), note_member, &walked), 0);
+    assert_true(ov_canon_check_members(canonical, strlen(canonical), note_member, &checked));
+    assert_string_equal(checked.seen, walked.seen);
+    assert_string_equal(checked.seen,
+                        "a=1;b=\"x,}\\\"y\";c={\"d\":[1,{\"e\":\"}\"}]};f=null;g=true;");
+    /* A callback that stops the walk makes the answer false. */
+    assert_false(ov_canon_check_members(canonical, strlen(canonical), stop_at_c, NULL));
 
     char out[64];
     const char *literal = "\"Cre\\u00ebren \\\"nu\\\" \\ud83d\\ude00\\n\"";
@@ -290,6 +310,12 @@ static void test_canonical_check_agrees_with_its_definition(void **state)
         if (fast != cases[i].canonical || slow != cases[i].canonical)
             fail_msg("%s: one pass %d, by encoding %d, expected %d", cases[i].text, fast, slow,
                      cases[i].canonical);
+        /* The walk that also gives the members agrees, for objects; it refuses anything else. */
+        members m = {{0}};
+        int walked = ov_canon_check_members(cases[i].text, len, note_member, &m);
+        if (walked != (cases[i].canonical && cases[i].text[0] == '{'))
+            fail_msg("%s: member walk %d, expected %d", cases[i].text, walked,
+                     cases[i].canonical && cases[i].text[0] == '{');
     }
     /* Nesting: 32 levels are canonical, 33 are not (the strict parser's limit). */
     char deep[80];

@@ -823,6 +823,53 @@ static void test_texts(void **state)
     json_decref(record);
 }
 
+/* The envelope read in the canonical check's own walk equals the one read from the parsed record,
+ * for every kind; what is not canonical, or not a known kind or status, is said so. */
+static void test_envelope_from_canonical_bytes(void **state)
+{
+    (void)state;
+    for (int k = 0; k < OV_KIND_COUNT; k++) {
+        ov_envelope env = sample_envelope((ov_kind)k), read, parsed;
+        char *canon;
+        uint8_t hash[OV_HASH_BYTES];
+        seal_text((ov_kind)k, valid_json[k], &env, &canon, hash);
+        unsigned seen = 0;
+        assert_true(ov_record_envelope_canonical(canon, strlen(canon), &read, &seen));
+        assert_int_equal(seen, OV_ENVELOPE_ID | OV_ENVELOPE_KIND | OV_ENVELOPE_STATUS |
+                                   OV_ENVELOPE_ORIGIN | OV_ENVELOPE_UPDATED | OV_ENVELOPE_VERSION);
+        json_t *record = parse(canon);
+        assert_int_equal(ov_record_envelope(record, &parsed), OV_OK);
+        json_decref(record);
+        assert_memory_equal(read.id.bytes, parsed.id.bytes, OV_ID_BYTES);
+        assert_memory_equal(read.origin.bytes, parsed.origin.bytes, OV_ID_BYTES);
+        assert_int_equal(read.kind, parsed.kind);
+        assert_int_equal(read.status, parsed.status);
+        assert_int_equal(read.version, parsed.version);
+        assert_int_equal(read.updated_ms, parsed.updated_ms);
+        /* One byte out of canonical form (a space after the first member) and the answer is no. */
+        size_t len = strlen(canon);
+        char *spaced = malloc(len + 2);
+        const char *comma = strchr(canon, ',');
+        size_t at = (size_t)(comma - canon) + 1;
+        memcpy(spaced, canon, at);
+        spaced[at] = ' ';
+        memcpy(spaced + at + 1, canon + at, len - at + 1);
+        assert_false(ov_record_envelope_canonical(spaced, len + 1, &read, &seen));
+        free(spaced);
+        free(canon);
+    }
+    unsigned seen = 0;
+    ov_envelope read;
+    const char *odd = "{\"id\":\"not an id\",\"kind\":\"poem\",\"status\":\"archived\","
+                      "\"updated\":\"yesterday\",\"version\":0}";
+    assert_true(ov_record_envelope_canonical(odd, strlen(odd), &read, &seen));
+    assert_int_equal(seen, OV_ENVELOPE_KIND | OV_ENVELOPE_STATUS);
+    assert_int_equal(read.kind, OV_KIND_COUNT);
+    assert_int_equal(read.status, OV_STATUS_COUNT);
+    assert_false(ov_record_envelope_canonical("[1]", 3, &read, &seen));
+    assert_false(ov_record_envelope_canonical("{\"version\":01}", 14, &read, &seen));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -842,6 +889,7 @@ int main(void)
         cmocka_unit_test(test_texts),
         cmocka_unit_test(test_time),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_envelope_from_canonical_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
