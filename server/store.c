@@ -1141,13 +1141,43 @@ int ov_read_head(ov_read *read, const ov_id *origin, ov_log_head *head,
     return OV_OK;
 }
 
+/* The record of id, read through a cursor that follows the log: where the log's entries come in
+ * the order of their records' ids (a log of records created one after another, as a clone or a
+ * new peer reads it), each entry's record is the one after the last, found by one step instead
+ * of a search from the root; that search was a third of a node's CPU while it served a clone.
+ * *at says whether the cursor stands on a record. */
+static int follow_record(MDB_cursor *records, int *at, const ov_id *id, ov_record_meta *meta,
+                         const char **json, size_t *len)
+{
+    MDB_val key, value;
+    int rc = MDB_NOTFOUND;
+    if (*at) {
+        rc = mdb_cursor_get(records, &key, &value, MDB_NEXT);
+        if (rc == 0 && (key.mv_size != OV_ID_BYTES || memcmp(key.mv_data, id->bytes, OV_ID_BYTES)))
+            rc = MDB_NOTFOUND;
+    }
+    if (rc == MDB_NOTFOUND) {
+        key = val_of(id->bytes, OV_ID_BYTES);
+        rc = mdb_cursor_get(records, &key, &value, MDB_SET_KEY);
+    }
+    *at = rc == 0;
+    if (rc)
+        return from_mdb(rc);
+    return decode_record(id, &value, meta, json, len);
+}
+
 int ov_read_log_versions(ov_read *read, const ov_id *origin, uint64_t from_seq, size_t limit,
                          ov_log_version_fn fn, void *ctx)
 {
-    MDB_cursor *cursor;
+    MDB_cursor *cursor, *records;
     int rc = mdb_cursor_open(read->txn, read->store->log, &cursor);
     if (rc)
         return from_mdb(rc);
+    if ((rc = mdb_cursor_open(read->txn, read->store->records, &records)) != 0) {
+        mdb_cursor_close(cursor);
+        return from_mdb(rc);
+    }
+    int at_record = 0;
     uint8_t seek[LOG_KEY_BYTES];
     log_key(seek, origin, from_seq);
     MDB_val key = val_of(seek, sizeof seek), value;
@@ -1183,7 +1213,7 @@ int ov_read_log_versions(ov_read *read, const ov_id *origin, uint64_t from_seq, 
         }
         int current =
             (entry.op == OV_OP_PUT || entry.op == OV_OP_DELETE) &&
-            get_record(read->txn, read->store, &entry.record, &meta, &content, &len) == OV_OK &&
+            follow_record(records, &at_record, &entry.record, &meta, &content, &len) == OV_OK &&
             memcmp(meta.content_hash, entry.content_hash, OV_HASH_BYTES) == 0;
         if (!current) {
             content = NULL;
@@ -1195,6 +1225,7 @@ int ov_read_log_versions(ov_read *read, const ov_id *origin, uint64_t from_seq, 
         delivered++;
         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT);
     }
+    mdb_cursor_close(records);
     mdb_cursor_close(cursor);
     return settle(rc);
 }
