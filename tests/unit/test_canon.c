@@ -328,6 +328,70 @@ static void test_canonical_check_agrees_with_its_definition(void **state)
     }
 }
 
+/* The one-pass check reads plain text sixteen and eight bytes at a time: random strings with every
+ * kind of byte it must stop at, at every offset of those blocks, are judged as the definition
+ * judges them. */
+static void test_string_scan_at_every_offset(void **state)
+{
+    (void)state;
+    static const char *const pieces[] = {
+        "a",
+        "Z",
+        " ",
+        "~",
+        "\x7f",
+        "\"",
+        "\\",
+        "\\\"",
+        "\\n",
+        "\\t",
+        "\\u0001",
+        "\\u001F",
+        "\\u00e9",
+        "\\u000A",
+        "\\/",
+        "\x01",
+        "\n",
+        "\xc3\xa9",
+        "e\xcc\x81",
+        "\xe2\x82\xac",
+        "\xf0\x9f\x98\x80",
+        "\xff",
+        "\xc3",
+        "\xed\xa0\x80",
+    };
+    const size_t piece_count = sizeof pieces / sizeof pieces[0];
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    char text[256];
+    for (int round = 0; round < 200000; round++) {
+        size_t len = 0;
+        text[len++] = '"';
+        /* A run of plain letters of random length puts the next piece at any offset. */
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        size_t plain = (size_t)(seed >> 59); /* 0..31 */
+        for (size_t i = 0; i < plain; i++)
+            text[len++] = (char)('a' + (i % 26));
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        size_t count = (size_t)(seed >> 61); /* 0..7 pieces */
+        for (size_t i = 0; i < count; i++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            const char *piece = pieces[(seed >> 33) % piece_count];
+            size_t n = strlen(piece);
+            memcpy(text + len, piece, n);
+            len += n;
+            size_t more = (size_t)((seed >> 20) % 20);
+            for (size_t k = 0; k < more; k++)
+                text[len++] = 'x';
+        }
+        text[len++] = '"';
+        int fast = ov_canon_is_canonical(text, len);
+        int slow = ov_canon_is_canonical_by_encoding(text, len);
+        if (fast != slow)
+            fail_msg("round %d: %.*s: one pass %d, by encoding %d", round, (int)len, text, fast,
+                     slow);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -340,6 +404,7 @@ int main(void)
         cmocka_unit_test(test_key_collision_after_nfc),
         cmocka_unit_test(test_simple_nfc_scan),
         cmocka_unit_test(test_members_without_parsing),
+        cmocka_unit_test(test_string_scan_at_every_offset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
