@@ -660,14 +660,17 @@ static int finish(pull_state *s)
 
 /* ---- The pipeline ------------------------------------------------------------------------ */
 
-/* Three threads, so that on two cores the node builds the next answer while this client checks
- * one and stores the one before it: the fetching thread asks for the next answer as soon as one
- * has arrived (its positions are read from it, unverified), the checking thread puts each through
- * check_answer, and the pull's own thread stores them in order. At most PIPE_AHEAD answers are
- * held at once; stored answers' blocks go back to the fetching thread, so the megabytes of an
- * answer are not allocated and faulted in again for every answer. Only the pull's own thread
- * touches the replica's store and its error message. */
-#define PIPE_AHEAD 3
+/* Four threads, so that on two cores the node builds the next answer while this client checks
+ * answers and stores the one before them: the fetching thread asks for the next answer as soon as
+ * one has arrived (its positions are read from it, unverified), two checking threads put the
+ * answers through check_answer (checking is most of a pull's CPU: SHA-256 of every byte, the
+ * canonical walk of every record), each taking the oldest not yet taken, and the pull's own
+ * thread stores them in order. At most PIPE_AHEAD answers are held at once; stored answers'
+ * blocks go back to the fetching thread, so the megabytes of an answer are not allocated and
+ * faulted in again for every answer. Only the pull's own thread touches the replica's store and
+ * its error message. */
+#define PIPE_CHECKERS 2
+#define PIPE_AHEAD    (PIPE_CHECKERS + 2)
 
 typedef struct {
     answer a;
@@ -675,6 +678,7 @@ typedef struct {
     int stalled;         /* the node said it has more but sent none of it */
     int more;            /* the node has more after it */
     uint64_t node_total; /* entries of the node's summary in scope */
+    int done;            /* checked (or not to be checked) */
 } fetched;
 
 typedef struct {
@@ -684,7 +688,8 @@ typedef struct {
     pthread_cond_t changed;
     fetched items[PIPE_AHEAD]; /* a ring, oldest at first */
     unsigned first, count;     /* held */
-    unsigned checked;          /* of them, from first on, checked */
+    unsigned taken;            /* of them, from first on, taken by a checking thread */
+    unsigned checked;          /* of them, from first on, checked: all done */
     int fetch_done;            /* the fetching thread added its last */
     int stop;                  /* the pull's thread wants no more */
     ov_buf spares[PIPE_AHEAD];
@@ -739,17 +744,20 @@ static void *check_main(void *arg)
     pipeline *p = arg;
     pthread_mutex_lock(&p->lock);
     for (;;) {
-        while (!p->stop && p->checked == p->count && !p->fetch_done)
+        while (!p->stop && p->taken == p->count && !p->fetch_done)
             pthread_cond_wait(&p->changed, &p->lock);
-        if (p->stop || p->checked == p->count) /* stopped, or all fetched are checked */
+        if (p->stop || p->taken == p->count) /* stopped, or all fetched are taken */
             break;
-        fetched *f = &p->items[(p->first + p->checked) % PIPE_AHEAD];
+        fetched *f = &p->items[(p->first + p->taken) % PIPE_AHEAD];
+        p->taken++;
         pthread_mutex_unlock(&p->lock);
         /* The item stays where it is until it is counted as checked: only this thread uses it. */
         if (!f->a.failed && f->a.status == 200 && !f->malformed)
             check_answer(&f->a);
         pthread_mutex_lock(&p->lock);
-        p->checked++;
+        f->done = 1;
+        while (p->checked < p->taken && p->items[(p->first + p->checked) % PIPE_AHEAD].done)
+            p->checked++;
         pthread_cond_broadcast(&p->changed);
     }
     pthread_mutex_unlock(&p->lock);
@@ -767,6 +775,7 @@ static int next_checked(pipeline *p, fetched *out)
         *out = p->items[p->first];
         p->first = (p->first + 1) % PIPE_AHEAD;
         p->count--;
+        p->taken--;
         p->checked--;
         pthread_cond_broadcast(&p->changed);
     }
@@ -786,16 +795,17 @@ static void give_back(pipeline *p, ov_buf *body)
     ov_buf_free(body);
 }
 
-/* Stops the other two threads and frees what they left. */
-static void pipeline_end(pipeline *p, pthread_t fetcher, const pthread_t *checker)
+/* Stops the other threads (the fetching one and checkers of them) and frees what they left. */
+static void pipeline_end(pipeline *p, pthread_t fetcher, const pthread_t *checkers,
+                         unsigned checker_count)
 {
     pthread_mutex_lock(&p->lock);
     p->stop = 1;
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->lock);
     pthread_join(fetcher, NULL);
-    if (checker)
-        pthread_join(*checker, NULL);
+    for (unsigned i = 0; i < checker_count; i++)
+        pthread_join(checkers[i], NULL);
     for (; p->count; p->count--, p->first = (p->first + 1) % PIPE_AHEAD)
         answer_free(&p->items[p->first].a);
     for (unsigned i = 0; i < p->spare_count; i++)
@@ -861,18 +871,22 @@ int olievlek_pull(olievlek_replica *replica, olievlek_progress_fn progress_fn, v
         held.items = NULL; /* the fetching thread's now */
         pthread_mutex_init(&p.lock, NULL);
         pthread_cond_init(&p.changed, NULL);
-        pthread_t fetcher, checker;
+        pthread_t fetcher, checkers[PIPE_CHECKERS];
+        unsigned started = 0;
         if (pthread_create(&fetcher, NULL, fetch_main, &p) != 0) {
             held = p.at;
             pthread_cond_destroy(&p.changed);
             pthread_mutex_destroy(&p.lock);
             rc = olv_fail(replica, OLIEVLEK_ENOMEM, "cannot start a thread");
-        } else if (pthread_create(&checker, NULL, check_main, &p) != 0) {
-            rc = olv_fail(replica, OLIEVLEK_ENOMEM, "cannot start a thread");
-            pipeline_end(&p, fetcher, NULL);
         } else {
-            rc = run_pipeline(&s, &p, held_total, progress_fn, ctx);
-            pipeline_end(&p, fetcher, &checker);
+            while (started < PIPE_CHECKERS &&
+                   pthread_create(&checkers[started], NULL, check_main, &p) == 0)
+                started++;
+            if (started == 0) /* one is enough to go on; none is not */
+                rc = olv_fail(replica, OLIEVLEK_ENOMEM, "cannot start a thread");
+            else
+                rc = run_pipeline(&s, &p, held_total, progress_fn, ctx);
+            pipeline_end(&p, fetcher, checkers, started);
         }
     }
     free(held.items);
