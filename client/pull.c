@@ -21,7 +21,7 @@
 #include "proto/error.h"
 #include "proto/sync.h"
 
-#define PULL_BATCH 4096u /* entries per run asked for, unless OLIEVLEK_PULL_BATCH says */
+#define PULL_BATCH 4096u /* entries per run asked for first, unless OLIEVLEK_PULL_BATCH says */
 #define PULL_MAX_BYTES                                                                             \
     (8u << 20) /* bytes per answer asked for, unless OLIEVLEK_PULL_BYTES says                      \
                 */
@@ -49,7 +49,8 @@ typedef struct {
     olv_net *net;
     char path[768];
     uint32_t max_bytes; /* asked for per answer */
-    uint32_t batch;     /* entries asked for per run */
+    uint32_t batch;     /* entries asked for per run (the fetching thread's once it runs) */
+    int batch_fixed;    /* OLIEVLEK_PULL_BATCH set it: not to be fitted to the answers */
     olievlek_progress progress;
     struct timespec started;
     uint64_t bytes_before; /* of answers completed, for the running byte count */
@@ -191,17 +192,19 @@ static void answer_free(answer *a)
 /* The positions an answer leaves the replica at if it verifies, and whether the node has more
  * (its final summary names a later checkpoint somewhere). */
 static int advance_positions(const answer *a, positions *p, int region_only, const ov_id *home,
-                             int *more, uint64_t *node_total)
+                             int *more, uint64_t *node_total, uint64_t *entries)
 {
     olv_answer_reader reader;
     ov_sync_message msg;
     int rc;
     *more = 0;
     *node_total = 0;
+    *entries = 0;
     olv_answer_begin_shallow(&reader, a->body.data, a->body.len);
     while ((rc = olv_answer_next(&reader, &msg)) == 1) {
         if (msg.type == OV_SYNC_ENTRIES) {
             const ov_sync_run *run = &msg.u.run;
+            *entries += run->count;
             position *at = positions_find(p, &run->origin);
             if (!at || run->head.seq > at->seq)
                 if ((rc = positions_set(p, &run->origin, run->head.seq, run->head.hash)) != 0)
@@ -618,6 +621,7 @@ static int read_settings(pull_state *s)
         const char *batch = getenv("OLIEVLEK_PULL_BATCH");
         unsigned long runs = batch ? strtoul(batch, NULL, 10) : PULL_BATCH;
         s->batch = runs < 1 ? 1 : runs > OV_SYNC_BATCH_MAX ? OV_SYNC_BATCH_MAX : (uint32_t)runs;
+        s->batch_fixed = batch != NULL;
         const char *env = getenv("OLIEVLEK_PULL_BYTES");
         unsigned long asked = env ? strtoul(env, NULL, 10) : PULL_MAX_BYTES;
         s->max_bytes = asked < PULL_BYTES_MIN   ? PULL_BYTES_MIN
@@ -696,6 +700,21 @@ typedef struct {
     unsigned spare_count;
 } pipeline;
 
+/* Runs as long as an answer may be: the node ends each answer with the run that would take it
+ * beyond max_bytes, and every run costs one ECDSA verification (the most expensive check of all
+ * per byte, ~2 ms), so after each answer the batch asked for is fitted to the bytes an entry took
+ * in it. The node still cuts runs where its log has signed heads. */
+static void fit_batch(pull_state *s, size_t bytes, uint64_t entries)
+{
+    if (s->batch_fixed || entries == 0 || bytes == 0)
+        return;
+    uint64_t per_entry = bytes / entries;
+    uint64_t fits = s->max_bytes / (per_entry ? per_entry : 1);
+    s->batch = fits < PULL_BATCH          ? PULL_BATCH
+               : fits > OV_SYNC_BATCH_MAX ? OV_SYNC_BATCH_MAX
+                                          : (uint32_t)fits;
+}
+
 static void *fetch_main(void *arg)
 {
     pipeline *p = arg;
@@ -721,9 +740,11 @@ static void *fetch_main(void *arg)
         ov_buf_free(&reuse); /* when fetch did not take it */
         int last = f.a.failed || f.a.status != 200;
         if (!last) {
-            uint64_t before = positions_total(&p->at);
+            uint64_t before = positions_total(&p->at), entries;
             f.malformed = advance_positions(&f.a, &p->at, p->s->region_only, &p->s->home, &f.more,
-                                            &f.node_total) != OLIEVLEK_OK;
+                                            &f.node_total, &entries) != OLIEVLEK_OK;
+            if (!f.malformed)
+                fit_batch(p->s, f.a.body.len, entries);
             f.stalled = !f.malformed && f.more && positions_total(&p->at) == before;
             last = f.malformed || f.stalled || !f.more;
         }
