@@ -58,6 +58,8 @@ typedef struct {
     scope_origin *origins;
     uint32_t origin_count, origin_cap;
     uint32_t runs;
+    uint64_t run_entries; /* in the runs appended */
+    size_t runs_from;     /* where the first run begins in out */
 } pull_job;
 
 /* ---- Building the answer (worker thread) ------------------------------------------------ */
@@ -164,6 +166,16 @@ static uint64_t append_run(pull_job *job, const scope_origin *o, uint64_t from, 
     uint64_t count = end.seq - from + 1;
     if (count > OV_SYNC_BATCH_MAX)
         return 0; /* a log signed less often than this cannot be served in runs (never ours) */
+    /* A run is sent whole or not at all, and only the first may go beyond the budget: one that
+     * the entries so far say will not fit ends the answer before it is read and copied, rather
+     * than after (a clone's answers each held most of a run that was then thrown away). */
+    if (job->runs > 0 && job->run_entries > 0) {
+        size_t per_entry = (job->out.len - job->runs_from) / job->run_entries;
+        if (job->out.len + count * per_entry > budget) {
+            *full = 1;
+            return 0;
+        }
+    }
     /* The key that signed the run's head: the newest head's unless a key entry lies between. */
     uint8_t pub[OV_PUBKEY_BYTES];
     memcpy(pub, o->pub, sizeof pub);
@@ -193,6 +205,7 @@ static uint64_t append_run(pull_job *job, const scope_origin *o, uint64_t from, 
     }
     ov_be32_put((uint8_t *)job->out.data + mark, (uint32_t)(job->out.len - mark - FRAME_HEADER));
     job->runs++;
+    job->run_entries += count;
     return end.seq;
 }
 
@@ -225,6 +238,7 @@ static void build_answer(pull_job *job)
                    (job->max_bytes > OV_SYNC_MESSAGE_MAX ? job->max_bytes : OV_SYNC_MESSAGE_MAX) +
                    summary_bytes + FRAME_HEADER;
     int full = 0;
+    job->runs_from = job->out.len;
     for (uint32_t i = 0; i < job->origin_count && !full && !job->rc; i++) {
         const scope_origin *o = &job->origins[i];
         uint64_t at = o->have;
