@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Offline client: `olievlek clone` of a node of RECORDS cases on loopback (every entry verified,
 # every record stored in the replica), compared in the same run with a raw download of the same
-# number of bytes from nginx by curl, to a file and to /dev/null. Then an incremental pull after
+# number of bytes from nginx by curl, to a file and to /dev/null, round by round. Then an incremental pull after
 # one record changed on the node, its bytes on the wire counted by a relay.
 #
-#   bench/client_clone.sh [BUILD_DIR]        (RECORDS=100000, ROUNDS=3 by default)
+#   bench/client_clone.sh [BUILD_DIR]        (RECORDS=100000, ROUNDS=5 by default)
 # BUILD_DIR defaults to build-rel, configured as a Release build when it does not exist. The
 # seeded store is kept in bench/out/federation-RECORDS (as bench/federation.sh keeps it), with
 # an admin account added for the change.
@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build-rel}
 RECORDS=${RECORDS:-100000}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 PORT_NODE=${PORT_NODE:-18311}
 PORT_NGINX=${PORT_NGINX:-18312}
 PORT_PROXY=${PORT_PROXY:-18313}
@@ -45,24 +45,11 @@ now() { date +%s.%N; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 mbs() { echo "$1 / $2 / 1000000" | bc -l; }
 
-# ---- The clone, ROUNDS times -----------------------------------------------------------------
-: > "$WORK/clone.times"
-for round in $(seq "$ROUNDS"); do
-  rm -rf "$WORK/replica"
-  sync
-  t0=$(now)
-  "$BUILD/olievlek" -C "$WORK/replica" --json clone "$NODE" > "$WORK/clone.json"
-  t1=$(now)
-  read -r records entries bytes inner < <(python3 -c "
-import json,sys; d=json.load(open(sys.argv[1])); print(d['records'], d['entries'], d['bytes'], d['seconds'])" "$WORK/clone.json")
-  wall=$(echo "$t1 - $t0" | bc)
-  printf "clone %d: %d records, %d entries, %d bytes in %.3f s (%.3f s inside the pull) = %.1f MB/s\n" \
-    "$round" "$records" "$entries" "$bytes" "$wall" "$inner" "$(mbs "$bytes" "$wall")"
-  echo "$wall" >> "$WORK/clone.times"
-done
-BYTES=$bytes
-
-# ---- nginx serving a file of the same size ---------------------------------------------------
+# ---- nginx serving a file of the clone's size ------------------------------------------------
+# The answer bytes are known only after a clone: a first clone (not counted) gives their number.
+rm -rf "$WORK/replica"
+"$BUILD/olievlek" -C "$WORK/replica" --json clone "$NODE" > "$WORK/clone.json"
+BYTES=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['bytes'])" "$WORK/clone.json")
 mkdir -p "$WORK/www" "$WORK/nginx"
 head -c "$BYTES" /dev/urandom > "$WORK/www/clone.bin"
 chmod 644 "$WORK/www/clone.bin"
@@ -88,9 +75,25 @@ http {
 EOF
 nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" &
 for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$PORT_NGINX/clone.bin" -r 0-0 && break; sleep 0.05; done
-: > "$WORK/file.times"; : > "$WORK/null.times"
+curl -sf -o /dev/null "http://127.0.0.1:$PORT_NGINX/clone.bin" # the file into the page cache
+
+# ---- ROUNDS rounds, each a clone and then the same bytes by curl -----------------------------
+# Side by side: each round runs the clone, then curl to a file, then curl to /dev/null, each
+# after the files before it are removed and flushed (sync), so that both meet the same machine:
+# the same page cache, the same writeback, the same neighbours.
+: > "$WORK/clone.times"; : > "$WORK/file.times"; : > "$WORK/null.times"
 for round in $(seq "$ROUNDS"); do
-  rm -f "$WORK/download.bin"
+  rm -rf "$WORK/replica" "$WORK/download.bin"
+  sync
+  t0=$(now)
+  "$BUILD/olievlek" -C "$WORK/replica" --json clone "$NODE" > "$WORK/clone.json"
+  t1=$(now)
+  read -r records entries bytes inner < <(python3 -c "
+import json,sys; d=json.load(open(sys.argv[1])); print(d['records'], d['entries'], d['bytes'], d['seconds'])" "$WORK/clone.json")
+  [ "$bytes" = "$BYTES" ] || { echo "the clone took $bytes bytes, the first one $BYTES" >&2; exit 1; }
+  wall=$(echo "$t1 - $t0" | bc)
+  echo "$wall" >> "$WORK/clone.times"
+  rm -rf "$WORK/replica"
   sync
   t0=$(now)
   curl -sf -o "$WORK/download.bin" "http://127.0.0.1:$PORT_NGINX/clone.bin"
@@ -98,15 +101,17 @@ for round in $(seq "$ROUNDS"); do
   got=$(stat -c %s "$WORK/download.bin")
   [ "$got" = "$BYTES" ] || { echo "nginx sent $got bytes, not $BYTES" >&2; exit 1; }
   file=$(echo "$t1 - $t0" | bc)
+  rm -f "$WORK/download.bin"
+  sync
   t0=$(now)
   curl -sf -o /dev/null "http://127.0.0.1:$PORT_NGINX/clone.bin"
   t1=$(now)
   null=$(echo "$t1 - $t0" | bc)
-  printf "curl %d: %d bytes to a file in %.3f s = %.1f MB/s, to /dev/null in %.3f s = %.1f MB/s\n" \
-    "$round" "$BYTES" "$file" "$(mbs "$BYTES" "$file")" "$null" "$(mbs "$BYTES" "$null")"
   echo "$file" >> "$WORK/file.times"; echo "$null" >> "$WORK/null.times"
+  printf "round %d: clone %d records, %d entries, %d bytes in %.3f s (%.3f s inside the pull) = %.1f MB/s; curl to a file %.3f s = %.1f MB/s, to /dev/null %.3f s = %.1f MB/s\n" \
+    "$round" "$records" "$entries" "$bytes" "$wall" "$inner" "$(mbs "$bytes" "$wall")" \
+    "$file" "$(mbs "$BYTES" "$file")" "$null" "$(mbs "$BYTES" "$null")"
 done
-rm -f "$WORK/download.bin"
 
 CLONE=$(median < "$WORK/clone.times")
 FILE=$(median < "$WORK/file.times")
