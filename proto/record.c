@@ -830,6 +830,27 @@ void ov_time_format(int64_t ms, char out[32])
         out[31] = 0; /* years beyond 9999 do not occur in records */
 }
 
+/* Days from 1970-01-01 to a date of the proleptic Gregorian calendar (month 1..12): the civil
+ * calendar counted from March, so that the leap day comes last (H. Hinnant, "chrono-Compatible
+ * Low-Level Date Algorithms"). Pure arithmetic: timegm, which this replaced, took a lock and the
+ * time zone's rules for every record a replica stores. */
+static int64_t days_from_civil(int64_t year, int month, int day)
+{
+    year -= month <= 2;
+    int64_t era = (year >= 0 ? year : year - 399) / 400;
+    int64_t year_of_era = year - era * 400;
+    int64_t day_of_year = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+    int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    return era * 146097 + day_of_era - 719468;
+}
+
+static int days_in_month(int year, int month)
+{
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    return month == 2 && leap ? 29 : days[month - 1];
+}
+
 int ov_time_parse(const char *text, size_t len, int64_t *ms)
 {
     if (len != 24 || text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' ||
@@ -837,25 +858,20 @@ int ov_time_parse(const char *text, size_t len, int64_t *ms)
         return OV_EINVAL;
     static const int digits[] = {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22};
     for (size_t i = 0; i < sizeof digits / sizeof digits[0]; i++)
-        if (!isdigit((unsigned char)text[digits[i]]))
+        if (text[digits[i]] < '0' || text[digits[i]] > '9')
             return OV_EINVAL;
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    tm.tm_year = atoi(text) - 1900;
-    tm.tm_mon = (text[5] - '0') * 10 + (text[6] - '0') - 1;
-    tm.tm_mday = (text[8] - '0') * 10 + (text[9] - '0');
-    tm.tm_hour = (text[11] - '0') * 10 + (text[12] - '0');
-    tm.tm_min = (text[14] - '0') * 10 + (text[15] - '0');
-    tm.tm_sec = (text[17] - '0') * 10 + (text[18] - '0');
-    int millis = (text[20] - '0') * 100 + (text[21] - '0') * 10 + (text[22] - '0');
-    if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
-        tm.tm_min > 59 || tm.tm_sec > 59) /* no leap seconds: every time has one text form */
+#define TWO(at) ((text[at] - '0') * 10 + (text[(at) + 1] - '0'))
+    int year = TWO(0) * 100 + TWO(2), month = TWO(5), day = TWO(8);
+    int hour = TWO(11), minute = TWO(14), second = TWO(17);
+    int millis = TWO(20) * 10 + (text[22] - '0');
+#undef TWO
+    /* No leap seconds, no 31 February: every time has one text form. */
+    if (month < 1 || month > 12 || day < 1 || day > days_in_month(year, month) || hour > 23 ||
+        minute > 59 || second > 59)
         return OV_EINVAL;
-    struct tm copy = tm;
-    time_t seconds = timegm(&copy);
-    if (copy.tm_mday != tm.tm_mday || copy.tm_mon != tm.tm_mon) /* e.g. 31 February */
-        return OV_EINVAL;
-    *ms = (int64_t)seconds * 1000 + millis;
+    int64_t seconds =
+        days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second;
+    *ms = seconds * 1000 + millis;
     return OV_OK;
 }
 
@@ -1053,7 +1069,7 @@ static int on_envelope_member(void *ctx, const char *key, size_t key_len, const 
     envelope_read *r = ctx;
     const char *text;
     size_t n;
-#define KEY_IS(name) (key_len == sizeof(name) - 1 && memcmp(key, name, key_len) == 0)
+#define KEY_IS(name) (key_len == sizeof(name) - 1 && memcmp(key, name, sizeof(name) - 1) == 0)
     if (KEY_IS("version")) {
         /* Canonical: shortest decimal form, so at most 10 digits for a 32-bit version. */
         if (value_len == 0 || value_len > 10 || value[0] < '1' || value[0] > '9')
