@@ -698,6 +698,10 @@ typedef struct {
     int stop;                  /* the pull's thread wants no more */
     ov_buf spares[PIPE_AHEAD];
     unsigned spare_count;
+    /* Stored answers' arrays of checked items, for the checking threads: a few megabytes each. */
+    ov_sync_checked *spare_items[PIPE_AHEAD];
+    size_t spare_item_caps[PIPE_AHEAD];
+    unsigned spare_item_count;
 } pipeline;
 
 /* Runs as long as an answer may be: the node ends each answer with the run that would take it
@@ -771,6 +775,11 @@ static void *check_main(void *arg)
             break;
         fetched *f = &p->items[(p->first + p->taken) % PIPE_AHEAD];
         p->taken++;
+        if (p->spare_item_count && !f->a.items) {
+            unsigned last = --p->spare_item_count;
+            f->a.items = p->spare_items[last];
+            f->a.item_cap = p->spare_item_caps[last];
+        }
         pthread_mutex_unlock(&p->lock);
         /* The item stays where it is until it is counted as checked: only this thread uses it. */
         if (!f->a.failed && f->a.status == 200 && !f->malformed)
@@ -804,16 +813,21 @@ static int next_checked(pipeline *p, fetched *out)
     return got;
 }
 
-/* A stored answer's block goes back to the fetching thread. */
-static void give_back(pipeline *p, ov_buf *body)
+/* A stored answer's block goes back to the fetching thread, its items to the checking ones. */
+static void give_back(pipeline *p, answer *a)
 {
     pthread_mutex_lock(&p->lock);
-    if (p->spare_count < PIPE_AHEAD && body->data) {
-        p->spares[p->spare_count++] = *body;
-        ov_buf_init(body, 0);
+    if (p->spare_count < PIPE_AHEAD && a->body.data) {
+        p->spares[p->spare_count++] = a->body;
+        ov_buf_init(&a->body, 0);
+    }
+    if (p->spare_item_count < PIPE_AHEAD && a->items) {
+        p->spare_items[p->spare_item_count] = a->items;
+        p->spare_item_caps[p->spare_item_count++] = a->item_cap;
+        a->items = NULL;
+        a->item_cap = 0;
     }
     pthread_mutex_unlock(&p->lock);
-    ov_buf_free(body);
 }
 
 /* Stops the other threads (the fetching one and checkers of them) and frees what they left. */
@@ -831,6 +845,8 @@ static void pipeline_end(pipeline *p, pthread_t fetcher, const pthread_t *checke
         answer_free(&p->items[p->first].a);
     for (unsigned i = 0; i < p->spare_count; i++)
         ov_buf_free(&p->spares[i]);
+    for (unsigned i = 0; i < p->spare_item_count; i++)
+        free(p->spare_items[i]);
     free(p->at.items);
     pthread_cond_destroy(&p->changed);
     pthread_mutex_destroy(&p->lock);
@@ -859,7 +875,7 @@ static int run_pipeline(pull_state *s, pipeline *p, uint64_t held_total,
             rc = store_answer(s, &f.a);
             s->progress.bytes += f.a.body.len;
         }
-        give_back(p, &f.a.body);
+        give_back(p, &f.a);
         answer_free(&f.a);
         s->progress.seconds = seconds_since(&s->started);
         if (rc == OLIEVLEK_OK && progress_fn && progress_fn(ctx, &s->progress) != 0)
