@@ -21,7 +21,9 @@
 #include "proto/error.h"
 #include "proto/sync.h"
 
-#define PULL_BATCH 4096u /* entries per run asked for first, unless OLIEVLEK_PULL_BATCH says */
+/* Entries per run asked for first, unless OLIEVLEK_PULL_BATCH says: about what an answer of
+ * PULL_BYTES_FIRST holds; later requests fit it to the answers (next_request). */
+#define PULL_BATCH 1024u
 /* Bytes per answer asked for at most, unless OLIEVLEK_PULL_BYTES says. An answer passes from the
  * thread that receives it to one that checks it and one that stores it: at 4 MiB it is still in
  * the shared cache when the next thread reads it, and a clone of 100,000 records took 0.18-0.19 s

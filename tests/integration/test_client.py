@@ -595,6 +595,56 @@ def test_help_and_usage():
     finally:
         c.cleanup()
 
+def test_large_clone_in_growing_answers():
+    """A clone of thousands of records, with the sizes the client picks itself: the first answer
+    asked for is 1 MiB, each next one twice the one before up to 4 MiB, runs fitted to them;
+    several answers are checked on two threads while others are stored, and the replica ends
+    with exactly the node's records, every one verified."""
+    seeder = os.environ.get("FEDERATION_SEED")
+    check(seeder and os.path.exists(seeder), "FEDERATION_SEED must name the built seeder", seeder)
+    seed_dir = tempfile.mkdtemp(prefix="olievlek-seed-")
+    records = 6000  # ~5 MB of cases; the seeder signs a head every 2,000
+    p = subprocess.run([seeder, seed_dir, str(records)], capture_output=True, text=True,
+                       timeout=300)
+    check_eq(p.returncode, 0, f"seeding ({p.stderr[-500:]!r})")
+    c = Client()
+    try:
+        with Node(demo=False, data_dir=seed_dir) as node:
+            proxy = Proxy(node.port)
+            asked = []
+
+            def note_size(req, ans):
+                line = req.split(b"\r\n", 1)[0].decode()
+                if line.startswith("POST /api/v1/sync"):
+                    query = line.split("?", 1)[1].split(" ", 1)[0]
+                    params = dict(kv.split("=", 1) for kv in query.split("&"))
+                    asked.append(int(params["max_bytes"]))
+                return ans
+
+            proxy.on_answer = note_size
+            try:
+                got = c.json("clone", f"http://127.0.0.1:{proxy.port}", "--national")
+            finally:
+                proxy.close()
+            check_eq((got["records"], got["entries"]), (records, records),
+                     "every record and log entry arrived and was stored")
+            check(len(asked) >= 3, "the clone took several answers", asked)
+            check_eq(asked[0], 1 << 20, "the first answer asked for is 1 MiB")
+            for before, after in zip(asked, asked[1:]):
+                check(after == min(2 * before, 4 << 20),
+                      "each answer asked for is twice the one before, up to 4 MiB", asked)
+            held = replica_records(c)
+            check_eq(len(held), records, "the replica lists every case")
+            r = node.get("/api/v1/cases?limit=1", token="")
+            check_eq(r.status, 200, "the node lists its cases")
+            first = r.json["items"][0]
+            check_eq(held[first["id"]]["title"], first["title"], "a case as the node has it")
+            again = c.json("pull", env=None)
+            check_eq(again["entries"], 0, "after the clone the replica is in sync")
+    finally:
+        c.cleanup()
+        shutil.rmtree(seed_dir, ignore_errors=True)
+
 
 if __name__ == "__main__":
     check(CLI and os.path.exists(CLI), "OLIEVLEK must name the built client", CLI)
@@ -602,4 +652,5 @@ if __name__ == "__main__":
          test_offline_day_and_incremental_pull, test_brigadier_writes_a_visit_in_the_editor,
          test_conflicts_and_rejections, test_resolve_in_the_editor,
          test_lost_answers_never_double, test_interrupted_pulls_resume,
-         test_forged_answers_are_refused, test_clone_cut_before_its_first_commit])
+         test_forged_answers_are_refused, test_clone_cut_before_its_first_commit,
+         test_large_clone_in_growing_answers])
