@@ -241,7 +241,7 @@ typedef struct {
     uint64_t records;
     uint64_t entries;
     int last_known; /* last is read (from the store, once per answer) */
-    int has_last;   /* the replica holds a record, and last is at least the greatest id */
+    int has_last;   /* 1: last is at least the greatest id held; 0: none held; -1: not known */
     ov_id last;
 } store_ctx;
 
@@ -252,21 +252,22 @@ static int after_last(store_ctx *c, const ov_id *id)
 {
     if (!c->last_known) {
         c->last_known = 1;
+        c->has_last = -1; /* unknown: no shortcut */
         MDB_cursor *cur;
         MDB_val k, v;
         if (mdb_cursor_open(c->txn, c->s->replica->records, &cur) == 0) {
-            if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == OV_ID_BYTES) {
+            int rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+            if (rc == MDB_NOTFOUND) {
+                c->has_last = 0;
+            } else if (rc == 0 && k.mv_size == OV_ID_BYTES) {
                 memcpy(c->last.bytes, k.mv_data, OV_ID_BYTES);
                 c->has_last = 1;
-            } else {
-                c->has_last = 0;
             }
             mdb_cursor_close(cur);
-        } else {
-            c->last_known = 0; /* no shortcut: search as for any record */
-            return 0;
         }
     }
+    if (c->has_last < 0)
+        return 0; /* search as for any record */
     return !c->has_last || memcmp(id->bytes, c->last.bytes, OV_ID_BYTES) > 0;
 }
 
@@ -334,8 +335,8 @@ static int store_item(store_ctx *c, const ov_sync_checked *checked)
     const ov_envelope *env = &checked->env;
     const unsigned needed = OV_ENVELOPE_KIND | OV_ENVELOPE_STATUS | OV_ENVELOPE_VERSION |
                             OV_ENVELOPE_ID | OV_ENVELOPE_ORIGIN;
-    if ((checked->env_seen & needed) != needed || env->kind >= OV_KIND_COUNT ||
-        env->status >= OV_STATUS_COUNT)
+    if ((checked->env_seen & needed) != needed || (checked->env_seen & OV_ENVELOPE_MALFORMED) ||
+        env->kind >= OV_KIND_COUNT || env->status >= OV_STATUS_COUNT)
         return MDB_INVALID;
     if (!kind_wanted(c->s, env->kind))
         return 0;
@@ -768,6 +769,15 @@ static void *fetch_main(void *arg)
             if (!f.malformed)
                 next_request(p->s, f.a.body.len, entries);
             f.stalled = !f.malformed && f.more && positions_total(&p->at) == before;
+            /* A run is sent whole, and no answer may exceed OV_SYNC_MESSAGE_MAX: when the
+             * entries ahead are much larger than those the batch was fitted to (records after a
+             * stretch of entries without content), the node can send none of the run asked
+             * for. Ask again for a quarter as many before calling the node stalled. */
+            if (f.stalled && !p->s->batch_fixed && p->s->batch > 1) {
+                p->s->batch = p->s->batch / 4 ? p->s->batch / 4 : 1;
+                answer_free(&f.a);
+                continue;
+            }
             last = f.malformed || f.stalled || !f.more;
         }
         pthread_mutex_lock(&p->lock);
