@@ -1072,40 +1072,47 @@ static int on_envelope_member(void *ctx, const char *key, size_t key_len, const 
 #define KEY_IS(name) (key_len == sizeof(name) - 1 && memcmp(key, name, sizeof(name) - 1) == 0)
     if (KEY_IS("version")) {
         /* Canonical: shortest decimal form, so at most 10 digits for a 32-bit version. */
-        if (value_len == 0 || value_len > 10 || value[0] < '1' || value[0] > '9')
-            return 0;
         uint64_t v = 0;
-        for (size_t i = 0; i < value_len; i++) {
-            if (value[i] < '0' || value[i] > '9')
-                return 0;
+        int digits = value_len > 0 && value_len <= 10 && value[0] >= '1' && value[0] <= '9';
+        for (size_t i = 0; digits && i < value_len; i++) {
+            digits = value[i] >= '0' && value[i] <= '9';
             v = v * 10 + (uint64_t)(value[i] - '0');
         }
-        if (v <= UINT32_MAX) {
+        if (digits && v <= UINT32_MAX) {
             r->env->version = (uint32_t)v;
             r->seen |= OV_ENVELOPE_VERSION;
+        } else {
+            r->seen |= OV_ENVELOPE_MALFORMED;
         }
         return 0;
     }
-    if (!raw_string(value, value_len, &text, &n))
+    int envelope =
+        KEY_IS("id") || KEY_IS("kind") || KEY_IS("status") || KEY_IS("origin") || KEY_IS("updated");
+    if (!envelope)
         return 0;
+    if (!raw_string(value, value_len, &text, &n)) {
+        r->seen |= OV_ENVELOPE_MALFORMED;
+        return 0;
+    }
+    unsigned bit = 0;
     if (KEY_IS("id")) {
         if (ov_id_parse(text, n, &r->env->id) == OV_OK)
-            r->seen |= OV_ENVELOPE_ID;
+            bit = OV_ENVELOPE_ID;
     } else if (KEY_IS("kind")) {
         if (ov_kind_parse(text, n, &r->env->kind) != OV_OK)
             r->env->kind = OV_KIND_COUNT;
-        r->seen |= OV_ENVELOPE_KIND;
+        bit = OV_ENVELOPE_KIND;
     } else if (KEY_IS("status")) {
         if (ov_status_parse(text, n, &r->env->status) != OV_OK)
             r->env->status = OV_STATUS_COUNT;
-        r->seen |= OV_ENVELOPE_STATUS;
+        bit = OV_ENVELOPE_STATUS;
     } else if (KEY_IS("origin")) {
         if (ov_id_parse(text, n, &r->env->origin) == OV_OK)
-            r->seen |= OV_ENVELOPE_ORIGIN;
-    } else if (KEY_IS("updated")) {
-        if (ov_time_parse(text, n, &r->env->updated_ms) == OV_OK)
-            r->seen |= OV_ENVELOPE_UPDATED;
+            bit = OV_ENVELOPE_ORIGIN;
+    } else if (ov_time_parse(text, n, &r->env->updated_ms) == OV_OK) {
+        bit = OV_ENVELOPE_UPDATED;
     }
+    r->seen |= bit ? bit : OV_ENVELOPE_MALFORMED;
 #undef KEY_IS
     return 0;
 }

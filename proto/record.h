@@ -116,12 +116,13 @@ const char *ov_record_display_title(ov_kind kind, const json_t *record);
 int ov_record_envelope(const json_t *record, ov_envelope *env);
 
 /* Bits of what ov_record_envelope_canonical found. */
-#define OV_ENVELOPE_ID      0x01u
-#define OV_ENVELOPE_KIND    0x02u
-#define OV_ENVELOPE_STATUS  0x04u
-#define OV_ENVELOPE_ORIGIN  0x08u
-#define OV_ENVELOPE_UPDATED 0x10u
-#define OV_ENVELOPE_VERSION 0x20u
+#define OV_ENVELOPE_ID        0x01u
+#define OV_ENVELOPE_KIND      0x02u
+#define OV_ENVELOPE_STATUS    0x04u
+#define OV_ENVELOPE_ORIGIN    0x08u
+#define OV_ENVELOPE_UPDATED   0x10u
+#define OV_ENVELOPE_VERSION   0x20u
+#define OV_ENVELOPE_MALFORMED 0x40u /* one of them is there in the wrong form */
 
 /* Checks that data is the canonical encoding of an object and reads the envelope members of the
  * record it holds in the same pass, without building it: what a replicated run's check and a
@@ -129,7 +130,9 @@ int ov_record_envelope(const json_t *record, ov_envelope *env);
  * status, origin, updated and version are filled in as found well-formed, each setting its bit in
  * *seen (created and author are not read). A kind or status that is a string this version does not
  * know is seen as OV_KIND_COUNT / OV_STATUS_COUNT: the caller decides what that means. A member
- * of the wrong form is not seen. Returns 1 when data is canonical, else 0. */
+ * of the wrong form (an id that is not one, a time that is not one, a version that is not an
+ * integer from 1 to 2^32-1, a kind or status that is not a string) is not seen, and sets
+ * OV_ENVELOPE_MALFORMED. Returns 1 when data is canonical, else 0. */
 int ov_record_envelope_canonical(const char *data, size_t len, ov_envelope *env, unsigned *seen);
 
 /* RFC 3339 UTC with milliseconds ("2026-11-22T12:00:00.000Z", 24 chars + NUL) and back. */

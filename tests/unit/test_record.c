@@ -874,9 +874,18 @@ static void test_envelope_from_canonical_bytes(void **state)
     const char *odd = "{\"id\":\"not an id\",\"kind\":\"poem\",\"status\":\"archived\","
                       "\"updated\":\"yesterday\",\"version\":0}";
     assert_true(ov_record_envelope_canonical(odd, strlen(odd), &read, &seen));
-    assert_int_equal(seen, OV_ENVELOPE_KIND | OV_ENVELOPE_STATUS);
+    assert_int_equal(seen, OV_ENVELOPE_KIND | OV_ENVELOPE_STATUS | OV_ENVELOPE_MALFORMED);
     assert_int_equal(read.kind, OV_KIND_COUNT);
     assert_int_equal(read.status, OV_STATUS_COUNT);
+    /* One member of the wrong form is enough to say so; the others are still read. */
+    const char *late =
+        "{\"id\":\"01KDVDNA0V1M2000000000000V\",\"updated\":\"yesterday\",\"version\":3}";
+    assert_true(ov_record_envelope_canonical(late, strlen(late), &read, &seen));
+    assert_int_equal(seen, OV_ENVELOPE_ID | OV_ENVELOPE_VERSION | OV_ENVELOPE_MALFORMED);
+    assert_int_equal(read.version, 3);
+    const char *zero = "{\"version\":0}";
+    assert_true(ov_record_envelope_canonical(zero, strlen(zero), &read, &seen));
+    assert_int_equal(seen, OV_ENVELOPE_MALFORMED);
     assert_false(ov_record_envelope_canonical("[1]", 3, &read, &seen));
     assert_false(ov_record_envelope_canonical("{\"version\":01}", 14, &read, &seen));
 }
