@@ -641,9 +641,69 @@ def test_large_clone_in_growing_answers():
             check_eq(held[first["id"]]["title"], first["title"], "a case as the node has it")
             again = c.json("pull", env=None)
             check_eq(again["entries"], 0, "after the clone the replica is in sync")
+
+            # A node that sends none of the run asked for (as one does when the entries ahead
+            # are far larger than those the batch was fitted to, and the run would exceed its
+            # largest answer): the client asks again for fewer entries per run, and goes on.
+            batches, stripped = [], []
+
+            def strip_third(req, ans):
+                if not req.startswith(b"POST /api/v1/sync"):
+                    return ans
+                body = req.split(b"\r\n\r\n", 1)[1]
+                batches.append(int.from_bytes(body[1:5], "big"))
+                if len(batches) != 3:
+                    return ans
+                stripped.append(True)
+                return only_summary(ans)
+
+            proxy = Proxy(node.port)
+            proxy.on_answer = strip_third
+            retried = Client()
+            try:
+                got = retried.json("clone", f"http://127.0.0.1:{proxy.port}", "--national")
+                check_eq(got["records"], records, "after an answer without runs, the clone ends whole")
+                check(stripped and len(batches) >= 4, "an answer was stripped", batches)
+                check_eq(batches[3], batches[2] // 4,
+                         "the request after it asks for a quarter as many entries per run")
+
+                # One that never sends any: the pull gives up after a bounded number of asks.
+                stuck = Client()
+                try:
+                    count = [0]
+
+                    def strip_after_first(req, ans):
+                        if not req.startswith(b"POST /api/v1/sync"):
+                            return ans
+                        count[0] += 1
+                        return ans if count[0] == 1 else only_summary(ans)
+
+                    proxy.on_answer = strip_after_first
+                    p = stuck.run("clone", f"http://127.0.0.1:{proxy.port}", expect=None)
+                    check(p.returncode != 0 and "sent none of it" in p.stderr,
+                          "a node that never sends what it says it has is reported", p.stderr)
+                    check(count[0] <= 12, "after a bounded number of requests", count[0])
+                finally:
+                    stuck.cleanup()
+            finally:
+                proxy.close()
+                retried.cleanup()
     finally:
         c.cleanup()
         shutil.rmtree(seed_dir, ignore_errors=True)
+
+
+def only_summary(answer):
+    """A pull answer (HTTP) with its runs left out: only its closing SUMMARY frame."""
+    head, body = answer.split(b"\r\n\r\n", 1)
+    frames, at = [], 0
+    while at + 4 <= len(body):
+        length = int.from_bytes(body[at:at + 4], "big")
+        frames.append(body[at:at + 4 + length])
+        at += 4 + length
+    kept = b"".join(f for f in frames if f[4:5] == bytes([4]))  # SUMMARY
+    lines = [line for line in head.split(b"\r\n") if not line.lower().startswith(b"content-length:")]
+    return b"\r\n".join(lines + [b"Content-Length: %d" % len(kept)]) + b"\r\n\r\n" + kept
 
 
 if __name__ == "__main__":
