@@ -17,14 +17,16 @@ export function titleOf(record) {
 }
 
 // A text filled in later (a school's name) without holding up the card.
-export function later(promise, render = (v) => v) {
-  const span = el("span", {}, "");
+// What a promise gives, once it does; until then the placeholder (a link must never be empty,
+// or a screen reader meets a link without a name).
+export function later(promise, render = (v) => v, placeholder = "") {
+  const span = el("span", {}, placeholder);
   promise.then((value) => span.replaceChildren(render(value) ?? "")).catch(() => {});
   return span;
 }
 
 export function schoolLink(id) {
-  return el("a", { href: `/scholen/${id}` }, later(nameOf("schools", id)));
+  return el("a", { href: `/scholen/${id}` }, later(nameOf("schools", id), (v) => v, label("kind", "school")));
 }
 
 function badges(record) {
