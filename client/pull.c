@@ -33,8 +33,7 @@
 #define PULL_BYTES_FIRST (1u << 20)  /* the first answer asked for, doubled up to max_bytes */
 #define PULL_BYTES_MIN   (64u << 10) /* the node's bounds of max_bytes (protocol §9.1) */
 #define PULL_BYTES_MAX   (16u << 20)
-#define PULL_ORIGINS_MAX 4096u    /* origins one replica follows */
-#define PULL_ROUNDS_MAX  1000000u /* answers in one pull: a bound, not a plan */
+#define PULL_ORIGINS_MAX 4096u /* origins one replica follows */
 
 typedef struct {
     ov_id origin;
@@ -61,8 +60,6 @@ typedef struct {
     int batch_fixed;    /* OLIEVLEK_PULL_BATCH set it: not to be fitted to the answers */
     olievlek_progress progress;
     struct timespec started;
-    uint64_t bytes_before; /* of answers completed, for the running byte count */
-    uint64_t due_base;     /* entries the replica held, per the first summary */
     int due_known;
 } pull_state;
 
@@ -331,12 +328,13 @@ static int store_item(store_ctx *c, const ov_sync_checked *checked)
         return held ? mdb_del(c->txn, r->records, &k, NULL) : 0;
     }
     /* The envelope as the check read it: a record this client cannot file (a kind or status it
-     * does not know, no version) is refused rather than guessed at. */
+     * does not know, no version, or version 0, which no node gives out) is refused rather than
+     * guessed at. */
     const ov_envelope *env = &checked->env;
     const unsigned needed = OV_ENVELOPE_KIND | OV_ENVELOPE_STATUS | OV_ENVELOPE_VERSION |
                             OV_ENVELOPE_ID | OV_ENVELOPE_ORIGIN;
     if ((checked->env_seen & needed) != needed || (checked->env_seen & OV_ENVELOPE_MALFORMED) ||
-        env->kind >= OV_KIND_COUNT || env->status >= OV_STATUS_COUNT)
+        env->kind >= OV_KIND_COUNT || env->status >= OV_STATUS_COUNT || env->version == 0)
         return MDB_INVALID;
     if (!kind_wanted(c->s, env->kind))
         return 0;

@@ -18,7 +18,6 @@
 #include "client/net.h"
 #include "client/queue.h"
 #include "proto/buf.h"
-#include "proto/canon.h"
 #include "proto/error.h"
 
 #define STORE_FILE "replica.mdb"
@@ -168,68 +167,23 @@ int olv_row_decode(const MDB_val *value, olv_row *row)
     return OLIEVLEK_OK;
 }
 
-typedef struct {
-    olv_row *row;
-    ov_id *id;
-    unsigned seen; /* bit per member found */
-} envelope_walk;
-
-static int envelope_member(void *ctx, const char *key, size_t key_len, const char *value,
-                           size_t value_len)
-{
-    envelope_walk *w = ctx;
-    char text[64];
-#define KEY_IS(name) (key_len == sizeof(name) - 1 && memcmp(key, name, key_len) == 0)
-    if (KEY_IS("id") || KEY_IS("kind") || KEY_IS("status") || KEY_IS("origin") ||
-        KEY_IS("updated")) {
-        long n = ov_canon_string(value, value_len, text, sizeof text);
-        if (n < 0)
-            return -1;
-        if (KEY_IS("id")) {
-            if (ov_id_parse(text, (size_t)n, w->id) != OV_OK)
-                return -1;
-            w->seen |= 1;
-        } else if (KEY_IS("kind")) {
-            if (ov_kind_parse(text, (size_t)n, &w->row->kind) != OV_OK)
-                return -1;
-            w->seen |= 2;
-        } else if (KEY_IS("status")) {
-            if (ov_status_parse(text, (size_t)n, &w->row->status) != OV_OK)
-                return -1;
-            w->seen |= 4;
-        } else if (KEY_IS("origin")) {
-            if (ov_id_parse(text, (size_t)n, &w->row->origin) != OV_OK)
-                return -1;
-            w->seen |= 8;
-        } else {
-            if (ov_time_parse(text, (size_t)n, &w->row->updated_ms) != OV_OK)
-                return -1;
-            w->seen |= 16;
-        }
-    } else if (KEY_IS("version")) {
-        if (value_len == 0 || value_len > 10)
-            return -1;
-        uint64_t v = 0;
-        for (size_t i = 0; i < value_len; i++) {
-            if (value[i] < '0' || value[i] > '9')
-                return -1;
-            v = v * 10 + (uint64_t)(value[i] - '0');
-        }
-        if (v > UINT32_MAX)
-            return -1;
-        w->row->version = (uint32_t)v;
-        w->seen |= 32;
-    }
-#undef KEY_IS
-    return 0;
-}
-
 int olv_row_from_json(const char *json, size_t len, olv_row *row, ov_id *id)
 {
     memset(row, 0, sizeof *row);
-    envelope_walk w = {row, id, 0};
-    if (ov_canon_each_member(json, len, envelope_member, &w) != 0 || (w.seen & 0x2f) != 0x2f)
+    ov_envelope env;
+    unsigned seen;
+    const unsigned needed = OV_ENVELOPE_ID | OV_ENVELOPE_KIND | OV_ENVELOPE_STATUS |
+                            OV_ENVELOPE_ORIGIN | OV_ENVELOPE_VERSION;
+    if (ov_record_envelope_members(json, len, &env, &seen) != OV_OK || (seen & needed) != needed ||
+        (seen & OV_ENVELOPE_MALFORMED) || env.kind >= OV_KIND_COUNT ||
+        env.status >= OV_STATUS_COUNT)
         return OLIEVLEK_EPROTO;
+    *id = env.id;
+    row->kind = env.kind;
+    row->status = env.status;
+    row->version = env.version;
+    row->updated_ms = env.updated_ms;
+    row->origin = env.origin;
     row->json = json;
     row->json_len = len;
     return OLIEVLEK_OK;

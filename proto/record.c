@@ -1071,9 +1071,10 @@ static int on_envelope_member(void *ctx, const char *key, size_t key_len, const 
     size_t n;
 #define KEY_IS(name) (key_len == sizeof(name) - 1 && memcmp(key, name, sizeof(name) - 1) == 0)
     if (KEY_IS("version")) {
-        /* Canonical: shortest decimal form, so at most 10 digits for a 32-bit version. */
+        /* Shortest decimal form, as canonical JSON and jansson write it: at most 10 digits for a
+         * 32-bit version, no leading zero. */
         uint64_t v = 0;
-        int digits = value_len > 0 && value_len <= 10 && value[0] >= '1' && value[0] <= '9';
+        int digits = value_len > 0 && value_len <= 10 && (value[0] != '0' || value_len == 1);
         for (size_t i = 0; digits && i < value_len; i++) {
             digits = value[i] >= '0' && value[i] <= '9';
             v = v * 10 + (uint64_t)(value[i] - '0');
@@ -1124,6 +1125,15 @@ int ov_record_envelope_canonical(const char *data, size_t len, ov_envelope *env,
     int canonical = ov_canon_check_members(data, len, on_envelope_member, &r);
     *seen = r.seen;
     return canonical;
+}
+
+int ov_record_envelope_members(const char *data, size_t len, ov_envelope *env, unsigned *seen)
+{
+    memset(env, 0, sizeof *env);
+    envelope_read r = {env, 0};
+    int rc = ov_canon_each_member(data, len, on_envelope_member, &r);
+    *seen = r.seen;
+    return rc == 0 ? OV_OK : OV_EINVAL;
 }
 
 int ov_record_envelope(const json_t *record, ov_envelope *env)

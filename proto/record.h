@@ -131,9 +131,15 @@ int ov_record_envelope(const json_t *record, ov_envelope *env);
  * *seen (created and author are not read). A kind or status that is a string this version does not
  * know is seen as OV_KIND_COUNT / OV_STATUS_COUNT: the caller decides what that means. A member
  * of the wrong form (an id that is not one, a time that is not one, a version that is not an
- * integer from 1 to 2^32-1, a kind or status that is not a string) is not seen, and sets
- * OV_ENVELOPE_MALFORMED. Returns 1 when data is canonical, else 0. */
+ * integer from 0 to 2^32-1 in its shortest form, a kind or status that is not a string) is not
+ * seen, and sets OV_ENVELOPE_MALFORMED. Version 0 is a record its node has not accepted yet, as a
+ * client keeps the ones it created offline: a sealed record has 1 or more, which is the caller's
+ * check. Returns 1 when data is canonical, else 0. */
 int ov_record_envelope_canonical(const char *data, size_t len, ov_envelope *env, unsigned *seen);
+/* The same envelope from any JSON object (spaces allowed, nothing checked beyond the members'
+ * forms), by the walk of ov_canon_each_member: for records a client keeps or gets back, which
+ * need not be canonical. OV_OK, or OV_EINVAL when data is not an object. */
+int ov_record_envelope_members(const char *data, size_t len, ov_envelope *env, unsigned *seen);
 
 /* RFC 3339 UTC with milliseconds ("2026-11-22T12:00:00.000Z", 24 chars + NUL) and back. */
 void ov_time_format(int64_t ms, char out[32]);

@@ -857,6 +857,20 @@ static void test_envelope_from_canonical_bytes(void **state)
         assert_int_equal(read.status, parsed.status);
         assert_int_equal(read.version, parsed.version);
         assert_int_equal(read.updated_ms, parsed.updated_ms);
+        /* The same record as jansson spells it with spaces: not canonical, same envelope. */
+        json_t *again = parse(canon);
+        char *spaced_json = json_dumps(again, JSON_INDENT(2));
+        json_decref(again);
+        ov_envelope loose;
+        unsigned loose_seen = 0;
+        assert_int_equal(
+            ov_record_envelope_members(spaced_json, strlen(spaced_json), &loose, &loose_seen),
+            OV_OK);
+        assert_int_equal(loose_seen, seen);
+        assert_memory_equal(&loose, &read, sizeof loose);
+        assert_false(
+            ov_record_envelope_canonical(spaced_json, strlen(spaced_json), &loose, &loose_seen));
+        free(spaced_json);
         /* One byte out of canonical form (a space after the first member) and the answer is no. */
         size_t len = strlen(canon);
         char *spaced = malloc(len + 2);
@@ -874,7 +888,8 @@ static void test_envelope_from_canonical_bytes(void **state)
     const char *odd = "{\"id\":\"not an id\",\"kind\":\"poem\",\"status\":\"archived\","
                       "\"updated\":\"yesterday\",\"version\":0}";
     assert_true(ov_record_envelope_canonical(odd, strlen(odd), &read, &seen));
-    assert_int_equal(seen, OV_ENVELOPE_KIND | OV_ENVELOPE_STATUS | OV_ENVELOPE_MALFORMED);
+    assert_int_equal(seen, OV_ENVELOPE_KIND | OV_ENVELOPE_STATUS | OV_ENVELOPE_VERSION |
+                               OV_ENVELOPE_MALFORMED);
     assert_int_equal(read.kind, OV_KIND_COUNT);
     assert_int_equal(read.status, OV_STATUS_COUNT);
     /* One member of the wrong form is enough to say so; the others are still read. */
@@ -883,10 +898,18 @@ static void test_envelope_from_canonical_bytes(void **state)
     assert_true(ov_record_envelope_canonical(late, strlen(late), &read, &seen));
     assert_int_equal(seen, OV_ENVELOPE_ID | OV_ENVELOPE_VERSION | OV_ENVELOPE_MALFORMED);
     assert_int_equal(read.version, 3);
+    /* Version 0 (a record not accepted yet, as a client keeps it) reads; a leading zero does not.
+     */
     const char *zero = "{\"version\":0}";
     assert_true(ov_record_envelope_canonical(zero, strlen(zero), &read, &seen));
+    assert_int_equal(seen, OV_ENVELOPE_VERSION);
+    assert_int_equal(read.version, 0);
+    const char *padded = "{\"version\":07}";
+    assert_false(ov_record_envelope_canonical(padded, strlen(padded), &read, &seen));
+    assert_int_equal(ov_record_envelope_members(padded, strlen(padded), &read, &seen), OV_OK);
     assert_int_equal(seen, OV_ENVELOPE_MALFORMED);
     assert_false(ov_record_envelope_canonical("[1]", 3, &read, &seen));
+    assert_int_equal(ov_record_envelope_members("[1]", 3, &read, &seen), OV_EINVAL);
     assert_false(ov_record_envelope_canonical("{\"version\":01}", 14, &read, &seen));
 }
 
