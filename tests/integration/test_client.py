@@ -639,7 +639,7 @@ def test_large_clone_in_growing_answers():
             check_eq(r.status, 200, "the node lists its cases")
             first = r.json["items"][0]
             check_eq(held[first["id"]]["title"], first["title"], "a case as the node has it")
-            again = c.json("pull", env=None)
+            again = c.json("pull")
             check_eq(again["entries"], 0, "after the clone the replica is in sync")
 
             # A node that sends none of the run asked for (as one does when the entries ahead

@@ -328,6 +328,13 @@ static void test_canonical_check_agrees_with_its_definition(void **state)
     }
 }
 
+/* A 64-bit linear congruential step (Knuth's MMIX constants): the same strings on every run. */
+static uint64_t next_random(uint64_t *seed)
+{
+    *seed = *seed * 6364136223846793005ull + 1442695040888963407ull;
+    return *seed;
+}
+
 /* The one-pass check reads plain text sixteen and eight bytes at a time: random strings with every
  * kind of byte it must stop at, at every offset of those blocks, are judged as the definition
  * judges them. */
@@ -367,19 +374,17 @@ static void test_string_scan_at_every_offset(void **state)
         size_t len = 0;
         text[len++] = '"';
         /* A run of plain letters of random length puts the next piece at any offset. */
-        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-        size_t plain = (size_t)(seed >> 59); /* 0..31 */
+        size_t plain = (size_t)(next_random(&seed) >> 59); /* 0..31 */
         for (size_t i = 0; i < plain; i++)
             text[len++] = (char)('a' + (i % 26));
-        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-        size_t count = (size_t)(seed >> 61); /* 0..7 pieces */
+        size_t count = (size_t)(next_random(&seed) >> 61); /* 0..7 pieces */
         for (size_t i = 0; i < count; i++) {
-            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-            const char *piece = pieces[(seed >> 33) % piece_count];
+            uint64_t r = next_random(&seed);
+            const char *piece = pieces[(r >> 33) % piece_count];
             size_t n = strlen(piece);
             memcpy(text + len, piece, n);
             len += n;
-            size_t more = (size_t)((seed >> 20) % 20);
+            size_t more = (size_t)((r >> 20) % 20);
             for (size_t k = 0; k < more; k++)
                 text[len++] = 'x';
         }
